@@ -1,0 +1,90 @@
+"""keras_resnets: the residual networks of the lecture as portable Keras 3 layers and builders.
+
+Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``).
+
+Example:
+>>> import keras_resnets
+>>> model = keras_resnets.mnist_resnet()
+>>> keras_resnets.count_params(model)["trainable"]
+117802
+"""
+
+from keras_resnets import layers, presets
+from keras_resnets.architecture import Architecture, Stage, Stem
+from keras_resnets.builders import build_resnet
+from keras_resnets.initializers import LooksLinear
+from keras_resnets.presets import PRESETS, get_preset
+from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
+
+__version__ = "0.1.0"
+
+
+def mnist_resnet(*args, **kwargs):
+    """The lecture's MNIST ResNet as a model; arguments of `presets.mnist_resnet`."""
+    return build_resnet(presets.mnist_resnet(*args, **kwargs))
+
+
+def cifar_resnet(depth=20, **kwargs):
+    """He et al.'s CIFAR ResNet-``depth`` as a model; arguments of `presets.cifar_resnet`."""
+    return build_resnet(presets.cifar_resnet(depth, **kwargs))
+
+
+def resnet18(**kwargs):
+    """ResNet-18 as a model; arguments of `presets.resnet`."""
+    return build_resnet(presets.resnet(18, **kwargs))
+
+
+def resnet34(**kwargs):
+    """ResNet-34 as a model; arguments of `presets.resnet`."""
+    return build_resnet(presets.resnet(34, **kwargs))
+
+
+def resnet50(**kwargs):
+    """ResNet-50 as a model; arguments of `presets.resnet`."""
+    return build_resnet(presets.resnet(50, **kwargs))
+
+
+def resnet101(**kwargs):
+    """ResNet-101 as a model; arguments of `presets.resnet`."""
+    return build_resnet(presets.resnet(101, **kwargs))
+
+
+def resnet152(**kwargs):
+    """ResNet-152 as a model; arguments of `presets.resnet`."""
+    return build_resnet(presets.resnet(152, **kwargs))
+
+
+def highway_net(*args, **kwargs):
+    """A highway network as a model; arguments of `presets.highway_net`."""
+    return build_resnet(presets.highway_net(*args, **kwargs))
+
+
+def crelu_net(*args, **kwargs):
+    """A CReLU + looks-linear network as a model; arguments of `presets.crelu_net`."""
+    return build_resnet(presets.crelu_net(*args, **kwargs))
+
+
+__all__ = [
+    "PRESETS",
+    "Architecture",
+    "LooksLinear",
+    "Stage",
+    "Stem",
+    "build_resnet",
+    "cifar_resnet",
+    "count_params",
+    "crelu_net",
+    "format_summary",
+    "get_preset",
+    "highway_net",
+    "layers",
+    "mnist_resnet",
+    "parameter_table",
+    "presets",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "stage_table",
+]

@@ -1,0 +1,361 @@
+"""The architecture description: one plain, JSON-serialisable value that says what to build.
+
+Explorer widgets, URLs, the command line and presets all produce an `Architecture`;
+`build_resnet` turns it into a `keras.Model`; a run stores it so that it can be rebuilt.
+Validation lives here: a wrong field raises a `ValueError` naming the field, the value and
+what is allowed.
+
+Example:
+>>> arch = Architecture(stages=(Stage(blocks=2, channels=16),))
+>>> Architecture.from_json(arch.to_json()) == arch
+True
+>>> arch.replace(residual=False).residual
+False
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from keras_resnets.layers.activations import ACTIVATIONS, width_factor
+from keras_resnets.layers.common import conv_output_size
+from keras_resnets.layers.shortcut import SHORTCUT_OPTIONS
+from keras_resnets.layers.stochastic_depth import DROP_MODES
+
+BLOCKS = ("basic", "bottleneck", "dense", "highway")
+STEMS = ("conv", "dense", "none")
+POOLINGS = ("avg", "max", "flatten", None)
+DATA_FORMATS = ("channels_last", "channels_first", None)
+
+
+def _fail(name, value, allowed):
+    raise ValueError(f"{name}={value!r} is not allowed: {allowed}.")
+
+
+def _check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, value, f"an integer >= {minimum}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        _fail(name, value, f"one of {choices}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        _fail(name, value, "True or False")
+
+
+def _check_number(name, value, low, high, low_open=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        _fail(name, value, f"a number in {'(' if low_open else '['}{low}, {high}]")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of ``blocks`` blocks of width ``channels``; the first one subsamples by ``strides``.
+
+    For bottleneck blocks ``channels`` is the inner width (the output is four times wider).
+    """
+
+    blocks: int
+    channels: int
+    strides: int = 1
+    kernel_size: int = 3
+
+    def validate(self, where="stage"):
+        _check_int(f"{where}.blocks", self.blocks)
+        _check_int(f"{where}.channels", self.channels)
+        _check_int(f"{where}.strides", self.strides)
+        _check_int(f"{where}.kernel_size", self.kernel_size)
+        if self.kernel_size % 2 == 0:
+            _fail(f"{where}.kernel_size", self.kernel_size,
+                  "an odd integer (an even kernel shifts the map and the residual sum would not line up)")
+
+
+@dataclass(frozen=True)
+class Stem:
+    """What comes before the blocks.
+
+    ``kind="conv"``: a convolution (``filters``, ``kernel_size``, ``strides``), optional batch
+    norm and activation, optional 3x3/2 max pooling (``pool``). ``kind="dense"``: the same with
+    a `Dense` layer for vector inputs. ``kind="none"``: the input goes straight to the blocks.
+    """
+
+    kind: str = "conv"
+    filters: int = 16
+    kernel_size: int = 3
+    strides: int = 1
+    use_bias: bool = False
+    batch_norm: bool = True
+    activation: bool = True
+    pool: bool = False
+
+    def validate(self):
+        _check_choice("stem.kind", self.kind, STEMS)
+        _check_int("stem.filters", self.filters)
+        _check_int("stem.kernel_size", self.kernel_size)
+        _check_int("stem.strides", self.strides)
+        for name in ("use_bias", "batch_norm", "activation", "pool"):
+            _check_bool(f"stem.{name}", getattr(self, name))
+        if self.kernel_size % 2 == 0:
+            _fail("stem.kernel_size", self.kernel_size, "an odd integer")
+        if self.kind == "dense" and (self.kernel_size != 1 or self.strides != 1 or self.pool):
+            _fail("stem.kind", self.kind, "'dense' only with kernel_size=1, strides=1, pool=False")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A residual network (or its plain twin), as data.
+
+    Attributes:
+        name: the model's name.
+        input_shape: ``(height, width, channels)`` for images, ``(features,)`` for vectors;
+            always channels-last here, whatever ``data_format`` the model uses.
+        stem: a `Stem`.
+        stages: a tuple of `Stage`.
+        block: ``"basic"`` (`ResBlock`), ``"bottleneck"``, ``"dense"`` (`DenseResBlock`) or
+            ``"highway"`` (`HighwayConv2D`, `HighwayDense` for vectors).
+        shortcut: option ``"A"``, ``"B"`` or ``"C"`` of He et al. (2015).
+        residual: ``False`` builds the plain twin, the same layers without skips.
+        preactivation: pre-activation blocks (He et al. 2016).
+        activation: a name of `keras_resnets.layers.ACTIVATIONS`.
+        looks_linear: `LooksLinear` initialisation of every layer after a CReLU.
+        use_bias: biases in the blocks' convolutions.
+        batch_norm: batch normalisation in the blocks.
+        bn_momentum, bn_epsilon: its settings (PyTorch's by default: 0.9 and 1e-5).
+        zero_init_last_bn: zero scale for the last batch norm of each branch.
+        final_survival_probability: stochastic depth ``p_L`` (1 disables it).
+        drop_mode: ``"batch"`` (Huang et al.) or ``"sample"`` (drop path).
+        transform_gate_bias: initial bias of highway gates.
+        pooling: ``"avg"``, ``"max"``, ``"flatten"`` or ``None`` after the blocks.
+        pool_activation: apply the activation after pooling (the lecture's ``relu(avg(x))``).
+        include_top: end with the classifier.
+        classes: its number of outputs.
+        classifier_activation: ``None`` (logits) or ``"softmax"``.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
+        seed: seed of the stochastic-depth draws.
+    """
+
+    name: str = "resnet"
+    input_shape: tuple = (28, 28, 1)
+    stem: Stem = field(default_factory=Stem)
+    stages: tuple = (Stage(blocks=3, channels=16),)
+    block: str = "basic"
+    shortcut: str = "B"
+    residual: bool = True
+    preactivation: bool = False
+    activation: str = "relu"
+    looks_linear: bool = False
+    use_bias: bool = False
+    batch_norm: bool = True
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    zero_init_last_bn: bool = False
+    final_survival_probability: float = 1.0
+    drop_mode: str = "batch"
+    transform_gate_bias: float = -2.0
+    pooling: str | None = "avg"
+    pool_activation: bool = False
+    include_top: bool = True
+    classes: int = 10
+    classifier_activation: str | None = None
+    data_format: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self):
+        # Accept plain lists and dicts (JSON, widgets) and store immutable, comparable values.
+        stem = self.stem
+        if isinstance(stem, dict):
+            stem = Stem(**_known("stem", stem, Stem))
+        stages = self.stages
+        if isinstance(stages, (list, tuple)):
+            stages = tuple(
+                Stage(**_known(f"stages[{i}]", s, Stage)) if isinstance(s, dict) else s
+                for i, s in enumerate(stages)
+            )
+        shape = self.input_shape
+        if isinstance(shape, (list, tuple)):
+            shape = tuple(shape)
+        object.__setattr__(self, "stem", stem)
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "input_shape", shape)
+        self.validate()
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(self):
+        """Raises a `ValueError` naming the first wrong field."""
+        if not isinstance(self.name, str) or not self.name:
+            _fail("name", self.name, "a non-empty string")
+        if not isinstance(self.input_shape, tuple) or len(self.input_shape) not in (1, 3):
+            _fail("input_shape", self.input_shape,
+                  "(height, width, channels) for images or (features,) for vectors")
+        for i, size in enumerate(self.input_shape):
+            _check_int(f"input_shape[{i}]", size)
+        if not isinstance(self.stem, Stem):
+            _fail("stem", self.stem, "a Stem or a dict of its fields")
+        self.stem.validate()
+        if not isinstance(self.stages, tuple) or not self.stages:
+            _fail("stages", self.stages, "a non-empty list of stages")
+        for i, stage in enumerate(self.stages):
+            if not isinstance(stage, Stage):
+                _fail(f"stages[{i}]", stage, "a Stage or a dict of its fields")
+            stage.validate(f"stages[{i}]")
+        _check_choice("block", self.block, BLOCKS)
+        _check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("drop_mode", self.drop_mode, DROP_MODES)
+        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("classifier_activation", self.classifier_activation, (None, "softmax"))
+        _check_choice("data_format", self.data_format, DATA_FORMATS)
+        for name in ("residual", "preactivation", "looks_linear", "use_bias", "batch_norm",
+                     "zero_init_last_bn", "pool_activation", "include_top"):
+            _check_bool(name, getattr(self, name))
+        _check_number("bn_momentum", self.bn_momentum, 0.0, 1.0)
+        _check_number("bn_epsilon", self.bn_epsilon, 0.0, 1.0, low_open=True)
+        _check_number("final_survival_probability", self.final_survival_probability, 0.0, 1.0,
+                      low_open=True)
+        _check_number("transform_gate_bias", self.transform_gate_bias, -100.0, 100.0)
+        _check_int("classes", self.classes)
+        if self.seed is not None:
+            _check_int("seed", self.seed, minimum=0)
+        self._validate_combinations()
+
+    def _validate_combinations(self):
+        vectors = len(self.input_shape) == 1
+        if vectors:
+            _check_choice("block", self.block, ("dense", "highway"))
+            _check_choice("stem.kind", self.stem.kind, ("dense", "none"))
+            _check_choice("pooling", self.pooling, (None,))
+        else:
+            _check_choice("block", self.block, ("basic", "bottleneck", "highway"))
+            _check_choice("stem.kind", self.stem.kind, ("conv", "none"))
+        if self.include_top and not vectors and self.pooling is None:
+            _fail("pooling", None, "'avg', 'max' or 'flatten' with include_top=True: the classifier needs vectors")
+        if self.block in ("dense", "highway") or vectors:
+            for i, stage in enumerate(self.stages):
+                if stage.strides != 1:
+                    _fail(f"stages[{i}].strides", stage.strides, f"1 for {self.block} blocks")
+        if self.block == "highway":
+            width = self._stem_width()
+            for i, stage in enumerate(self.stages):
+                if stage.channels != width:
+                    _fail(f"stages[{i}].channels", stage.channels,
+                          f"{width}: highway layers keep the width of their input (the stem's)")
+            if self.preactivation:
+                _fail("preactivation", True, "False for highway blocks")
+        if self.activation == "crelu":
+            if self.residual and not self.preactivation or self.block == "highway":
+                _fail("activation", "crelu",
+                      "only for plain networks (residual=False) of basic, bottleneck or dense blocks: "
+                      "CReLU doubles the width after the sum")
+        elif self.looks_linear:
+            _fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
+        if self.final_survival_probability < 1.0 and not self.residual:
+            _fail("final_survival_probability", self.final_survival_probability,
+                  "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
+        if self.block == "highway" and self.final_survival_probability < 1.0:
+            _fail("final_survival_probability", self.final_survival_probability,
+                  "1.0 for highway blocks")
+        self._validate_sizes()
+
+    def _stem_width(self):
+        if self.stem.kind == "none":
+            return self.input_shape[-1]
+        return self.stem.filters * width_factor(self.activation)
+
+    def _validate_sizes(self):
+        """Every downsampling must leave at least one pixel."""
+        if len(self.input_shape) == 1:
+            return
+        h, w = self.input_shape[:2]
+        steps = []
+        if self.stem.kind == "conv":
+            steps.append(("stem.strides", self.stem.kernel_size, self.stem.strides))
+            if self.stem.pool:
+                steps.append(("stem.pool", 3, 2))
+        for i, stage in enumerate(self.stages):
+            steps.append((f"stages[{i}].strides", stage.kernel_size, stage.strides))
+        for where, kernel, strides in steps:
+            h, w = conv_output_size(h, kernel, strides), conv_output_size(w, kernel, strides)
+            if h < 1 or w < 1:
+                raise ValueError(
+                    f"input_shape={self.input_shape} is too small: the maps vanish at {where}. "
+                    "Use a larger input or fewer downsamplings."
+                )
+
+    # -- derived facts ---------------------------------------------------------------------
+    @property
+    def depth(self):
+        """Weighted layers, counted as in the papers (stem + branch layers + classifier)."""
+        per_block = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}[self.block]
+        stem = 0 if self.stem.kind == "none" else 1
+        return stem + per_block * self.num_blocks + int(self.include_top)
+
+    @property
+    def num_blocks(self):
+        """``L``, the number of blocks of all stages."""
+        return sum(stage.blocks for stage in self.stages)
+
+    # -- conversions -------------------------------------------------------------------------
+    def replace(self, **changes):
+        """A copy with some fields changed (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain lists and dicts, ready for JSON."""
+        data = dataclasses.asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["stages"] = [dataclasses.asdict(s) for s in self.stages]
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        """The inverse of `to_dict`; unknown keys raise a `ValueError`."""
+        if not isinstance(data, dict):
+            _fail("architecture", data, "a dict of Architecture fields")
+        return cls(**_known("architecture", data, cls))
+
+    def to_json(self, **kwargs):
+        """A JSON string (``kwargs`` go to `json.dumps`)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text):
+        """The inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+def _known(where, data, cls):
+    if not isinstance(data, dict):
+        _fail(where, data, f"a dict of {cls.__name__} fields")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown field(s) {unknown}; allowed fields are {sorted(names)}."
+        )
+    return data
+
+
+def coerce_architecture(architecture=None, **fields):
+    """An `Architecture` from an instance, a dict, a JSON string or keyword fields.
+
+    Keyword fields override those of ``architecture``.
+    """
+    if architecture is None:
+        return Architecture(**_known("build_resnet", fields, Architecture))
+    if isinstance(architecture, str):
+        architecture = Architecture.from_json(architecture)
+    elif isinstance(architecture, dict):
+        architecture = Architecture.from_dict(architecture)
+    elif not isinstance(architecture, Architecture):
+        _fail("architecture", architecture, "an Architecture, a dict or a JSON string")
+    if fields:
+        _known("build_resnet", fields, Architecture)
+        architecture = architecture.replace(**fields)
+    return architecture

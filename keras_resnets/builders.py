@@ -1,0 +1,165 @@
+"""`build_resnet`: one builder from an `Architecture` to a functional `keras.Model`."""
+
+import keras
+
+from keras_resnets.architecture import coerce_architecture
+from keras_resnets.initializers import LooksLinear
+from keras_resnets.layers import (
+    BottleneckBlock,
+    DenseResBlock,
+    HighwayConv2D,
+    HighwayDense,
+    PreActBottleneckBlock,
+    PreActResBlock,
+    ResBlock,
+    linear_decay,
+)
+from keras_resnets.layers.activations import make_activation
+from keras_resnets.layers.common import batch_norm, channel_axis, conv_layers, resolve_data_format
+
+_BLOCK_CLASSES = {
+    ("basic", False): ResBlock,
+    ("basic", True): PreActResBlock,
+    ("bottleneck", False): BottleneckBlock,
+    ("bottleneck", True): PreActBottleneckBlock,
+    ("dense", False): DenseResBlock,
+}
+
+
+def build_resnet(architecture=None, /, **fields):
+    """Builds the `keras.Model` an architecture describes.
+
+    Args:
+        architecture: an `Architecture`, a dict of its fields or its JSON; ``None`` builds
+            from ``fields`` alone.
+        **fields: `Architecture` fields, overriding those of ``architecture``.
+
+    Returns:
+        A functional `keras.Model` whose blocks are named ``stage{s}_block{b}``.
+
+    Raises:
+        ValueError: a field is wrong; the message names it, its value and what is allowed.
+
+    Example:
+    >>> from keras_resnets import count_params, presets
+    >>> model = build_resnet(presets.mnist_resnet())
+    >>> count_params(model)["trainable"]
+    117802
+    >>> build_resnet(presets.mnist_resnet(), residual=False).count_params() == model.count_params()
+    True
+    """
+    arch = coerce_architecture(architecture, **fields)
+    data_format = resolve_data_format(arch.data_format)
+    shape = arch.input_shape
+    if len(shape) == 3 and data_format == "channels_first":
+        shape = (shape[2], shape[0], shape[1])
+    axis = channel_axis(len(shape) + 1, data_format)
+    inputs = keras.Input(shape, name="input")
+    x = inputs
+    for layer in _stem(arch, axis, data_format):
+        x = layer(x)
+    for block in _blocks(arch, data_format):
+        x = block(x)
+    if arch.preactivation:
+        if arch.batch_norm:
+            x = batch_norm(axis, arch.bn_momentum, arch.bn_epsilon, "post_bn")(x)
+        x = make_activation(arch.activation, axis, name="post_act")(x)
+    for layer in _head(arch, data_format):
+        x = layer(x)
+    return keras.Model(inputs, x, name=arch.name)
+
+
+def _stem(arch, axis, data_format):
+    stem = arch.stem
+    if stem.kind == "none":
+        return []
+    if stem.kind == "dense":
+        layers = [keras.layers.Dense(stem.filters, use_bias=stem.use_bias, name="stem_dense")]
+    else:
+        layers = conv_layers(
+            stem.filters, stem.kernel_size, stem.strides, use_bias=stem.use_bias,
+            kernel_initializer="he_normal", data_format=data_format, name="stem_conv",
+        )
+    if stem.batch_norm:
+        layers.append(batch_norm(axis, arch.bn_momentum, arch.bn_epsilon, "stem_bn"))
+    if stem.activation:
+        layers.append(make_activation(arch.activation, axis, name="stem_act"))
+    if stem.pool:
+        layers += [
+            keras.layers.ZeroPadding2D(1, data_format=data_format, name="stem_pool_pad"),
+            keras.layers.MaxPooling2D(3, strides=2, data_format=data_format, name="stem_pool"),
+        ]
+    return layers
+
+
+def _blocks(arch, data_format):
+    """The blocks in order, with their strides and stochastic-depth survival probabilities."""
+    kernel_initializer = LooksLinear() if arch.looks_linear else "he_normal"
+    vectors = len(arch.input_shape) == 1
+    stem_activates = arch.stem.kind != "none" and arch.stem.activation
+    total = arch.num_blocks
+    index = 0
+    for s, stage in enumerate(arch.stages, start=1):
+        for b in range(1, stage.blocks + 1):
+            index += 1
+            name = f"stage{s}_block{b}"
+            if arch.block == "highway":
+                cls = HighwayDense if vectors else HighwayConv2D
+                extra = {} if vectors else {"kernel_size": stage.kernel_size}
+                yield cls(
+                    activation=arch.activation, transform_gate_bias=arch.transform_gate_bias,
+                    residual=arch.residual, use_bias=arch.use_bias, batch_norm=arch.batch_norm,
+                    bn_momentum=arch.bn_momentum, bn_epsilon=arch.bn_epsilon,
+                    data_format=data_format, name=name, **extra,
+                )
+                continue
+            cls = _BLOCK_CLASSES[(arch.block, arch.preactivation)]
+            extra = {}
+            if arch.preactivation:
+                extra["preactivate"] = not (index == 1 and stem_activates)
+            if arch.block != "dense":
+                extra["kernel_size"] = stage.kernel_size
+                extra["strides"] = stage.strides if b == 1 else 1
+            survival = 1.0
+            if arch.final_survival_probability < 1.0:
+                survival = linear_decay(index, total, arch.final_survival_probability)
+            yield cls(
+                stage.channels,
+                shortcut=arch.shortcut,
+                residual=arch.residual,
+                survival_probability=survival,
+                drop_mode=arch.drop_mode,
+                activation=arch.activation,
+                use_bias=arch.use_bias,
+                batch_norm=arch.batch_norm,
+                bn_momentum=arch.bn_momentum,
+                bn_epsilon=arch.bn_epsilon,
+                zero_init_last_bn=arch.zero_init_last_bn,
+                kernel_initializer=kernel_initializer,
+                data_format=data_format,
+                seed=None if arch.seed is None else arch.seed + index,
+                name=name,
+                **extra,
+            )
+
+
+def _head(arch, data_format):
+    layers = []
+    if arch.pooling == "avg":
+        layers.append(keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool"))
+    elif arch.pooling == "max":
+        layers.append(keras.layers.GlobalMaxPooling2D(data_format=data_format, name="max_pool"))
+    elif arch.pooling == "flatten":
+        layers.append(keras.layers.Flatten(data_format=data_format, name="flatten"))
+    if arch.pool_activation and arch.pooling is not None:
+        layers.append(make_activation(arch.activation, -1, name="pool_act"))
+    if arch.include_top:
+        layers.append(
+            keras.layers.Dense(
+                arch.classes,
+                activation=arch.classifier_activation,
+                kernel_initializer=LooksLinear() if arch.looks_linear else "glorot_uniform",
+                name="classifier",
+            )
+        )
+    return layers

@@ -1,0 +1,392 @@
+"""Residual blocks: the lecture's `ResBlock`, bottlenecks, their pre-activation versions and
+a fully-connected block, each with a plain twin (``residual=False``).
+
+All blocks compute ``y = post(shortcut(x) + drop(branch(x)))`` where ``branch`` is a chain of
+linear layers (convolutions, or `Dense` for vectors) with batch normalisation and activation,
+``drop`` is optional stochastic depth and ``post`` is the final activation of post-activation
+blocks (He et al. 2015); pre-activation blocks (He et al. 2016) have none.
+"""
+
+import keras
+
+from keras_resnets.layers.activations import check_activation, make_activation, width_factor
+from keras_resnets.layers.common import (
+    batch_norm,
+    channel_axis,
+    check_odd_kernel,
+    check_positive_int,
+    conv_layers,
+    conv_output_size,
+    resolve_data_format,
+)
+from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
+from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
+
+
+class _ResidualBlock(keras.layers.Layer):
+    """Shared machinery; subclasses say which linear layers the branch holds (`_specs`)."""
+
+    preactivation = False
+
+    def __init__(
+        self,
+        nb_channels,
+        kernel_size=3,
+        strides=1,
+        *,
+        shortcut="B",
+        residual=True,
+        survival_probability=1.0,
+        drop_mode="batch",
+        activation="relu",
+        use_bias=False,
+        batch_norm=True,
+        bn_momentum=0.9,
+        bn_epsilon=1e-5,
+        zero_init_last_bn=False,
+        kernel_initializer="he_normal",
+        data_format=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_positive_int("nb_channels", nb_channels)
+        check_odd_kernel(kernel_size)
+        check_positive_int("strides", strides)
+        check_activation(activation)
+        needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
+        if drop_mode not in DROP_MODES:
+            raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
+        if not 0.0 < survival_probability <= 1.0:
+            raise ValueError(f"survival_probability={survival_probability} must lie in (0, 1].")
+        if survival_probability < 1.0 and not residual:
+            raise ValueError(
+                "stochastic depth (survival_probability < 1) needs residual=True: dropping the "
+                "branch of a plain block would cut the network."
+            )
+        if activation == "crelu" and residual and not self.preactivation:
+            raise ValueError(
+                "activation='crelu' doubles the width after the sum, so the next shortcut would "
+                "not line up: use it with residual=False."
+            )
+        self.nb_channels = nb_channels
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.shortcut = shortcut
+        self.residual = residual
+        self.survival_probability = float(survival_probability)
+        self.drop_mode = drop_mode
+        self.activation = activation
+        self.use_bias = use_bias
+        self.batch_norm = batch_norm
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.zero_init_last_bn = zero_init_last_bn
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.data_format = resolve_data_format(data_format)
+        self.seed = seed
+        self.drop = (
+            StochasticDepth(survival_probability, drop_mode, seed=seed, name="stochastic_depth")
+            if survival_probability < 1.0
+            else None
+        )
+
+    # -- what subclasses define -------------------------------------------------------------
+    def _specs(self):
+        """``(filters, kernel_size, strides)`` of each linear layer of the branch, in order."""
+        raise NotImplementedError
+
+    def _linear(self, filters, kernel_size, strides, name):
+        """The layers of one linear map of the branch (a padded convolution by default)."""
+        return conv_layers(
+            filters, kernel_size, strides, use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer, data_format=self.data_format, name=name,
+        )
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def out_channels(self):
+        """Width of the block's output."""
+        last = self._specs()[-1][0]
+        return last if self.preactivation else last * width_factor(self.activation)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self._axis = channel_axis(rank, self.data_format)
+        in_channels = input_shape[self._axis]
+        specs = self._specs()
+        self.units = []
+        for i, (filters, kernel_size, strides) in enumerate(specs, start=1):
+            unit = {}
+            is_last = i == len(specs)
+            zero = self.zero_init_last_bn and is_last
+            if self.preactivation and self._preactivates(i):
+                if self.batch_norm:
+                    unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
+                unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
+            unit["linear"] = self._linear(filters, kernel_size, strides, f"conv{i}")
+            if not self.preactivation:
+                if self.batch_norm:
+                    unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
+                if not is_last:
+                    unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
+            self.units.append(unit)
+        total_strides = 1
+        for _, _, s in specs:
+            total_strides *= s
+        self.shortcut_layer = None
+        if self.residual and needs_shortcut_layer(
+            self.shortcut, in_channels, specs[-1][0], total_strides
+        ):
+            self.shortcut_layer = Shortcut(
+                self.shortcut, specs[-1][0], total_strides, batch_norm=self.batch_norm,
+                bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
+                kernel_initializer="he_normal", data_format=self.data_format, name="shortcut",
+            )
+        self.post_activation = (
+            None if self.preactivation else make_activation(self.activation, self._axis, name="post_act")
+        )
+        self._build_sublayers(tuple(input_shape))
+        self.built = True
+
+    def _preactivates(self, index):
+        return True
+
+    def _build_sublayers(self, input_shape):
+        shape = input_shape
+        for unit in self.units:
+            if "bn" in unit and self.preactivation:
+                unit["bn"].build(shape)
+            if "act" in unit and self.preactivation:
+                shape = unit["act"].compute_output_shape(shape)
+            for layer in unit["linear"]:
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+            if not self.preactivation:
+                if "bn" in unit:
+                    unit["bn"].build(shape)
+                if "act" in unit:
+                    shape = unit["act"].compute_output_shape(shape)
+        if self.shortcut_layer is not None:
+            self.shortcut_layer.build(input_shape)
+
+    def call(self, inputs, training=False):
+        h = inputs
+        preactivated = inputs
+        for i, unit in enumerate(self.units):
+            if self.preactivation:
+                if "bn" in unit:
+                    h = unit["bn"](h, training=training)
+                if "act" in unit:
+                    h = unit["act"](h)
+                if i == 0:
+                    preactivated = h
+            for layer in unit["linear"]:
+                h = layer(h)
+            if not self.preactivation:
+                if "bn" in unit:
+                    h = unit["bn"](h, training=training)
+                if "act" in unit:
+                    h = unit["act"](h)
+        if self.drop is not None:
+            h = self.drop(h, training=training)
+        if self.residual:
+            if self.shortcut_layer is None:
+                h = h + inputs
+            else:
+                # He et al. (2016): a projection sees the pre-activated input; option A the raw one.
+                source = inputs if self.shortcut == "A" else preactivated
+                h = h + self.shortcut_layer(source, training=training)
+        if self.post_activation is not None:
+            h = self.post_activation(h)
+        return h
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        axis = channel_axis(len(shape), self.data_format)
+        for _, kernel_size, strides in self._specs():
+            for i in range(1, len(shape)):
+                if i != axis:
+                    shape[i] = conv_output_size(shape[i], kernel_size, strides)
+        shape[axis] = self.out_channels
+        return tuple(shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "nb_channels": self.nb_channels,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "shortcut": self.shortcut,
+            "residual": self.residual,
+            "survival_probability": self.survival_probability,
+            "drop_mode": self.drop_mode,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+            "bn_epsilon": self.bn_epsilon,
+            "zero_init_last_bn": self.zero_init_last_bn,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+
+_BLOCK_ARGS = """
+    Args:
+        nb_channels: width of the block{width}.
+        kernel_size: odd size of the spatial kernels.
+        strides: subsampling of the first block of a stage (1 elsewhere).
+        shortcut: ``"A"`` (subsample + zero channels, no weights), ``"B"`` (projection where
+            the shape changes) or ``"C"`` (projection in every block); see `Shortcut`.
+        residual: ``False`` gives the plain twin: the same layers without the skip.
+        survival_probability: stochastic depth ``p_l``; 1 disables it.
+        drop_mode: ``"batch"`` (Huang et al.) or ``"sample"`` (drop path); see `StochasticDepth`.
+        activation: a name of `ACTIVATIONS`; ``"crelu"`` doubles the width.
+        use_bias: whether the convolutions have biases (the lecture's do).
+        batch_norm: whether batch normalisation follows (precedes) each convolution.
+        bn_momentum, bn_epsilon: batch-norm settings; the defaults match PyTorch's.
+        zero_init_last_bn: start the last batch norm of the branch at zero scale (Goyal et al.
+            2017), so the block starts as the identity.
+        kernel_initializer: initialiser of the convolutions (``LooksLinear()`` after a CReLU).
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
+        seed: seed of the stochastic-depth draws.
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class ResBlock(_ResidualBlock):
+    __doc__ = (
+        """The lecture's block: conv → BN → ReLU → conv → BN, + x, ReLU (He et al. 2015).
+
+    Example:
+    >>> block = ResBlock(16, 3)
+    >>> block(keras.ops.ones((1, 28, 28, 16))).shape
+    (1, 28, 28, 16)
+    >>> block.count_params()
+    4672
+"""
+        + _BLOCK_ARGS.format(width="")
+    )
+
+    def _specs(self):
+        return [
+            (self.nb_channels, self.kernel_size, self.strides),
+            (self.nb_channels, self.kernel_size, 1),
+        ]
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class BottleneckBlock(_ResidualBlock):
+    __doc__ = (
+        """The bottleneck block of ResNet-50/101/152: 1x1 reduce, kxk (strided), 1x1 expand.
+
+    The stride sits on the kxk convolution, as in torchvision ("ResNet v1.5").
+
+    Example:
+    >>> block = BottleneckBlock(64, data_format="channels_last")
+    >>> block(keras.ops.ones((1, 56, 56, 64))).shape
+    (1, 56, 56, 256)
+"""
+        + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
+        + "        expansion: output width over inner width (4 in the paper).\n"
+    )
+
+    def __init__(self, nb_channels, kernel_size=3, strides=1, *, expansion=4, **kwargs):
+        check_positive_int("expansion", expansion)
+        self.expansion = expansion
+        super().__init__(nb_channels, kernel_size, strides, **kwargs)
+
+    def _specs(self):
+        return [
+            (self.nb_channels, 1, 1),
+            (self.nb_channels, self.kernel_size, self.strides),
+            (self.nb_channels * self.expansion, 1, 1),
+        ]
+
+    def get_config(self):
+        return {**super().get_config(), "expansion": self.expansion}
+
+
+class _PreActivation:
+    """Mixin: BN → activation → conv units (He et al. 2016), no activation after the sum."""
+
+    preactivation = True
+
+    def __init__(self, *args, preactivate=True, **kwargs):
+        self.preactivate = preactivate
+        super().__init__(*args, **kwargs)
+
+    def _preactivates(self, index):
+        # The first block after the stem uses the stem's BN-ReLU (He et al. 2016, appendix).
+        return index > 1 or self.preactivate
+
+    def get_config(self):
+        return {**super().get_config(), "preactivate": self.preactivate}
+
+
+_PREACT_ARGS = (
+    "        preactivate: ``False`` for the first block after a stem that already ends with\n"
+    "            BN-ReLU, as in the paper.\n"
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class PreActResBlock(_PreActivation, ResBlock):
+    __doc__ = (
+        """Pre-activation `ResBlock`: BN → ReLU → conv → BN → ReLU → conv, + x (He et al. 2016).
+
+    Example:
+    >>> PreActResBlock(16)(keras.ops.ones((1, 8, 8, 16))).shape
+    (1, 8, 8, 16)
+"""
+        + _BLOCK_ARGS.format(width="")
+        + _PREACT_ARGS
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class PreActBottleneckBlock(_PreActivation, BottleneckBlock):
+    __doc__ = (
+        """Pre-activation `BottleneckBlock` (He et al. 2016).
+
+    Example:
+    >>> PreActBottleneckBlock(16, data_format="channels_last")(keras.ops.ones((1, 8, 8, 64))).shape
+    (1, 8, 8, 64)
+"""
+        + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
+        + "        expansion: output width over inner width (4 in the paper).\n"
+        + _PREACT_ARGS
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class DenseResBlock(ResBlock):
+    __doc__ = (
+        """A fully-connected residual block: Linear → BN → ReLU → Linear → BN, + x, ReLU.
+
+    ``kernel_size`` and ``strides`` must stay 1; a width change uses a `Dense` projection
+    (options B, C) or zero features (option A).
+
+    Example:
+    >>> DenseResBlock(200)(keras.ops.ones((4, 200))).shape
+    (4, 200)
+"""
+        + _BLOCK_ARGS.format(width=" (units)")
+    )
+
+    def __init__(self, nb_channels, kernel_size=1, strides=1, **kwargs):
+        if kernel_size != 1 or strides != 1:
+            raise ValueError(
+                f"DenseResBlock has no spatial axes: kernel_size={kernel_size} and "
+                f"strides={strides} must both be 1."
+            )
+        super().__init__(nb_channels, kernel_size, strides, **kwargs)
+
+    def _linear(self, filters, kernel_size, strides, name):
+        return [
+            keras.layers.Dense(
+                filters, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer, name=name
+            )
+        ]

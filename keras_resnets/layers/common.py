@@ -1,0 +1,79 @@
+"""Small helpers shared by the layers: data format, channel axis and paper-style padding."""
+
+import keras
+
+
+def resolve_data_format(data_format):
+    """``data_format`` or, when ``None``, ``keras.config.image_data_format()``."""
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f"data_format={data_format!r} is not supported; "
+            "choose 'channels_last' or 'channels_first'."
+        )
+    return data_format
+
+
+def channel_axis(rank, data_format):
+    """The channel axis of a tensor of ``rank`` (vectors always use the last axis)."""
+    if rank > 2 and resolve_data_format(data_format) == "channels_first":
+        return 1
+    return rank - 1
+
+
+def check_positive_int(name, value):
+    """Raises a `ValueError` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+
+
+def check_odd_kernel(kernel_size, name="kernel_size"):
+    """Raises a `ValueError` unless ``kernel_size`` is a positive odd integer."""
+    check_positive_int(name, kernel_size)
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            f"{name}={kernel_size} must be odd: with an even kernel the padded convolution "
+            "changes the map size and the residual sum would not line up."
+        )
+
+
+def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, data_format, name):
+    """The layers of one convolution padded as in the paper and torchvision.
+
+    Stride 1 uses 'same' padding, which is symmetric for odd kernels. A strided convolution
+    gets explicit symmetric zero padding of ``(kernel_size - 1) // 2`` and a 'valid'
+    convolution, not Keras' asymmetric 'same', so torchvision weights map one to one.
+    """
+    conv = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same" if strides == 1 else "valid",
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        data_format=data_format,
+        name=name,
+    )
+    pad = (kernel_size - 1) // 2
+    if strides == 1 or pad == 0:
+        return [conv]
+    return [keras.layers.ZeroPadding2D(pad, data_format=data_format, name=f"{name}_pad"), conv]
+
+
+def conv_output_size(size, kernel_size, strides):
+    """Spatial size after a convolution padded by `conv_layers` (``None`` stays ``None``)."""
+    if size is None:
+        return None
+    pad = (kernel_size - 1) // 2
+    return (size + 2 * pad - kernel_size) // strides + 1
+
+
+def batch_norm(axis, momentum, epsilon, name, zero_gamma=False):
+    """A `BatchNormalization` with the given statistics settings."""
+    return keras.layers.BatchNormalization(
+        axis=axis,
+        momentum=momentum,
+        epsilon=epsilon,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=name,
+    )

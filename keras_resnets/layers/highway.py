@@ -1,0 +1,149 @@
+"""Highway layers (Srivastava et al. 2015): ``y = T(x) · H(x) + (1 - T(x)) · x``."""
+
+import keras
+from keras import ops
+
+from keras_resnets.layers.activations import check_activation, make_activation
+from keras_resnets.layers.common import (
+    batch_norm,
+    channel_axis,
+    check_odd_kernel,
+    resolve_data_format,
+)
+
+
+class _Highway(keras.layers.Layer):
+    """Shared gating; subclasses create the linear maps of ``H`` and ``T`` (`_linear`)."""
+
+    def __init__(
+        self,
+        activation="relu",
+        transform_gate_bias=-2.0,
+        residual=True,
+        use_bias=True,
+        batch_norm=False,
+        bn_momentum=0.9,
+        bn_epsilon=1e-5,
+        kernel_initializer="he_normal",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_activation(activation)
+        if activation == "crelu":
+            raise ValueError("activation='crelu' changes the width, which a highway layer keeps.")
+        self.activation = activation
+        self.transform_gate_bias = float(transform_gate_bias)
+        self.residual = residual
+        self.use_bias = use_bias
+        self.batch_norm = batch_norm
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.data_format = resolve_data_format(data_format)
+
+    def build(self, input_shape):
+        axis = channel_axis(len(input_shape), self.data_format)
+        width = input_shape[axis]
+        self.transform = self._linear(width, "he_normal", "zeros", self.use_bias, "transform")
+        self.transform.build(input_shape)
+        self.bn = None
+        if self.batch_norm:
+            self.bn = batch_norm(axis, self.bn_momentum, self.bn_epsilon, "bn")
+            self.bn.build(input_shape)
+        self.act = make_activation(self.activation, axis, name="act")
+        self.gate = None
+        if self.residual:
+            bias = keras.initializers.Constant(self.transform_gate_bias)
+            self.gate = self._linear(width, self.kernel_initializer, bias, True, "transform_gate")
+            self.gate.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        h = self.transform(inputs)
+        if self.bn is not None:
+            h = self.bn(h, training=training)
+        h = self.act(h)
+        if self.gate is None:
+            return h
+        t = ops.sigmoid(self.gate(inputs))
+        return t * h + (1.0 - t) * inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "activation": self.activation,
+            "transform_gate_bias": self.transform_gate_bias,
+            "residual": self.residual,
+            "use_bias": self.use_bias,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+            "bn_epsilon": self.bn_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "data_format": self.data_format,
+        }
+
+
+_HIGHWAY_ARGS = """
+    Args:
+        activation: the non-linearity of ``H`` (a name of `ACTIVATIONS`, not ``"crelu"``).
+        transform_gate_bias: initial bias of the transform gate ``T``; negative values start
+            the layer close to carrying its input (the paper uses -1 to -3).
+        residual: ``False`` gives the plain twin ``y = H(x)`` (no gate).
+        use_bias: whether ``H`` has a bias.
+        batch_norm: whether ``H`` is batch-normalised (not in the paper).
+        bn_momentum, bn_epsilon: batch-norm settings.
+        kernel_initializer: initialiser of the gate's kernel.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
+"""
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class HighwayDense(_Highway):
+    __doc__ = (
+        """A fully-connected highway layer; the width is the input's.
+
+    Example:
+    >>> HighwayDense()(keras.ops.ones((2, 50))).shape
+    (2, 50)
+"""
+        + _HIGHWAY_ARGS
+    )
+
+    def _linear(self, units, kernel_initializer, bias_initializer, use_bias, name):
+        return keras.layers.Dense(
+            units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer, name=name,
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class HighwayConv2D(_Highway):
+    __doc__ = (
+        """A convolutional highway layer with 'same' padding; the width is the input's.
+
+    Example:
+    >>> HighwayConv2D(3, data_format="channels_last")(keras.ops.ones((1, 8, 8, 16))).shape
+    (1, 8, 8, 16)
+"""
+        + _HIGHWAY_ARGS
+        + "        kernel_size: odd size of the kernels of ``H`` and ``T``.\n"
+    )
+
+    def __init__(self, kernel_size=3, **kwargs):
+        check_odd_kernel(kernel_size)
+        self.kernel_size = kernel_size
+        super().__init__(**kwargs)
+
+    def _linear(self, filters, kernel_initializer, bias_initializer, use_bias, name):
+        return keras.layers.Conv2D(
+            filters, self.kernel_size, padding="same", use_bias=use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            data_format=self.data_format, name=name,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size}

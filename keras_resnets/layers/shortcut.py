@@ -1,0 +1,139 @@
+"""The shortcut of a residual block whose shape changes: options A, B and C of He et al. (2015)."""
+
+import keras
+from keras import ops
+
+from keras_resnets.layers.common import batch_norm, channel_axis, resolve_data_format
+
+SHORTCUT_OPTIONS = ("A", "B", "C")
+
+
+def needs_shortcut_layer(option, in_channels, out_channels, strides):
+    """Whether a block needs a `Shortcut` layer rather than the bare identity.
+
+    Option C projects in every block; options A and B only where the shape changes.
+    """
+    if option not in SHORTCUT_OPTIONS:
+        raise ValueError(f"shortcut={option!r} is not supported; choose one of {SHORTCUT_OPTIONS}.")
+    return option == "C" or strides != 1 or in_channels != out_channels
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class Shortcut(keras.layers.Layer):
+    """The identity path of a block whose output shape differs from its input's.
+
+    - Option ``"A"``: keeps one activation in ``strides`` along each spatial axis and appends
+      ``filters - C`` zero channels. It has no weights.
+    - Options ``"B"`` and ``"C"``: a 1x1 convolution with stride ``strides`` (a `Dense` layer for
+      vectors) followed by batch normalisation.
+
+    Args:
+        option: ``"A"``, ``"B"`` or ``"C"``.
+        filters: the output width.
+        strides: the spatial subsampling factor (1 for vectors).
+        batch_norm: whether a projection is followed by batch normalisation.
+        bn_momentum, bn_epsilon: its settings.
+        kernel_initializer: initialiser of the projection.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
+
+    Example:
+    >>> shortcut = Shortcut("A", filters=32, strides=2, data_format="channels_last")
+    >>> shortcut(keras.ops.ones((1, 8, 8, 16))).shape
+    (1, 4, 4, 32)
+    >>> shortcut.count_params()
+    0
+    """
+
+    def __init__(
+        self,
+        option,
+        filters,
+        strides=1,
+        batch_norm=True,
+        bn_momentum=0.9,
+        bn_epsilon=1e-5,
+        kernel_initializer="he_normal",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if option not in SHORTCUT_OPTIONS:
+            raise ValueError(
+                f"shortcut={option!r} is not supported; choose one of {SHORTCUT_OPTIONS}."
+            )
+        self.option = option
+        self.filters = filters
+        self.strides = strides
+        self.batch_norm = batch_norm
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.data_format = resolve_data_format(data_format)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self._axis = channel_axis(rank, self.data_format)
+        in_channels = input_shape[self._axis]
+        if rank == 2 and self.strides != 1:
+            raise ValueError(f"strides={self.strides} must be 1 for a shortcut on vectors.")
+        if self.option == "A":
+            if in_channels > self.filters:
+                raise ValueError(
+                    f"shortcut option 'A' can only add channels: input has {in_channels}, "
+                    f"filters={self.filters}. Use option 'B' or 'C'."
+                )
+            self.built = True
+            return
+        if rank == 2:
+            self.projection = keras.layers.Dense(
+                self.filters, use_bias=False, kernel_initializer=self.kernel_initializer,
+                name="projection",
+            )
+        else:
+            self.projection = keras.layers.Conv2D(
+                self.filters, 1, strides=self.strides, use_bias=False,
+                kernel_initializer=self.kernel_initializer, data_format=self.data_format,
+                name="projection",
+            )
+        self.projection.build(input_shape)
+        if self.batch_norm:
+            self.bn = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, name="bn")
+            self.bn.build(self.projection.compute_output_shape(input_shape))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if self.option != "A":
+            x = self.projection(inputs)
+            return self.bn(x, training=training) if self.batch_norm else x
+        x = inputs
+        s = self.strides
+        if s != 1:
+            x = x[:, :, ::s, ::s] if self._axis == 1 else x[:, ::s, ::s, :]
+        extra = self.filters - inputs.shape[self._axis]
+        if extra:
+            pad = [[0, 0]] * len(inputs.shape)
+            pad[self._axis] = [0, extra]
+            x = ops.pad(x, pad)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        axis = channel_axis(len(shape), self.data_format)
+        for i in range(1, len(shape)):
+            if i != axis and shape[i] is not None:
+                shape[i] = (shape[i] - 1) // self.strides + 1
+        shape[axis] = self.filters
+        return tuple(shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "option": self.option,
+            "filters": self.filters,
+            "strides": self.strides,
+            "batch_norm": self.batch_norm,
+            "bn_momentum": self.bn_momentum,
+            "bn_epsilon": self.bn_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "data_format": self.data_format,
+        }

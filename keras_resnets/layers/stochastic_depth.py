@@ -1,0 +1,88 @@
+"""Stochastic depth (Huang et al. 2016) and its per-sample form, "drop path"."""
+
+import keras
+from keras import ops
+
+DROP_MODES = ("batch", "sample")
+
+
+def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
+    """The linear decay rule ``p_l = 1 - (l / L) (1 - p_L)`` of Huang et al. (2016).
+
+    Args:
+        block_index: ``l``, from 1 (the first residual block) to ``L``.
+        num_blocks: ``L``, the number of residual blocks.
+        final_survival_probability: ``p_L``, the survival probability of the last block.
+
+    Example:
+    >>> [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)]
+    [0.875, 0.75, 0.625, 0.5]
+    """
+    if not 1 <= block_index <= num_blocks:
+        raise ValueError(f"block_index={block_index} must lie in [1, num_blocks={num_blocks}].")
+    if not 0.0 < final_survival_probability <= 1.0:
+        raise ValueError(
+            f"final_survival_probability={final_survival_probability} must lie in (0, 1]."
+        )
+    return 1.0 - block_index / num_blocks * (1.0 - final_survival_probability)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnets")
+class StochasticDepth(keras.layers.Layer):
+    """Keeps a residual branch with probability ``survival_probability`` while training.
+
+    ``mode="batch"`` is the paper's rule: one Bernoulli draw per mini-batch keeps or drops the
+    whole branch while training, and the branch is scaled by ``p`` at test time.
+    ``mode="sample"`` is "drop path" (timm): one draw per example, kept branches rescaled by
+    ``1 / p`` while training, identity at test time.
+
+    Randomness comes from a `keras.random.SeedGenerator`, so a jit-compiled train step works.
+
+    Args:
+        survival_probability: ``p_l`` in (0, 1].
+        mode: ``"batch"`` or ``"sample"``.
+        seed: optional integer seed.
+
+    Example:
+    >>> layer = StochasticDepth(0.5)
+    >>> x = keras.ops.ones((2, 3))
+    >>> keras.ops.convert_to_numpy(layer(x, training=False)).tolist()
+    [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
+    """
+
+    def __init__(self, survival_probability=0.5, mode="batch", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < survival_probability <= 1.0:
+            raise ValueError(
+                f"survival_probability={survival_probability} must lie in (0, 1]."
+            )
+        if mode not in DROP_MODES:
+            raise ValueError(f"mode={mode!r} is not supported; choose one of {DROP_MODES}.")
+        self.survival_probability = float(survival_probability)
+        self.mode = mode
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        p = self.survival_probability
+        if p == 1.0:
+            return inputs
+        if not training:
+            return inputs * p if self.mode == "batch" else inputs
+        if self.mode == "batch":
+            keep = keras.random.uniform((), seed=self.seed_generator) < p
+            return inputs * ops.cast(keep, inputs.dtype)
+        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        keep = keras.random.uniform(shape, seed=self.seed_generator) < p
+        return inputs * ops.cast(keep, inputs.dtype) / p
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "survival_probability": self.survival_probability,
+            "mode": self.mode,
+            "seed": self.seed,
+        }
