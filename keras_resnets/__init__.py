@@ -14,7 +14,9 @@ from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.builders import build_resnet
 from keras_resnets.initializers import LooksLinear
 from keras_resnets.presets import PRESETS, get_preset
+from keras_resnets.runs import Run, RunStore
 from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
+from keras_resnets.training import Recipe, resume, train
 
 __version__ = "0.1.0"
 
@@ -68,6 +70,9 @@ __all__ = [
     "PRESETS",
     "Architecture",
     "LooksLinear",
+    "Recipe",
+    "Run",
+    "RunStore",
     "Stage",
     "Stem",
     "build_resnet",
@@ -86,5 +91,7 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "resume",
     "stage_table",
+    "train",
 ]

@@ -1,0 +1,202 @@
+"""The command line: ``python -m keras_resnets`` (or ``keras-resnets``) ``train``, ``resume``,
+``runs``, ``cancel`` and ``summary``.
+
+Examples::
+
+    python -m keras_resnets train --preset mnist_resnet --dataset mnist --epochs 1
+    python -m keras_resnets train --architecture arch.json --recipe paper --epochs 2 --seed 1
+    python -m keras_resnets summary --preset resnet50
+    python -m keras_resnets runs
+    python -m keras_resnets resume 20250101-120000-mnist_resnet-3fa2
+
+Bad input prints ``error: ...`` and exits with status 2. A run that is interrupted (Ctrl-C,
+SIGTERM) exits with 130 and can be resumed; a failed run exits with 1.
+"""
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from keras_resnets.runs import RunStore
+
+EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
+RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epochs",
+                  "batch_size", "warmup_epochs", "schedule")
+
+
+def _field(text):
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (``3``, ``true``, ``[32, 32, 3]``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_architecture(parser, required=True):
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--preset", help="a preset name, e.g. mnist_resnet, cifar_resnet20, resnet50")
+    group.add_argument("--architecture", metavar="FILE.json",
+                       help="an architecture description (Architecture.to_json())")
+    parser.add_argument("--set", dest="fields", metavar="KEY=VALUE", type=_field, action="append",
+                        default=[], help="a preset argument or architecture field (repeatable), "
+                                         "e.g. --set nb_blocks=3 --set shortcut=A")
+
+
+def build_parser():
+    """The `argparse` parser of all commands."""
+    from keras_resnets.data import DATASETS
+    from keras_resnets.training import OPTIMIZERS, SCHEDULES
+
+    parser = argparse.ArgumentParser(prog="keras-resnets", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an architecture as a new run")
+    _add_architecture(train)
+    train.add_argument("--dataset", default="mnist_sample", choices=sorted(DATASETS))
+    train.add_argument("--subset", type=int, help="training images used (default: all)")
+    train.add_argument("--validation-split", type=float, default=0.1)
+    train.add_argument("--data-dir", help="tensorflow-datasets directory")
+    train.add_argument("--augment", action="store_true", help="the paper's crop-and-flip")
+    train.add_argument("--recipe", choices=("quick", "paper"), default="quick",
+                       help="quick: Adam 1e-3, 3 epochs; paper: He et al.'s SGD (default: quick)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--momentum", type=float)
+    train.add_argument("--weight-decay", type=float)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--warmup-epochs", type=int)
+    train.add_argument("--schedule", choices=SCHEDULES)
+    train.add_argument("--seed", type=int, default=0)
+    _add_store(train)
+    train.add_argument("--run-id", help="the run's id (default: time, name and random hex)")
+    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    resume = commands.add_parser("resume", help="resume an interrupted or cancelled run")
+    resume.add_argument("run_id")
+    _add_store(resume)
+    resume.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    runs = commands.add_parser("runs", help="list the runs, newest first")
+    _add_store(runs)
+
+    cancel = commands.add_parser("cancel", help="ask a running run to stop")
+    cancel.add_argument("run_id")
+    _add_store(cancel)
+
+    summary = commands.add_parser("summary", help="print the parameter table per stage")
+    _add_architecture(summary)
+    summary.add_argument("--dataset", choices=sorted(DATASETS),
+                         help="fit a preset to this dataset's images and classes")
+    return parser
+
+
+def _add_store(parser):
+    parser.add_argument("--runs-dir", default="runs", help="the run store (default: runs)")
+
+
+def _architecture(args, dataset):
+    """The `Architecture` of ``--preset``/``--architecture`` and ``--set``."""
+    from keras_resnets.architecture import coerce_architecture
+    from keras_resnets.data import DATASETS
+    from keras_resnets.presets import get_preset
+
+    fields = dict(args.fields)
+    if args.architecture:
+        try:
+            text = Path(args.architecture).read_text()
+        except OSError as err:
+            raise ValueError(f"--architecture={args.architecture!r} cannot be read: {err}") from None
+        return coerce_architecture(text, **fields)
+    if dataset:
+        info = DATASETS[dataset]
+        fields = {"input_shape": tuple(info.image_shape), "classes": info.classes, **fields}
+    try:
+        return get_preset(args.preset, **fields)
+    except TypeError as err:
+        raise ValueError(f"--set {sorted(fields)} is not allowed for preset "
+                         f"{args.preset!r}: {err}") from None
+
+
+def _train(args):
+    from keras_resnets.training import Recipe, train
+
+    recipe = Recipe.paper() if args.recipe == "paper" else Recipe()
+    changes = {name: getattr(args, name) for name in RECIPE_OPTIONS
+               if getattr(args, name) is not None}
+    run = train(_architecture(args, args.dataset), args.dataset, recipe.replace(**changes),
+                runs_dir=args.runs_dir, run_id=args.run_id, subset=args.subset,
+                validation_split=args.validation_split, data_dir=args.data_dir,
+                augment=args.augment, seed=args.seed, verbose=0 if args.quiet else 1)
+    return EXIT_CODES[run.status["state"]]
+
+
+def _resume(args):
+    from keras_resnets.training import resume
+
+    run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1)
+    return EXIT_CODES[run.status["state"]]
+
+
+def _runs(args):
+    runs = RunStore(args.runs_dir).list()
+    if not runs:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    print(f"{'run':<44} {'state':<11} {'epoch':>7} {'architecture':<16} {'dataset':<14} "
+          f"{'val_accuracy':>12}")
+    for run in runs:
+        status = run.status
+        epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+        accuracy = epochs[-1].get("val_accuracy") if epochs else None
+        print(f"{run.id:<44} {status.get('state', '?'):<11} "
+              f"{status.get('epoch', 0)}/{status.get('epochs', '?'):<5} "
+              f"{run.config.get('architecture', {}).get('name', '?'):<16} "
+              f"{run.config.get('dataset', {}).get('name', '?'):<14} "
+              f"{'' if accuracy is None else f'{accuracy:.4f}':>12}")
+    return 0
+
+
+def _cancel(args):
+    run = RunStore(args.runs_dir).get(args.run_id)
+    run.request_cancel()
+    print(f"asked run {run.id} to stop")
+    return 0
+
+
+def _summary(args):
+    from keras_resnets.builders import build_resnet
+    from keras_resnets.summary import format_summary
+
+    arch = _architecture(args, args.dataset)
+    print(f"{arch.name}: depth {arch.depth}, {arch.num_blocks} {arch.block} blocks, "
+          f"input {'x'.join(map(str, arch.input_shape))}, {arch.classes} classes")
+    print(format_summary(build_resnet(arch)))
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None):
+    """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
+               "summary": _summary}[args.command]
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
