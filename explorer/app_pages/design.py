@@ -1,0 +1,282 @@
+"""Design: start from a preset, edit the description, see counts, tables and diagrams at once."""
+
+import pandas as pd
+import streamlit as st
+
+from explorer import designs, diagram, state, ui
+from keras_resnets.summary import format_macs
+from keras_resnets.architecture import BLOCKS, STEMS
+from keras_resnets.layers.activations import ACTIVATIONS
+
+P = state.WIDGET_PREFIX
+SHORTCUT_HELP = {
+    "A": "A · zero-pad: subsample and append zero channels (no weights)",
+    "B": "B · project where the shape changes (1x1 conv)",
+    "C": "C · project in every block",
+}
+POOLINGS = {"avg": "global average", "max": "global max", "flatten": "flatten", None: "none"}
+
+
+def bind(name, value):
+    """The widget key of design field ``name``, initialised from the design if it is new."""
+    key = P + name
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
+def on_preset():
+    state.load_preset(st.session_state["start_from"])
+
+
+def on_reset():
+    state.load_preset(state.preset_id())
+    st.session_state["start_from"] = state.preset_id()
+
+
+def add_stage():
+    design = state.design()
+    last = dict(design["stages"][-1]) if design["stages"] else {"blocks": 2, "channels": 16, "strides": 1,
+                                                                 "kernel_size": 3}
+    if design["block"] not in ("highway", "dense") and len(design["input_shape"]) == 3:
+        last = {**last, "channels": last["channels"] * 2, "strides": 2}
+    design["stages"].append(last)
+    state.set_design(design)
+
+
+def remove_stage(index):
+    design = state.design()
+    if len(design["stages"]) > 1:
+        del design["stages"][index]
+    state.set_design(design)
+
+
+def editor(design):
+    """Draws the widgets and returns ``(edited design, parse errors)``."""
+    errors = []
+    edited = state.design()
+    stem = design["stem"]
+
+    st.subheader("Blocks")
+    c1, c2 = st.columns(2)
+    with c1:
+        edited["block"] = st.selectbox("Block kind", BLOCKS, key=bind("block", design["block"]),
+                                       help="basic: two convolutions (ResBlock); bottleneck: 1x1, kxk, 1x1 "
+                                            "(4x wider output); dense: for vector inputs; highway: gated layer.")
+    with c2:
+        edited["activation"] = st.selectbox("Activation", ACTIVATIONS, key=bind("activation", design["activation"]),
+                                            help="crelu doubles the width; it needs a plain network.")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        edited["residual"] = st.toggle("Residual (skips)", key=bind("residual", design["residual"]),
+                                       help="Off builds the plain twin: the same layers without skip connections.")
+    with c2:
+        edited["preactivation"] = st.toggle("Pre-activation", key=bind("preactivation", design["preactivation"]),
+                                            help="He et al. (2016): bn → act → conv inside the branch, nothing "
+                                                 "after the sum.")
+    with c3:
+        edited["looks_linear"] = st.toggle("Looks-linear init", key=bind("looks_linear", design["looks_linear"]),
+                                           help="Balduzzi et al. (2017), with CReLU only.")
+    edited["shortcut"] = st.radio("Shortcut (He et al. 2015)", list(SHORTCUT_HELP),
+                                  format_func=SHORTCUT_HELP.get, key=bind("shortcut", design["shortcut"]),
+                                  horizontal=False)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        edited["final_survival_probability"] = st.slider(
+            "Stochastic depth: survival of the last block p_L", min_value=0.05, max_value=1.0, step=0.05,
+            key=bind("final_survival_probability", float(design["final_survival_probability"])),
+            help="Huang et al. (2016): block l survives with p_l = 1 - l/L (1 - p_L). 1 disables it.")
+    with c2:
+        edited["drop_mode"] = st.radio("Drop", ["batch", "sample"], key=bind("drop_mode", design["drop_mode"]),
+                                       horizontal=True,
+                                       help="batch: one draw per mini-batch (the paper); sample: drop path.")
+
+    st.subheader("Stages")
+    st.caption("Each stage is a run of blocks; its first block subsamples by the stride. "
+               "For bottleneck blocks, channels is the inner width (the output is 4x wider).")
+    for i, stage in enumerate(design["stages"]):
+        cols = st.columns([1, 1, 1, 1, 0.5], vertical_alignment="bottom")
+        values = {}
+        for col, (field, label, low, high, step) in zip(cols, (
+                ("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
+                ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))):
+            with col:
+                values[field] = st.number_input(f"Stage {i + 1} {label}", min_value=low, max_value=high, step=step,
+                                                key=bind(f"stage{i}.{field}", int(stage[field])))
+        with cols[4]:
+            st.button("", icon=":material/delete:", key=f"remove_stage{i}", on_click=remove_stage, args=(i,),
+                      disabled=len(design["stages"]) == 1, help=f"Remove stage {i + 1}")
+        edited["stages"][i] = values
+    st.button("Add a stage", icon=":material/add:", on_click=add_stage, key="add_stage")
+
+    st.subheader("Input and output")
+    c1, c2 = st.columns(2)
+    with c1:
+        shape_text = st.text_input("Input shape", key=bind("input_shape", designs.format_shape(design["input_shape"])),
+                                   help="height x width x channels (28x28x1, 32x32x3, 224x224x3), or a number "
+                                        "of features for vectors (784).")
+        try:
+            edited["input_shape"] = designs.parse_shape(shape_text)
+        except ValueError as error:
+            errors.append(str(error))
+    with c2:
+        edited["classes"] = st.number_input("Classes", min_value=1, max_value=100_000,
+                                            key=bind("classes", int(design["classes"])))
+
+    with st.expander("Stem (before the blocks)"):
+        new_stem = dict(stem)
+        c1, c2, c3, c4 = st.columns(4)
+        with c1:
+            new_stem["kind"] = st.selectbox("Stem", STEMS, key=bind("stem.kind", stem["kind"]))
+        with c2:
+            new_stem["filters"] = st.number_input("Stem filters", min_value=1, max_value=4096,
+                                                  key=bind("stem.filters", int(stem["filters"])))
+        with c3:
+            new_stem["kernel_size"] = st.number_input("Stem kernel", min_value=1, max_value=15, step=2,
+                                                      key=bind("stem.kernel_size", int(stem["kernel_size"])))
+        with c4:
+            new_stem["strides"] = st.number_input("Stem stride", min_value=1, max_value=8,
+                                                  key=bind("stem.strides", int(stem["strides"])))
+        c1, c2, c3, c4 = st.columns(4)
+        for col, (field, label) in zip((c1, c2, c3, c4), (("use_bias", "bias"), ("batch_norm", "batch norm"),
+                                                          ("activation", "activation"), ("pool", "3x3/2 max pool"))):
+            with col:
+                new_stem[field] = st.checkbox(f"Stem {label}", key=bind(f"stem.{field}", bool(stem[field])))
+        edited["stem"] = new_stem
+
+    with st.expander("Head (after the blocks)"):
+        c1, c2 = st.columns(2)
+        with c1:
+            edited["pooling"] = st.selectbox("Pooling", list(POOLINGS), format_func=POOLINGS.get,
+                                             key=bind("pooling", design["pooling"]))
+            edited["pool_activation"] = st.checkbox("Activation after pooling (the lecture's relu(avg(x)))",
+                                                    key=bind("pool_activation", design["pool_activation"]))
+        with c2:
+            edited["classifier_activation"] = st.selectbox(
+                "Classifier output", [None, "softmax"], format_func=lambda v: "logits" if v is None else v,
+                key=bind("classifier_activation", design["classifier_activation"]))
+            edited["include_top"] = st.checkbox("Include the classifier", key=bind("include_top", design["include_top"]))
+
+    with st.expander("Details"):
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            edited["batch_norm"] = st.checkbox("Batch norm in blocks", key=bind("batch_norm", design["batch_norm"]))
+            edited["use_bias"] = st.checkbox("Biases in blocks", key=bind("use_bias", design["use_bias"]))
+            edited["zero_init_last_bn"] = st.checkbox("Zero-init last BN of each branch",
+                                                      key=bind("zero_init_last_bn", design["zero_init_last_bn"]))
+        with c2:
+            edited["bn_momentum"] = st.number_input("BN momentum", min_value=0.0, max_value=1.0, step=0.01,
+                                                    format="%.3f", key=bind("bn_momentum", float(design["bn_momentum"])))
+            edited["bn_epsilon"] = st.number_input("BN epsilon", min_value=0.0, max_value=1.0, step=1e-5, format="%.1e",
+                                                   key=bind("bn_epsilon", float(design["bn_epsilon"])))
+            edited["transform_gate_bias"] = st.number_input(
+                "Highway gate bias", min_value=-100.0, max_value=100.0, step=0.5,
+                key=bind("transform_gate_bias", float(design["transform_gate_bias"])))
+        with c3:
+            edited["name"] = st.text_input("Model name", key=bind("name", design["name"]), max_chars=64)
+            edited["seed"] = st.number_input("Stochastic-depth seed", min_value=0, value=None,
+                                             placeholder="none", key=bind("seed", design["seed"]))
+            edited["data_format"] = st.selectbox(
+                "Data format", [None, "channels_last", "channels_first"],
+                format_func=lambda v: "Keras default" if v is None else v,
+                key=bind("data_format", design["data_format"]))
+    return edited, errors
+
+
+def stage_frame(summary):
+    rows = []
+    for row in summary["stages"]:
+        rows.append({"part": row["name"], "blocks": row["blocks"] or None,
+                     "output shape": ui.shape_text(row["output_shape"]),
+                     "trainable": row["trainable"], "non-trainable": row["non_trainable"],
+                     "multiply-adds": format_macs(row["macs"])})
+    return pd.DataFrame(rows)
+
+
+def layer_frame(summary):
+    rows = []
+    for row in summary["layers"]:
+        rows.append({"layer": row["name"], "kind": row["kind"],
+                     "stage": row["stage"] or None, "block": row["block"] or None,
+                     "output shape": ui.shape_text(row["output_shape"]),
+                     "trainable": row["trainable"], "non-trainable": row["non_trainable"],
+                     "multiply-adds": format_macs(row["macs"])})
+    return pd.DataFrame(rows)
+
+
+NUMBERS = {"trainable": st.column_config.NumberColumn(format="localized"),
+           "non-trainable": st.column_config.NumberColumn(format="localized")}
+
+
+def results(architecture):
+    try:
+        summary, seconds = ui.summary_of(architecture)
+    except Exception as error:  # the description validated, so this is a library problem: say it plainly
+        st.error(f"Could not build this design: {type(error).__name__}: {error}", icon=":material/error:")
+        return
+    counts = summary["counts"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Trainable parameters", f"{counts['trainable']:,}", border=True)
+    c2.metric("Non-trainable", f"{counts['non_trainable']:,}", border=True,
+              help="Batch-norm moving means and variances (PyTorch's buffers).")
+    c3.metric("Total parameters", f"{counts['total']:,}", border=True)
+    c4.metric("Multiply-adds / image", format_macs(summary["macs"]), border=True,
+              help="Convolutions and dense layers, one image, inference.")
+    kind = "residual" if architecture.residual else "plain"
+    st.caption(f"`{architecture.name}`: {kind}, {summary['depth']} weighted layers, {summary['num_blocks']} blocks, "
+               f"output {ui.shape_text(summary['output_shape'])}. Built on {ui.backend_name()} "
+               f"in {seconds:.1f} s (cached afterwards).")
+
+    network, block, stages, layers = st.tabs(["Network", "Block", "Stages", "Layers"])
+    with network:
+        expand = st.toggle("One box per layer", value=architecture.num_blocks <= diagram.EXPAND_LIMIT,
+                           key="expand_network",
+                           help="Like Figure 3 of He et al. (2015); off collapses each stage into one box.")
+        if expand and architecture.num_blocks > 60:
+            st.info("This network is deep: the column is long. Scroll, or collapse the stages.")
+        st.graphviz_chart(diagram.network_dot(architecture, expand=expand), width="content")
+    with block:
+        c1, c2 = st.columns(2)
+        with c1:
+            stage_index = st.selectbox("Stage", range(len(architecture.stages)),
+                                       format_func=lambda i: f"stage {i + 1}", key="block_stage")
+        with c2:
+            first = st.toggle("First block of the stage", value=True, key="block_first",
+                              help="The first block of a stage changes the shape (stride, width).")
+        st.graphviz_chart(diagram.block_dot(architecture, stage_index, first), width="stretch")
+    with stages:
+        st.dataframe(stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch")
+    with layers:
+        st.dataframe(layer_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", height=420)
+
+
+def page():
+    st.title("Design a residual network")
+    for problem in st.session_state.pop("url_problems", []):
+        st.warning(f"From the link: {problem}", icon=":material/link_off:")
+    if "start_from" not in st.session_state:
+        st.session_state["start_from"] = state.preset_id()
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    with c1:
+        st.selectbox("Start from", list(designs.PRESET_CHOICES), key="start_from", on_change=on_preset,
+                     format_func=lambda p: f"{designs.PRESET_CHOICES[p].group} · {designs.PRESET_CHOICES[p].label}")
+    with c2:
+        st.button("Reset", icon=":material/restart_alt:", on_click=on_reset, key="reset_design",
+                  help="Back to the preset, dropping your changes.")
+
+    design = state.design()
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        edited, errors = editor(design)
+    state.store_design(edited)
+    with right:
+        if errors:
+            for error in errors:
+                st.error(f"**The design is not valid:** {error}", icon=":material/error:")
+            return
+        architecture = ui.checked_architecture()
+        if architecture is not None:
+            results(architecture)
+
+
+page()

@@ -1,0 +1,357 @@
+"""Designs as plain data: presets to start from, validation, and the compact URL form.
+
+Nothing here imports Streamlit, so it is tested directly. A *design* is the dict form of an
+`Architecture` (``Architecture.to_dict()``), possibly invalid while the user edits it;
+`validate` turns it into an `Architecture` or one message naming the wrong field.
+
+The URL carries a design as the preset it started from plus the fields that differ, in a
+short readable form::
+
+    ?preset=cifar_resnet20&shortcut=B&stages=3x16,3x32/2,3x64/2k5&stem.filters=32
+
+``stages`` is ``<blocks>x<channels>[/<strides>][k<kernel_size>]`` per stage, ``input_shape``
+is ``28x28x1`` (or ``784`` for vectors), booleans are ``true``/``false``, ``None`` is ``none``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from keras_resnets import Architecture, Stage, Stem, get_preset
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    """One entry of the "start from" list: a preset of `keras_resnets.PRESETS` and its arguments."""
+
+    preset: str
+    label: str
+    group: str
+    kwargs: dict = field(default_factory=dict)
+
+    def architecture(self) -> Architecture:
+        return get_preset(self.preset, **self.kwargs)
+
+
+def _choices():
+    out = {
+        "mnist_resnet": PresetChoice("mnist_resnet", "Lecture MNIST ResNet (25 blocks x 16 channels)", "Lecture"),
+        "mnist_resnet-plain": PresetChoice("mnist_resnet", "Lecture MNIST network, plain twin (no skips)",
+                                           "Lecture", {"residual": False}),
+    }
+    for depth in (20, 32, 44, 56, 110):
+        out[f"cifar_resnet{depth}"] = PresetChoice(
+            f"cifar_resnet{depth}", f"CIFAR ResNet-{depth} (He et al. 2015, option A)", "CIFAR-10")
+        out[f"cifar_resnet{depth}-plain"] = PresetChoice(
+            f"cifar_resnet{depth}", f"CIFAR plain-{depth} (no skips)", "CIFAR-10", {"residual": False})
+    for depth in (18, 34, 50, 101, 152):
+        out[f"resnet{depth}"] = PresetChoice(f"resnet{depth}", f"ResNet-{depth} (ImageNet, 224x224)", "ImageNet")
+        out[f"resnet{depth}-plain"] = PresetChoice(
+            f"resnet{depth}", f"Plain-{depth} (ImageNet, no skips)", "ImageNet", {"residual": False})
+    out["highway_net"] = PresetChoice("highway_net", "Highway network, 10 gated layers (Srivastava et al. 2015)",
+                                      "Other")
+    out["highway_net-plain"] = PresetChoice("highway_net", "Highway network without gates (plain twin)",
+                                            "Other", {"residual": False})
+    out["crelu_net"] = PresetChoice("crelu_net", "CReLU + looks-linear init, plain (Balduzzi et al. 2017)", "Other")
+    out["crelu_net-no-ll"] = PresetChoice("crelu_net", "CReLU without looks-linear init", "Other",
+                                          {"looks_linear": False})
+    return out
+
+
+PRESET_CHOICES: dict[str, PresetChoice] = _choices()
+DEFAULT_PRESET = "mnist_resnet"
+
+_BOOL_FIELDS = {"residual", "preactivation", "looks_linear", "use_bias", "batch_norm", "zero_init_last_bn",
+                "pool_activation", "include_top"}
+_INT_FIELDS = {"classes"}
+_FLOAT_FIELDS = {"bn_momentum", "bn_epsilon", "final_survival_probability", "transform_gate_bias"}
+_STR_FIELDS = {"name", "block", "shortcut", "activation", "drop_mode"}
+_OPTIONAL_STR_FIELDS = {"pooling", "classifier_activation", "data_format"}
+_OPTIONAL_INT_FIELDS = {"seed"}
+_STEM_BOOL = {"use_bias", "batch_norm", "activation", "pool"}
+_STEM_INT = {"filters", "kernel_size", "strides"}
+
+DESIGN_PARAMS = ({"preset", "input_shape", "stages"} | _BOOL_FIELDS | _INT_FIELDS | _FLOAT_FIELDS | _STR_FIELDS
+                 | _OPTIONAL_STR_FIELDS | _OPTIONAL_INT_FIELDS
+                 | {f"stem.{f.name}" for f in dataclasses.fields(Stem)})
+"""Query-parameter names that belong to the design (others, like ``runs``, are left alone)."""
+
+
+def preset_design(preset_id: str) -> dict:
+    """The design dict of a "start from" choice; `ValueError` for unknown ids."""
+    if preset_id not in PRESET_CHOICES:
+        raise ValueError(f"preset={preset_id!r} is not known; choose one of {sorted(PRESET_CHOICES)}.")
+    return PRESET_CHOICES[preset_id].architecture().to_dict()
+
+
+def validate(design: Mapping) -> tuple[Architecture | None, str | None]:
+    """``(architecture, None)`` for a valid design, ``(None, message)`` naming the field otherwise."""
+    try:
+        return Architecture.from_dict(dict(design)), None
+    except (TypeError, ValueError) as error:
+        return None, str(error)
+
+
+# -- short text forms ---------------------------------------------------------------------------
+def format_shape(shape) -> str:
+    """``(28, 28, 1)`` → ``'28x28x1'``."""
+    return "x".join(str(s) for s in shape)
+
+
+def parse_shape(text: str) -> list[int]:
+    """``'28x28x1'`` (or ``'28, 28, 1'``) → ``[28, 28, 1]``; `ValueError` naming ``input_shape``."""
+    parts = [p for p in re.split(r"[x×,\s()]+", str(text).strip().lower()) if p]
+    if len(parts) not in (1, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"input_shape={text!r} is not allowed: height x width x channels such as "
+                         "28x28x1, or a number of features such as 784.")
+    return [int(p) for p in parts]
+
+
+_STAGE = re.compile(r"(\d+)x(\d+)(?:/(\d+))?(?:k(\d+))?")
+
+
+def format_stages(stages) -> str:
+    """``[{'blocks': 3, 'channels': 32, 'strides': 2, 'kernel_size': 3}]`` → ``'3x32/2'``."""
+    out = []
+    for s in stages:
+        s = s if isinstance(s, Mapping) else dataclasses.asdict(s)
+        text = f"{s['blocks']}x{s['channels']}"
+        if s.get("strides", 1) != 1:
+            text += f"/{s['strides']}"
+        if s.get("kernel_size", 3) != 3:
+            text += f"k{s['kernel_size']}"
+        out.append(text)
+    return ",".join(out)
+
+
+def parse_stages(text: str) -> list[dict]:
+    """The inverse of `format_stages`; `ValueError` naming ``stages``."""
+    stages = []
+    for part in str(text).replace(" ", "").split(","):
+        match = _STAGE.fullmatch(part)
+        if not match:
+            raise ValueError(f"stages={text!r} is not allowed: comma-separated <blocks>x<channels>[/<strides>]"
+                             "[k<kernel_size>] such as 3x16,3x32/2,3x64/2.")
+        blocks, channels, strides, kernel = match.groups()
+        stages.append({"blocks": int(blocks), "channels": int(channels), "strides": int(strides or 1),
+                       "kernel_size": int(kernel or 3)})
+    if len(stages) > 64:
+        raise ValueError("stages: at most 64 stages.")
+    return stages
+
+
+def _format_value(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse_bool(name, text):
+    lowered = str(text).lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name}={text!r} is not allowed: true or false.")
+
+
+def _parse_int(name, text):
+    try:
+        return int(str(text))
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not allowed: an integer.") from None
+
+
+def _parse_float(name, text):
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not allowed: a number.") from None
+    return value
+
+
+def _parse_field(name: str, text: str) -> tuple[str, Any]:
+    """``(key, value)`` of one query parameter; ``key`` is ``stem.<field>`` for the stem's."""
+    if len(str(text)) > 2000:
+        raise ValueError(f"{name}: the value is too long.")
+    if name == "input_shape":
+        return name, parse_shape(text)
+    if name == "stages":
+        return name, parse_stages(text)
+    if name in _BOOL_FIELDS:
+        return name, _parse_bool(name, text)
+    if name in _INT_FIELDS:
+        return name, _parse_int(name, text)
+    if name in _FLOAT_FIELDS:
+        return name, _parse_float(name, text)
+    if name in _STR_FIELDS:
+        return name, str(text)
+    if name in _OPTIONAL_STR_FIELDS:
+        return name, None if str(text).lower() == "none" else str(text)
+    if name in _OPTIONAL_INT_FIELDS:
+        return name, None if str(text).lower() == "none" else _parse_int(name, text)
+    if name.startswith("stem."):
+        sub = name[len("stem."):]
+        if sub in _STEM_BOOL:
+            return name, _parse_bool(name, text)
+        if sub in _STEM_INT:
+            return name, _parse_int(name, text)
+        if sub == "kind":
+            return name, str(text)
+    raise ValueError(f"{name} is not a design field.")
+
+
+# -- the URL form ---------------------------------------------------------------------------------
+def encode_query(design: Mapping, preset_id: str = DEFAULT_PRESET) -> dict[str, str]:
+    """The query parameters of ``design``: ``preset`` and the fields that differ from it."""
+    if preset_id not in PRESET_CHOICES:
+        preset_id = DEFAULT_PRESET
+    base = preset_design(preset_id)
+    params = {"preset": preset_id}
+    for key, value in design.items():
+        if key == "stem":
+            base_stem = base["stem"]
+            for sub, sub_value in value.items():
+                if base_stem.get(sub) != sub_value:
+                    params[f"stem.{sub}"] = _format_value(sub_value)
+        elif key == "stages":
+            if _stage_dicts(value) != _stage_dicts(base["stages"]):
+                params["stages"] = format_stages(value)
+        elif key == "input_shape":
+            if list(value) != list(base["input_shape"]):
+                params["input_shape"] = format_shape(value)
+        elif key in DESIGN_PARAMS and base.get(key) != value:
+            params[key] = _format_value(value)
+    return params
+
+
+def _stage_dicts(stages):
+    return [s if isinstance(s, Mapping) else dataclasses.asdict(s) for s in stages]
+
+
+def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
+    """``(preset_id, design, problems)`` from query parameters.
+
+    Unknown presets fall back to the default and unreadable values are skipped; each such
+    problem is one message in ``problems``. Parameters that are not design fields are ignored.
+    The design may still be invalid as a whole: `validate` says why.
+    """
+    problems = []
+    preset_id = params.get("preset", DEFAULT_PRESET)
+    if isinstance(preset_id, list):
+        preset_id = preset_id[-1] if preset_id else DEFAULT_PRESET
+    if preset_id not in PRESET_CHOICES:
+        problems.append(f"preset={str(preset_id)[:80]!r} is not known; starting from {DEFAULT_PRESET}.")
+        preset_id = DEFAULT_PRESET
+    design = preset_design(preset_id)
+    for name, text in params.items():
+        if name == "preset" or name not in DESIGN_PARAMS:
+            continue
+        if isinstance(text, list):
+            text = text[-1] if text else ""
+        try:
+            key, value = _parse_field(name, text)
+        except ValueError as error:
+            problems.append(f"{error} (ignored from the link)")
+            continue
+        if key.startswith("stem."):
+            design["stem"][key[len("stem."):]] = value
+        else:
+            design[key] = value
+    return preset_id, design, problems
+
+
+MAX_PARAMETERS = 250_000_000
+MAX_BLOCKS = 400
+
+
+def estimate_parameters(architecture: Architecture) -> int:
+    """A quick estimate of the weights (convolution and dense kernels) without building."""
+    width = 2 if architecture.activation == "crelu" else 1
+    channels = architecture.input_shape[-1]
+    total = 0
+    if architecture.stem.kind != "none":
+        k = architecture.stem.kernel_size if architecture.stem.kind == "conv" else 1
+        total += k * k * channels * architecture.stem.filters
+        channels = architecture.stem.filters * width
+    for stage in architecture.stages:
+        k = stage.kernel_size if len(architecture.input_shape) == 3 else 1
+        c = stage.channels
+        for _ in range(stage.blocks):
+            if architecture.block == "bottleneck":
+                total += channels * c + k * k * c * width * c + c * width * 4 * c + channels * 4 * c
+                channels = 4 * c
+            elif architecture.block == "highway":
+                total += 2 * k * k * channels * channels
+            else:
+                total += k * k * channels * c + k * k * c * width * c + channels * c
+                channels = c * width
+    return total + channels * architecture.classes
+
+
+def check_size(architecture: Architecture) -> str | None:
+    """A message if the design is too large to build in the explorer, else ``None``."""
+    if architecture.num_blocks > MAX_BLOCKS:
+        return (f"stages: {architecture.num_blocks} blocks is more than the explorer builds "
+                f"({MAX_BLOCKS}); use build_resnet() in Python for larger networks.")
+    estimate = estimate_parameters(architecture)
+    if estimate > MAX_PARAMETERS:
+        return (f"stages: about {estimate / 1e6:,.0f} M parameters is more than the explorer builds "
+                f"({MAX_PARAMETERS / 1e6:,.0f} M); use build_resnet() in Python for larger networks.")
+    return None
+
+
+def python_snippet(architecture: Architecture) -> str:
+    """Python code that rebuilds ``architecture`` with `keras_resnets.build_resnet`."""
+    lines = ["import keras_resnets", "from keras_resnets import Architecture, Stage, Stem", ""]
+    default = Architecture()
+    fields = []
+    for f in dataclasses.fields(Architecture):
+        value = getattr(architecture, f.name)
+        if f.name == "stem":
+            stem_fields = [f"{sf.name}={getattr(value, sf.name)!r}" for sf in dataclasses.fields(Stem)
+                           if getattr(value, sf.name) != getattr(Stem(), sf.name)]
+            fields.append(f"    stem=Stem({', '.join(stem_fields)}),")
+        elif f.name == "stages":
+            fields.append("    stages=(")
+            for s in value:
+                extra = "" if s.kernel_size == 3 else f", kernel_size={s.kernel_size}"
+                fields.append(f"        Stage(blocks={s.blocks}, channels={s.channels}, strides={s.strides}{extra}),")
+            fields.append("    ),")
+        elif value != getattr(default, f.name) or f.name in ("name", "input_shape", "classes"):
+            fields.append(f"    {f.name}={value!r},")
+    lines.append("architecture = Architecture(")
+    lines += fields
+    lines.append(")")
+    lines += [
+        "model = keras_resnets.build_resnet(architecture)",
+        "print(keras_resnets.format_summary(model))",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "DESIGN_PARAMS",
+    "MAX_BLOCKS",
+    "MAX_PARAMETERS",
+    "PRESET_CHOICES",
+    "PresetChoice",
+    "Stage",
+    "decode_query",
+    "check_size",
+    "encode_query",
+    "estimate_parameters",
+    "format_shape",
+    "format_stages",
+    "parse_shape",
+    "parse_stages",
+    "preset_design",
+    "python_snippet",
+    "validate",
+]

@@ -1,0 +1,348 @@
+"""Graphviz DOT pictures of a design, drawn from the `Architecture` alone (no model needed).
+
+- `block_dot`: the lecture's block picture, ``x → conv1 → bn1 → relu → conv2 → bn2 → + → relu``
+  with the skip arrow, and its variants (pre-activation, bottleneck, dense, highway, plain,
+  stochastic depth, projection shortcuts).
+- `network_dot`: the whole network as a column like Figure 3 of He et al. (2015): one box per
+  convolution with skip arcs, or, for deep networks, one box per stage
+  (``stage2: 4 x [3x3 conv 128, 3x3 conv 128], /2``).
+
+`st.graphviz_chart` renders the text in the browser, offline.
+"""
+
+from __future__ import annotations
+
+from keras_resnets import Architecture
+from keras_resnets.layers.common import conv_output_size
+
+_FONT = 'fontname="Helvetica,Arial,sans-serif"'
+_COLORS = {
+    "conv": "#fde9c9",  # linear layers: warm
+    "bn": "#dbeafe",
+    "act": "#dcfce7",
+    "io": "#f3f4f6",
+    "sum": "#ffffff",
+    "gate": "#fce7f3",
+    "drop": "#ede9fe",
+    "head": "#e5e7eb",
+    "short": "#fff7ed",
+}
+EXPAND_LIMIT = 20
+"""Networks with at most this many blocks are drawn one box per layer by default."""
+
+
+def _q(text) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _node(name, label, kind, shape="box", extra=""):
+    return (f'  {name} [label={_q(label)}, shape={shape}, style="rounded,filled", '
+            f'fillcolor="{_COLORS[kind]}"{", " + extra if extra else ""}];')
+
+
+def _act_name(arch):
+    return {"relu": "ReLU", "crelu": "CReLU", "elu": "ELU", "gelu": "GELU", "swish": "swish",
+            "tanh": "tanh", "linear": "linear"}.get(arch.activation, arch.activation)
+
+
+def _width_factor(arch):
+    return 2 if arch.activation == "crelu" else 1
+
+
+def _in_channels(arch, stage_index):
+    """Channels entering stage ``stage_index`` (0-based)."""
+    if stage_index == 0:
+        if arch.stem.kind == "none":
+            return arch.input_shape[-1]
+        return arch.stem.filters * _width_factor(arch)
+    previous = arch.stages[stage_index - 1]
+    return _out_channels(arch, previous)
+
+
+def _out_channels(arch, stage):
+    if arch.block == "bottleneck":
+        return stage.channels * 4
+    if arch.block == "highway":
+        return stage.channels
+    return stage.channels * (_width_factor(arch) if not arch.preactivation else 1)
+
+
+def _survival(arch, index):
+    if arch.final_survival_probability >= 1.0:
+        return 1.0
+    return 1.0 - index / arch.num_blocks * (1.0 - arch.final_survival_probability)
+
+
+def _branch_layers(arch, stage, first):
+    """``[(kind, label), ...]`` of a residual branch, in order."""
+    strides = stage.strides if first else 1
+    k = stage.kernel_size
+    vectors = len(arch.input_shape) == 1
+    stride_text = f", /{strides}" if strides != 1 else ""
+    if arch.block == "bottleneck":
+        linears = [f"1x1 conv, {stage.channels}", f"{k}x{k} conv, {stage.channels}{stride_text}",
+                   f"1x1 conv, {stage.channels * 4}"]
+    elif arch.block == "dense" or vectors:
+        linears = [f"dense, {stage.channels}", f"dense, {stage.channels}"]
+    else:
+        linears = [f"{k}x{k} conv, {stage.channels}{stride_text}", f"{k}x{k} conv, {stage.channels}"]
+    act = _act_name(arch)
+    layers = []
+    n = len(linears)
+    for i, text in enumerate(linears, start=1):
+        if arch.preactivation:
+            if arch.batch_norm:
+                layers.append(("bn", f"bn{i}"))
+            layers.append(("act", act))
+            layers.append(("conv", f"conv{i}\n{text}"))
+        else:
+            layers.append(("conv", f"conv{i}\n{text}"))
+            if arch.batch_norm:
+                layers.append(("bn", f"bn{i}"))
+            if i < n:
+                layers.append(("act", act))
+    return layers
+
+
+def _needs_projection(arch, stage_index, first):
+    stage = arch.stages[stage_index]
+    if arch.shortcut == "C":
+        return True
+    if not first:
+        return False
+    return stage.strides != 1 or _in_channels(arch, stage_index) != _out_channels(arch, stage)
+
+
+def _shortcut_label(arch, stage_index):
+    stage = arch.stages[stage_index]
+    strides = stage.strides
+    out = _out_channels(arch, stage)
+    if arch.shortcut == "A":
+        parts = []
+        if strides != 1:
+            parts.append(f"keep 1 in {strides}")
+        parts.append(f"zero-pad to {out}")
+        return "option A\n" + ", ".join(parts)
+    stride_text = f", /{strides}" if strides != 1 else ""
+    bn = " + bn" if arch.batch_norm else ""
+    return f"option {arch.shortcut}\n1x1 conv, {out}{stride_text}{bn}"
+
+
+def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> str:
+    """The picture of one block: block 1 of stage ``stage_index + 1`` when ``first``, else a
+    later block of that stage."""
+    stage_index = max(0, min(stage_index, len(arch.stages) - 1))
+    stage = arch.stages[stage_index]
+    block_number = 1 if first else min(2, stage.blocks)
+    title = f"stage{stage_index + 1}, block {block_number}"
+    lines = ["digraph block {", "  rankdir=LR; nodesep=0.25; ranksep=0.25;",
+             f"  node [{_FONT}, fontsize=11, margin=\"0.08,0.04\"]; edge [{_FONT}, fontsize=10];",
+             f"  label={_q(title)}; labelloc=t; fontsize=12; {_FONT};",
+             _node("x", "x", "io", shape="plaintext")]
+    if arch.block == "highway":
+        return _highway_block(arch, stage, lines)
+    layers = _branch_layers(arch, stage, first)
+    previous = "x"
+    for i, (kind, label) in enumerate(layers):
+        name = f"l{i}"
+        lines.append(_node(name, label, kind))
+        lines.append(f"  {previous} -> {name};")
+        previous = name
+    index = sum(s.blocks for s in arch.stages[:stage_index]) + block_number
+    p = _survival(arch, index)
+    if arch.residual and p < 1.0:
+        mode = "one draw per batch" if arch.drop_mode == "batch" else "one draw per example"
+        lines.append(_node("drop", f"keep with\np_l = {p:.2f}\n({mode})", "drop"))
+        lines.append(f"  {previous} -> drop;")
+        previous = "drop"
+    if arch.residual:
+        lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))
+        lines.append(f"  {previous} -> sum;")
+        if _needs_projection(arch, stage_index, first):
+            lines.append(_node("short", _shortcut_label(arch, stage_index), "short"))
+            lines.append("  x -> short [constraint=false, color=\"#b45309\"];")
+            lines.append("  short -> sum [constraint=false, color=\"#b45309\"];")
+            lines.append("  { rank=same; short; l1; }" if len(layers) > 1 else "")
+        else:
+            lines.append('  x -> sum [constraint=false, color="#b45309", penwidth=1.6, label="identity"];')
+        previous = "sum"
+    if not arch.preactivation:
+        lines.append(_node("post", _act_name(arch), "act"))
+        lines.append(f"  {previous} -> post;")
+        previous = "post"
+    lines.append(_node("y", "y", "io", shape="plaintext"))
+    lines.append(f"  {previous} -> y;")
+    lines.append("}")
+    return "\n".join(line for line in lines if line)
+
+
+def _highway_block(arch, stage, lines):
+    k = stage.kernel_size
+    vectors = len(arch.input_shape) == 1
+    linear = f"dense, {stage.channels}" if vectors else f"{k}x{k} conv, {stage.channels}"
+    lines.append(_node("h", f"H: {linear}", "conv"))
+    lines.append("  x -> h;")
+    previous = "h"
+    if arch.batch_norm:
+        lines.append(_node("bn", "bn", "bn"))
+        lines.append(f"  {previous} -> bn;")
+        previous = "bn"
+    lines.append(_node("act", _act_name(arch), "act"))
+    lines.append(f"  {previous} -> act;")
+    if not arch.residual:
+        lines.append(_node("y", "y = H(x)", "io", shape="plaintext"))
+        lines.append("  act -> y;")
+        lines.append("}")
+        return "\n".join(lines)
+    lines.append(_node("t", f"T: {linear}\nsigmoid, bias {arch.transform_gate_bias:g}", "gate"))
+    lines.append("  x -> t;")
+    lines.append(_node("mul", "x", "sum", shape="circle", extra="width=0.35, fixedsize=true"))
+    lines.append(_node("carry", "(1 - T) · x", "gate"))
+    lines.append("  act -> mul; t -> mul [label=\"T\"]; t -> carry; x -> carry [constraint=false];")
+    lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))
+    lines.append("  mul -> sum; carry -> sum;")
+    lines.append(_node("y", "y = T·H(x) + (1 - T)·x", "io", shape="plaintext"))
+    lines.append("  sum -> y;")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# -- the whole network ---------------------------------------------------------------------------
+def _spatial_sizes(arch):
+    """Spatial size after the stem and after each stage (``None`` for vectors)."""
+    if len(arch.input_shape) == 1:
+        return None, [None] * len(arch.stages)
+    h = arch.input_shape[0]
+    if arch.stem.kind == "conv":
+        h = conv_output_size(h, arch.stem.kernel_size, arch.stem.strides)
+        stem_h = h
+        if arch.stem.pool:
+            h = conv_output_size(h, 3, 2)
+    else:
+        stem_h = h
+    sizes = []
+    for stage in arch.stages:
+        h = conv_output_size(h, stage.kernel_size, stage.strides)
+        sizes.append(h)
+    return stem_h, sizes
+
+
+def _stem_layers(arch):
+    stem = arch.stem
+    if stem.kind == "none":
+        return []
+    stride = f", /{stem.strides}" if stem.strides != 1 else ""
+    if stem.kind == "dense":
+        layers = [f"dense, {stem.filters}"]
+    else:
+        layers = [f"{stem.kernel_size}x{stem.kernel_size} conv, {stem.filters}{stride}"]
+    extras = []
+    if stem.batch_norm:
+        extras.append("bn")
+    if stem.activation:
+        extras.append(_act_name(arch))
+    if extras:
+        layers[0] += "\n+ " + " + ".join(extras)
+    if stem.pool:
+        layers.append("3x3 max pool, /2")
+    return layers
+
+
+def _head_layers(arch):
+    out = []
+    if arch.pooling:
+        name = {"avg": "avg pool", "max": "max pool", "flatten": "flatten"}[arch.pooling]
+        if arch.pool_activation:
+            name += f" + {_act_name(arch)}"
+        out.append(name)
+    if arch.include_top:
+        out.append(f"fc {arch.classes}" + (", softmax" if arch.classifier_activation == "softmax" else ""))
+    return out
+
+
+def _stage_summary(arch, stage_index):
+    stage = arch.stages[stage_index]
+    k = stage.kernel_size
+    if arch.block == "highway":
+        inner = [f"{k}x{k} highway {stage.channels}"]
+    elif arch.block == "bottleneck":
+        inner = [f"1x1 conv {stage.channels}", f"{k}x{k} conv {stage.channels}", f"1x1 conv {stage.channels * 4}"]
+    elif arch.block == "dense" or len(arch.input_shape) == 1:
+        inner = [f"dense {stage.channels}"] * 2
+    else:
+        inner = [f"{k}x{k} conv {stage.channels}"] * 2
+    text = f"stage{stage_index + 1}: {stage.blocks} x [{', '.join(inner)}]"
+    if stage.strides != 1:
+        text += f", /{stage.strides}"
+    return text
+
+
+def _shape_text(size, channels):
+    if size is None:
+        return f"{channels}"
+    return f"{size}x{size}x{channels}"
+
+
+def network_dot(arch: Architecture, expand: bool | None = None) -> str:
+    """The network as a top-to-bottom column; ``expand`` draws every layer (default: when the
+    network has at most `EXPAND_LIMIT` blocks)."""
+    if expand is None:
+        expand = arch.num_blocks <= EXPAND_LIMIT
+    lines = ["digraph network {", "  rankdir=TB; nodesep=0.3; ranksep=0.22;",
+             f"  node [{_FONT}, fontsize=11, width=2.6, margin=\"0.1,0.04\"]; edge [{_FONT}, fontsize=9, arrowsize=0.6];"]
+    input_text = "image " + "x".join(str(s) for s in arch.input_shape) if len(arch.input_shape) == 3 \
+        else f"input, {arch.input_shape[0]} features"
+    lines.append(_node("input", input_text, "io", shape="plaintext"))
+    previous = "input"
+    counter = [0]
+
+    def add(label, kind, edge_label=None, shape="box"):
+        counter[0] += 1
+        name = f"n{counter[0]}"
+        lines.append(_node(name, label, kind, shape=shape))
+        attrs = f" [xlabel={_q(edge_label)}]" if edge_label else ""
+        lines.append(f"  {previous} -> {name}{attrs};")
+        return name
+
+    stem_h, sizes = _spatial_sizes(arch)
+    for label in _stem_layers(arch):
+        previous = add(label, "conv")
+    width = _in_channels(arch, 0)
+    current_shape = _shape_text(stem_h if arch.stem.kind != "none" else (None if stem_h is None else stem_h), width)
+    if arch.stem.pool and stem_h is not None:
+        current_shape = _shape_text(conv_output_size(stem_h, 3, 2), width)
+    index = 0
+    for s, stage in enumerate(arch.stages):
+        out_shape = _shape_text(sizes[s], _out_channels(arch, stage))
+        if not expand:
+            index += stage.blocks
+            skip = "" if arch.residual else " (plain)"
+            previous = add(_stage_summary(arch, s) + skip, "conv", edge_label=current_shape)
+            current_shape = out_shape
+            continue
+        for b in range(stage.blocks):
+            index += 1
+            first = b == 0
+            block_input = previous
+            strides = stage.strides if first else 1
+            if arch.block == "highway":
+                previous = add(f"{stage.kernel_size}x{stage.kernel_size} highway, {stage.channels}",
+                               "gate" if arch.residual else "conv")
+                continue
+            convs = [label.split("\n", 1)[1] for kind, label in _branch_layers(arch, stage, first) if kind == "conv"]
+            for c, text in enumerate(convs):
+                previous = add(text, "conv", edge_label=current_shape if (b == 0 and c == 0) else None)
+            if arch.residual:
+                projection = _needs_projection(arch, s, first)
+                style = 'style=dashed, color="#b45309"' if projection else 'color="#b45309"'
+                p = _survival(arch, index)
+                label = f', xlabel="p={p:.2f}"' if p < 1.0 else ""
+                lines.append(f"  {block_input}:e -> {previous}:e [{style}, constraint=false{label}];")
+            del strides
+        current_shape = out_shape
+    for i, label in enumerate(_head_layers(arch)):
+        previous = add(label, "head", edge_label=current_shape if i == 0 else None)
+        if i == 0 and arch.pooling in ("avg", "max"):
+            current_shape = str(_out_channels(arch, arch.stages[-1]))
+    lines.append("}")
+    return "\n".join(lines)

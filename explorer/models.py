@@ -1,0 +1,72 @@
+"""Builds a design once and reports on it: counts, tables, the .keras file.
+
+Builds are cached on the architecture's JSON (`st.cache_data` / `st.cache_resource`), on the
+app's own backend (TensorFlow unless ``KERAS_BACKEND`` says otherwise): parameter counts do
+not depend on the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from keras_resnets import Architecture, build_resnet, count_params, parameter_table, stage_table
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def summarize(architecture_json: str) -> dict:
+    """Counts and tables of the design, as plain data.
+
+    Returns ``{"counts", "stages", "layers", "macs", "depth", "num_blocks", "output_shape"}``.
+    """
+    import keras
+
+    architecture = Architecture.from_json(architecture_json)
+    model = build_resnet(architecture)
+    try:
+        layers = parameter_table(model)
+        result = {
+            "counts": count_params(model),
+            "stages": stage_table(model),
+            "layers": layers,
+            "macs": sum(row["macs"] for row in layers),
+            "depth": architecture.depth,
+            "num_blocks": architecture.num_blocks,
+            "output_shape": tuple(model.output.shape[1:]),
+        }
+    finally:
+        del model
+        keras.backend.clear_session(free_memory=False) if _clear_session_takes_free_memory() else None
+    return result
+
+
+def _clear_session_takes_free_memory():
+    # Clearing the session drops Keras' global name counters; harmless here since our
+    # models name every layer. Only do it where the argument exists (Keras >= 3.7).
+    import inspect
+
+    import keras
+
+    return "free_memory" in inspect.signature(keras.backend.clear_session).parameters
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def keras_file(architecture_json: str) -> bytes:
+    """The untrained model of the design, saved as a ``.keras`` archive."""
+    model = build_resnet(Architecture.from_json(architecture_json))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def load_model(path: str | os.PathLike):
+    """Loads a ``.keras`` file of the run store with ``safe_mode=True`` (never runs pickled code)."""
+    import keras
+
+    import keras_resnets  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
