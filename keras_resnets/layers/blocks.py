@@ -100,8 +100,17 @@ class _ResidualBlock(keras.layers.Layer):
         """The layers of one linear map of the branch (a padded convolution by default)."""
         return conv_layers(
             filters, kernel_size, strides, use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer, data_format=self.data_format, name=name,
+            kernel_initializer=self._fresh_initializer(), data_format=self.data_format, name=name,
         )
+
+    def _fresh_initializer(self):
+        """A copy of ``kernel_initializer`` for one layer.
+
+        An unseeded Keras initialiser draws its seed once, at construction: one instance shared
+        by two layers of the same shape would give them identical weights.
+        """
+        init = self.kernel_initializer
+        return type(init).from_config(init.get_config())
 
     # -- shared ------------------------------------------------------------------------------
     @property
@@ -387,6 +396,7 @@ class DenseResBlock(ResBlock):
     def _linear(self, filters, kernel_size, strides, name):
         return [
             keras.layers.Dense(
-                filters, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer, name=name
+                filters, use_bias=self.use_bias, kernel_initializer=self._fresh_initializer(),
+                name=name,
             )
         ]
