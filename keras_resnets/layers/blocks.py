@@ -163,11 +163,14 @@ class _ResidualBlock(keras.layers.Layer):
 
     def _build_sublayers(self, input_shape):
         shape = input_shape
-        for unit in self.units:
+        preactivated_shape = input_shape
+        for i, unit in enumerate(self.units):
             if "bn" in unit and self.preactivation:
                 unit["bn"].build(shape)
             if "act" in unit and self.preactivation:
                 shape = unit["act"].compute_output_shape(shape)
+            if i == 0:
+                preactivated_shape = shape
             for layer in unit["linear"]:
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)
@@ -177,7 +180,10 @@ class _ResidualBlock(keras.layers.Layer):
                 if "act" in unit:
                     shape = unit["act"].compute_output_shape(shape)
         if self.shortcut_layer is not None:
-            self.shortcut_layer.build(input_shape)
+            # The projection sees what `call` gives it: the pre-activated input (wider after a
+            # pre-activation CReLU), option A the raw one.
+            source = input_shape if self.shortcut == "A" else preactivated_shape
+            self.shortcut_layer.build(source)
 
     def call(self, inputs, training=False):
         h = inputs
