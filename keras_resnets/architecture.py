@@ -248,6 +248,8 @@ class Architecture:
                           f"{width}: highway layers keep the width of their input (the stem's)")
             if self.preactivation:
                 _fail("preactivation", True, "False for highway blocks")
+        if self.block == "dense" and self.preactivation:
+            _fail("preactivation", True, "False for dense blocks (there is no pre-activation dense block)")
         if self.activation == "crelu":
             if self.residual and not self.preactivation or self.block == "highway":
                 _fail("activation", "crelu",
