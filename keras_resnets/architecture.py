@@ -305,8 +305,8 @@ class Architecture:
 
     # -- conversions -------------------------------------------------------------------------
     def replace(self, **changes):
-        """A copy with some fields changed (and validated)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (and validated); unknown fields raise a `ValueError`."""
+        return dataclasses.replace(self, **_known("replace", changes, type(self)))
 
     def to_dict(self):
         """Plain lists and dicts, ready for JSON."""
