@@ -255,6 +255,15 @@ class Architecture:
                 _fail("activation", "crelu",
                       "only for plain networks (residual=False) of basic, bottleneck or dense blocks: "
                       "CReLU doubles the width after the sum")
+            if self.looks_linear and not self.preactivation and not (
+                self.stem.kind != "none" and self.stem.activation
+            ):
+                # Post-activation blocks take their input as it is: only a stem that ends with
+                # its CReLU puts one before the first block's looks-linear layer.
+                _fail("looks_linear", True,
+                      "False unless a CReLU precedes every looks-linear layer: with post-activation "
+                      "blocks the stem must end with its activation (stem.kind != 'none', "
+                      "stem.activation=True)")
         elif self.looks_linear:
             _fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
         if self.final_survival_probability < 1.0 and not self.residual:
