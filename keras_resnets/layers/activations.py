@@ -25,6 +25,8 @@ class CReLU(keras.layers.Layer):
 
     def __init__(self, axis=None, **kwargs):
         super().__init__(**kwargs)
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
+            raise ValueError(f"axis={axis!r} must be an integer or None.")
         self.axis = axis
 
     def _channel_axis(self, rank):

@@ -15,6 +15,7 @@ from keras_resnets.layers.common import (
     channel_axis,
     check_odd_kernel,
     check_positive_int,
+    check_probability,
     conv_layers,
     conv_output_size,
     resolve_data_format,
@@ -57,8 +58,7 @@ class _ResidualBlock(keras.layers.Layer):
         needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
         if drop_mode not in DROP_MODES:
             raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
-        if not 0.0 < survival_probability <= 1.0:
-            raise ValueError(f"survival_probability={survival_probability} must lie in (0, 1].")
+        survival_probability = check_probability("survival_probability", survival_probability)
         if survival_probability < 1.0 and not residual:
             raise ValueError(
                 "stochastic depth (survival_probability < 1) needs residual=True: dropping the "

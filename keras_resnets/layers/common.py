@@ -1,5 +1,7 @@
 """Small helpers shared by the layers: data format, channel axis and paper-style padding."""
 
+import numbers
+
 import keras
 
 
@@ -25,6 +27,20 @@ def check_positive_int(name, value):
     """Raises a `ValueError` unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+
+
+def check_number(name, value):
+    """``value`` as a float; raises a `ValueError` unless it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not abs(value) < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a finite number.")
+    return float(value)
+
+
+def check_probability(name, value):
+    """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name}={value!r} must be a number in (0, 1].")
+    return float(value)
 
 
 def check_odd_kernel(kernel_size, name="kernel_size"):

@@ -7,6 +7,7 @@ from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
     batch_norm,
     channel_axis,
+    check_number,
     check_odd_kernel,
     resolve_data_format,
 )
@@ -33,7 +34,7 @@ class _Highway(keras.layers.Layer):
         if activation == "crelu":
             raise ValueError("activation='crelu' changes the width, which a highway layer keeps.")
         self.activation = activation
-        self.transform_gate_bias = float(transform_gate_bias)
+        self.transform_gate_bias = check_number("transform_gate_bias", transform_gate_bias)
         self.residual = residual
         self.use_bias = use_bias
         self.batch_norm = batch_norm

@@ -3,7 +3,12 @@
 import keras
 from keras import ops
 
-from keras_resnets.layers.common import batch_norm, channel_axis, resolve_data_format
+from keras_resnets.layers.common import (
+    batch_norm,
+    channel_axis,
+    check_positive_int,
+    resolve_data_format,
+)
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
@@ -61,6 +66,8 @@ class Shortcut(keras.layers.Layer):
             raise ValueError(
                 f"shortcut={option!r} is not supported; choose one of {SHORTCUT_OPTIONS}."
             )
+        check_positive_int("filters", filters)
+        check_positive_int("strides", strides)
         self.option = option
         self.filters = filters
         self.strides = strides

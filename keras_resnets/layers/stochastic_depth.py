@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_resnets.layers.common import check_positive_int, check_probability
+
 DROP_MODES = ("batch", "sample")
 
 
@@ -18,12 +20,13 @@ def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
     >>> [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)]
     [0.875, 0.75, 0.625, 0.5]
     """
-    if not 1 <= block_index <= num_blocks:
+    check_positive_int("num_blocks", num_blocks)
+    check_positive_int("block_index", block_index)
+    if block_index > num_blocks:
         raise ValueError(f"block_index={block_index} must lie in [1, num_blocks={num_blocks}].")
-    if not 0.0 < final_survival_probability <= 1.0:
-        raise ValueError(
-            f"final_survival_probability={final_survival_probability} must lie in (0, 1]."
-        )
+    final_survival_probability = check_probability(
+        "final_survival_probability", final_survival_probability
+    )
     return 1.0 - block_index / num_blocks * (1.0 - final_survival_probability)
 
 
@@ -52,10 +55,7 @@ class StochasticDepth(keras.layers.Layer):
 
     def __init__(self, survival_probability=0.5, mode="batch", seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < survival_probability <= 1.0:
-            raise ValueError(
-                f"survival_probability={survival_probability} must lie in (0, 1]."
-            )
+        survival_probability = check_probability("survival_probability", survival_probability)
         if mode not in DROP_MODES:
             raise ValueError(f"mode={mode!r} is not supported; choose one of {DROP_MODES}.")
         self.survival_probability = float(survival_probability)
