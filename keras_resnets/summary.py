@@ -100,7 +100,7 @@ def format_summary(model):
     Example:
     >>> import keras_resnets
     >>> print(format_summary(keras_resnets.mnist_resnet()).splitlines()[-1])
-    total                      117,802          1,600      2.65 G
+    total                                   117,802          1,600   90.33 M
     """
     lines = [f"{'part':<10} {'blocks':>6} {'output':>16} {'trainable':>12} {'non-trainable':>14} {'MACs':>9}"]
     for row in stage_table(model):

@@ -276,11 +276,12 @@ class ResBlock(_ResidualBlock):
         """The lecture's block: conv → BN → ReLU → conv → BN, + x, ReLU (He et al. 2015).
 
     Example:
-    >>> block = ResBlock(16, 3)
-    >>> block(keras.ops.ones((1, 28, 28, 16))).shape
+    >>> from keras_resnets import count_params
+    >>> block = ResBlock(16, 3, data_format="channels_last")
+    >>> tuple(block(keras.ops.ones((1, 28, 28, 16))).shape)
     (1, 28, 28, 16)
-    >>> block.count_params()
-    4672
+    >>> count_params(block)
+    {'trainable': 4672, 'non_trainable': 64, 'total': 4736}
 """
         + _BLOCK_ARGS.format(width="")
     )
@@ -301,7 +302,7 @@ class BottleneckBlock(_ResidualBlock):
 
     Example:
     >>> block = BottleneckBlock(64, data_format="channels_last")
-    >>> block(keras.ops.ones((1, 56, 56, 64))).shape
+    >>> tuple(block(keras.ops.ones((1, 56, 56, 64))).shape)
     (1, 56, 56, 256)
 """
         + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
@@ -353,7 +354,7 @@ class PreActResBlock(_PreActivation, ResBlock):
         """Pre-activation `ResBlock`: BN → ReLU → conv → BN → ReLU → conv, + x (He et al. 2016).
 
     Example:
-    >>> PreActResBlock(16)(keras.ops.ones((1, 8, 8, 16))).shape
+    >>> tuple(PreActResBlock(16, data_format="channels_last")(keras.ops.ones((1, 8, 8, 16))).shape)
     (1, 8, 8, 16)
 """
         + _BLOCK_ARGS.format(width="")
@@ -367,7 +368,8 @@ class PreActBottleneckBlock(_PreActivation, BottleneckBlock):
         """Pre-activation `BottleneckBlock` (He et al. 2016).
 
     Example:
-    >>> PreActBottleneckBlock(16, data_format="channels_last")(keras.ops.ones((1, 8, 8, 64))).shape
+    >>> block = PreActBottleneckBlock(16, data_format="channels_last")
+    >>> tuple(block(keras.ops.ones((1, 8, 8, 64))).shape)
     (1, 8, 8, 64)
 """
         + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
@@ -385,7 +387,7 @@ class DenseResBlock(ResBlock):
     (options B, C) or zero features (option A).
 
     Example:
-    >>> DenseResBlock(200)(keras.ops.ones((4, 200))).shape
+    >>> tuple(DenseResBlock(200)(keras.ops.ones((4, 200))).shape)
     (4, 200)
 """
         + _BLOCK_ARGS.format(width=" (units)")

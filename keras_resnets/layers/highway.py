@@ -108,7 +108,7 @@ class HighwayDense(_Highway):
         """A fully-connected highway layer; the width is the input's.
 
     Example:
-    >>> HighwayDense()(keras.ops.ones((2, 50))).shape
+    >>> tuple(HighwayDense()(keras.ops.ones((2, 50))).shape)
     (2, 50)
 """
         + _HIGHWAY_ARGS
@@ -127,7 +127,7 @@ class HighwayConv2D(_Highway):
         """A convolutional highway layer with 'same' padding; the width is the input's.
 
     Example:
-    >>> HighwayConv2D(3, data_format="channels_last")(keras.ops.ones((1, 8, 8, 16))).shape
+    >>> tuple(HighwayConv2D(3, data_format="channels_last")(keras.ops.ones((1, 8, 8, 16))).shape)
     (1, 8, 8, 16)
 """
         + _HIGHWAY_ARGS

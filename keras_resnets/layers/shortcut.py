@@ -43,7 +43,7 @@ class Shortcut(keras.layers.Layer):
 
     Example:
     >>> shortcut = Shortcut("A", filters=32, strides=2, data_format="channels_last")
-    >>> shortcut(keras.ops.ones((1, 8, 8, 16))).shape
+    >>> tuple(shortcut(keras.ops.ones((1, 8, 8, 16))).shape)
     (1, 4, 4, 32)
     >>> shortcut.count_params()
     0
