@@ -3,10 +3,8 @@
 `train` records everything in a run directory (see `keras_resnets.runs`): the config first,
 then metrics as they come, a checkpoint after every epoch and the final ``model.keras``.
 `resume` continues an interrupted run to the result it would have reached: the checkpoint
-holds the model and the optimizer (with its step count, hence the learning rate), the data
-order of epoch ``e`` is the ``e``-th pass of a pipeline seeded by the run's seed, and the
-stochastic-depth draws restart at each epoch from a state that depends only on the seed and
-the epoch.
+holds the model and the optimizer (with its step count, hence the learning rate), and the
+data order and the stochastic-depth draws of each epoch depend only on the seed and the epoch.
 
 Progress streams to subscribers: subclass `Callback` (the command line's `ProgressBar` is one).
 
@@ -196,7 +194,7 @@ def make_schedule(recipe, steps_per_epoch):
 
 def compile_model(model, recipe, steps_per_epoch, from_logits=True):
     """Compiles ``model`` for ``recipe`` (loss, accuracy, optimizer, weight decay) and builds
-    the optimizer, so that a checkpoint can be loaded into it."""
+    it all, so that a checkpoint can be loaded into it; returns the learning-rate schedule."""
     schedule = make_schedule(recipe, steps_per_epoch)
     if recipe.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum)
@@ -213,6 +211,10 @@ def compile_model(model, recipe, steps_per_epoch, from_logits=True):
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     optimizer.build(model.trainable_variables)
+    # Build loss and metrics on a batch of zeros, so that `fit` need not take a batch of the
+    # data to build them (that would start a pass of the pipeline, and shift its shuffling).
+    images = np.zeros((recipe.batch_size, *model.input_shape[1:]), "float32")
+    model.test_on_batch(images, np.zeros((recipe.batch_size,), "int32"))
     return schedule
 
 
@@ -371,8 +373,9 @@ class _Recorder(keras.callbacks.Callback):
             "seconds": time.perf_counter() - self.epoch_start,
             "time": time.time(),
         }
-        weights_finite = all(np.isfinite(keras.ops.convert_to_numpy(v)).all()
-                             for v in self.model.weights)
+        ops = keras.ops
+        weights_finite = bool(ops.convert_to_numpy(ops.all(ops.stack(
+            [ops.all(ops.isfinite(v)) for v in self.model.weights]))))
         if not (weights_finite and _finite(event["loss"]) and _finite(event["val_loss"])):
             raise Stop("failed", f"the weights or losses became NaN or infinite in epoch "
                        f"{epoch + 1}: training diverged, try a lower learning rate; "
@@ -463,6 +466,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     arch = resolve_architecture(architecture, dataset)
     check_fits(arch, dataset)
     _check_int("seed", seed, 0)
+    callbacks = _with_progress(callbacks, verbose)
     config = {
         "architecture": arch.to_dict(),
         "dataset": {"name": dataset, "subset": subset, "validation_split": validation_split,
@@ -473,7 +477,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
         "seed": seed,
     }
     run = RunStore(runs_dir).create(config, run_id=run_id)
-    return _fit(run, resuming=False, callbacks=_with_progress(callbacks, verbose))
+    return _fit(run, resuming=False, callbacks=callbacks)
 
 
 def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
@@ -490,6 +494,7 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
         ValueError: if it is not a run, has completed, is still running or was trained on
             another backend.
     """
+    callbacks = _with_progress(callbacks, verbose)
     run = open_run(run_id_or_path, runs_dir)
     status = run.status
     if status["state"] == "completed":
@@ -501,7 +506,7 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
         _fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
                              f"with (this process uses {keras.backend.backend()})")
     run.clear_cancel()
-    return _fit(run, resuming=True, callbacks=_with_progress(callbacks, verbose))
+    return _fit(run, resuming=True, callbacks=callbacks)
 
 
 def open_run(run_id_or_path, runs_dir="runs"):
@@ -529,20 +534,16 @@ def _fit(run, resuming, callbacks):
     config = run.config
     arch = Architecture.from_dict(config["architecture"])
     recipe = Recipe.from_dict(config["recipe"])
-    dataset = config["dataset"]
     recorder = None
     run.write_status(state="running", pid=os.getpid(), epochs=recipe.epochs,
                      message="loading the data")
     try:
         keras.utils.set_random_seed(config["seed"])
-        data = load_data(dataset["name"], batch_size=recipe.batch_size,
-                         validation_split=dataset["validation_split"], subset=dataset["subset"],
-                         data_dir=dataset["data_dir"], augment=dataset["augment"],
-                         seed=config["seed"], data_format=arch.data_format)
         model = build_resnet(arch)
+        data = _epoch_data(config, recipe, arch, epoch=0)
         schedule = compile_model(model, recipe, data.steps_per_epoch,
                                  from_logits=arch.classifier_activation is None)
-        initial_epoch = _restore(run, model, data) if resuming else 0
+        initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
         recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks)
         run.write_status(epoch=initial_epoch, data_source=data.source,
                          message=f"training from epoch {initial_epoch + 1}")
@@ -551,9 +552,11 @@ def _fit(run, resuming, callbacks):
                 "num_validation": data.num_validation, "data_source": data.source}
         for callback in callbacks:
             callback.on_begin(run, info)
-        if initial_epoch < recipe.epochs:
-            model.fit(data.train, validation_data=data.validation, epochs=recipe.epochs,
-                      initial_epoch=initial_epoch, callbacks=[recorder], shuffle=False, verbose=0)
+        for epoch in range(initial_epoch, recipe.epochs):
+            if epoch:
+                data = _epoch_data(config, recipe, arch, epoch)
+            model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
+                      epochs=epoch + 1, callbacks=[recorder], shuffle=False, verbose=0)
         _save_model(run, arch, model)
         last = [e for e in run.metrics() if e.get("event") == "epoch"][-1:]
         run.write_status(state="completed", message="completed: " + (
@@ -575,20 +578,38 @@ def _fit(run, resuming, callbacks):
     return run
 
 
-def _restore(run, model, data):
-    """Loads the run's checkpoint into ``model`` (weights and optimizer), rewinds the metrics
-    and the data order to its epoch, and returns that epoch."""
+def epoch_seed(seed, epoch):
+    """The global seed under which the data pipeline of ``epoch`` is built."""
+    return (seed * 1_000_003 + epoch) % 2**32
+
+
+def _epoch_data(config, recipe, arch, epoch):
+    """The run's data, with the training order (and augmentation) of ``epoch``.
+
+    The split and the images depend on the run's seed alone; the pipeline's shuffling seeds
+    are drawn from the global seed when it is built, which is set from the seed and the epoch.
+    So the order of every epoch is fixed, whether or not the run was interrupted before it.
+    """
+    dataset = config["dataset"]
+    keras.utils.set_random_seed(epoch_seed(config["seed"], epoch))
+    return load_data(dataset["name"], batch_size=recipe.batch_size,
+                     validation_split=dataset["validation_split"], subset=dataset["subset"],
+                     data_dir=dataset["data_dir"], augment=dataset["augment"],
+                     seed=config["seed"], data_format=arch.data_format)
+
+
+def _restore(run, model, steps_per_epoch):
+    """Loads the run's checkpoint into ``model`` (weights and optimizer), drops the metrics
+    recorded after it and returns its epoch."""
     epoch = 0
     if run.checkpoint_path.exists():
         model.load_weights(run.checkpoint_path)
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        epoch, rest = divmod(steps, data.steps_per_epoch)
+        epoch, rest = divmod(steps, steps_per_epoch)
         if rest:
             raise ValueError(f"{run.checkpoint_path} holds {steps} steps, not whole epochs of "
-                             f"{data.steps_per_epoch} steps: it is not this run's checkpoint.")
+                             f"{steps_per_epoch} steps: it is not this run's checkpoint.")
     run.keep_metrics(epoch)
-    for _ in range(epoch):  # each pass of the pipeline draws the next shuffling seed
-        iter(data.train)
     return epoch
 
 

@@ -1,0 +1,172 @@
+"""Tests of the command line (keras_resnets.cli), in process and as worker subprocesses that
+are cancelled, terminated and killed."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+from keras_resnets import presets
+from keras_resnets.cli import main
+from keras_resnets.runs import RunStore
+
+ARCH = presets.mnist_resnet(nb_channels=4, nb_blocks=1)
+TINY = ["--dataset", "mnist_sample", "--subset", "64", "--validation-split", "0.01",
+        "--batch-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def arch_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("arch") / "tiny.json"
+    path.write_text(ARCH.to_json())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return RunStore(tmp_path_factory.mktemp("runs"))
+
+
+def _start_worker(arch_file, store, run_id):
+    command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", arch_file,
+               *TINY, "--epochs", "1000", "--runs-dir", str(store.root), "--run-id", run_id,
+               "--quiet"]
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_for_epoch(worker, store, run_id, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, worker.communicate()[0].decode()[-2000:]
+        try:
+            status = store.get(run_id).status
+        except ValueError:
+            status = {}
+        if status.get("state") == "running" and status.get("epoch", 0) >= 1:
+            return status
+        time.sleep(0.1)
+    worker.kill()
+    pytest.fail(f"worker {run_id} did not finish an epoch in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def workers(arch_file, store):
+    """Three workers, started together: one cancelled, one sent SIGTERM, one killed."""
+    actions = {"cancelled": lambda w: store.get("cancelled").request_cancel(),
+               "terminated": lambda w: w.send_signal(signal.SIGTERM),
+               "killed": lambda w: w.kill()}
+    started = {run_id: _start_worker(arch_file, store, run_id) for run_id in actions}
+    results = {}
+    for run_id, worker in started.items():
+        status = _wait_for_epoch(worker, store, run_id)
+        assert status["pid"] == worker.pid
+        actions[run_id](worker)
+        results[run_id] = worker
+    for worker in started.values():
+        worker.wait(timeout=120)
+    return results
+
+
+def test_summary_prints_the_parameter_table(capsys):
+    assert main(["summary", "--preset", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "imagenet50_resnet: depth 50" in out
+    assert "stage4" in out and "25,557,032" in out and "53,120" in out
+
+
+def test_summary_fits_a_preset_to_a_dataset(capsys):
+    assert main(["summary", "--preset", "mnist_resnet", "--dataset", "mnist_sample"]) == 0
+    assert "117,802" in capsys.readouterr().out
+    assert main(["summary", "--preset", "cifar_resnet20", "--set", "residual=false"]) == 0
+    assert "cifar20_plain" in capsys.readouterr().out
+
+
+def test_train_shows_progress_and_records_the_run(capsys, arch_file, store):
+    code = main(["train", "--architecture", arch_file, *TINY, "--epochs", "1", "--optimizer",
+                 "sgd", "--learning-rate", "0.05", "--seed", "3", "--runs-dir", str(store.root),
+                 "--run-id", "cli"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "run cli:" in out and "epoch 1/1" in out and "run cli completed" in out
+    config = store.get("cli").config
+    assert config["recipe"]["optimizer"] == "sgd" and config["recipe"]["learning_rate"] == 0.05
+    assert config["seed"] == 3 and config["architecture"] == ARCH.to_dict()
+    assert main(["runs", "--runs-dir", str(store.root)]) == 0
+    listing = capsys.readouterr().out
+    assert "cli" in listing and "completed" in listing and "1/1" in listing
+
+
+def test_resume_and_cancel_commands(capsys, store, arch_file):
+    if not (store.root / "cli").exists():
+        main(["train", "--architecture", arch_file, *TINY, "--epochs", "1",
+              "--runs-dir", str(store.root), "--run-id", "cli", "--quiet"])
+    shutil.copytree(store.root / "cli", store.root / "stopped")
+    (store.root / "stopped" / "model.keras").unlink()
+    store.get("stopped").write_status(state="interrupted")
+    assert main(["cancel", "stopped", "--runs-dir", str(store.root)]) == 0
+    assert store.get("stopped").cancel_requested
+    assert main(["resume", "stopped", "--runs-dir", str(store.root), "--quiet"]) == 0
+    run = store.get("stopped")
+    assert run.status["state"] == "completed" and run.model_path.exists()
+    assert not run.cancel_requested
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "mnist_resnet", "--learning-rate", "-1"], "learning_rate=-1.0"),
+    (["train", "--preset", "mnist_resnet", "--epochs", "0"], "epochs=0"),
+    (["train", "--preset", "no_such_net"], "preset='no_such_net'"),
+    (["train", "--architecture", "missing.json"], "--architecture='missing.json'"),
+    (["train", "--preset", "resnet18", "--set", "input_shape=[32,32,3]"], "input_shape"),
+    (["train", "--preset", "mnist_resnet", "--set", "nb_stages=2"], "nb_stages"),
+    (["train", "--preset", "mnist_resnet", "--run-id", "../up"], "run_id='../up'"),
+    (["resume", "nothing"], "not a run"),
+    (["resume", "../../etc"], "run_id"),
+    (["cancel", "nothing"], "not a run"),
+])
+def test_bad_input_exits_with_2_and_a_message(capsys, tmp_path, argv, message):
+    assert main([*argv, "--runs-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_dataset_and_bad_numbers_are_usage_errors(capsys):
+    for argv in (["train", "--preset", "mnist_resnet", "--dataset", "imagenet"],
+                 ["train", "--preset", "mnist_resnet", "--learning-rate", "fast"],
+                 ["train"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "--learning-rate" in capsys.readouterr().err
+
+
+def test_runs_of_an_empty_store(capsys, tmp_path):
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    assert "no runs" in capsys.readouterr().out
+
+
+def test_worker_honours_the_cancel_file(workers, store):
+    assert workers["cancelled"].returncode == 0
+    status = store.get("cancelled").status
+    assert status["state"] == "cancelled" and status["epoch"] >= 1
+
+
+def test_sigterm_interrupts_and_keeps_the_checkpoint(workers, store):
+    assert workers["terminated"].returncode == 130
+    run = store.get("terminated")
+    assert run.status["state"] == "interrupted" and "interrupted after" in run.status["message"]
+    assert run.status["epoch"] >= 1 and run.checkpoint_path.exists()
+
+
+def test_killed_worker_is_reported_interrupted(workers, store):
+    assert workers["killed"].returncode == -signal.SIGKILL
+    run = store.get("killed")
+    assert json.loads((run.path / "status.json").read_text())["state"] == "running"
+    assert run.status["state"] == "interrupted" and "stopped without finishing" in run.status["message"]
+    assert {r.id: r.status["state"] for r in store.list()}["killed"] == "interrupted"

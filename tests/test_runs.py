@@ -1,0 +1,159 @@
+"""Tests of keras_resnets.runs: the run store's files, safety and crash tolerance (no training)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_resnets.runs import CANCEL, Run, RunStore, new_run_id, write_atomic, write_json
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def test_create_writes_config_and_status(store):
+    run = store.create({"architecture": {"name": "tiny"}, "seed": 3}, run_id="first")
+    assert run.id == "first" and run.path == store.path("first")
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["seed"] == 3 and "created" in config
+    assert run.status["state"] == "created" and run.status["epoch"] == 0
+    assert run.metrics() == []
+
+
+def test_list_is_newest_first_and_get_finds_runs(store):
+    ids = ["a", "b", "c"]
+    for run_id in ids:
+        store.create({}, run_id=run_id)
+    assert [run.id for run in store.list()] == ids[::-1]
+    assert store.get("b").id == "b"
+    assert RunStore(store.root / "missing").list() == []
+
+
+def test_generated_ids_are_valid_and_unique(store):
+    run = store.create({"architecture": {"name": "../we!rd name"}})
+    assert run.path.parent == store.root and "we_rd_name" in run.id
+    assert new_run_id("x") != new_run_id("x")
+
+
+@pytest.mark.parametrize("run_id", ["..", "../outside", "a/b", "/etc", "", ".hidden", "a..b",
+                                    "x" * 65, "a b", 7])
+def test_unsafe_run_ids_raise(store, run_id):
+    for call in (store.path, store.get, lambda i: store.create({}, run_id=i)):
+        with pytest.raises(ValueError, match="run_id"):
+            call(run_id)
+    assert not store.root.exists() or not any(store.root.parent.glob("outside*"))
+
+
+def test_symlink_out_of_the_store_is_refused(store, tmp_path):
+    outside = RunStore(tmp_path / "elsewhere").create({}, run_id="victim")
+    store.root.mkdir(parents=True)
+    (store.root / "link").symlink_to(outside.path)
+    with pytest.raises(ValueError, match="outside"):
+        store.get("link")
+    assert store.list() == []
+
+
+def test_existing_id_and_non_runs_raise(store):
+    store.create({}, run_id="taken")
+    with pytest.raises(ValueError, match="already exists"):
+        store.create({}, run_id="taken")
+    (store.root / "not-a-run").mkdir()
+    with pytest.raises(ValueError, match="not a run"):
+        store.get("not-a-run")
+    with pytest.raises(ValueError, match="not a run"):
+        store.get("never-made")
+    with pytest.raises(ValueError, match="config"):
+        store.create("not a dict")
+
+
+def test_broken_directories_do_not_break_listing(store):
+    good = store.create({}, run_id="good")
+    store.create({}, run_id="half-written")
+    (store.path("half-written") / "config.json").write_text('{"architecture": {"na')
+    store.create({}, run_id="list-config")
+    (store.path("list-config") / "config.json").write_text("[1, 2]")
+    (store.root / "stray-file").write_text("hello")
+    (store.root / "empty-dir").mkdir()
+    assert [run.id for run in store.list()] == ["good"]
+    with pytest.raises(ValueError, match="half-written"):
+        store.get("half-written")
+    (good.path / "status.json").write_text('{"state": "runn')
+    assert good.status["state"] == "failed" and "status.json" in good.status["message"]
+
+
+def test_torn_metrics_lines_are_skipped(store):
+    run = store.create({}, run_id="torn")
+    run.append_metrics({"event": "batch", "epoch": 0, "step": 1, "loss": 2.0},
+                       {"event": "epoch", "epoch": 0, "loss": 1.5})
+    with open(run.path / "metrics.jsonl", "a") as f:
+        f.write('{"event": "batch", "epoch": 1, "st')
+    assert [e["loss"] for e in run.metrics()] == [2.0, 1.5]
+    run.keep_metrics(1)
+    assert (run.path / "metrics.jsonl").read_text().endswith("}\n")
+    run.keep_metrics(0)
+    assert run.metrics() == []
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "status.json"
+    write_json(path, {"state": "running"})
+
+    def crash(tmp):
+        tmp.write_text('{"state": "compl')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, crash)
+    assert json.loads(path.read_text()) == {"state": "running"}
+    assert os.listdir(tmp_path) == ["status.json"]
+
+
+def test_status_updates_and_rejects_unknown_states(store):
+    run = store.create({}, run_id="s")
+    run.write_status(state="running", pid=os.getpid(), epoch=1, epochs=3)
+    assert run.status["state"] == "running" and run.status["epochs"] == 3
+    with pytest.raises(ValueError, match="state"):
+        run.write_status(state="sleeping")
+
+
+def test_running_status_with_a_dead_pid_reads_as_interrupted(store):
+    run = store.create({}, run_id="dead")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    run.write_status(state="running", pid=child.pid)
+    assert run.status["state"] == "interrupted"
+    assert "resume" in run.status["message"]
+
+
+def test_running_status_of_a_zombie_reads_as_interrupted(store):
+    run = store.create({}, run_id="zombie")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        for _ in range(200):  # until it has exited, unreaped
+            if not os.path.exists(f"/proc/{child.pid}/stat"):
+                break
+            if open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] == "Z":
+                break
+            subprocess.run(["sleep", "0.05"])
+        run.write_status(state="running", pid=child.pid)
+        assert run.status["state"] == "interrupted"
+    finally:
+        child.wait()
+
+
+def test_cancel_file(store):
+    run = store.create({}, run_id="c")
+    assert not run.cancel_requested
+    run.request_cancel()
+    assert run.cancel_requested and (run.path / CANCEL).exists()
+    run.clear_cancel()
+    assert not run.cancel_requested
+
+
+def test_run_of_a_plain_directory_raises(tmp_path):
+    with pytest.raises(ValueError, match="not a run"):
+        Run(tmp_path)
