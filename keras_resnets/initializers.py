@@ -29,10 +29,15 @@ class LooksLinear(keras.initializers.Initializer):
     """
 
     def __init__(self, base="orthogonal", seed=None):
-        if isinstance(base, str):
-            base = keras.initializers.get({"class_name": base, "config": {"seed": seed}})
-        else:
-            base = keras.initializers.get(base)
+        named = isinstance(base, str)
+        base = keras.initializers.get(base)
+        if named and seed is not None:
+            config = base.get_config()
+            if "seed" not in config:
+                raise ValueError(
+                    f"seed={seed!r} needs a random base initialiser, not base={type(base).__name__}."
+                )
+            base = type(base).from_config({**config, "seed": seed})
         self.base = base
         self.seed = seed
 
