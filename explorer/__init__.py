@@ -1,0 +1,1 @@
+"""The keras-resnets explorer, a Streamlit app: ``streamlit run explorer/app.py``."""

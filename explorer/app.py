@@ -23,12 +23,13 @@ PAGES = Path(__file__).resolve().parent / "app_pages"
 
 st.set_page_config(page_title="keras-resnets explorer", page_icon=":material/account_tree:", layout="wide")
 state.init()
+COMPARE = st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:")
 page = st.navigation([
     st.Page(PAGES / "design.py", title="Design", icon=":material/architecture:", default=True),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
-    st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+    COMPARE,
     st.Page(PAGES / "export.py", title="Export and share", icon=":material/ios_share:"),
 ])
 page.run()
 ui.sidebar_summary()
-state.sync_url()
+state.sync_url(keep=("runs",) if page.url_path == COMPARE.url_path else ())

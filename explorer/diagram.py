@@ -36,8 +36,8 @@ def _q(text) -> str:
 
 
 def _node(name, label, kind, shape="box", extra=""):
-    return (f'  {name} [label={_q(label)}, shape={shape}, style="rounded,filled", '
-            f'fillcolor="{_COLORS[kind]}"{", " + extra if extra else ""}];')
+    style = 'style=""' if shape == "plaintext" else f'style="rounded,filled", fillcolor="{_COLORS[kind]}"'
+    return f'  {name} [label={_q(label)}, shape={shape}, {style}{", " + extra if extra else ""}];'
 
 
 def _act_name(arch):
@@ -209,22 +209,20 @@ def _highway_block(arch, stage, lines):
 
 # -- the whole network ---------------------------------------------------------------------------
 def _spatial_sizes(arch):
-    """Spatial size after the stem and after each stage (``None`` for vectors)."""
+    """Spatial size entering the first stage and after each stage (``None`` for vectors)."""
     if len(arch.input_shape) == 1:
         return None, [None] * len(arch.stages)
     h = arch.input_shape[0]
     if arch.stem.kind == "conv":
         h = conv_output_size(h, arch.stem.kernel_size, arch.stem.strides)
-        stem_h = h
         if arch.stem.pool:
             h = conv_output_size(h, 3, 2)
-    else:
-        stem_h = h
+    entry = h
     sizes = []
     for stage in arch.stages:
         h = conv_output_size(h, stage.kernel_size, stage.strides)
         sizes.append(h)
-    return stem_h, sizes
+    return entry, sizes
 
 
 def _stem_layers(arch):
@@ -300,17 +298,14 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
         counter[0] += 1
         name = f"n{counter[0]}"
         lines.append(_node(name, label, kind, shape=shape))
-        attrs = f" [xlabel={_q(edge_label)}]" if edge_label else ""
+        attrs = f' [label={_q("  " + edge_label)}, fontcolor="#6b7280"]' if edge_label else ""
         lines.append(f"  {previous} -> {name}{attrs};")
         return name
 
-    stem_h, sizes = _spatial_sizes(arch)
+    entry, sizes = _spatial_sizes(arch)
     for label in _stem_layers(arch):
         previous = add(label, "conv")
-    width = _in_channels(arch, 0)
-    current_shape = _shape_text(stem_h if arch.stem.kind != "none" else (None if stem_h is None else stem_h), width)
-    if arch.stem.pool and stem_h is not None:
-        current_shape = _shape_text(conv_output_size(stem_h, 3, 2), width)
+    current_shape = _shape_text(entry, _in_channels(arch, 0))
     index = 0
     for s, stage in enumerate(arch.stages):
         out_shape = _shape_text(sizes[s], _out_channels(arch, stage))
@@ -324,7 +319,6 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
             index += 1
             first = b == 0
             block_input = previous
-            strides = stage.strides if first else 1
             if arch.block == "highway":
                 previous = add(f"{stage.kernel_size}x{stage.kernel_size} highway, {stage.channels}",
                                "gate" if arch.residual else "conv")
@@ -338,7 +332,6 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
                 p = _survival(arch, index)
                 label = f', xlabel="p={p:.2f}"' if p < 1.0 else ""
                 lines.append(f"  {block_input}:e -> {previous}:e [{style}, constraint=false{label}];")
-            del strides
         current_shape = out_shape
     for i, label in enumerate(_head_layers(arch)):
         previous = add(label, "head", edge_label=current_shape if i == 0 else None)

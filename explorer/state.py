@@ -67,12 +67,13 @@ def store_design(new_design: dict) -> None:
     st.session_state["design"] = _copy(new_design)
 
 
-def sync_url() -> None:
-    """Writes the design into the URL, keeping query parameters that are not design fields."""
+def sync_url(keep=()) -> None:
+    """Writes the design into the URL, plus the current page's own parameters ``keep``
+    (such as ``runs`` on the Compare page); other parameters are dropped."""
     init()
     wanted = designs.encode_query(st.session_state["design"], st.session_state["preset"])
     current = {key: st.query_params.get(key) for key in st.query_params}
-    others = {k: v for k, v in current.items() if k not in designs.DESIGN_PARAMS}
+    others = {k: v for k, v in current.items() if k in keep and k not in designs.DESIGN_PARAMS}
     target = {**wanted, **others}
     if target != current:
         st.query_params.from_dict(target)

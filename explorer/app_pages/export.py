@@ -1,0 +1,92 @@
+"""Export and share: the .keras model, the JSON description, a Python snippet and a link."""
+
+import json
+
+import streamlit as st
+
+from explorer import designs, models, state, ui
+from keras_resnets import Architecture
+
+
+def load_json():
+    upload = st.session_state.get("export.upload")
+    if upload is None:
+        return
+    try:
+        text = upload.getvalue().decode("utf-8")
+        data = json.loads(text)
+        if isinstance(data, dict) and "architecture" in data and "stages" not in data:
+            data = data["architecture"]  # a run's config.json
+        architecture = Architecture.from_dict(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        st.session_state["export.message"] = ("error", f"That file is not JSON: {error}")
+        return
+    except (TypeError, ValueError) as error:
+        st.session_state["export.message"] = ("error", f"That file is not a valid architecture: {error}")
+        return
+    state.set_design(architecture.to_dict())
+    st.session_state.pop("start_from", None)
+    st.session_state["export.message"] = ("success", f"Loaded `{architecture.name}`: it is now the design.")
+
+
+def share_link() -> str:
+    base = ""
+    try:
+        url = st.context.url
+    except AttributeError:
+        url = None
+    if url:
+        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        for page in ("/train", "/compare", "/export", "/design"):
+            if base.endswith(page):
+                base = base[: -len(page)]
+        base += "/"
+    return f"{base}?{state.share_query()}"
+
+
+def page():
+    st.title("Export and share")
+    message = st.session_state.pop("export.message", None)
+    if message:
+        getattr(st, message[0])(message[1])
+    architecture = ui.checked_architecture()
+    if architecture is None:
+        st.page_link("app_pages/design.py", label="Fix the design", icon=":material/architecture:")
+    else:
+        text = architecture.to_json(indent=2)
+        st.subheader("Share a link")
+        st.caption("The address bar always holds the design (the preset it started from and the fields you "
+                   "changed): copy it, or this link, and whoever opens it sees the same network.")
+        st.code(share_link(), language=None, wrap_lines=True)
+
+        st.subheader("Download")
+        c1, c2, c3 = st.columns(3)
+        safe_name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in architecture.name) or "model"
+        with c1:
+            st.download_button("Architecture (JSON)", data=text, file_name=f"{safe_name}.json",
+                               mime="application/json", icon=":material/data_object:", key="export.json",
+                               on_click="ignore", width="stretch")
+        with c2:
+            st.download_button("Python snippet (.py)", data=designs.python_snippet(architecture),
+                               file_name=f"{safe_name}.py", mime="text/x-python", icon=":material/code:",
+                               key="export.py", on_click="ignore", width="stretch")
+        with c3:
+            arch_json = architecture.to_json()
+            st.download_button("Untrained model (.keras)", data=lambda: models.keras_file(arch_json),
+                               file_name=f"{safe_name}.keras", mime="application/zip", icon=":material/download:",
+                               key="export.keras", on_click="ignore", width="stretch",
+                               help="Built when you click; trained models are on the Train page.")
+        st.subheader("Rebuild it in Python")
+        st.code(designs.python_snippet(architecture), language="python")
+        st.caption("Or from the JSON: `keras_resnets.build_resnet(keras_resnets.Architecture.from_json(text))`; "
+                   "from the command line: `python -m keras_resnets summary --architecture "
+                   f"{safe_name}.json`.")
+        with st.expander("The description (JSON)"):
+            st.code(text, language="json")
+
+    st.subheader("Open a description")
+    st.file_uploader("An architecture JSON file (or a run's config.json)", type=["json"], key="export.upload",
+                     on_change=load_json, max_upload_size=1)
+
+
+page()

@@ -1,0 +1,293 @@
+"""Train: pick data, recipe and backend, start a worker, watch its curves live, cancel it."""
+
+import datetime
+
+import pandas as pd
+import streamlit as st
+
+from explorer import charts, designs, runner, state, ui
+from explorer.runner import BACKENDS, TrainRequest
+from keras_resnets.data import DATASETS, is_available
+
+DEFAULTS = TrainRequest()
+STATE_ICONS = {"created": "⏳", "running": "🏃", "completed": "✅", "interrupted": "⚠️", "cancelled": "⏹️",
+               "failed": "❌", "starting": "⏳"}
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def reachable(name: str) -> bool:
+    """Whether a dataset can be loaded here (prepared locally, or its host answers); cached."""
+    try:
+        return is_available(name, timeout=1.5)
+    except ValueError:
+        return False
+
+
+def bind(key, value):
+    key = "train." + key
+    if key not in st.session_state:
+        st.session_state[key] = value
+    return key
+
+
+def fit_design(dataset):
+    info = DATASETS[dataset]
+    design = state.design()
+    design["input_shape"] = list(info.image_shape)
+    design["classes"] = info.classes
+    state.set_design(design)
+
+
+def settings(architecture):
+    """The settings widgets; returns ``(TrainRequest, problem or None)``."""
+    names = list(DATASETS)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        dataset = st.selectbox("Dataset", names, key=bind("dataset", DEFAULTS.dataset),
+                               format_func=lambda n: f"{n} — {DATASETS[n].description}")
+    info = DATASETS[dataset]
+    available = dataset == "mnist_sample" or reachable(dataset)
+    with c2:
+        if dataset == "mnist_sample":
+            st.caption("Embedded in the package: works offline, 28x28x1, 10 classes.")
+        elif available:
+            st.caption(f"Loaded with tensorflow-datasets ({info.tfds_name}); the first run downloads it.")
+        else:
+            fallback = " (it would fall back to the embedded sample)" if dataset == "mnist" else ""
+            st.warning(f"{dataset} is not prepared here and its download host does not answer{fallback}.",
+                       icon=":material/cloud_off:")
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        subset = st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
+                                 key=bind("subset", DEFAULTS.subset),
+                                 help="How many training images to use; 0 uses them all.")
+    with c2:
+        epochs = st.number_input("Epochs", min_value=1, max_value=500, key=bind("epochs", DEFAULTS.epochs))
+    with c3:
+        batch_size = st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size",
+                                                                                         DEFAULTS.batch_size))
+    with c4:
+        validation_split = st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.05,
+                                           key=bind("validation_split", DEFAULTS.validation_split),
+                                           help="Held out of the training data, evaluated after each epoch.")
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        recipe = st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
+                              format_func={"quick": "quick: Adam, lr 1e-3",
+                                           "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
+    with c2:
+        optimizer = st.selectbox("Optimizer", [None, "adam", "sgd"], key=bind("optimizer", None),
+                                 format_func=lambda o: "the recipe's" if o is None else o)
+    with c3:
+        learning_rate = st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
+                                        placeholder="the recipe's", key=bind("learning_rate", None))
+    with c4:
+        seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
+    installed = runner.available_backends()
+    choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
+    backend = st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
+                                   choices, format_func=BACKENDS.get, key=bind("backend", DEFAULTS.backend),
+                                   selection_mode="single")
+    missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
+    if missing:
+        st.caption(f"Not installed here: {', '.join(missing)}.")
+    request = TrainRequest(dataset=dataset, subset=int(subset) or None, validation_split=float(validation_split),
+                           recipe=recipe, epochs=int(epochs), batch_size=int(batch_size), optimizer=optimizer,
+                           learning_rate=learning_rate or None, seed=int(seed), backend=backend or "tensorflow")
+    problem = None
+    if not architecture.include_top:
+        problem = "the design has no classifier (include_top is off): training needs one."
+    elif tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
+        problem = (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
+                   f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
+    elif not available and dataset != "mnist":
+        problem = f"{dataset} cannot be loaded here (offline)."
+    return request, problem
+
+
+def status_line(run):
+    status = run.status
+    config = run.config
+    dataset = (config.get("dataset") or {}).get("name", "?")
+    backend = BACKENDS.get(config.get("backend"), config.get("backend", "?"))
+    arch = (config.get("architecture") or {}).get("name", "?")
+    return status, f"`{arch}` on {dataset} with {backend}"
+
+
+def progress_of(run, status, events):
+    epochs = status.get("epochs") or (run.config.get("recipe") or {}).get("epochs") or 1
+    per_epoch = charts.steps_per_epoch(events, run.config)
+    batches = [e for e in events if e.get("event") == "batch"]
+    done = status.get("epoch", 0)
+    if per_epoch and batches:
+        fraction = max(done, batches[-1]["step"] / per_epoch) / epochs
+    else:
+        fraction = done / epochs
+    return min(max(fraction, 0.0), 1.0), epochs
+
+
+def show_run(run_id):
+    """The run's state, progress, numbers and curves; polled while it trains."""
+    try:
+        run = runner_instance().get(run_id)
+    except ValueError as error:
+        st.warning(str(error))
+        return False
+    status, line = status_line(run)
+    events = run.metrics()
+    state_name = status.get("state", "?")
+    fraction, epochs = progress_of(run, status, events)
+    st.markdown(f"{STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {line}")
+    st.progress(fraction, text=f"epoch {status.get('epoch', 0)} of {epochs} done · {fraction:.0%}"
+                + (f" · {status.get('data_source')}" if status.get("data_source") else ""))
+    if status.get("message"):
+        st.caption(status["message"])
+    epoch_events = [e for e in events if e.get("event") == "epoch"]
+    batches = [e for e in events if e.get("event") == "batch"]
+    c1, c2, c3, c4 = st.columns(4)
+    last = batches[-1] if batches else {}
+    c1.metric("Training loss", f"{last['loss']:.3f}" if last.get("loss") is not None else "–")
+    c2.metric("Training accuracy", f"{last['accuracy']:.1%}" if last.get("accuracy") is not None else "–")
+    best = max((e["val_accuracy"] for e in epoch_events if e.get("val_accuracy") is not None), default=None)
+    c3.metric("Best validation accuracy", f"{best:.1%}" if best is not None else "–")
+    c4.metric("Images / s", f"{last['images_per_second']:.0f}" if last.get("images_per_second") else "–")
+    if state_name in runner.ACTIVE_STATES:
+        st.button("Cancel this run", icon=":material/stop_circle:", key=f"cancel_{run.id}", on_click=cancel,
+                  args=(run.id,), type="secondary")
+    frame = charts.curve_frame(events, run.id, config=run.config)
+    if frame.empty:
+        st.info("Waiting for the first batches… (the worker imports Keras and builds the model first)",
+                icon=":material/hourglass_top:")
+    else:
+        c1, c2 = st.columns(2)
+        with c1:
+            st.altair_chart(charts.learning_curves(frame, "loss"), width="stretch", key=f"loss_chart_{run.id}")
+        with c2:
+            st.altair_chart(charts.learning_curves(frame, "accuracy"), width="stretch",
+                            key=f"accuracy_chart_{run.id}")
+        st.caption("Thin lines: every few batches; bold lines and points: end of each epoch. "
+                   "Drag to pan, scroll to zoom, hover for values.")
+    if run.model_path.exists():
+        st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
+                           file_name=f"{run.id}.keras", mime="application/zip", icon=":material/download:",
+                           key=f"download_{run.id}", on_click="ignore")
+    return state_name in runner.ACTIVE_STATES
+
+
+def cancel(run_id):
+    try:
+        runner_instance().cancel(run_id)
+        st.toast(f"Asked {run_id} to stop after its current batch.", icon=":material/stop_circle:")
+    except ValueError as error:
+        st.toast(str(error))
+
+
+def runner_instance():
+    return runner.Runner(ui.runs_root())
+
+
+def start(architecture, request):
+    try:
+        run_id = runner_instance().launch(architecture, request)
+    except (OSError, ValueError) as error:
+        st.session_state["train.error"] = f"Could not start the worker: {error}"
+        return
+    st.session_state["train.follow"] = run_id
+
+
+def runs_table(runs):
+    rows = []
+    for run in runs[:50]:
+        status = run.status
+        config = run.config
+        epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+        best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
+        rows.append({
+            "run": run.id, "state": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
+            "design": (config.get("architecture") or {}).get("name"),
+            "dataset": (config.get("dataset") or {}).get("name"),
+            "backend": BACKENDS.get(config.get("backend"), config.get("backend")),
+            "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
+            "best val. accuracy": best,
+        })
+    return pd.DataFrame(rows)
+
+
+def page():
+    st.title("Train")
+    architecture = ui.checked_architecture()
+    if architecture is None:
+        st.page_link("app_pages/design.py", label="Fix the design", icon=":material/architecture:")
+        return
+    store = runner_instance()
+    with st.container(border=True):
+        summary, _ = ui.summary_of(architecture)
+        request, problem = settings(architecture)
+        st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
+                    f"on **{DATASETS[request.dataset].description}** "
+                    f"({request.subset or 'all'} images, {request.epochs} epochs of batches of {request.batch_size}) "
+                    f"with **{BACKENDS[request.backend]}**, in a background worker.")
+        if problem:
+            st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
+            if "classes" in problem or "images" in problem:
+                st.button(f"Fit the design to {request.dataset}", on_click=fit_design, args=(request.dataset,),
+                          icon=":material/fit_screen:", key="fit_design")
+        st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=problem is not None,
+                  on_click=start, args=(architecture, request), key="start_training")
+    if "train.error" in st.session_state:
+        st.error(st.session_state.pop("train.error"))
+
+    for launch in store.pending():
+        if launch["state"] == "starting":
+            st.info(f"Starting worker for {launch['run_id']} on {BACKENDS.get(launch['backend'])}…",
+                    icon=":material/hourglass_top:")
+        else:
+            st.error(f"The worker for {launch['run_id']} stopped before it started training:\n\n"
+                     f"```\n{launch['log'] or '(no output)'}\n```")
+            st.button("Dismiss", key=f"dismiss_{launch['run_id']}", on_click=store.dismiss, args=(launch["run_id"],))
+
+    runs = store.runs()
+    active = [r.id for r in runs if runner.is_active(r)]
+    polling = bool(active) or any(p["state"] == "starting" for p in store.pending())
+    if not runs:
+        if polling:
+            live(True)
+        else:
+            st.caption(f"No runs yet in `{ui.runs_root()}`. Runs keep training if you close or reload this page.")
+        return
+    ids = [r.id for r in runs]
+    viewing = st.session_state.get("train.view")
+    if st.session_state.get("train.follow") in ids:
+        viewing = st.session_state.pop("train.follow")
+    if viewing not in ids:
+        viewing = active[0] if active else ids[0]
+    st.session_state["train.view"] = viewing
+    st.subheader("Runs")
+    st.selectbox("Show run", ids, key="train.view",
+                 format_func=lambda i: f"{i} ({'running' if i in active else 'finished'})")
+    live(polling)
+    with st.expander(f"All runs ({len(runs)})", expanded=False):
+        st.dataframe(runs_table(runs), hide_index=True, width="stretch",
+                     column_config={"best val. accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+def live(polling):
+    @st.fragment(run_every=1.5 if polling else None)
+    def panel():
+        run_id = st.session_state.get("train.view")
+        still_active = False
+        if run_id:
+            still_active = show_run(run_id)
+        store = runner_instance()
+        now_active = any(runner.is_active(r) for r in store.runs()) or any(
+            p["state"] == "starting" for p in store.pending())
+        if polling and not now_active:
+            st.rerun()  # the run finished: redraw the page once and stop polling
+        if not polling and (now_active or still_active):
+            st.rerun()
+        st.caption(f"Updated {datetime.datetime.now():%H:%M:%S}" + (" · refreshing every 1.5 s" if polling else ""))
+
+    panel()
+
+
+page()

@@ -1,0 +1,110 @@
+"""Altair learning curves from the events of ``metrics.jsonl``.
+
+One long table (`curve_frame`): a row per run, metric, split and event, with ``epoch`` as a
+fraction (batch events between epochs), so runs with different batch sizes line up. Batch
+events are drawn thin and pale, epoch events bold with points: the style of He et al.'s
+Figure 4 (thin: training, bold: validation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+
+METRICS = {"loss": "loss", "accuracy": "accuracy"}
+COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "value"]
+
+
+def steps_per_epoch(events, config=None) -> float | None:
+    """Steps of one epoch: from an epoch event if there is one, else from the run's config."""
+    for event in events:
+        if event.get("event") == "epoch" and event.get("step"):
+            return event["step"] / (event["epoch"] + 1)
+    config = config or {}
+    subset = (config.get("dataset") or {}).get("subset")
+    batch = (config.get("recipe") or {}).get("batch_size")
+    if subset and batch:
+        return math.ceil(subset / batch)
+    return None
+
+
+def curve_frame(events, run_id="run", label=None, config=None) -> pd.DataFrame:
+    """The learning-curve rows of one run."""
+    per_epoch = steps_per_epoch(events, config)
+    rows = []
+    for event in events:
+        kind = event.get("event")
+        if kind not in ("batch", "epoch"):
+            continue
+        step = event.get("step")
+        if kind == "epoch":
+            x = event.get("epoch", 0) + 1
+        elif per_epoch and step is not None:
+            x = step / per_epoch
+        else:
+            x = None
+        for metric in METRICS:
+            splits = [("train", metric)]
+            if kind == "epoch":
+                splits.append(("validation", f"val_{metric}"))
+            for split, key in splits:
+                value = event.get(key)
+                if value is None or x is None or not math.isfinite(value):
+                    continue
+                rows.append({"run": run_id, "label": label or run_id, "metric": metric, "split": split,
+                             "granularity": kind, "epoch": float(x), "step": step, "value": float(value)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _tooltip():
+    return [alt.Tooltip("label:N", title="run"), alt.Tooltip("split:N"), alt.Tooltip("granularity:N", title="from"),
+            alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4f")]
+
+
+def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, batches: bool = True,
+                    height: int = 260) -> alt.LayerChart:
+    """Loss or accuracy against epochs.
+
+    One run (``compare=False``): colour is train/validation. Several runs: colour is the run
+    (click the legend to pick runs), dash is the split.
+    """
+    data = frame[frame["metric"] == metric]
+    title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
+    y = alt.Y("value:Q", title=title, scale=alt.Scale(zero=False, domain=[0, 1]) if metric == "accuracy"
+              else alt.Scale(zero=False))
+    x = alt.X("epoch:Q", title="epoch")
+    if compare:
+        pick = alt.selection_point(fields=["label"], bind="legend")
+        color = alt.Color("label:N", title="run", legend=alt.Legend(orient="bottom", columns=1, labelLimit=420))
+        opacity = alt.condition(pick, alt.value(1.0), alt.value(0.12))
+        dash = alt.StrokeDash("split:N", title="split", sort=["train", "validation"],
+                              legend=alt.Legend(orient="bottom"))
+        detail = alt.Detail("run:N")
+    else:
+        pick = None
+        color = alt.Color("split:N", title=None, sort=["train", "validation"],
+                          scale=alt.Scale(domain=["train", "validation"], range=["#2563eb", "#ea580c"]),
+                          legend=alt.Legend(orient="top"))
+        opacity = alt.value(1.0)
+        dash = None
+        detail = alt.Detail("run:N")
+    base = alt.Chart(data).encode(x=x, y=y, color=color, detail=detail, tooltip=_tooltip())
+    layers = []
+    if batches:
+        batch = base.transform_filter(alt.datum.granularity == "batch").mark_line(strokeWidth=1)
+        batch = batch.encode(opacity=alt.condition(pick, alt.value(0.45), alt.value(0.06)) if pick else alt.value(0.45))
+        layers.append(batch)
+    epoch = base.transform_filter(alt.datum.granularity == "epoch")
+    encode = {"opacity": opacity}
+    if dash is not None:
+        encode["strokeDash"] = dash
+    layers.append(epoch.mark_line(strokeWidth=2.5).encode(**encode))
+    layers.append(epoch.mark_point(filled=True, size=45).encode(opacity=opacity,
+                                                                **({"shape": alt.Shape("split:N", legend=None)}
+                                                                   if compare else {})))
+    chart = alt.layer(*layers).properties(height=height, title=title)
+    if pick is not None:
+        chart = chart.add_params(pick)
+    return chart.interactive(bind_y=False)

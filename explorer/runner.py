@@ -1,0 +1,183 @@
+"""Starts training workers and reads the run store; the explorer never trains in its own process.
+
+A run is trained by ``python -m keras_resnets train ...`` in its own process, with
+``KERAS_BACKEND`` set to the backend picked on the page, in a new session so that closing the
+tab, reloading or restarting the app does not stop it. Everything the pages show is read back
+from the run store (``runs/<id>/``), so any tab sees every run, finished or still training.
+
+Before its run directory exists, a worker is known by a launch record in
+``<runs>/.launch/<run id>.json`` (and its output in ``<run id>.log``): that is how a worker
+that dies while starting (an import error, a bad argument) is reported instead of forgotten.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keras_resnets.runs import RunStore, check_run_id, new_run_id, write_json
+
+BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+ACTIVE_STATES = ("created", "running")
+LAUNCH_DIR = ".launch"
+START_GRACE_SECONDS = 300
+"""How long a worker may take to create its run directory before it is reported as stuck."""
+
+_PROCESSES: dict[str, subprocess.Popen] = {}
+"""Workers started by this app process, kept so that finished ones are reaped."""
+
+
+def _process_alive(pid) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def available_backends() -> dict[str, bool]:
+    """Which Keras backends are installed (importable) here."""
+    return {name: importlib.util.find_spec(name) is not None for name in BACKENDS}
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the Train page asks for: data, recipe, seed and backend (the design comes apart)."""
+
+    dataset: str = "mnist_sample"
+    subset: int | None = 512
+    validation_split: float = 0.05
+    recipe: str = "quick"
+    epochs: int = 2
+    batch_size: int = 32
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    seed: int = 0
+    backend: str = "tensorflow"
+    extra: dict = field(default_factory=dict)
+
+    def arguments(self) -> list[str]:
+        args = ["--dataset", self.dataset, "--validation-split", repr(float(self.validation_split)),
+                "--recipe", self.recipe, "--epochs", str(int(self.epochs)),
+                "--batch-size", str(int(self.batch_size)), "--seed", str(int(self.seed))]
+        if self.subset:
+            args += ["--subset", str(int(self.subset))]
+        if self.optimizer:
+            args += ["--optimizer", self.optimizer]
+        if self.learning_rate:
+            args += ["--learning-rate", repr(float(self.learning_rate))]
+        return args
+
+
+class Runner:
+    """The run store at ``root`` and the workers that write into it."""
+
+    def __init__(self, root: str | os.PathLike = "runs"):
+        self.root = Path(root)
+        self.store = RunStore(self.root)
+
+    # -- starting ---------------------------------------------------------------------------
+    def launch(self, architecture, request: TrainRequest) -> str:
+        """Starts a worker training ``architecture`` as a new run; returns the run id at once."""
+        if request.backend not in BACKENDS:
+            raise ValueError(f"backend={request.backend!r} is not allowed: one of {sorted(BACKENDS)}.")
+        run_id = new_run_id(architecture.name)
+        launch_dir = self.root / LAUNCH_DIR
+        launch_dir.mkdir(parents=True, exist_ok=True)
+        arch_path = launch_dir / f"{run_id}.architecture.json"
+        arch_path.write_text(architecture.to_json(indent=2))
+        log_path = launch_dir / f"{run_id}.log"
+        command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
+                   *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
+        env = {**os.environ, "KERAS_BACKEND": request.backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONUNBUFFERED": "1"}
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env=env, start_new_session=True, cwd=str(self.root.resolve().parent))
+        _PROCESSES[run_id] = process
+        write_json(launch_dir / f"{run_id}.json", {
+            "run_id": run_id, "pid": process.pid, "backend": request.backend, "started": time.time(),
+            "command": command[1:],
+        })
+        return run_id
+
+    # -- reading ------------------------------------------------------------------------------
+    def reap(self) -> None:
+        """Collects workers of this process that have exited (so they leave no zombies)."""
+        for run_id, process in list(_PROCESSES.items()):
+            if process.poll() is not None:
+                del _PROCESSES[run_id]
+
+    def pending(self) -> list[dict]:
+        """Launches whose run directory does not exist yet, each with ``state``:
+        ``starting`` (the worker is alive) or ``failed`` (it exited; ``log`` says why)."""
+        self.reap()
+        launch_dir = self.root / LAUNCH_DIR
+        if not launch_dir.is_dir():
+            return []
+        out = []
+        for record_path in sorted(launch_dir.glob("*.json")):
+            if record_path.name.endswith(".architecture.json"):
+                continue
+            try:
+                record = json.loads(record_path.read_text())
+                run_id = check_run_id(record["run_id"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if (self.root / run_id / "config.json").exists():
+                continue
+            alive = _process_alive(record.get("pid"))
+            age = time.time() - float(record.get("started", 0))
+            if alive and age < START_GRACE_SECONDS:
+                out.append({**record, "state": "starting", "log": ""})
+            elif age < 24 * 3600:
+                out.append({**record, "state": "failed", "log": self.log_tail(run_id)})
+        return out
+
+    def log_tail(self, run_id: str, lines: int = 25) -> str:
+        """The last lines a worker printed (its output goes to ``.launch/<id>.log``)."""
+        check_run_id(run_id)
+        path = self.root / LAUNCH_DIR / f"{run_id}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def dismiss(self, run_id: str) -> None:
+        """Forgets a failed launch."""
+        check_run_id(run_id)
+        for suffix in (".json", ".log", ".architecture.json"):
+            (self.root / LAUNCH_DIR / f"{run_id}{suffix}").unlink(missing_ok=True)
+
+    def runs(self):
+        """All runs of the store, newest first."""
+        self.reap()
+        return self.store.list()
+
+    def get(self, run_id: str):
+        """The run ``run_id``; `ValueError` for ids that are unknown or unsafe."""
+        return self.store.get(run_id)
+
+    def cancel(self, run_id: str) -> None:
+        """Asks the run's worker to stop after the current batch."""
+        self.store.get(run_id).request_cancel()
+
+
+def is_active(run) -> bool:
+    return run.status.get("state") in ACTIVE_STATES

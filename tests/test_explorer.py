@@ -1,0 +1,384 @@
+"""The explorer (``explorer/``) with Streamlit's AppTest: every page, the main interactions,
+the URL form of a design, a real (tiny) training run in a worker process, and the safety of
+run ids, file names and query parameters that come from the browser.
+
+Runs on the test process's ``KERAS_BACKEND`` (the app builds designs on it, and the training
+worker is started with it). Designs are kept small so the whole file takes well under 90 s.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("altair")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "explorer" / "app.py"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from explorer import charts, designs, diagram, runner  # noqa: E402
+from keras_resnets import Architecture, build_resnet, count_params, get_preset  # noqa: E402
+from keras_resnets.runs import RunStore  # noqa: E402
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+TINY = {"stages": "1x4", "stem.filters": "4"}  # the lecture's network with one block of 4 channels
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch):
+    """Each test gets an empty run store."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv("KERAS_RESNETS_RUNS_DIR", str(path))
+    return path
+
+
+def app(query=None, page=None):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def errors(at):
+    return [e.value for e in at.error]
+
+
+# -- designs as data --------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", sorted(designs.PRESET_CHOICES))
+def test_every_preset_round_trips_through_the_url(preset):
+    design = designs.preset_design(preset)
+    assert designs.encode_query(design, preset) == {"preset": preset}
+    assert designs.decode_query({"preset": preset}) == (preset, design, [])
+
+
+def test_changed_fields_round_trip_through_the_url():
+    design = designs.preset_design("cifar_resnet20")
+    design.update(shortcut="B", residual=False, seed=3, pooling=None, include_top=False,
+                  final_survival_probability=1.0, input_shape=[64, 64, 3])
+    design["stem"]["filters"] = 32
+    design["stages"][2]["kernel_size"] = 5
+    query = designs.encode_query(design, "cifar_resnet20")
+    assert query["stages"] == "3x16,3x32/2,3x64/2k5"
+    assert query["input_shape"] == "64x64x3" and query["stem.filters"] == "32"
+    preset, decoded, problems = designs.decode_query(query)
+    assert (preset, decoded, problems) == ("cifar_resnet20", design, [])
+
+
+def test_bad_query_parameters_are_reported_and_ignored():
+    preset, design, problems = designs.decode_query({
+        "preset": "../../etc/passwd", "stages": "3x16;rm", "residual": "maybe", "classes": "ten",
+        "input_shape": "x" * 5000, "unrelated": "kept out",
+    })
+    assert preset == designs.DEFAULT_PRESET
+    assert design["stages"] == designs.preset_design(designs.DEFAULT_PRESET)["stages"]
+    text = " ".join(problems)
+    for name in ("preset", "stages", "residual", "classes", "input_shape"):
+        assert name in text
+    assert "unrelated" not in text
+
+
+def test_python_snippet_rebuilds_the_design():
+    architecture = get_preset("mnist_resnet", nb_blocks=2, nb_channels=4, shortcut="C")
+    namespace = {}
+    exec(designs.python_snippet(architecture).replace("print(", "str("), namespace)
+    assert namespace["architecture"] == architecture
+    assert count_params(namespace["model"]) == count_params(build_resnet(architecture))
+
+
+def test_oversized_designs_are_refused_before_building():
+    huge = get_preset("resnet152").replace(stages=({"blocks": 40, "channels": 4096, "strides": 1},))
+    assert "parameters" in designs.check_size(huge)
+    assert designs.check_size(get_preset("resnet152")) is None
+
+
+@pytest.mark.parametrize("preset", ["mnist_resnet", "cifar_resnet20-plain", "resnet50", "highway_net",
+                                    "crelu_net"])
+def test_diagrams_are_graphviz_text(preset):
+    architecture = designs.PRESET_CHOICES[preset].architecture()
+    for dot in (diagram.block_dot(architecture, len(architecture.stages) - 1, True),
+                diagram.network_dot(architecture), diagram.network_dot(architecture, expand=True)):
+        assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+        assert dot.count("{") == dot.count("}")
+    network = diagram.network_dot(get_preset("resnet34"), expand=False)
+    assert "stage2: 4 x [3x3 conv 128, 3x3 conv 128], /2" in network
+    block = diagram.block_dot(get_preset("mnist_resnet"))
+    for name in ("conv1", "bn1", "ReLU", "conv2", "bn2", "+", "identity"):
+        assert name in block
+
+
+def test_curve_frame_places_batches_between_epochs():
+    events = [{"event": "batch", "epoch": 0, "step": 2, "loss": 2.0, "accuracy": 0.2},
+              {"event": "batch", "epoch": 0, "step": 4, "loss": 1.0, "accuracy": 0.5},
+              {"event": "epoch", "epoch": 0, "step": 4, "loss": 1.5, "accuracy": 0.4, "val_loss": 1.2,
+               "val_accuracy": 0.6}]
+    frame = charts.curve_frame(events, "r")
+    assert sorted(frame[frame.granularity == "batch"].epoch.unique()) == [0.5, 1.0]
+    assert set(frame.split) == {"train", "validation"}
+    for metric_name in ("loss", "accuracy"):
+        charts.learning_curves(frame, metric_name).to_dict()
+        charts.learning_curves(frame, metric_name, compare=True).to_dict()
+
+
+# -- the Design page --------------------------------------------------------------------------
+def test_default_design_shows_the_lectures_counts():
+    at = app()
+    assert metric(at, "Trainable parameters") == "117,802"
+    assert metric(at, "Non-trainable") == "1,600"
+    assert at.query_params["preset"] == "mnist_resnet"
+    assert not errors(at)
+    assert at.get("graphviz_chart"), "the network diagram is drawn"
+
+
+def test_preset_change_updates_counts_and_url():
+    at = app(TINY)
+    at.selectbox(key="start_from").select("cifar_resnet20").run()
+    assert metric(at, "Trainable parameters") == "269,722"
+    assert at.query_params == {"preset": "cifar_resnet20"}
+    at.selectbox(key="start_from").select("cifar_resnet20-plain").run()
+    assert metric(at, "Trainable parameters") == "269,722"  # option A: the plain twin has the same weights
+    at.number_input(key="design.stage0.blocks").set_value(1).run()
+    assert at.query_params["stages"] == "1x16,3x32/2,3x64/2"
+    assert metric(at, "Trainable parameters") == f"{269_722 - 2 * (2 * 9 * 16 * 16 + 2 * 32):,}"  # two blocks of two convs and BNs fewer
+
+
+def test_editing_widgets_changes_the_design():
+    at = app(TINY)
+    at.toggle(key="design.preactivation").set_value(True).run()
+    at.radio(key="design.shortcut").set_value("C").run()
+    at.button(key="add_stage").click().run()
+    assert not errors(at)
+    design = at.session_state["design"]
+    assert design["preactivation"] is True and design["shortcut"] == "C"
+    assert design["stages"][-1] == {"blocks": 1, "channels": 8, "strides": 2, "kernel_size": 3}
+    expected = build_resnet(Architecture.from_dict(design))
+    assert metric(at, "Trainable parameters") == f"{count_params(expected)['trainable']:,}"
+    at.button(key="remove_stage1").click().run()
+    assert len(at.session_state["design"]["stages"]) == 1
+
+
+@pytest.mark.parametrize("widget, value, field", [
+    ("activation", "crelu", "activation"),       # CReLU needs a plain network
+    ("input_shape", "abc", "input_shape"),        # not a shape
+    ("block", "highway", "stages[0].strides"),   # highway layers keep the shape
+    ("stage0.kernel_size", 4, "kernel_size"),     # even kernel
+])
+def test_invalid_input_gives_a_message_naming_the_field(widget, value, field):
+    at = app({**TINY, "stages": "1x4/2"})
+    key = f"design.{widget}"
+    if widget in ("activation", "block"):
+        at.selectbox(key=key).select(value).run()
+    elif widget == "input_shape":
+        at.text_input(key=key).input(value).run()
+    else:
+        at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    assert any(field in message for message in errors(at)), errors(at)
+    assert not any(m.label == "Trainable parameters" for m in at.metric)
+    unreadable = value == "abc"  # text that is no shape at all never reaches the design
+    for page in ("train", "export"):  # the other pages say so too, without a traceback
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception and (unreadable or any(field in m for m in errors(at)))
+
+
+def test_query_parameters_restore_a_design():
+    query = {"preset": "cifar_resnet20", "shortcut": "B", "stages": "1x8,1x16/2", "residual": "false",
+             "stem.filters": "8", "final_survival_probability": "1.0"}
+    at = app(query)
+    design = at.session_state["design"]
+    assert design["shortcut"] == "B" and design["residual"] is False and design["stem"]["filters"] == 8
+    assert at.number_input(key="design.stage1.channels").value == 16
+    assert at.toggle(key="design.residual").value is False
+    expected = build_resnet(get_preset("cifar_resnet20", shortcut="B", residual=False, stem={"filters": 8,
+                            "kernel_size": 3}, stages=({"blocks": 1, "channels": 8}, {"blocks": 1, "channels": 16,
+                                                                                        "strides": 2})))
+    assert metric(at, "Trainable parameters") == f"{count_params(expected)['trainable']:,}"
+    assert at.query_params == {k: v for k, v in query.items() if k != "final_survival_probability"}
+
+
+def test_a_bad_link_warns_and_still_opens():
+    at = app({"preset": "nope", "stages": "../../etc", "runs": "../../x"})
+    assert any("preset" in w.value for w in at.warning) and any("stages" in w.value for w in at.warning)
+    assert metric(at, "Trainable parameters") == "117,802"
+    assert "runs" not in at.query_params
+
+
+# -- Export and share ----------------------------------------------------------------------------
+def test_export_offers_json_snippet_model_and_link():
+    at = app({**TINY, "shortcut": "C"}, page="export")
+    link = at.code[0].value
+    assert link.startswith("?") and "shortcut=C" in link and "stages=1x4" in link
+    assert {b.proto.label for b in at.get("download_button")} >= {"Architecture (JSON)", "Python snippet (.py)",
+                                                                  "Untrained model (.keras)"}
+    json_code = next(c.value for c in at.code if c.language == "json")
+    assert Architecture.from_json(json_code) == Architecture.from_dict(at.session_state["design"])
+
+
+def test_export_keras_file_loads_in_safe_mode(tmp_path):
+    from explorer import models
+
+    architecture = get_preset("mnist_resnet", nb_blocks=1, nb_channels=4, shortcut="C")
+    path = tmp_path / "model.keras"
+    path.write_bytes(models.keras_file(architecture.to_json()))
+    model = models.load_model(path)
+    assert count_params(model) == count_params(build_resnet(architecture))
+
+
+def test_uploading_a_description_opens_it_and_bad_files_get_a_message():
+    at = app(TINY, page="export")
+    good = get_preset("cifar_resnet20", shortcut="B").to_json().encode()
+    at.file_uploader(key="export.upload").upload("a.json", good, "application/json").run()
+    assert not at.exception and any("Loaded" in s.value for s in at.success)
+    assert at.session_state["design"]["shortcut"] == "B"
+    for name, data in (("b.json", b"{not json"), ("c.json", json.dumps({"stages": "nope"}).encode())):
+        at.file_uploader(key="export.upload").upload(name, data, "application/json").run()
+        assert not at.exception and errors(at)
+
+
+# -- Train and Compare ----------------------------------------------------------------------------
+def wait_for(predicate, timeout, at=None, step=1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if at is not None:
+            at.run()
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_pages_with_an_empty_run_store():
+    at = app(TINY, page="train")
+    assert at.button(key="start_training").disabled is False
+    assert any("mnist_sample" in m.value or "MNIST" in m.value for m in at.markdown)
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception and any("No runs yet" in i.value for i in at.info)
+
+
+def test_a_design_that_does_not_fit_the_data_can_be_fitted():
+    at = app({**TINY, "input_shape": "32x32x3", "classes": "100"}, page="train")
+    assert at.button(key="start_training").disabled is True
+    at.button(key="fit_design").click().run()
+    assert at.session_state["design"]["input_shape"] == [28, 28, 1]
+    assert at.session_state["design"]["classes"] == 10
+    assert at.button(key="start_training").disabled is False
+
+
+@pytest.mark.slow
+def test_a_short_training_run_completes_with_curves(runs_dir):
+    at = app(TINY, page="train")
+    at.number_input(key="train.subset").set_value(128)
+    at.number_input(key="train.epochs").set_value(1)
+    at.number_input(key="train.batch_size").set_value(32)
+    at.button_group(key="train.backend").set_value(BACKEND)
+    at.button(key="start_training").click().run()
+    assert not errors(at), errors(at)
+    store = RunStore(runs_dir)
+
+    def done():
+        runs = store.list()
+        return bool(runs) and runs[0].status["state"] not in ("created", "running")
+
+    assert wait_for(done, 240), runner.Runner(runs_dir).pending()
+    run = store.list()[0]
+    assert run.status["state"] == "completed", run.status
+    assert run.config["backend"] == BACKEND
+    at.run()
+    assert not at.exception
+    assert any("completed" in m.value for m in at.markdown)
+    chart = at.get("vega_lite_chart")[0].proto
+    from streamlit import dataframe_util
+
+    data = dataframe_util.convert_arrow_bytes_to_pandas_df(chart.datasets[0].data.data)
+    assert {"train", "validation"} <= set(data["split"]) and len(data) >= 4
+    assert any(b.proto.label.startswith("Download the trained model") for b in at.get("download_button"))
+
+    # Compare shows it, from the URL too; unknown or unsafe ids in the URL are ignored
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception and at.multiselect(key="compare.runs").value == [run.id]
+    assert len(at.get("vega_lite_chart")) == 2
+    table = at.dataframe[0].value
+    assert table["parameters"][0] == count_params(build_resnet(Architecture.from_dict(run.config["architecture"])))[
+        "trainable"]
+    assert table["backend"][0] == runner.BACKENDS[BACKEND]
+    other = AppTest.from_file(str(APP), default_timeout=120)
+    other.query_params["runs"] = f"../../etc,{run.id},..%2Fx"
+    other.run()
+    other.switch_page("app_pages/compare.py").run()
+    assert not other.exception and other.multiselect(key="compare.runs").value == [run.id]
+
+
+def fake_running_run(runs_dir, run_id="fake-run"):
+    run = RunStore(runs_dir).create({"architecture": get_preset("mnist_resnet", nb_blocks=1).to_dict(),
+                                     "dataset": {"name": "mnist_sample", "subset": 64},
+                                     "recipe": {"epochs": 2, "batch_size": 32}, "backend": BACKEND, "seed": 0},
+                                    run_id=run_id)
+    run.write_status(state="running", pid=os.getpid(), epochs=2)
+    run.append_metrics({"event": "batch", "epoch": 0, "step": 1, "loss": 2.3, "accuracy": 0.1,
+                        "images_per_second": 50.0, "time": time.time()})
+    return run
+
+
+def test_a_running_run_is_shown_live_and_can_be_cancelled(runs_dir):
+    run = fake_running_run(runs_dir)  # "trained" by this process, so it reads as alive
+    at = app(TINY, page="train")
+    assert at.selectbox(key="train.view").value == run.id
+    assert any("running" in m.value for m in at.markdown)
+    assert at.get("vega_lite_chart"), "curves are drawn from the first batches"
+    at.button(key=f"cancel_{run.id}").click().run()
+    assert not at.exception
+    assert run.cancel_requested
+
+
+def test_unsafe_run_ids_never_leave_the_run_store(runs_dir, tmp_path):
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "config.json").write_text("{}")
+    store = runner.Runner(runs_dir)
+    for bad in ("../secret", "..", "/etc", "a/../../secret", "x" * 200, "", ".launch"):
+        with pytest.raises(ValueError):
+            store.get(bad)
+        with pytest.raises(ValueError):
+            store.log_tail(bad)
+        with pytest.raises(ValueError):
+            store.dismiss(bad)
+    at = app(TINY, page="train")
+    at.session_state["train.view"] = "../secret"
+    at.run()
+    assert not at.exception
+
+
+def test_a_worker_that_dies_while_starting_is_reported(runs_dir):
+    launch = runs_dir / runner.LAUNCH_DIR
+    launch.mkdir(parents=True)
+    (launch / "dead-run.json").write_text(json.dumps({"run_id": "dead-run", "pid": 2**22 + 12345,
+                                                      "backend": BACKEND, "started": time.time()}))
+    (launch / "dead-run.log").write_text("error: argument --dataset: invalid choice\n")
+    (launch / "evil.json").write_text(json.dumps({"run_id": "../../etc", "pid": 1, "started": time.time()}))
+    pending = runner.Runner(runs_dir).pending()
+    assert [p["run_id"] for p in pending] == ["dead-run"] and pending[0]["state"] == "failed"
+    at = app(TINY, page="train")
+    assert any("invalid choice" in e for e in errors(at))
+    at.button(key="dismiss_dead-run").click().run()
+    assert not (launch / "dead-run.json").exists() and not errors(at)
+
+
+def test_streamlit_config_is_local_and_private():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["browser"]["gatherUsageStats"] is False
