@@ -63,8 +63,7 @@ def _tooltip():
             alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4f")]
 
 
-def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, batches: bool = True,
-                    height: int = 260) -> alt.LayerChart:
+def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, batches: bool = True) -> alt.LayerChart:
     """Loss or accuracy against epochs.
 
     One run (``compare=False``): colour is train/validation. Several runs: colour is the run
@@ -72,15 +71,14 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
     """
     data = frame[frame["metric"] == metric]
     title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
-    y = alt.Y("value:Q", title=title, scale=alt.Scale(zero=False, domain=[0, 1]) if metric == "accuracy"
-              else alt.Scale(zero=False))
-    x = alt.X("epoch:Q", title="epoch")
+    y = alt.Y("value:Q", title=title, scale=alt.Scale(zero=metric == "accuracy", nice=True))
+    x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False))
     if compare:
         pick = alt.selection_point(fields=["label"], bind="legend")
-        color = alt.Color("label:N", title="run", legend=alt.Legend(orient="bottom", columns=1, labelLimit=420))
+        color = alt.Color("label:N", title="run", legend=alt.Legend(orient="right", labelLimit=360))
         opacity = alt.condition(pick, alt.value(1.0), alt.value(0.12))
         dash = alt.StrokeDash("split:N", title="split", sort=["train", "validation"],
-                              legend=alt.Legend(orient="bottom"))
+                              legend=alt.Legend(orient="right"))
         detail = alt.Detail("run:N")
     else:
         pick = None
@@ -104,7 +102,7 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
     layers.append(epoch.mark_point(filled=True, size=45).encode(opacity=opacity,
                                                                 **({"shape": alt.Shape("split:N", legend=None)}
                                                                    if compare else {})))
-    chart = alt.layer(*layers).properties(height=height, title=title)
+    chart = alt.layer(*layers).properties(title=title)
     if pick is not None:
         chart = chart.add_params(pick)
     return chart.interactive(bind_y=False)

@@ -135,8 +135,8 @@ def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> s
     stage = arch.stages[stage_index]
     block_number = 1 if first else min(2, stage.blocks)
     title = f"stage{stage_index + 1}, block {block_number}"
-    lines = ["digraph block {", "  rankdir=LR; nodesep=0.25; ranksep=0.25;",
-             f"  node [{_FONT}, fontsize=11, margin=\"0.08,0.04\"]; edge [{_FONT}, fontsize=10];",
+    lines = ["digraph block {", "  rankdir=TB; nodesep=0.5; ranksep=0.18;",
+             f"  node [{_FONT}, fontsize=11, width=1.7, margin=\"0.08,0.03\"]; edge [{_FONT}, fontsize=10, arrowsize=0.6];",
              f"  label={_q(title)}; labelloc=t; fontsize=12; {_FONT};",
              _node("x", "x", "io", shape="plaintext")]
     if arch.block == "highway":
@@ -160,11 +160,15 @@ def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> s
         lines.append(f"  {previous} -> sum;")
         if _needs_projection(arch, stage_index, first):
             lines.append(_node("short", _shortcut_label(arch, stage_index), "short"))
-            lines.append("  x -> short [constraint=false, color=\"#b45309\"];")
-            lines.append("  short -> sum [constraint=false, color=\"#b45309\"];")
+            source = "x"
+            if arch.preactivation and arch.shortcut != "A":
+                # He et al. (2016): a projection sees the pre-activated input
+                source = next((f"l{i}" for i, (kind, _) in enumerate(layers) if kind == "act"), "x")
+            lines.append(f"  {source} -> short [color=\"#b45309\"];")
+            lines.append("  short -> sum [color=\"#b45309\"];")
             lines.append("  { rank=same; short; l1; }" if len(layers) > 1 else "")
         else:
-            lines.append('  x -> sum [constraint=false, color="#b45309", penwidth=1.6, label="identity"];')
+            lines.append('  x:e -> sum:e [constraint=false, color="#b45309", penwidth=1.6, label="  identity"];')
         previous = "sum"
     if not arch.preactivation:
         lines.append(_node("post", _act_name(arch), "act"))
@@ -196,7 +200,7 @@ def _highway_block(arch, stage, lines):
         return "\n".join(lines)
     lines.append(_node("t", f"T: {linear}\nsigmoid, bias {arch.transform_gate_bias:g}", "gate"))
     lines.append("  x -> t;")
-    lines.append(_node("mul", "x", "sum", shape="circle", extra="width=0.35, fixedsize=true"))
+    lines.append(_node("mul", "×", "sum", shape="circle", extra="width=0.35, fixedsize=true"))
     lines.append(_node("carry", "(1 - T) · x", "gate"))
     lines.append("  act -> mul; t -> mul [label=\"T\"]; t -> carry; x -> carry [constraint=false];")
     lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))

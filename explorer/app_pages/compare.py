@@ -51,14 +51,14 @@ def row(run):
     dataset = config.get("dataset") or {}
     return {
         "run": describe(run),
-        "state": status.get("state"),
         "parameters": params,
-        "depth": depth,
         "best val. accuracy": best,
-        "final train loss": epochs[-1].get("loss") if epochs else None,
         "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,
-        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.get('epochs', '?'))}",
         "backend": BACKENDS.get(config.get("backend"), config.get("backend")),
+        "final train loss": epochs[-1].get("loss") if epochs else None,
+        "depth": depth,
+        "state": status.get("state"),
+        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.get('epochs', '?'))}",
         "dataset": dataset.get("name"),
         "images": dataset.get("subset") or "all",
         "optimizer": f"{recipe.get('optimizer', '?')} {recipe.get('learning_rate', '')}",
@@ -111,13 +111,10 @@ def page():
     if frame.empty:
         st.info("These runs have no metrics yet.")
     else:
-        left, right = st.columns(2)
-        with left:
-            st.altair_chart(charts.learning_curves(frame, "loss", compare=True, batches=batches), width="stretch",
-                            key="compare_loss")
-        with right:
-            st.altair_chart(charts.learning_curves(frame, "accuracy", compare=True, batches=batches),
-                            width="stretch", key="compare_accuracy")
+        st.altair_chart(charts.learning_curves(frame, "accuracy", compare=True, batches=batches),
+                        width="stretch", height=320, key="compare_accuracy")
+        st.altair_chart(charts.learning_curves(frame, "loss", compare=True, batches=batches), width="stretch",
+                        height=320, key="compare_loss")
         st.caption("Solid: training, dashed: validation. Click a run in the legend to highlight it "
                    "(shift-click for several); hover for values; drag to pan, scroll to zoom.")
     table = pd.DataFrame([row(by_id[i]) for i in selected])

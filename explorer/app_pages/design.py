@@ -14,7 +14,16 @@ SHORTCUT_HELP = {
     "B": "B · project where the shape changes (1x1 conv)",
     "C": "C · project in every block",
 }
-POOLINGS = {"avg": "global average", "max": "global max", "flatten": "flatten", None: "none"}
+POOLINGS = {"avg": "global average", "max": "global max", "flatten": "flatten", "none": "none"}
+NONE = "none"  # selectboxes hold strings: None would read as "nothing selected"
+
+
+def _none(value):
+    return None if value == NONE else value
+
+
+def _text(value):
+    return NONE if value is None else value
 
 
 def bind(name, value):
@@ -57,7 +66,7 @@ def editor(design):
     edited = state.design()
     stem = design["stem"]
 
-    st.subheader("Blocks")
+    st.markdown("#### Blocks")
     c1, c2 = st.columns(2)
     with c1:
         edited["block"] = st.selectbox("Block kind", BLOCKS, key=bind("block", design["block"]),
@@ -66,17 +75,14 @@ def editor(design):
     with c2:
         edited["activation"] = st.selectbox("Activation", ACTIVATIONS, key=bind("activation", design["activation"]),
                                             help="crelu doubles the width; it needs a plain network.")
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        edited["residual"] = st.toggle("Residual (skips)", key=bind("residual", design["residual"]),
-                                       help="Off builds the plain twin: the same layers without skip connections.")
-    with c2:
-        edited["preactivation"] = st.toggle("Pre-activation", key=bind("preactivation", design["preactivation"]),
-                                            help="He et al. (2016): bn → act → conv inside the branch, nothing "
-                                                 "after the sum.")
-    with c3:
-        edited["looks_linear"] = st.toggle("Looks-linear init", key=bind("looks_linear", design["looks_linear"]),
-                                           help="Balduzzi et al. (2017), with CReLU only.")
+    edited["residual"] = st.toggle("Residual: skip connections", key=bind("residual", design["residual"]),
+                                   help="Off builds the plain twin: the same layers without skip connections.")
+    edited["preactivation"] = st.toggle("Pre-activation (He et al. 2016)",
+                                        key=bind("preactivation", design["preactivation"]),
+                                        help="bn → act → conv inside the branch, nothing after the sum.")
+    edited["looks_linear"] = st.toggle("Looks-linear initialisation (CReLU only)",
+                                       key=bind("looks_linear", design["looks_linear"]),
+                                       help="Balduzzi et al. (2017): the network starts out linear.")
     edited["shortcut"] = st.radio("Shortcut (He et al. 2015)", list(SHORTCUT_HELP),
                                   format_func=SHORTCUT_HELP.get, key=bind("shortcut", design["shortcut"]),
                                   horizontal=False)
@@ -91,25 +97,30 @@ def editor(design):
                                        horizontal=True,
                                        help="batch: one draw per mini-batch (the paper); sample: drop path.")
 
-    st.subheader("Stages")
+    st.markdown("#### Stages")
     st.caption("Each stage is a run of blocks; its first block subsamples by the stride. "
                "For bottleneck blocks, channels is the inner width (the output is 4x wider).")
+    widths = [0.7, 1, 1, 1, 1, 0.55]
+    fields = (("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
+              ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))
+    for col, text in zip(st.columns(widths), ["stage"] + [f[1] for f in fields] + [""]):
+        col.caption(text)
     for i, stage in enumerate(design["stages"]):
-        cols = st.columns([1, 1, 1, 1, 0.5], vertical_alignment="bottom")
+        cols = st.columns(widths, vertical_alignment="center")
+        cols[0].markdown(f"**{i + 1}**")
         values = {}
-        for col, (field, label, low, high, step) in zip(cols, (
-                ("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
-                ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))):
+        for col, (field, label, low, high, step) in zip(cols[1:5], fields):
             with col:
                 values[field] = st.number_input(f"Stage {i + 1} {label}", min_value=low, max_value=high, step=step,
-                                                key=bind(f"stage{i}.{field}", int(stage[field])))
-        with cols[4]:
+                                                key=bind(f"stage{i}.{field}", int(stage[field])),
+                                                label_visibility="collapsed")
+        with cols[5]:
             st.button("", icon=":material/delete:", key=f"remove_stage{i}", on_click=remove_stage, args=(i,),
                       disabled=len(design["stages"]) == 1, help=f"Remove stage {i + 1}")
         edited["stages"][i] = values
     st.button("Add a stage", icon=":material/add:", on_click=add_stage, key="add_stage")
 
-    st.subheader("Input and output")
+    st.markdown("#### Input and output")
     c1, c2 = st.columns(2)
     with c1:
         shape_text = st.text_input("Input shape", key=bind("input_shape", designs.format_shape(design["input_shape"])),
@@ -147,14 +158,14 @@ def editor(design):
     with st.expander("Head (after the blocks)"):
         c1, c2 = st.columns(2)
         with c1:
-            edited["pooling"] = st.selectbox("Pooling", list(POOLINGS), format_func=POOLINGS.get,
-                                             key=bind("pooling", design["pooling"]))
+            edited["pooling"] = _none(st.selectbox("Pooling", list(POOLINGS), format_func=POOLINGS.get,
+                                                   key=bind("pooling", _text(design["pooling"]))))
             edited["pool_activation"] = st.checkbox("Activation after pooling (the lecture's relu(avg(x)))",
                                                     key=bind("pool_activation", design["pool_activation"]))
         with c2:
-            edited["classifier_activation"] = st.selectbox(
-                "Classifier output", [None, "softmax"], format_func=lambda v: "logits" if v is None else v,
-                key=bind("classifier_activation", design["classifier_activation"]))
+            edited["classifier_activation"] = _none(st.selectbox(
+                "Classifier output", [NONE, "softmax"], format_func=lambda v: "logits" if v == NONE else v,
+                key=bind("classifier_activation", _text(design["classifier_activation"]))))
             edited["include_top"] = st.checkbox("Include the classifier", key=bind("include_top", design["include_top"]))
 
     with st.expander("Details"):
@@ -176,10 +187,10 @@ def editor(design):
             edited["name"] = st.text_input("Model name", key=bind("name", design["name"]), max_chars=64)
             edited["seed"] = st.number_input("Stochastic-depth seed", min_value=0, value=None,
                                              placeholder="none", key=bind("seed", design["seed"]))
-            edited["data_format"] = st.selectbox(
-                "Data format", [None, "channels_last", "channels_first"],
-                format_func=lambda v: "Keras default" if v is None else v,
-                key=bind("data_format", design["data_format"]))
+            edited["data_format"] = _none(st.selectbox(
+                "Data format", [NONE, "channels_last", "channels_first"],
+                format_func=lambda v: "Keras default" if v == NONE else v,
+                key=bind("data_format", _text(design["data_format"]))))
     return edited, errors
 
 
@@ -208,12 +219,13 @@ NUMBERS = {"trainable": st.column_config.NumberColumn(format="localized"),
            "non-trainable": st.column_config.NumberColumn(format="localized")}
 
 
-def results(architecture):
+def counts_row(architecture):
+    """The parameter counts, full width; returns the summary or ``None``."""
     try:
         summary, seconds = ui.summary_of(architecture)
     except Exception as error:  # the description validated, so this is a library problem: say it plainly
         st.error(f"Could not build this design: {type(error).__name__}: {error}", icon=":material/error:")
-        return
+        return None
     counts = summary["counts"]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Trainable parameters", f"{counts['trainable']:,}", border=True)
@@ -226,24 +238,25 @@ def results(architecture):
     st.caption(f"`{architecture.name}`: {kind}, {summary['depth']} weighted layers, {summary['num_blocks']} blocks, "
                f"output {ui.shape_text(summary['output_shape'])}. Built on {ui.backend_name()} "
                f"in {seconds:.1f} s (cached afterwards).")
+    return summary
 
-    network, block, stages, layers = st.tabs(["Network", "Block", "Stages", "Layers"])
-    with network:
-        expand = st.toggle("One box per layer", value=architecture.num_blocks <= diagram.EXPAND_LIMIT,
-                           key="expand_network",
-                           help="Like Figure 3 of He et al. (2015); off collapses each stage into one box.")
-        if expand and architecture.num_blocks > 60:
-            st.info("This network is deep: the column is long. Scroll, or collapse the stages.")
-        st.graphviz_chart(diagram.network_dot(architecture, expand=expand), width="content")
-    with block:
-        c1, c2 = st.columns(2)
-        with c1:
-            stage_index = st.selectbox("Stage", range(len(architecture.stages)),
+
+def results(architecture, summary):
+    diagrams, stages, layers = st.tabs(["Diagrams", "Stages", "Layers"])
+    with diagrams:
+        column, block = st.columns([1, 1], gap="medium")
+        with column:
+            expand = st.toggle("One box per layer", value=architecture.num_blocks <= diagram.EXPAND_LIMIT,
+                               key="expand_network",
+                               help="Like Figure 3 of He et al. (2015); off collapses each stage into one box.")
+            st.graphviz_chart(diagram.network_dot(architecture, expand=expand), width="content")
+        with block:
+            stage_index = st.selectbox("Block picture of", range(len(architecture.stages)),
                                        format_func=lambda i: f"stage {i + 1}", key="block_stage")
-        with c2:
-            first = st.toggle("First block of the stage", value=True, key="block_first",
-                              help="The first block of a stage changes the shape (stride, width).")
-        st.graphviz_chart(diagram.block_dot(architecture, stage_index, first), width="stretch")
+            first = st.toggle("its first block", value=True, key="block_first",
+                              help="The first block of a stage changes the shape (stride, width); "
+                                   "off shows a later block.")
+            st.graphviz_chart(diagram.block_dot(architecture, stage_index, first), width="content")
     with stages:
         st.dataframe(stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch")
     with layers:
@@ -259,24 +272,27 @@ def page():
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     with c1:
         st.selectbox("Start from", list(designs.PRESET_CHOICES), key="start_from", on_change=on_preset,
-                     format_func=lambda p: f"{designs.PRESET_CHOICES[p].group} · {designs.PRESET_CHOICES[p].label}")
+                     format_func=lambda p: designs.PRESET_CHOICES[p].label)
     with c2:
         st.button("Reset", icon=":material/restart_alt:", on_click=on_reset, key="reset_design",
                   help="Back to the preset, dropping your changes.")
 
     design = state.design()
+    top = st.container()
     left, right = st.columns([2, 3], gap="large")
     with left:
         edited, errors = editor(design)
     state.store_design(edited)
-    with right:
+    with top:
         if errors:
             for error in errors:
                 st.error(f"**The design is not valid:** {error}", icon=":material/error:")
             return
         architecture = ui.checked_architecture()
-        if architecture is not None:
-            results(architecture)
+        summary = counts_row(architecture) if architecture is not None else None
+    if summary is not None:
+        with right:
+            results(architecture, summary)
 
 
 page()

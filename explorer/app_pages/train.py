@@ -10,8 +10,10 @@ from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data import DATASETS, is_available
 
 DEFAULTS = TrainRequest()
-STATE_ICONS = {"created": "⏳", "running": "🏃", "completed": "✅", "interrupted": "⚠️", "cancelled": "⏹️",
-               "failed": "❌", "starting": "⏳"}
+STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
+               "completed": ":material/check_circle:", "interrupted": ":material/warning:",
+               "cancelled": ":material/stop_circle:", "failed": ":material/error:", "starting": ":material/hourglass_top:"}
+RECIPE = "recipe"  # selectboxes hold strings: None would read as "nothing selected"
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -76,8 +78,8 @@ def settings(architecture):
                               format_func={"quick": "quick: Adam, lr 1e-3",
                                            "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
     with c2:
-        optimizer = st.selectbox("Optimizer", [None, "adam", "sgd"], key=bind("optimizer", None),
-                                 format_func=lambda o: "the recipe's" if o is None else o)
+        optimizer = st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
+                                 format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
         learning_rate = st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
                                         placeholder="the recipe's", key=bind("learning_rate", None))
@@ -92,7 +94,8 @@ def settings(architecture):
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
     request = TrainRequest(dataset=dataset, subset=int(subset) or None, validation_split=float(validation_split),
-                           recipe=recipe, epochs=int(epochs), batch_size=int(batch_size), optimizer=optimizer,
+                           recipe=recipe, epochs=int(epochs), batch_size=int(batch_size),
+                           optimizer=None if optimizer == RECIPE else optimizer,
                            learning_rate=learning_rate or None, seed=int(seed), backend=backend or "tensorflow")
     problem = None
     if not architecture.include_top:
@@ -161,9 +164,10 @@ def show_run(run_id):
     else:
         c1, c2 = st.columns(2)
         with c1:
-            st.altair_chart(charts.learning_curves(frame, "loss"), width="stretch", key=f"loss_chart_{run.id}")
+            st.altair_chart(charts.learning_curves(frame, "loss"), width="stretch", height=300,
+                            key=f"loss_chart_{run.id}")
         with c2:
-            st.altair_chart(charts.learning_curves(frame, "accuracy"), width="stretch",
+            st.altair_chart(charts.learning_curves(frame, "accuracy"), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
         st.caption("Thin lines: every few batches; bold lines and points: end of each epoch. "
                    "Drag to pan, scroll to zoom, hover for values.")
@@ -203,7 +207,7 @@ def runs_table(runs):
         epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
         best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
         rows.append({
-            "run": run.id, "state": f"{STATE_ICONS.get(status.get('state'), '')} {status.get('state')}",
+            "run": run.id, "state": status.get("state"),
             "design": (config.get("architecture") or {}).get("name"),
             "dataset": (config.get("dataset") or {}).get("name"),
             "backend": BACKENDS.get(config.get("backend"), config.get("backend")),
@@ -223,10 +227,11 @@ def page():
     with st.container(border=True):
         summary, _ = ui.summary_of(architecture)
         request, problem = settings(architecture)
+        images = f"{request.subset:,} training images" if request.subset else "all training images"
         st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
-                    f"on **{DATASETS[request.dataset].description}** "
-                    f"({request.subset or 'all'} images, {request.epochs} epochs of batches of {request.batch_size}) "
-                    f"with **{BACKENDS[request.backend]}**, in a background worker.")
+                    f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
+                    f"{request.epochs} epochs of batches of {request.batch_size}, with **{BACKENDS[request.backend]}** "
+                    "in a background worker process.")
         if problem:
             st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
             if "classes" in problem or "images" in problem:

@@ -1,0 +1,211 @@
+"""End to end: ``streamlit run explorer/app.py`` driven by a real headless Chromium.
+
+Opens the app, sees the lecture network's 117,802 trainable parameters, opens a small design
+from a link, starts a short training run, sees the curves appear and the run finish, visits
+every page and checks that none shows a Streamlit exception. Screenshots of every page go to
+``test-artifacts/browser/`` (git-ignored) for people to look at.
+
+It needs Debian's ``chromium`` (``apt-get install chromium``; Playwright's own browser download
+is not used). Without it the test is skipped, loudly, except under ``CI=true`` where it
+fails: CI installs Chromium, so a missing one there is a broken setup, not a reason to skip.
+
+The app and its training worker are the same whatever the test process's backend, so this
+test runs once, in the TensorFlow pass of ``tests/run.py`` (``KERAS_BACKEND`` unset or
+``tensorflow``); it drives the worker's backend choice through the page (JAX when installed).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _chromium():
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if path:
+        return path
+    reason = (f"Chromium is missing ({CHROMIUM} not found): the explorer's browser test did NOT run. "
+              "Install it with: apt-get install -y chromium")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Streamlit server of the explorer on a free local port, with an empty run store."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("the browser test runs once, in the TensorFlow pass of the suite")
+    chromium = _chromium()
+    pytest.importorskip("playwright.sync_api")
+    runs = tmp_path_factory.mktemp("browser") / "runs"
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    env = {**os.environ, "KERAS_RESNETS_RUNS_DIR": str(runs), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("KERAS_BACKEND", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        log.seek(0)
+        pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+    yield {"url": url, "runs": runs, "chromium": chromium}
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=server["chromium"], args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shot(page, name):
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so the
+    viewport is grown to the content's height for the picture."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    settle(page)
+    page.wait_for_timeout(500)
+    size = page.viewport_size
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]') || document.body;
+        return Math.max(main.scrollHeight, window.innerHeight);
+    }""")
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 8000)})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def no_exception(page, where):
+    assert page.locator('[data-testid="stException"]').count() == 0, f"a Streamlit exception on {where}"
+
+
+def settle(page, timeout=120_000):
+    """Waits until the script has finished running (no 'Running...' status widget)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+
+
+def go(page, title):
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    settle(page)
+
+
+def test_explorer_in_a_real_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # First launch: the lecture's network and its count
+    page.goto(server["url"])
+    page.get_by_text("117,802").first.wait_for(timeout=180_000)
+    settle(page)
+    assert "preset=mnist_resnet" in page.url
+    page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=30_000)
+    no_exception(page, "Design")
+    shot(page, "01-design-default")
+
+    # A link reproduces a design: a small CIFAR-style network with option B
+    page.goto(f"{server['url']}/?preset=cifar_resnet20&stages=1x8,1x16/2&shortcut=B&stem.filters=8")
+    settle(page)
+    page.get_by_text("Trainable parameters").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stGraphVizChart"] svg').nth(1).wait_for(timeout=30_000)
+    no_exception(page, "Design from a link")
+    shot(page, "02-design-from-link-block")
+
+    # An invalid design gets an inline message, not a traceback
+    shape = page.get_by_role("textbox", name="Input shape")
+    shape.fill("abc")
+    shape.press("Enter")
+    settle(page)
+    page.get_by_text("input_shape='abc' is not allowed").wait_for(timeout=30_000)
+    no_exception(page, "Design with an invalid field")
+    shot(page, "03-design-invalid")
+    shape.fill("28x28x1")
+    shape.press("Enter")
+    settle(page)
+    page.get_by_text("Trainable parameters").first.wait_for(timeout=60_000)
+
+    # Train: fit to the embedded MNIST sample's 10 classes, a short run, live curves, completion
+    go(page, "Train")
+    page.get_by_text("Will train").wait_for(timeout=60_000)
+    no_exception(page, "Train")
+    for label, value in (("Training images (subset)", "256"), ("Epochs", "2"), ("Batch size", "32")):
+        field = page.locator(f'input[aria-label="{label}"]')
+        field.fill(value)
+        field.press("Enter")
+        settle(page)
+    shot(page, "04-train-settings")
+    page.get_by_role("button", name="Start training").click()
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.wait_for(timeout=240_000)
+    page.wait_for_timeout(1500)
+    shot(page, "05-train-live")
+    page.get_by_text("completed", exact=False).first.wait_for(timeout=300_000)
+    settle(page)
+    page.wait_for_timeout(2000)
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    no_exception(page, "Train after the run")
+    shot(page, "06-train-completed")
+    runs = [p for p in server["runs"].iterdir() if (p / "status.json").exists()]
+    assert len(runs) == 1 and '"completed"' in (runs[0] / "status.json").read_text()
+
+    # A reload loses nothing: the run is read back from the run store
+    page.reload()
+    settle(page)
+    page.get_by_text(runs[0].name).first.wait_for(timeout=60_000)
+    assert "stages=1x8" in page.url
+
+    # Compare and Export
+    go(page, "Compare")
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+    no_exception(page, "Compare")
+    shot(page, "07-compare")
+    go(page, "Export and share")
+    page.get_by_text("Rebuild it in Python").wait_for(timeout=60_000)
+    page.get_by_text("keras_resnets.build_resnet(architecture)").first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stFileUploaderDropzone"]').wait_for(timeout=30_000)
+    no_exception(page, "Export")
+    shot(page, "08-export")
+    assert not errors, errors
