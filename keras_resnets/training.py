@@ -320,9 +320,10 @@ class _Recorder(keras.callbacks.Callback):
         self.seed_states = None
 
     def on_train_begin(self, logs=None):
-        weights = {id(v) for v in self.model.weights}
-        states = [v for v in self.model.variables if id(v) not in weights]
-        self.seed_states = [(v, int(keras.ops.convert_to_numpy(v.value)[0])) for v in states]
+        if self.seed_states is None:  # the seed generators' states, [seed, counter] each
+            weights = {id(v) for v in self.model.weights}
+            states = [v for v in self.model.variables if id(v) not in weights]
+            self.seed_states = [(v, int(keras.ops.convert_to_numpy(v.value)[0])) for v in states]
 
     def on_epoch_begin(self, epoch, logs=None):
         # Stochastic-depth draws of epoch `epoch` depend only on the seed and the epoch.

@@ -23,7 +23,8 @@ from keras_resnets.training import (
 
 # Stochastic depth on, so that exact resume covers the random draws too.
 ARCH = presets.mnist_resnet(nb_channels=4, nb_blocks=2, final_survival_probability=0.5)
-RUN = {"dataset": "mnist_sample", "subset": 128, "validation_split": 0.01, "epochs": 2,
+# 4 training steps and 2 validation batches of 32 per epoch (no odd-sized batch to compile).
+RUN = {"dataset": "mnist_sample", "subset": 128, "validation_split": 0.0064, "epochs": 2,
        "batch_size": 32}
 TIMING = {"time", "seconds", "images_per_second"}
 
@@ -55,7 +56,7 @@ class CancelAfterFirstEpoch(Callback):
 
 
 class CtrlC(Callback):
-    def on_batch(self, event):
+    def on_begin(self, run, info):
         raise KeyboardInterrupt
 
 
@@ -83,8 +84,8 @@ def test_run_files(baseline):
     assert set(config) == {"architecture", "dataset", "recipe", "backend", "versions", "seed",
                            "created"}
     assert config["architecture"] == ARCH.to_dict()
-    assert config["dataset"] == {"name": "mnist_sample", "subset": 128, "validation_split": 0.01,
-                                 "data_dir": None, "augment": False}
+    assert config["dataset"] == {"name": "mnist_sample", "subset": 128,
+                                 "validation_split": 0.0064, "data_dir": None, "augment": False}
     assert config["recipe"] == Recipe(epochs=2, batch_size=32).to_dict()
     assert config["backend"] == keras.backend.backend() and config["seed"] == 0
     assert config["versions"]["keras"] == keras.__version__
@@ -112,9 +113,10 @@ def test_run_files(baseline):
     assert keras.ops.convert_to_numpy(model(images)).shape == (2, 10)
 
 
-def test_same_seed_same_metrics(store, baseline):
-    again = train(ARCH, runs_dir=store.root, run_id="again", **RUN)
-    _assert_same_metrics(again, baseline, rel=1e-6)
+def test_same_seed_same_metrics(baseline, cancelled):
+    """The cancelled run's first epoch is a fresh run of the same seed."""
+    first = [e for e in _values(cancelled) if e["epoch"] == 0]
+    assert first == [e for e in _values(baseline) if e["epoch"] == 0]
 
 
 def test_cancel_stops_at_once_and_keeps_the_epoch(cancelled):
