@@ -15,7 +15,7 @@ A run lives in ``<root>/<run-id>/``:
 JSON files and checkpoints are replaced atomically (written aside, then renamed), so a reader
 sees the old file or the new one, never half of one; a reader of ``metrics.jsonl`` skips a
 line torn by a crash. A run whose status says ``running`` but whose process is gone is
-reported as ``interrupted``.
+reported as ``interrupted`` (so is a ``created`` one whose creator is gone).
 
 Example:
 >>> import tempfile
@@ -131,7 +131,8 @@ class Run:
 
     @property
     def status(self):
-        """The dict in ``status.json``, with ``state`` corrected when its worker has died.
+        """The dict in ``status.json``; ``created`` or ``running`` read as ``interrupted`` once the
+        process (``pid``) that wrote them has died.
 
         A status that cannot be read reads as ``failed``, with the reason in ``message``.
         """
@@ -142,7 +143,7 @@ class Run:
             status = read_json(path)
         except ValueError as err:
             return {"state": "failed", "epoch": 0, "message": str(err)}
-        if status.get("state") == "running" and not _process_alive(status.get("pid")):
+        if status.get("state") in ("created", "running") and not _process_alive(status.get("pid")):
             status["state"] = "interrupted"
             status["message"] = (
                 f"the worker (pid {status.get('pid')}) stopped without finishing; "
@@ -265,7 +266,8 @@ class RunStore:
         except FileExistsError:
             raise ValueError(f"run_id={run_id!r} is not allowed: {path} already exists.") from None
         write_json(path / CONFIG, {**config, "created": now()})
-        write_json(path / STATUS, {"state": "created", "epoch": 0, "message": "", "updated": now()})
+        write_json(path / STATUS, {"state": "created", "epoch": 0, "pid": os.getpid(), "message": "",
+                                   "updated": now()})
         return Run(path)
 
     def get(self, run_id):

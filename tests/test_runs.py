@@ -127,6 +127,10 @@ def test_running_status_with_a_dead_pid_reads_as_interrupted(store):
     run.write_status(state="running", pid=child.pid)
     assert run.status["state"] == "interrupted"
     assert "resume" in run.status["message"]
+    run.write_status(state="created")
+    assert run.status["state"] == "interrupted"
+    run.write_status(state="cancelled")
+    assert run.status["state"] == "cancelled"
 
 
 def test_running_status_of_a_zombie_reads_as_interrupted(store):
