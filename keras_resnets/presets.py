@@ -35,7 +35,7 @@ def mnist_resnet(nb_channels=16, kernel_size=3, nb_blocks=25, *, residual=True, 
 
     With the defaults (25 blocks, 16 channels, 3x3) it has 117,802 trainable parameters.
     """
-    return Architecture(**{
+    return Architecture.from_dict({
         "name": _name("mnist", residual),
         "input_shape": input_shape,
         "stem": Stem(kind="conv", filters=nb_channels, kernel_size=1, use_bias=True,
@@ -65,7 +65,7 @@ def resnet(depth=50, *, residual=True, include_top=True, input_shape=(224, 224, 
         Stage(blocks=n, channels=64 * 2**i, strides=1 if i == 0 else 2)
         for i, n in enumerate(counts)
     )
-    return Architecture(**{
+    return Architecture.from_dict({
         "name": _name(f"imagenet{depth}", residual),
         "input_shape": input_shape,
         "stem": Stem(kind="conv", filters=64, kernel_size=7, strides=2, pool=True),
@@ -87,7 +87,7 @@ def cifar_resnet(depth=20, *, residual=True, include_top=True, input_shape=(32, 
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth={depth!r} is not allowed: 6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...).")
     n = (depth - 2) // 6
-    return Architecture(**{
+    return Architecture.from_dict({
         "name": _name(f"cifar{depth}", residual),
         "input_shape": input_shape,
         "stem": Stem(kind="conv", filters=16, kernel_size=3),
@@ -107,7 +107,7 @@ def highway_net(nb_layers=10, nb_channels=16, kernel_size=3, *, transform_gate_b
                 pooling="avg", **overrides):
     """A convolutional highway network (Srivastava et al. 2015): a 3x3 convolution to
     ``nb_channels``, then ``nb_layers`` `HighwayConv2D`; ``residual=False`` drops the gates."""
-    return Architecture(**{
+    return Architecture.from_dict({
         "name": "highway" if residual else "highway_plain",
         "input_shape": input_shape,
         "stem": Stem(kind="conv", filters=nb_channels, kernel_size=3, use_bias=True, batch_norm=False),
@@ -128,7 +128,7 @@ def crelu_net(nb_blocks=5, nb_channels=16, kernel_size=3, *, looks_linear=True, 
               input_shape=(28, 28, 1), classes=10, pooling="avg", **overrides):
     """A plain CReLU network with looks-linear initialisation (Balduzzi et al. 2017): exactly
     linear at initialisation. ``looks_linear=False`` gives the "CReLU w/o LL" baseline."""
-    return Architecture(**{
+    return Architecture.from_dict({
         "name": "crelu_ll" if looks_linear else "crelu",
         "input_shape": input_shape,
         "stem": Stem(kind="conv", filters=nb_channels, kernel_size=3),
