@@ -240,6 +240,13 @@ class Architecture:
             for i, stage in enumerate(self.stages):
                 if stage.strides != 1:
                     _fail(f"stages[{i}].strides", stage.strides, f"1 for {self.block} blocks")
+        if self.activation == "crelu" and (
+            self.residual and not self.preactivation or self.block == "highway"
+        ):
+            _fail("activation", "crelu",
+                  "only with residual=False or preactivation=True, and not for highway blocks: "
+                  "CReLU doubles the width, so after a post-activation sum the next shortcut "
+                  "would not line up")
         if self.block == "highway":
             width = self._stem_width()
             for i, stage in enumerate(self.stages):
@@ -251,10 +258,6 @@ class Architecture:
         if self.block == "dense" and self.preactivation:
             _fail("preactivation", True, "False for dense blocks (there is no pre-activation dense block)")
         if self.activation == "crelu":
-            if self.residual and not self.preactivation or self.block == "highway":
-                _fail("activation", "crelu",
-                      "only for plain networks (residual=False) of basic, bottleneck or dense blocks: "
-                      "CReLU doubles the width after the sum")
             if self.looks_linear and not self.preactivation and not (
                 self.stem.kind != "none" and self.stem.activation
             ):
