@@ -58,7 +58,7 @@ def resnet(depth=50, *, residual=True, include_top=True, input_shape=(224, 224, 
 
     Parameter counts equal torchvision's (11,689,512 trainable for ResNet-18).
     """
-    if depth not in IMAGENET_LAYOUTS:
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in IMAGENET_LAYOUTS:
         raise ValueError(f"depth={depth!r} is not allowed: one of {sorted(IMAGENET_LAYOUTS)}.")
     block, counts = IMAGENET_LAYOUTS[depth]
     stages = tuple(
