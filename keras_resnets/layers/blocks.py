@@ -150,7 +150,8 @@ class _ResidualBlock(keras.layers.Layer):
             self.shortcut_layer = Shortcut(
                 self.shortcut, specs[-1][0], total_strides, batch_norm=self.batch_norm,
                 bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
-                kernel_initializer="he_normal", data_format=self.data_format, name="shortcut",
+                kernel_initializer=self._fresh_initializer(), data_format=self.data_format,
+                name="shortcut",
             )
         self.post_activation = (
             None if self.preactivation else make_activation(self.activation, self._axis, name="post_act")
@@ -264,7 +265,8 @@ _BLOCK_ARGS = """
         bn_momentum, bn_epsilon: batch-norm settings; the defaults match PyTorch's.
         zero_init_last_bn: start the last batch norm of the branch at zero scale (Goyal et al.
             2017), so the block starts as the identity.
-        kernel_initializer: initialiser of the convolutions (``LooksLinear()`` after a CReLU).
+        kernel_initializer: initialiser of the convolutions, projection shortcut included
+            (``LooksLinear()`` after a CReLU).
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
         seed: seed of the stochastic-depth draws.
 """
