@@ -22,35 +22,19 @@ def summarize(architecture_json: str) -> dict:
 
     Returns ``{"counts", "stages", "layers", "macs", "depth", "num_blocks", "output_shape"}``.
     """
-    import keras
-
+    # No keras.backend.clear_session() here: other sessions may be building at the same time.
     architecture = Architecture.from_json(architecture_json)
     model = build_resnet(architecture)
-    try:
-        layers = parameter_table(model)
-        result = {
-            "counts": count_params(model),
-            "stages": stage_table(model),
-            "layers": layers,
-            "macs": sum(row["macs"] for row in layers),
-            "depth": architecture.depth,
-            "num_blocks": architecture.num_blocks,
-            "output_shape": tuple(model.output.shape[1:]),
-        }
-    finally:
-        del model
-        keras.backend.clear_session(free_memory=False) if _clear_session_takes_free_memory() else None
-    return result
-
-
-def _clear_session_takes_free_memory():
-    # Clearing the session drops Keras' global name counters; harmless here since our
-    # models name every layer. Only do it where the argument exists (Keras >= 3.7).
-    import inspect
-
-    import keras
-
-    return "free_memory" in inspect.signature(keras.backend.clear_session).parameters
+    layers = parameter_table(model)
+    return {
+        "counts": count_params(model),
+        "stages": stage_table(model),
+        "layers": layers,
+        "macs": sum(row["macs"] for row in layers),
+        "depth": architecture.depth,
+        "num_blocks": architecture.num_blocks,
+        "output_shape": tuple(model.output.shape[1:]),
+    }
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

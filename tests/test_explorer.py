@@ -40,11 +40,24 @@ def runs_dir(tmp_path, monkeypatch):
     return path
 
 
-def app(query=None, page=None):
+_SHARED = {}
+
+
+def new_app_test():
+    """An AppTest of the explorer. Each AppTest scans the installed packages for Streamlit
+    components (about 2 s); the scan's result is shared between the tests."""
     at = AppTest.from_file(str(APP), default_timeout=120)
+    if _SHARED.get("components") is not None and hasattr(at, "_bidi_component_manager"):
+        at._bidi_component_manager = _SHARED["components"]
+    return at
+
+
+def app(query=None, page=None):
+    at = new_app_test()
     for key, value in (query or {}).items():
         at.query_params[key] = value
     at.run()
+    _SHARED.setdefault("components", getattr(at, "_bidi_component_manager", None))
     if page:
         at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
@@ -316,7 +329,7 @@ def test_a_short_training_run_completes_with_curves(runs_dir):
     assert table["parameters"][0] == count_params(build_resnet(Architecture.from_dict(run.config["architecture"])))[
         "trainable"]
     assert table["backend"][0] == runner.BACKENDS[BACKEND]
-    other = AppTest.from_file(str(APP), default_timeout=120)
+    other = new_app_test()
     other.query_params["runs"] = f"../../etc,{run.id},..%2Fx"
     other.run()
     other.switch_page("app_pages/compare.py").run()

@@ -69,7 +69,7 @@ def settings(architecture):
         batch_size = st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size",
                                                                                          DEFAULTS.batch_size))
     with c4:
-        validation_split = st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.05,
+        validation_split = st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
                                            key=bind("validation_split", DEFAULTS.validation_split),
                                            help="Held out of the training data, evaluated after each epoch.")
     c1, c2, c3, c4 = st.columns(4)
@@ -118,15 +118,21 @@ def status_line(run):
 
 
 def progress_of(run, status, events):
-    epochs = status.get("epochs") or (run.config.get("recipe") or {}).get("epochs") or 1
+    """``(fraction done, epochs, seconds left or None)``."""
+    recipe = run.config.get("recipe") or {}
+    epochs = status.get("epochs") or recipe.get("epochs") or 1
     per_epoch = charts.steps_per_epoch(events, run.config)
     batches = [e for e in events if e.get("event") == "batch"]
     done = status.get("epoch", 0)
+    left = None
     if per_epoch and batches:
         fraction = max(done, batches[-1]["step"] / per_epoch) / epochs
+        speed = batches[-1].get("images_per_second")
+        if speed and recipe.get("batch_size"):
+            left = (epochs * per_epoch - batches[-1]["step"]) * recipe["batch_size"] / speed
     else:
         fraction = done / epochs
-    return min(max(fraction, 0.0), 1.0), epochs
+    return min(max(fraction, 0.0), 1.0), epochs, left
 
 
 def show_run(run_id):
@@ -139,10 +145,14 @@ def show_run(run_id):
     status, line = status_line(run)
     events = run.metrics()
     state_name = status.get("state", "?")
-    fraction, epochs = progress_of(run, status, events)
+    fraction, epochs, left = progress_of(run, status, events)
     st.markdown(f"{STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {line}")
-    st.progress(fraction, text=f"epoch {status.get('epoch', 0)} of {epochs} done · {fraction:.0%}"
-                + (f" · {status.get('data_source')}" if status.get("data_source") else ""))
+    text = f"epoch {status.get('epoch', 0)} of {epochs} done · {fraction:.0%}"
+    if state_name == "running" and left is not None:
+        text += f" · about {left:.0f} s of training left"
+    if status.get("data_source"):
+        text += f" · data: {status['data_source']}"
+    st.progress(fraction, text=text)
     if status.get("message"):
         st.caption(status["message"])
     epoch_events = [e for e in events if e.get("event") == "epoch"]
