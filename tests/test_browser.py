@@ -171,18 +171,24 @@ def test_explorer_in_a_real_browser(server, browser):
     go(page, "Train")
     page.get_by_text("Will train").wait_for(timeout=60_000)
     no_exception(page, "Train")
-    for label, value in (("Training images (subset)", "256"), ("Epochs", "2"), ("Batch size", "32")):
+    for label, value in (("Training images (subset)", "768"), ("Epochs", "3"), ("Batch size", "32")):
         field = page.locator(f'input[aria-label="{label}"]')
         field.fill(value)
         field.press("Enter")
         settle(page)
     shot(page, "04-train-settings")
     page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Starting worker").or_(page.get_by_text("— running")).first.wait_for(timeout=60_000)
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for(timeout=240_000)
+    # The curves are drawn while it trains, and the progress bar moves on without a reload
+    assert page.get_by_text("— running").count() > 0, "the chart should appear before the run ends"
+    progress = page.locator('[data-testid="stProgress"]').first
+    first_text = progress.inner_text()
     page.wait_for_timeout(1500)
     shot(page, "05-train-live")
-    page.get_by_text("completed", exact=False).first.wait_for(timeout=300_000)
+    page.get_by_text("— completed", exact=False).first.wait_for(timeout=300_000)
+    assert progress.inner_text() != first_text and "100%" in progress.inner_text()
     settle(page)
     page.wait_for_timeout(2000)
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2

@@ -395,3 +395,11 @@ def test_streamlit_config_is_local_and_private():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_settings_survive_a_visit_to_another_page():
+    at = app(TINY, page="train")
+    at.number_input(key="train.epochs").set_value(7).run()
+    at.switch_page("app_pages/design.py").run()
+    at.switch_page("app_pages/train.py").run()
+    assert at.number_input(key="train.epochs").value == 7

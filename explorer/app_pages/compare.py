@@ -78,6 +78,44 @@ def open_design(run_id):
     st.toast(f"Opened the design of {run_id} on the Design page.", icon=":material/architecture:")
 
 
+def curves_and_table(selected, batches, polling):
+    """The overlaid curves and the table; refreshed every few seconds while a run trains."""
+
+    @st.fragment(run_every=3.0 if polling else None)
+    def show():
+        store = runner.Runner(ui.runs_root())
+        runs = []
+        for run_id in selected:
+            try:
+                runs.append(store.get(run_id))
+            except ValueError:
+                continue
+        frames = [charts.curve_frame(run.metrics(), run.id, describe(run), run.config) for run in runs]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
+        if frame.empty:
+            st.info("These runs have no metrics yet.")
+        else:
+            st.altair_chart(charts.learning_curves(frame, "accuracy", compare=True, batches=batches),
+                            width="stretch", height=320, key="compare_accuracy")
+            st.altair_chart(charts.learning_curves(frame, "loss", compare=True, batches=batches), width="stretch",
+                            height=320, key="compare_loss")
+            st.caption("Solid: training, dashed: validation. Click a run in the legend to highlight it "
+                       "(shift-click for several); hover for values; drag to pan, scroll to zoom.")
+        table = pd.DataFrame([row(run) for run in runs])
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "best val. accuracy": st.column_config.NumberColumn(format="percent"),
+            "final train loss": st.column_config.NumberColumn(format="%.4f"),
+            "time per epoch (s)": st.column_config.NumberColumn(format="%.1f"),
+        })
+        if polling:
+            if not any(runner.is_active(run) for run in runs):
+                st.rerun()
+            st.caption("Some of these runs are training: refreshing every 3 s.")
+
+    show()
+
+
 def page():
     st.title("Compare runs")
     store = runner.Runner(ui.runs_root())
@@ -89,8 +127,10 @@ def page():
         return
     by_id = {run.id: run for run in runs}
     default = [r.id for r in runs[:2]]
-    if "compare.runs" not in st.session_state:
-        wanted = [part for value in st.query_params.get_all("runs") for part in value.split(",")]
+    if "compare.runs" not in st.session_state:  # first visit, or back from another page
+        wanted = st.session_state.get("compare.selected")
+        if wanted is None:
+            wanted = [part for value in st.query_params.get_all("runs") for part in value.split(",")]
         chosen = [i for i in wanted if i in by_id]  # ids from the URL only select among known runs
         st.session_state["compare.runs"] = chosen or default
     else:
@@ -98,32 +138,15 @@ def page():
     selected = st.multiselect("Runs", list(by_id), key="compare.runs",
                               format_func=lambda i: f"{describe(by_id[i])} — {i}",
                               help="Runs of the store, newest first.")
+    st.session_state["compare.selected"] = selected
     st.query_params["runs"] = ",".join(selected)
     if not selected:
         st.info("Pick runs to compare.")
         return
-    c1, c2 = st.columns([1, 3])
-    with c1:
-        batches = st.toggle("Show batch curves", value=False, key="compare.batches",
-                            help="Off: one point per epoch (clearer); on: also every few batches.")
-    frames = [charts.curve_frame(by_id[i].metrics(), i, describe(by_id[i]), by_id[i].config) for i in selected]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
-    if frame.empty:
-        st.info("These runs have no metrics yet.")
-    else:
-        st.altair_chart(charts.learning_curves(frame, "accuracy", compare=True, batches=batches),
-                        width="stretch", height=320, key="compare_accuracy")
-        st.altair_chart(charts.learning_curves(frame, "loss", compare=True, batches=batches), width="stretch",
-                        height=320, key="compare_loss")
-        st.caption("Solid: training, dashed: validation. Click a run in the legend to highlight it "
-                   "(shift-click for several); hover for values; drag to pan, scroll to zoom.")
-    table = pd.DataFrame([row(by_id[i]) for i in selected])
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "parameters": st.column_config.NumberColumn(format="localized"),
-        "best val. accuracy": st.column_config.NumberColumn(format="percent"),
-        "final train loss": st.column_config.NumberColumn(format="%.4f"),
-        "time per epoch (s)": st.column_config.NumberColumn(format="%.1f"),
-    })
+    batches = st.toggle("Show batch curves", value=False, key="compare.batches",
+                        help="Off: one point per epoch (clearer); on: also every few batches.")
+    active = any(runner.is_active(by_id[i]) for i in selected)
+    curves_and_table(selected, batches, polling=active)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     with c1:
         target = st.selectbox("Open a run's design", selected, key="compare.open",

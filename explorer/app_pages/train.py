@@ -26,10 +26,20 @@ def reachable(name: str) -> bool:
 
 
 def bind(key, value):
+    """The widget key of a setting, initialised from the settings kept for this session (widget
+    state itself is dropped when the user visits another page)."""
     key = "train." + key
     if key not in st.session_state:
-        st.session_state[key] = value
+        st.session_state[key] = st.session_state.get("train.saved", {}).get(key, value)
     return key
+
+
+def keep_settings():
+    st.session_state["train.saved"] = {key: st.session_state[key] for key in SETTINGS if key in st.session_state}
+
+
+SETTINGS = ["train." + name for name in ("dataset", "subset", "epochs", "batch_size", "validation_split", "recipe",
+                                         "optimizer", "learning_rate", "seed", "backend")]
 
 
 def fit_design(dataset):
@@ -93,6 +103,7 @@ def settings(architecture):
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
+    keep_settings()
     request = TrainRequest(dataset=dataset, subset=int(subset) or None, validation_split=float(validation_split),
                            recipe=recipe, epochs=int(epochs), batch_size=int(batch_size),
                            optimizer=None if optimizer == RECIPE else optimizer,
