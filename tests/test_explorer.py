@@ -403,3 +403,13 @@ def test_settings_survive_a_visit_to_another_page():
     at.switch_page("app_pages/design.py").run()
     at.switch_page("app_pages/train.py").run()
     assert at.number_input(key="train.epochs").value == 7
+
+
+def test_the_run_picker_keeps_working_when_a_run_finishes(runs_dir):
+    run = fake_running_run(runs_dir)
+    at = app(TINY, page="train")
+    labels = list(at.selectbox(key="train.view").options)
+    run.write_status(state="completed")
+    at.run()
+    assert list(at.selectbox(key="train.view").options) == labels  # the browser answers with labels
+    assert not at.warning and any("completed" in m.value for m in at.markdown)

@@ -277,7 +277,7 @@ def page():
     polling = bool(active) or any(p["state"] == "starting" for p in store.pending())
     if not runs:
         if polling:
-            live(True)
+            live(True, [])
         else:
             st.caption(f"No runs yet in `{ui.runs_root()}`. Runs keep training if you close or reload this page.")
         return
@@ -289,15 +289,19 @@ def page():
         viewing = active[0] if active else ids[0]
     st.session_state["train.view"] = viewing
     st.subheader("Runs")
-    st.selectbox("Show run", ids, key="train.view",
-                 format_func=lambda i: f"{i} ({'running' if i in active else 'finished'})")
-    live(polling)
+    # The labels must not change while the page is open (the browser answers with the label):
+    # no "running"/"finished" in them; the state is shown below.
+    st.selectbox("Show run", ids, key="train.view")
+    live(polling, ids)
     with st.expander(f"All runs ({len(runs)})", expanded=False):
         st.dataframe(runs_table(runs), hide_index=True, width="stretch",
                      column_config={"best val. accuracy": st.column_config.NumberColumn(format="percent")})
 
 
-def live(polling):
+def live(polling, known_ids):
+    """The shown run, redrawn every 1.5 s while something trains or starts. When the runs
+    change (a worker created its run, or the last one finished) the whole page is redrawn."""
+
     @st.fragment(run_every=1.5 if polling else None)
     def panel():
         run_id = st.session_state.get("train.view")
@@ -305,8 +309,11 @@ def live(polling):
         if run_id:
             still_active = show_run(run_id)
         store = runner_instance()
-        now_active = any(runner.is_active(r) for r in store.runs()) or any(
+        runs = store.runs()
+        now_active = any(runner.is_active(r) for r in runs) or any(
             p["state"] == "starting" for p in store.pending())
+        if [r.id for r in runs] != list(known_ids):
+            st.rerun()  # a new run appeared: show it
         if polling and not now_active:
             st.rerun()  # the run finished: redraw the page once and stop polling
         if not polling and (now_active or still_active):
