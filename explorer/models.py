@@ -54,3 +54,28 @@ def load_model(path: str | os.PathLike):
     import keras_resnets  # noqa: F401  (registers the custom layers)
 
     return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _trained_model(path: str, modified: float):
+    return load_model(path)
+
+
+def predict_sample(model_path, data_format=None, count=16):
+    """``(images, labels, predictions)`` of a trained 28x28x1, 10-class model on the first
+    ``count`` digits of the embedded MNIST sample; the model is loaded with ``safe_mode=True``."""
+    import keras
+    import numpy as np
+
+    from keras_resnets.data import DATASETS, load_arrays
+
+    (images, labels), _, _ = load_arrays("mnist_sample")
+    images, labels = images[:count], labels[:count]
+    info = DATASETS["mnist_sample"]
+    x = (images.astype("float32") / 255.0 - np.array(info.mean, "float32")) / np.array(info.std, "float32")
+    if (data_format or keras.config.image_data_format()) == "channels_first":
+        x = np.transpose(x, (0, 3, 1, 2))
+    path = Path(model_path)
+    model = _trained_model(str(path), path.stat().st_mtime)
+    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    return images, labels, logits.argmax(axis=-1)

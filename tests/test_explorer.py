@@ -320,6 +320,9 @@ def test_a_short_training_run_completes_with_curves(runs_dir):
     data = dataframe_util.convert_arrow_bytes_to_pandas_df(chart.datasets[0].data.data)
     assert {"train", "validation"} <= set(data["split"]) and len(data) >= 4
     assert any(b.proto.label.startswith("Download the trained model") for b in at.get("download_button"))
+    at.toggle(key=f"try_{run.id}").set_value(True).run()  # loads model.keras with safe_mode=True
+    assert not at.exception and not at.warning
+    assert any(c.value.endswith("of 16 right.") for c in at.caption)
 
     # Compare shows it, from the URL too; unknown or unsafe ids in the URL are ignored
     at.switch_page("app_pages/compare.py").run()

@@ -5,7 +5,7 @@ import datetime
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, designs, runner, state, ui
+from explorer import charts, models, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data import DATASETS, is_available
 
@@ -193,10 +193,33 @@ def show_run(run_id):
         st.caption("Thin lines: every few batches; bold lines and points: end of each epoch. "
                    "Drag to pan, scroll to zoom, hover for values.")
     if run.model_path.exists():
+        try_model(run)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
                            file_name=f"{run.id}.keras", mime="application/zip", icon=":material/download:",
                            key=f"download_{run.id}", on_click="ignore")
     return state_name in runner.ACTIVE_STATES
+
+
+def try_model(run):
+    """Predictions of a trained MNIST-shaped model on a few embedded digits."""
+    arch = run.config.get("architecture") or {}
+    if list(arch.get("input_shape") or []) != [28, 28, 1] or arch.get("classes") != 10:
+        return
+    if not st.toggle("Try the trained model on 16 digits of the embedded MNIST sample", key=f"try_{run.id}",
+                     help="Loads model.keras (with safe_mode) in this app. Some of these digits may have been "
+                          "among its training images."):
+        return
+    try:
+        images, labels, predictions = models.predict_sample(run.model_path, arch.get("data_format"))
+    except Exception as error:  # a damaged or foreign file must not break the page
+        st.warning(f"Could not load or run {run.model_path.name}: {type(error).__name__}: {error}")
+        return
+    right = int((labels == predictions).sum())
+    st.caption(f"{right} of {len(labels)} right.")
+    for start in range(0, len(labels), 8):
+        for col, i in zip(st.columns(8), range(start, min(start + 8, len(labels)))):
+            mark = "✓" if labels[i] == predictions[i] else f"✗ (is {labels[i]})"
+            col.image(images[i][:, :, 0], width=56, caption=f"{predictions[i]} {mark}", clamp=True)
 
 
 def cancel(run_id):
