@@ -269,6 +269,16 @@ class Architecture:
                       "stem.activation=True)")
         elif self.looks_linear:
             _fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
+        if self.shortcut == "A" and self.residual and self.block != "highway":
+            # Option A pads channels with zeros; it cannot drop any.
+            expansion = 4 if self.block == "bottleneck" else 1
+            width = self._stem_width()
+            for i, stage in enumerate(self.stages):
+                if stage.channels * expansion < width:
+                    _fail(f"stages[{i}].channels", stage.channels,
+                          f"at least {-(-width // expansion)} with shortcut='A': option A only adds "
+                          f"zero channels and the input of this stage is {width} wide; use 'B' or 'C'")
+                width = stage.channels * expansion
         if self.final_survival_probability < 1.0 and not self.residual:
             _fail("final_survival_probability", self.final_survival_probability,
                   "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
