@@ -416,3 +416,31 @@ def test_the_run_picker_keeps_working_when_a_run_finishes(runs_dir):
     at.run()
     assert list(at.selectbox(key="train.view").options) == labels  # the browser answers with labels
     assert not at.warning and any("completed" in m.value for m in at.markdown)
+
+
+def test_a_vector_design_is_drawn_and_explained():
+    at = app({"input_shape": "784", "block": "dense", "stem.kind": "dense", "stem.kernel_size": "1",
+              "pooling": "none", "pool_activation": "false", "stages": "2x64"})
+    assert not errors(at) and metric(at, "Trainable parameters") == "28,442"
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception and any("vectors" in w.value for w in at.warning)
+    assert at.button(key="start_training").disabled is True
+
+
+def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
+    launched = []
+
+    def launch(self, architecture, request):
+        launched.append((architecture, request))
+        return "recorded-run"
+
+    monkeypatch.setattr(runner.Runner, "launch", launch)
+    at = app(TINY, page="train")
+    at.number_input(key="train.epochs").set_value(5)
+    at.number_input(key="train.subset").set_value(64)
+    at.button_group(key="train.backend").set_value("jax")
+    at.button(key="start_training").click().run()
+    assert not at.exception
+    (architecture, request), = launched
+    assert (request.epochs, request.subset, request.backend) == (5, 64, "jax")
+    assert architecture == Architecture.from_dict(at.session_state["design"])

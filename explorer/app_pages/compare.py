@@ -66,7 +66,8 @@ def row(run):
     }
 
 
-def open_design(run_id):
+def open_design():
+    run_id = st.session_state.get("compare.open")
     try:
         run = runner.Runner(ui.runs_root()).get(run_id)
         design = Architecture.from_dict(run.config["architecture"]).to_dict()
@@ -149,10 +150,10 @@ def page():
     curves_and_table(selected, batches, polling=active)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     with c1:
-        target = st.selectbox("Open a run's design", selected, key="compare.open",
+        st.selectbox("Open a run's design", selected, key="compare.open",
                               format_func=lambda i: f"{describe(by_id[i])} — {i}")
     with c2:
-        st.button("Open in Design", on_click=open_design, args=(target,), key="compare.open_button",
+        st.button("Open in Design", on_click=open_design, key="compare.open_button",
                   icon=":material/architecture:")
 
 

@@ -42,8 +42,8 @@ SETTINGS = ["train." + name for name in ("dataset", "subset", "epochs", "batch_s
                                          "optimizer", "learning_rate", "seed", "backend")]
 
 
-def fit_design(dataset):
-    info = DATASETS[dataset]
+def fit_design():
+    info = DATASETS[st.session_state.get("train.dataset") or DEFAULTS.dataset]
     design = state.design()
     design["input_shape"] = list(info.image_shape)
     design["classes"] = info.classes
@@ -70,46 +70,46 @@ def settings(architecture):
                        icon=":material/cloud_off:")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        subset = st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
+        st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
                                  key=bind("subset", DEFAULTS.subset),
                                  help="How many training images to use; 0 uses them all.")
     with c2:
-        epochs = st.number_input("Epochs", min_value=1, max_value=500, key=bind("epochs", DEFAULTS.epochs))
+        st.number_input("Epochs", min_value=1, max_value=500, key=bind("epochs", DEFAULTS.epochs))
     with c3:
-        batch_size = st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size",
+        st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size",
                                                                                          DEFAULTS.batch_size))
     with c4:
-        validation_split = st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
+        st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
                                            key=bind("validation_split", DEFAULTS.validation_split),
                                            help="Held out of the training data, evaluated after each epoch.")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        recipe = st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
+        st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
                               format_func={"quick": "quick: Adam, lr 1e-3",
                                            "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
     with c2:
-        optimizer = st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
+        st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                                  format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
-        learning_rate = st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
+        st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
                                         placeholder="the recipe's", key=bind("learning_rate", None))
     with c4:
-        seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
     installed = runner.available_backends()
     choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
-    backend = st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
+    st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
                                    choices, format_func=BACKENDS.get, key=bind("backend", DEFAULTS.backend),
                                    selection_mode="single")
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
     keep_settings()
-    request = TrainRequest(dataset=dataset, subset=int(subset) or None, validation_split=float(validation_split),
-                           recipe=recipe, epochs=int(epochs), batch_size=int(batch_size),
-                           optimizer=None if optimizer == RECIPE else optimizer,
-                           learning_rate=learning_rate or None, seed=int(seed), backend=backend or "tensorflow")
+    request = current_request()
     problem = None
-    if not architecture.include_top:
+    if len(architecture.input_shape) == 1:
+        problem = (f"the design takes vectors of {architecture.input_shape[0]} features; the datasets here are "
+                   "images (use a convolutional stem and basic, bottleneck or highway blocks).")
+    elif not architecture.include_top:
         problem = "the design has no classifier (include_top is off): training needs one."
     elif tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
         problem = (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
@@ -234,7 +234,26 @@ def runner_instance():
     return runner.Runner(ui.runs_root())
 
 
-def start(architecture, request):
+def current_request():
+    """The `TrainRequest` of the settings widgets, read from the session state (so that a
+    button's callback sees values changed in the same interaction)."""
+    value = {name: st.session_state.get("train." + name) for name in (
+        "dataset", "subset", "epochs", "batch_size", "validation_split", "recipe", "optimizer", "learning_rate",
+        "seed", "backend")}
+    return TrainRequest(dataset=value["dataset"] or DEFAULTS.dataset, subset=int(value["subset"] or 0) or None,
+                        validation_split=float(value["validation_split"] or 0.0), recipe=value["recipe"] or "quick",
+                        epochs=int(value["epochs"] or 1), batch_size=int(value["batch_size"] or 1),
+                        optimizer=None if value["optimizer"] in (None, RECIPE) else value["optimizer"],
+                        learning_rate=value["learning_rate"] or None, seed=int(value["seed"] or 0),
+                        backend=value["backend"] or DEFAULTS.backend)
+
+
+def start():
+    architecture = ui.checked_architecture(show=False)
+    if architecture is None:
+        st.session_state["train.error"] = "The design is not valid: fix it on the Design page."
+        return
+    request = current_request()
     try:
         run_id = runner_instance().launch(architecture, request)
     except (OSError, ValueError) as error:
@@ -278,11 +297,11 @@ def page():
                     "in a background worker process.")
         if problem:
             st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
-            if "classes" in problem or "images" in problem:
-                st.button(f"Fit the design to {request.dataset}", on_click=fit_design, args=(request.dataset,),
+            if problem.startswith("the design takes") and len(architecture.input_shape) == 3:
+                st.button(f"Fit the design to {request.dataset}", on_click=fit_design,
                           icon=":material/fit_screen:", key="fit_design")
         st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=problem is not None,
-                  on_click=start, args=(architecture, request), key="start_training")
+                  on_click=start, key="start_training")
     if "train.error" in st.session_state:
         st.error(st.session_state.pop("train.error"))
 
