@@ -154,8 +154,8 @@ def _runs(args):
         status = run.status
         epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
         accuracy = epochs[-1].get("val_accuracy") if epochs else None
-        print(f"{run.id:<44} {status.get('state', '?'):<11} "
-              f"{status.get('epoch', 0)}/{status.get('epochs', '?'):<5} "
+        progress = f"{status.get('epoch', 0)}/{status.get('epochs', '?')}"
+        print(f"{run.id:<44} {status.get('state', '?'):<11} {progress:>7} "
               f"{run.config.get('architecture', {}).get('name', '?'):<16} "
               f"{run.config.get('dataset', {}).get('name', '?'):<14} "
               f"{'' if accuracy is None else f'{accuracy:.4f}':>12}")

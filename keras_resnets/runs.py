@@ -155,10 +155,12 @@ class Run:
         """Updates ``status.json`` with ``fields`` (and the time), atomically."""
         if "state" in fields and fields["state"] not in STATES:
             raise ValueError(f"state={fields['state']!r} is not allowed: one of {STATES}.")
-        path = self.path / STATUS
-        status = read_json(path) if path.exists() else {}
+        try:
+            status = read_json(self.path / STATUS)
+        except ValueError:  # missing or unreadable: start afresh
+            status = {}
         status.update(fields, updated=now())
-        write_json(path, status)
+        write_json(self.path / STATUS, status)
 
     def metrics(self):
         """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn."""

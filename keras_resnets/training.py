@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,8 +461,10 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
 
     Example:
     >>> import tempfile
-    >>> run = train("mnist_resnet", subset=128, epochs=1, runs_dir=tempfile.mkdtemp(),
-    ...             run_id="tiny", nb_blocks=1) # doctest: +SKIP
+    >>> run = train("mnist_resnet", subset=128, epochs=1, batch_size=32,
+    ...             runs_dir=tempfile.mkdtemp(), run_id="lecture")  # doctest: +SKIP
+    >>> run.status["state"], run.path.name  # doctest: +SKIP
+    ('completed', 'lecture')
     """
     recipe = Recipe.coerce(recipe, **recipe_fields)
     arch = resolve_architecture(architecture, dataset)
@@ -536,6 +539,7 @@ def _fit(run, resuming, callbacks):
     arch = Architecture.from_dict(config["architecture"])
     recipe = Recipe.from_dict(config["recipe"])
     recorder = None
+    previous_source = run.status.get("data_source")
     run.write_status(state="running", pid=os.getpid(), epochs=recipe.epochs,
                      message="loading the data")
     try:
@@ -545,6 +549,10 @@ def _fit(run, resuming, callbacks):
         schedule = compile_model(model, recipe, data.steps_per_epoch,
                                  from_logits=arch.classifier_activation is None)
         initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
+        if previous_source and previous_source != data.source:
+            warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
+                          f"the {data.source}: it will not reach the result it would have.",
+                          stacklevel=3)
         recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks)
         run.write_status(epoch=initial_epoch, data_source=data.source,
                          message=f"training from epoch {initial_epoch + 1}")

@@ -83,6 +83,8 @@ def test_broken_directories_do_not_break_listing(store):
         store.get("half-written")
     (good.path / "status.json").write_text('{"state": "runn')
     assert good.status["state"] == "failed" and "status.json" in good.status["message"]
+    good.write_status(state="completed", epoch=1)
+    assert good.status["state"] == "completed"
 
 
 def test_torn_metrics_lines_are_skipped(store):
