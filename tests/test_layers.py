@@ -1,0 +1,387 @@
+"""The small layers: CReLU, LooksLinear, StochasticDepth + linear_decay, Shortcut, highway layers."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resnets import LooksLinear
+from keras_resnets.layers import (
+    CReLU,
+    HighwayConv2D,
+    HighwayDense,
+    Shortcut,
+    StochasticDepth,
+    linear_decay,
+)
+
+BACKEND = keras.backend.backend()
+
+
+def _to_format(x, data_format):
+    """An NHWC NumPy array in ``data_format``."""
+    return x if data_format == "channels_last" else np.transpose(x, (0, 3, 1, 2))
+
+
+def _from_format(x, data_format):
+    return x if data_format == "channels_last" else np.transpose(x, (0, 2, 3, 1))
+
+
+def _values(variable):
+    return keras.ops.convert_to_numpy(variable)
+
+
+def _weights(layer):
+    """``{path relative to the layer: NumPy value}``."""
+    return {v.path.split("/", 1)[1]: _values(v) for v in layer.weights}
+
+
+def _binomial_ok(count, n, p, sigmas=4.0):
+    return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+
+
+# -- CReLU --------------------------------------------------------------------------------------
+
+
+def _crelu_reference(x, axis):
+    pair = np.stack([np.maximum(x, 0), np.maximum(-x, 0)], axis=axis + 1)
+    shape = list(x.shape)
+    shape[axis] *= 2
+    return pair.reshape(shape)
+
+
+def test_crelu_interleaves_relu_of_x_and_minus_x_on_vectors(run):
+    x = np.array([[1.0, -2.0, 0.5], [-1.0, 3.0, 0.0]], "float32")
+    y = run(CReLU(), x)
+    np.testing.assert_array_equal(
+        y, [[1.0, 0.0, 0.0, 2.0, 0.5, 0.0], [0.0, 1.0, 3.0, 0.0, 0.0, 0.0]]
+    )
+
+
+def test_crelu_on_images_follows_the_data_format(data_format, run, rng):
+    x = _to_format(rng.standard_normal((2, 5, 6, 3)).astype("float32"), data_format)
+    axis = 3 if data_format == "channels_last" else 1
+    layer = CReLU()
+    y = run(layer, x)
+    np.testing.assert_array_equal(y, _crelu_reference(x, axis))
+    assert layer.compute_output_shape(x.shape) == y.shape
+    assert layer.compute_output_shape((None,) + x.shape[1:])[1:] == y.shape[1:]
+
+
+def test_crelu_explicit_axis(run, rng):
+    x = rng.standard_normal((2, 3, 4)).astype("float32")
+    np.testing.assert_array_equal(run(CReLU(axis=1), x), _crelu_reference(x, 1))
+    np.testing.assert_array_equal(run(CReLU(axis=-1), x), _crelu_reference(x, 2))
+
+
+def test_crelu_rejects_a_non_integer_axis():
+    with pytest.raises(ValueError, match="axis"):
+        CReLU(axis="channels")
+
+
+# -- LooksLinear ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (3, 3, 8, 4)])
+def test_looks_linear_rows_come_in_opposite_pairs(shape):
+    w = _values(LooksLinear()(shape))
+    assert w.shape == shape
+    np.testing.assert_array_equal(w[..., 0::2, :], -w[..., 1::2, :])
+    assert np.abs(w).min() >= 0 and np.abs(w).max() > 0
+
+
+def test_looks_linear_after_crelu_is_the_half_width_linear_map(run, rng):
+    w = _values(LooksLinear(seed=1)((8, 3)))
+    x = rng.standard_normal((5, 4)).astype("float32")
+    phi = run(CReLU(), x)
+    np.testing.assert_allclose(phi @ w, x @ w[0::2], rtol=1e-5, atol=1e-6)
+
+
+def test_looks_linear_base_initialiser_and_seed():
+    half = _values(keras.initializers.Orthogonal(seed=3)((2, 3)))
+    w = _values(LooksLinear(seed=3)((4, 3)))
+    np.testing.assert_allclose(w[0::2], half, rtol=1e-6)
+    np.testing.assert_array_equal(w, _values(LooksLinear(seed=3)((4, 3))))
+    assert not np.array_equal(_values(LooksLinear()((4, 3))), _values(LooksLinear()((4, 3))))
+    np.testing.assert_array_equal(_values(LooksLinear(base="ones")((4, 2))), [[1, 1], [-1, -1]] * 2)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (3, 3, 3, 4), (4,)])
+def test_looks_linear_needs_an_even_input_dimension(shape):
+    with pytest.raises(ValueError, match="even"):
+        LooksLinear()(shape)
+
+
+# -- stochastic depth -----------------------------------------------------------------------------
+
+
+def test_linear_decay_values():
+    assert [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)] == [0.875, 0.75, 0.625, 0.5]
+    assert linear_decay(54, 54, 0.5) == 0.5
+    assert [linear_decay(l, 3, 1.0) for l in (1, 2, 3)] == [1.0, 1.0, 1.0]
+    values = [linear_decay(l, 10, 0.2) for l in range(1, 11)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        ((0, 4), "block_index"),
+        ((5, 4), "block_index"),
+        ((1, 0), "num_blocks"),
+        (("1", 4), "block_index"),
+        ((1, 4.0), "num_blocks"),
+        ((1, 4, 0.0), "final_survival_probability"),
+        ((1, 4, 1.5), "final_survival_probability"),
+        ((1, 4, "0.5"), "final_survival_probability"),
+        ((1, 4, True), "final_survival_probability"),
+    ],
+)
+def test_linear_decay_rejects_bad_arguments(args, name):
+    with pytest.raises(ValueError, match=name):
+        linear_decay(*args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"survival_probability": 0.0}, "survival_probability"),
+        ({"survival_probability": 1.2}, "survival_probability"),
+        ({"survival_probability": "0.5"}, "survival_probability"),
+        ({"survival_probability": True}, "survival_probability"),
+        ({"mode": "row"}, "mode"),
+    ],
+)
+def test_stochastic_depth_rejects_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        StochasticDepth(**kwargs)
+
+
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_stochastic_depth_at_inference_is_deterministic(mode, run, rng):
+    x = rng.standard_normal((4, 3, 3, 2)).astype("float32")
+    layer = StochasticDepth(0.8, mode, seed=0)
+    y1, y2 = run(layer, x), run(layer, x)
+    np.testing.assert_array_equal(y1, y2)
+    # The paper scales a batch-mode branch by p at test time; drop path is already rescaled.
+    np.testing.assert_allclose(y1, x * 0.8 if mode == "batch" else x, rtol=1e-6)
+    assert layer.compute_output_shape(x.shape) == x.shape
+
+
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_stochastic_depth_with_p_one_is_the_identity(mode, run, rng):
+    x = rng.standard_normal((3, 4)).astype("float32")
+    np.testing.assert_array_equal(run(StochasticDepth(1.0, mode), x, training=True), x)
+
+
+def _training_draws(layer, x, n):
+    """``n`` successive training-mode outputs of ``layer`` on ``x``, compiled where eager
+    random draws are slow (JAX: a jitted stateless call threading the seed state)."""
+    x = keras.ops.convert_to_tensor(x)
+    layer(x, training=True)
+    if BACKEND == "jax":
+        import jax
+
+        step = jax.jit(lambda state: layer.stateless_call([], state, x, training=True))
+        state, out = [v.value for v in layer.non_trainable_variables], []
+        for _ in range(n):
+            y, state = step(state)
+            out.append(np.asarray(y))
+        return np.stack(out)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        step = tf.function(lambda: layer(x, training=True))
+        return np.stack([step().numpy() for _ in range(n)])
+    return np.stack([keras.ops.convert_to_numpy(layer.call(x, training=True)) for _ in range(n)])
+
+
+def test_stochastic_depth_batch_mode_drops_the_whole_batch_at_rate_1_minus_p():
+    p, draws = 0.7, 2000
+    y = _training_draws(StochasticDepth(p, "batch", seed=1), np.ones((3, 2), "float32"), draws)
+    per_draw = y.reshape(draws, -1)
+    assert np.all(per_draw == per_draw[:, :1])  # the whole batch is kept or dropped together
+    assert set(np.unique(per_draw)) <= {0.0, 1.0}  # kept branches are not rescaled
+    kept = int(per_draw[:, 0].sum())
+    assert _binomial_ok(kept, draws, p), kept
+
+
+def test_stochastic_depth_sample_mode_drops_examples_independently_and_rescales(run):
+    p, n = 0.7, 2000
+    layer = StochasticDepth(p, "sample", seed=2)
+    y = run(layer, np.ones((n, 2, 2, 3), "float32"), training=True)
+    per_example = y.reshape(n, -1)
+    assert np.all(per_example == per_example[:, :1])  # one draw per example
+    values = np.unique(per_example)
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / p)
+    kept = int((per_example[:, 0] > 0).sum())
+    assert _binomial_ok(kept, n, p), kept
+    # The expectation is preserved and the next call draws again.
+    assert abs(per_example.mean() - 1.0) < 4 * math.sqrt((1 - p) / p / n)
+    assert not np.array_equal(y, run(layer, np.ones((n, 2, 2, 3), "float32"), training=True))
+
+
+# -- shortcut -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("size", "strides", "filters"), [(7, 2, 8), (8, 2, 8), (6, 1, 10), (9, 3, 4)])
+def test_option_a_is_subsampling_plus_zero_channels(data_format, run, rng, size, strides, filters):
+    x_nhwc = rng.standard_normal((2, size, size, 4)).astype("float32")
+    layer = Shortcut("A", filters, strides)
+    y = _from_format(run(layer, _to_format(x_nhwc, data_format)), data_format)
+    expected = np.zeros((2, -(-size // strides), -(-size // strides), filters), "float32")
+    expected[..., :4] = x_nhwc[:, ::strides, ::strides, :]
+    np.testing.assert_array_equal(y, expected)
+    assert layer.weights == [] and layer.count_params() == 0
+    x_shape = _to_format(x_nhwc, data_format).shape
+    assert layer.compute_output_shape(x_shape) == _to_format(expected, data_format).shape
+
+
+def test_option_a_on_vectors_appends_zero_features(run, rng):
+    x = rng.standard_normal((3, 5)).astype("float32")
+    y = run(Shortcut("A", 7), x)
+    np.testing.assert_array_equal(y, np.concatenate([x, np.zeros((3, 2), "float32")], axis=1))
+
+
+def test_option_a_cannot_remove_channels(run):
+    with pytest.raises(ValueError, match="only add channels"):
+        run(Shortcut("A", 2), np.ones((1, 4, 4, 4), "float32"))
+
+
+def _random_bn_stats(rng, width):
+    """Random gamma, beta and moving statistics, so batch norm is not a no-op."""
+    return {
+        "gamma": rng.uniform(0.5, 1.5, width),
+        "beta": rng.standard_normal(width),
+        "moving_mean": rng.standard_normal(width),
+        "moving_variance": rng.uniform(0.5, 2.0, width),
+    }
+
+
+@pytest.mark.parametrize("option", ["B", "C"])
+def test_projection_shortcut_is_strided_1x1_conv_and_batch_norm(data_format, run, rng, option):
+    x_nhwc = rng.standard_normal((2, 7, 7, 3)).astype("float32")
+    layer = Shortcut(option, 5, 2, bn_epsilon=1e-3)
+    run(layer, _to_format(x_nhwc, data_format))
+    stats = _random_bn_stats(rng, 5)
+    for v in layer.weights:
+        key = v.path.rsplit("/", 1)[1]
+        if key in stats:
+            v.assign(stats[key].astype("float32"))
+    w = _weights(layer)
+    assert w["projection/kernel"].shape == (1, 1, 3, 5)
+    assert layer.count_params() == 3 * 5 + 4 * 5
+    y = _from_format(run(layer, _to_format(x_nhwc, data_format)), data_format)
+    z = x_nhwc[:, ::2, ::2, :] @ w["projection/kernel"][0, 0]
+    z = (z - stats["moving_mean"]) / np.sqrt(stats["moving_variance"] + 1e-3)
+    z = z * stats["gamma"] + stats["beta"]
+    np.testing.assert_allclose(y, z, rtol=1e-4, atol=1e-5)
+
+
+def test_projection_shortcut_on_vectors_is_dense_without_batch_norm(run, rng):
+    layer = Shortcut("B", 6, batch_norm=False)
+    x = rng.standard_normal((3, 4)).astype("float32")
+    y = run(layer, x)
+    np.testing.assert_allclose(y, x @ _weights(layer)["projection/kernel"], rtol=1e-5, atol=1e-6)
+    assert layer.count_params() == 24
+
+
+@pytest.mark.parametrize("option", ["A", "B"])
+def test_shortcut_compute_output_shape_matches(data_format, run, option):
+    layer = Shortcut(option, 8, 2)
+    x = np.ones((1, 4, 5, 5) if data_format == "channels_first" else (1, 5, 5, 4), "float32")
+    assert run(layer, x).shape == layer.compute_output_shape(x.shape)
+    unknown = (None, 4, None, 9) if data_format == "channels_first" else (None, None, 9, 4)
+    expected = (None, 8, None, 5) if data_format == "channels_first" else (None, None, 5, 8)
+    assert layer.compute_output_shape(unknown) == expected
+
+
+def test_shortcut_on_vectors_refuses_strides(run):
+    with pytest.raises(ValueError, match="strides"):
+        run(Shortcut("B", 4, 2), np.ones((2, 4), "float32"))
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [(("D", 4), "shortcut"), (("A", 0), "filters"), (("B", "4"), "filters"), (("B", 4, 0), "strides")],
+)
+def test_shortcut_rejects_bad_arguments(args, name):
+    with pytest.raises(ValueError, match=name):
+        Shortcut(*args)
+
+
+# -- highway --------------------------------------------------------------------------------------
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@pytest.mark.parametrize("bias", [-2.0, -3.5, 1.0])
+def test_highway_gate_bias_starts_at_the_configured_value(run, bias):
+    dense = HighwayDense(transform_gate_bias=bias)
+    run(dense, np.ones((1, 6), "float32"))
+    np.testing.assert_array_equal(_weights(dense)["transform_gate/bias"], np.full(6, bias, "float32"))
+    conv = HighwayConv2D(3, transform_gate_bias=bias, data_format="channels_last")
+    run(conv, np.ones((1, 5, 5, 4), "float32"))
+    np.testing.assert_array_equal(_weights(conv)["transform_gate/bias"], np.full(4, bias, "float32"))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_highway_dense_is_t_h_plus_one_minus_t_x(run, rng, activation):
+    layer = HighwayDense(activation=activation)
+    x = rng.standard_normal((4, 6)).astype("float32")
+    run(layer, x)
+    for v in layer.weights:  # a gate that is neither shut nor open
+        v.assign(rng.standard_normal(v.shape).astype("float32"))
+    w = _weights(layer)
+    act = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh}[activation]
+    h = act(x @ w["transform/kernel"] + w["transform/bias"])
+    t = _sigmoid(x @ w["transform_gate/kernel"] + w["transform_gate/bias"])
+    np.testing.assert_allclose(run(layer, x), t * h + (1 - t) * x, rtol=1e-4, atol=1e-5)
+
+
+def test_highway_conv_combines_its_own_h_and_t(data_format, run, rng):
+    layer = HighwayConv2D(3)
+    x = _to_format(rng.standard_normal((2, 6, 6, 4)).astype("float32"), data_format)
+    y = run(layer, x)
+    assert y.shape == x.shape == layer.compute_output_shape(x.shape)
+    h = np.maximum(run(layer.transform, x), 0)
+    t = _sigmoid(run(layer.gate, x))
+    np.testing.assert_allclose(y, t * h + (1 - t) * x, rtol=1e-4, atol=1e-5)
+    # Gate bias -2: the layer starts close to carrying its input.
+    assert float(np.mean(t)) < 0.3
+
+
+def test_highway_without_residual_is_h_alone(run, rng):
+    layer = HighwayDense(residual=False, use_bias=False)
+    x = rng.standard_normal((3, 5)).astype("float32")
+    y = run(layer, x)
+    assert set(_weights(layer)) == {"transform/kernel"}
+    h = np.maximum(x @ _weights(layer)["transform/kernel"], 0)
+    np.testing.assert_allclose(y, h, rtol=1e-5, atol=1e-6)
+
+
+def test_highway_with_batch_norm(data_format, run, rng):
+    layer = HighwayConv2D(3, batch_norm=True)
+    x = _to_format(rng.standard_normal((2, 5, 5, 4)).astype("float32"), data_format)
+    assert run(layer, x, training=True).shape == x.shape
+    assert {"bn/gamma", "bn/moving_mean"} <= set(_weights(layer))
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: HighwayDense(activation="crelu"), "activation"),
+        (lambda: HighwayDense(activation="sigmoid"), "activation"),
+        (lambda: HighwayConv2D(4), "kernel_size"),
+        (lambda: HighwayConv2D("3"), "kernel_size"),
+        (lambda: HighwayDense(transform_gate_bias="-2"), "transform_gate_bias"),
+        (lambda: HighwayDense(data_format="NHWC"), "data_format"),
+    ],
+)
+def test_highway_rejects_bad_arguments(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
