@@ -195,6 +195,11 @@ def test_explorer_in_a_real_browser(server, browser):
     page.wait_for_timeout(1000)
     no_exception(page, "Train after the run")
     shot(page, "06-train-completed")
+    page.get_by_text("Try the trained model").click()
+    page.get_by_text("of 16 right").wait_for(timeout=60_000)
+    settle(page)
+    no_exception(page, "Train, trying the model")
+    shot(page, "06b-train-try-the-model")
     runs = [p for p in server["runs"].iterdir() if (p / "status.json").exists()]
     assert len(runs) == 1 and '"completed"' in (runs[0] / "status.json").read_text()
 

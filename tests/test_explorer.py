@@ -323,6 +323,7 @@ def test_a_short_training_run_completes_with_curves(runs_dir):
     at.toggle(key=f"try_{run.id}").set_value(True).run()  # loads model.keras with safe_mode=True
     assert not at.exception and not at.warning
     assert any(c.value.endswith("of 16 right.") for c in at.caption)
+    assert len(at.image) == 16
 
     # Compare shows it, from the URL too; unknown or unsafe ids in the URL are ignored
     at.switch_page("app_pages/compare.py").run()

@@ -100,7 +100,7 @@ def editor(design):
     st.markdown("#### Stages")
     st.caption("Each stage is a run of blocks; its first block subsamples by the stride. "
                "For bottleneck blocks, channels is the inner width (the output is 4x wider).")
-    widths = [0.7, 1, 1, 1, 1, 0.55]
+    widths = [0.55, 1, 1.25, 0.9, 0.9, 0.55]
     fields = (("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
               ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))
     for col, text in zip(st.columns(widths), ["stage"] + [f[1] for f in fields] + [""]):

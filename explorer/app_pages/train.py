@@ -215,7 +215,7 @@ def try_model(run):
         st.warning(f"Could not load or run {run.model_path.name}: {type(error).__name__}: {error}")
         return
     right = int((labels == predictions).sum())
-    st.caption(f"{right} of {len(labels)} right.")
+    st.caption(f"Under each digit: the model's answer, ✓ or ✗ (with the true label). {right} of {len(labels)} right.")
     for start in range(0, len(labels), 8):
         for col, i in zip(st.columns(8), range(start, min(start + 8, len(labels)))):
             mark = "✓" if labels[i] == predictions[i] else f"✗ (is {labels[i]})"
