@@ -31,9 +31,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
 def _chromium():
     path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
     if path:
@@ -132,6 +129,8 @@ def go(page, title):
     settle(page)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_explorer_in_a_real_browser(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
@@ -221,3 +220,12 @@ def test_explorer_in_a_real_browser(server, browser):
     no_exception(page, "Export")
     shot(page, "08-export")
     assert not errors, errors
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(monkeypatch, ci, outcome):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="Chromium is missing"):
+        _chromium()
