@@ -314,6 +314,7 @@ def test_a_short_training_run_completes_with_curves(runs_dir):
     at.run()
     assert not at.exception
     assert any("completed" in m.value for m in at.markdown)
+    assert any(c.value.startswith("The last run of this design trained at") for c in at.caption)
     chart = at.get("vega_lite_chart")[0].proto
     from streamlit import dataframe_util
 

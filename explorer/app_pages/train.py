@@ -71,35 +71,33 @@ def settings(architecture):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
-                                 key=bind("subset", DEFAULTS.subset),
-                                 help="How many training images to use; 0 uses them all.")
+                        key=bind("subset", DEFAULTS.subset), help="How many training images to use; 0 uses them all.")
     with c2:
         st.number_input("Epochs", min_value=1, max_value=500, key=bind("epochs", DEFAULTS.epochs))
     with c3:
-        st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size",
-                                                                                         DEFAULTS.batch_size))
+        st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size", DEFAULTS.batch_size))
     with c4:
         st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
-                                           key=bind("validation_split", DEFAULTS.validation_split),
-                                           help="Held out of the training data, evaluated after each epoch.")
+                        key=bind("validation_split", DEFAULTS.validation_split),
+                        help="Held out of the training data, evaluated after each epoch.")
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                              format_func={"quick": "quick: Adam, lr 1e-3",
-                                           "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
+                     format_func={"quick": "quick: Adam, lr 1e-3",
+                                  "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
-                                 format_func=lambda o: "the recipe's" if o == RECIPE else o)
+                     format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
         st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
-                                        placeholder="the recipe's", key=bind("learning_rate", None))
+                        placeholder="the recipe's", key=bind("learning_rate", None))
     with c4:
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
     installed = runner.available_backends()
     choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
     st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
-                                   choices, format_func=BACKENDS.get, key=bind("backend", DEFAULTS.backend),
-                                   selection_mode="single")
+                         choices, format_func=BACKENDS.get, key=bind("backend", DEFAULTS.backend),
+                         selection_mode="single")
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
@@ -117,6 +115,28 @@ def settings(architecture):
     elif not available and dataset != "mnist":
         problem = f"{dataset} cannot be loaded here (offline)."
     return request, problem
+
+
+def estimate(architecture, request):
+    """Seconds of training for ``request``, from the speed of the last run of the same design
+    in the store; ``None`` when there is none."""
+    wanted = architecture.to_dict()
+    for run in runner_instance().runs()[:50]:
+        if run.config.get("architecture") != wanted:
+            continue
+        speeds = sorted(e["images_per_second"] for e in run.metrics()
+                        if e.get("event") == "batch" and e.get("images_per_second"))
+        if not speeds:
+            continue
+        speed = speeds[len(speeds) // 2]
+        if request.subset:
+            images = request.subset
+        elif request.dataset == "mnist_sample":
+            images = int(10_000 * (1 - request.validation_split))
+        else:
+            return None
+        return request.epochs * images / speed, speed
+    return None
 
 
 def status_line(run):
@@ -295,6 +315,10 @@ def page():
                     f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
                     f"{request.epochs} epochs of batches of {request.batch_size}, with **{BACKENDS[request.backend]}** "
                     "in a background worker process.")
+        guess = estimate(architecture, request)
+        if guess:
+            st.caption(f"The last run of this design trained at {guess[1]:.0f} images/s: about {guess[0]:.0f} s of "
+                       "training, plus the time to start the worker and compile the model.")
         if problem:
             st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
             if problem.startswith("the design takes") and len(architecture.input_shape) == 3:
