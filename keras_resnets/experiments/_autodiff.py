@@ -26,7 +26,7 @@ def input_gradient(fn, x):
     >>> input_gradient(lambda x: x**2, np.array([1.0, -2.0], "float32")).tolist()
     [2.0, -4.0]
     """
-    x = keras.ops.convert_to_tensor(np.asarray(x, "float32"))
+    x = keras.ops.convert_to_tensor(np.asarray(keras.ops.convert_to_numpy(x), "float32"))
 
     def total(inputs):
         with keras.StatelessScope():

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from keras_resnets import presets
+from keras_resnets.builders import build_resnet
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.data import DATASETS, load_arrays
 
@@ -67,12 +68,12 @@ class Setup:
 
     network: str = "dense"
     pool: int = 2
-    width: int = 32
-    num_train: int = 2000
+    width: int = 64
+    num_train: int = 1500
     num_test: int = 1000
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
 
     def replace(self, **fields):
         """A copy with some fields changed."""
@@ -211,6 +212,32 @@ def train(model, data, setup, *, progress=None, label=""):
         if progress is not None:
             progress(f"{label}: epoch {epoch}/{setup.epochs}")
     return pd.DataFrame(rows)
+
+
+def depth_sweep(config, families, *, seed=0, progress=None, architecture=digit_architecture):
+    """Trains a network of every family at every depth of ``config.depths``, alike.
+
+    Args:
+        config: a `Setup` with a ``depths`` field (numbers of blocks).
+        families: ``{name: Architecture fields}``, e.g. ``{"plain": {"residual": False}}``.
+        seed: seed of the digits, of every initialisation and of the training.
+        progress: optional ``progress(fraction, message)``.
+        architecture: ``architecture(config, blocks, **fields) -> Architecture``.
+
+    Returns:
+        The learning curves of `train`, with columns ``network`` and ``blocks`` added.
+    """
+    data = digits(config, seed)
+    step = Progress(progress, len(families) * len(config.depths) * config.epochs)
+    frames = []
+    for blocks in config.depths:
+        for name, fields in families.items():
+            keras.utils.set_random_seed(seed)
+            model = build_resnet(architecture(config, blocks, **fields))
+            curve = train(model, data, config, progress=step, label=f"{name}, {blocks} blocks")
+            frames.append(curve.assign(network=name, blocks=blocks))
+    step.finish()
+    return pd.concat(frames, ignore_index=True)
 
 
 _BLOCK_NAME = re.compile(r"stage\d+_block\d+")
