@@ -68,7 +68,7 @@ def run(size="quick", seed=0, progress=None):
 
 def _chart(data):
     curves = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("epoch:Q"),
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("train_error:Q", title="training error"),
         color=alt.Color("layers:O", scale=alt.Scale(scheme="viridis"), title="layers"),
         tooltip=["network", "layers", "epoch", alt.Tooltip("train_error:Q", format=".3f")],

@@ -86,22 +86,30 @@ def lesion(model, deleted):
     return lambda x: forward(head, forward(kept, forward(stem, x)))
 
 
-def path_gradient_norms(model, x, y, lengths, rng):
-    """Norms of the loss gradient at the first block's input through single paths.
+def random_paths(n, k, samples, rng):
+    """``samples`` random paths of length ``k`` through ``n`` blocks, as a boolean array
+    ``(samples, n)``: which residual branches each path crosses."""
+    chosen = np.zeros((samples, n), bool)
+    for row in chosen:
+        row[rng.choice(n, size=k, replace=False)] = True
+    return chosen
 
-    As in Veit et al. (2016), the batch goes forward through the whole network; going
-    back, the gradient crosses the residual branch of ``k`` blocks chosen at random and the
-    skip connection of the others (for a post-activation block, both share the final ReLU's
-    derivative).
+
+def path_gradients(model, x, y, paths):
+    """The loss gradient at the first block's input, through single paths.
+
+    As in Veit et al. (2016), the batch goes forward through the whole network; going back,
+    a path's gradient crosses the residual branch of the blocks it goes through and the skip
+    connection of the others (for a post-activation block, both share the final ReLU's
+    derivative). The gradients of all ``2^n`` paths add up to the whole gradient.
 
     Args:
-        model: a trained `build_resnet` ResNet with ReLU activations.
+        model: a `build_resnet` ResNet with ReLU activations.
         x, y: a batch of inputs and integer labels.
-        lengths: for each path length ``k``, how many random paths to measure.
-        rng: a `numpy.random.Generator` that picks the blocks.
+        paths: a boolean array ``(paths, blocks)``, as from `random_paths`.
 
     Returns:
-        ``{k: [norm of each sampled path]}``.
+        An array ``(paths,) + shape of the first block's input``.
     """
     stem, blocks, head = split_model(model)
     states = [forward(stem, keras.ops.convert_to_tensor(x))]
@@ -110,23 +118,18 @@ def path_gradient_norms(model, x, y, lengths, rng):
     states = [keras.ops.convert_to_numpy(state) for state in states]
     labels = keras.ops.convert_to_tensor(y)
     top = input_gradient(lambda h: cross_entropy(labels, forward(head, h)), states[-1])
-    n, norms = len(blocks), {}
-    for k, samples in lengths.items():
-        chosen = np.zeros((samples, n), bool)
-        for row in chosen:
-            row[rng.choice(n, size=k, replace=False)] = True
-        grad = np.repeat(top[None], samples, axis=0)  # (samples, batch, ...)
-        for i in reversed(range(n)):
-            inputs = keras.ops.convert_to_tensor(np.concatenate([states[i]] * samples))
-            upstream = keras.ops.convert_to_tensor(grad.reshape((-1,) + grad.shape[2:]))
-            through_block = input_gradient(
-                lambda h, b=blocks[i], g=upstream: b(h, training=False) * g, inputs
-            ).reshape(grad.shape)
-            skip = grad if blocks[i].preactivation else grad * (states[i + 1] > 0)
-            mask = chosen[:, i].reshape((samples,) + (1,) * (grad.ndim - 1))
-            grad = np.where(mask, through_block - skip, skip)
-        norms[k] = np.sqrt(np.sum(grad.reshape(samples, -1) ** 2, axis=1)).tolist()
-    return norms
+    samples = len(paths)
+    grad = np.repeat(top[None], samples, axis=0)  # (paths, batch, ...)
+    for i in reversed(range(len(blocks))):
+        inputs = keras.ops.convert_to_tensor(np.concatenate([states[i]] * samples))
+        upstream = keras.ops.convert_to_tensor(grad.reshape((-1,) + grad.shape[2:]))
+        through_block = input_gradient(
+            lambda h, b=blocks[i], g=upstream: b(h, training=False) * g, inputs
+        ).reshape(grad.shape)
+        skip = grad if blocks[i].preactivation else grad * (states[i + 1] > 0)
+        crosses = paths[:, i].reshape((samples,) + (1,) * (grad.ndim - 1))
+        grad = np.where(crosses, through_block - skip, skip)
+    return grad
 
 
 def run(size="quick", seed=0, progress=None):
@@ -168,13 +171,11 @@ def run(size="quick", seed=0, progress=None):
             rows.append(("delete_k", key, k, float(np.mean(scores))))
             step(f"{label}: deleting {k} blocks")
     counts = path_length_counts(n)
-    norms = path_gradient_norms(
-        models["resnet"], x_test[: config.gradient_batch], y_test[: config.gradient_batch],
-        {k: config.path_samples for k in range(n + 1)}, rng,
-    )
-    step("gradients through paths", n + 1)
+    batch = x_test[: config.gradient_batch], y_test[: config.gradient_batch]
     for k in range(n + 1):
-        mean = float(np.mean(norms[k]))
+        grads = path_gradients(models["resnet"], *batch, random_paths(n, k, config.path_samples, rng))
+        mean = float(np.mean(np.sqrt(np.sum(grads.reshape(len(grads), -1) ** 2, axis=1))))
+        step(f"gradients through paths of length {k}")
         rows += [("path_count", "resnet", k, counts[k]), ("path_gradient", "resnet", k, mean),
                  ("gradient_by_length", "resnet", k, counts[k] * mean)]
     data = pd.DataFrame(rows, columns=["study", "network", "k", "value"])
@@ -194,7 +195,7 @@ def _chart(data):
     def panel(study, title, y_title, mark="line", log=False):
         table = data[data.study == study]
         return getattr(alt.Chart(table), f"mark_{mark}")(point=mark == "line").encode(
-            x=alt.X("k:Q", title=title),
+            x=alt.X("k:Q", title=title, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title=y_title, scale=alt.Scale(type="log" if log else "linear")),
             color=alt.Color("network:N"),
             tooltip=["network", "k", alt.Tooltip("value:Q", format=".3g")],
@@ -210,7 +211,7 @@ def _chart(data):
     shares = data[data.study.isin(["path_count", "gradient_by_length"])].copy()
     shares["share"] = shares.value / shares.groupby("study").value.transform("sum")
     lengths = alt.Chart(shares).mark_line(point=True).encode(
-        x=alt.X("k:Q", title="path length"),
+        x=alt.X("k:Q", title="path length", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("share:Q", title="share"),
         color=alt.Color("study:N", title=None, legend=alt.Legend(
             labelExpr="datum.label == 'path_count' ? 'paths' : 'gradient carried'")),

@@ -135,7 +135,7 @@ def _chart(data):
     order = [label for label, _, _ in VARIANTS.values()]
     mean = data.groupby(["network", "block"], as_index=False)["gradient_norm"].mean()
     return alt.Chart(mean).mark_line(point=True).encode(
-        x=alt.X("block:Q", title="block (1 = next to the input)"),
+        x=alt.X("block:Q", title="block (1 = next to the input)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("gradient_norm:Q", title="|d loss / d block input|", scale=alt.Scale(type="log")),
         color=alt.Color("network:N", sort=order),
         tooltip=["network", "block", alt.Tooltip("gradient_norm:Q", format=".3g")],

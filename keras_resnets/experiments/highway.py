@@ -96,7 +96,7 @@ def run(size="quick", seed=0, progress=None):
 
 def _chart(data):
     curves = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("epoch:Q"),
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("train_loss:Q", title="training loss (cross-entropy)", scale=alt.Scale(type="log")),
         color=alt.Color("blocks:O", scale=alt.Scale(scheme="viridis"), title="layers"),
         tooltip=["network", "blocks", "epoch", alt.Tooltip("train_loss:Q", format=".3f")],

@@ -201,7 +201,7 @@ def _chart(data, max_lag):
     gradients = alt.Chart(first).mark_line(strokeWidth=1).encode(
         x=alt.X("x:Q", title="input"),
         y=alt.Y("gradient:Q", title="gradient"),
-        color=alt.Color("network:N", sort=order, legend=None),
+        color=alt.Color("network:N", sort=order),
     ).properties(width=170, height=110).facet(
         facet=alt.Facet("network:N", sort=order, title=None), columns=4,
     ).resolve_scale(y="independent")
@@ -211,7 +211,7 @@ def _chart(data, max_lag):
         for lag in range(1, max_lag + 1)
     ]).groupby(["network", "lag"], as_index=False).mean()
     decay = alt.Chart(acf).mark_line(point=True).encode(
-        x=alt.X("lag:Q", title="lag (points)"),
+        x=alt.X("lag:Q", title="lag (points)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("autocorrelation:Q", title="autocorrelation of the gradient"),
         color=alt.Color("network:N", sort=order),
         tooltip=["network", "lag", alt.Tooltip("autocorrelation:Q", format=".2f")],

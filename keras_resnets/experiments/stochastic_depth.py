@@ -100,7 +100,7 @@ def _chart(data, survival):
     errors = alt.Chart(data).transform_fold(
         ["train_error", "test_error"], as_=["split", "error"]
     ).mark_line(point=True).encode(
-        x=alt.X("epoch:Q"),
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("error:Q", title="error"),
         color=alt.Color("network:N"),
         strokeDash=alt.StrokeDash("split:N", title=None),
