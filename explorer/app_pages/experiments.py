@@ -1,0 +1,214 @@
+"""Experiments: run one of the lecture's experiments in a worker, watch its progress, then see
+its chart and headline numbers beside the lecture's claim."""
+
+import datetime
+
+import pandas as pd
+import streamlit as st
+
+from explorer import runner, ui
+from explorer.experiment_runner import ExperimentRunner
+from explorer.runner import BACKENDS
+from keras_resnets.experiments import EXPERIMENTS
+from keras_resnets.experiments.store import ACTIVE_STATES
+
+SIZES = {"quick": "quick", "full": "full (for a GPU)"}
+SIZE_NOTES = {"quick": "Quick: minutes on a CPU.",
+              "full": "Full: the real experiment, sized for a GPU; on a CPU it takes hours."}
+STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
+               "completed": ":material/check_circle:", "interrupted": ":material/warning:",
+               "cancelled": ":material/stop_circle:", "failed": ":material/error:"}
+SETTINGS = ("name", "size", "seed", "backend")
+
+
+def runner_instance():
+    return ExperimentRunner(ui.runs_root())
+
+
+def default_backend():
+    installed = runner.available_backends()
+    return next((b for b in BACKENDS if installed[b]), "tensorflow")
+
+
+def bind(name, value):
+    """The widget key of a setting, initialised from the settings kept for this session (widget
+    state itself is dropped when the user visits another page)."""
+    key = f"experiments.{name}"
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get("experiments.saved", {}).get(key, value)
+    return key
+
+
+def setting(name, default):
+    """A setting's value, read from the session state (a segmented control may be unset)."""
+    value = st.session_state.get(f"experiments.{name}")
+    return default if value is None else value
+
+
+def show_claim(name):
+    experiment = EXPERIMENTS[name]
+    with st.container(border=True):
+        st.markdown(f"**The lecture's claim** · {experiment.title}")
+        st.markdown(experiment.claim)
+
+
+def settings():
+    """The settings widgets and the Run button, with the chosen experiment's claim beside them."""
+    left, right = st.columns([2, 3])
+    with left:
+        name = st.selectbox("Experiment", list(EXPERIMENTS), format_func=lambda n: EXPERIMENTS[n].title,
+                            key=bind("name", next(iter(EXPERIMENTS))))
+        st.segmented_control("Size", list(SIZES), format_func=SIZES.get, key=bind("size", "quick"),
+                             selection_mode="single")
+        st.caption(SIZE_NOTES[setting("size", "quick")])
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", 0))
+        installed = runner.available_backends()
+        choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
+        st.segmented_control("Backend (the experiment runs in its own worker process with KERAS_BACKEND set)",
+                             choices, format_func=BACKENDS.get, key=bind("backend", default_backend()),
+                             selection_mode="single")
+        st.button("Run the experiment", type="primary", icon=":material/play_arrow:", on_click=start,
+                  key="experiments.run")
+    with right:
+        show_claim(name)
+    st.session_state["experiments.saved"] = {
+        f"experiments.{s}": st.session_state[f"experiments.{s}"] for s in SETTINGS}
+
+
+def start():
+    try:
+        run_id = runner_instance().launch(setting("name", next(iter(EXPERIMENTS))), setting("size", "quick"),
+                                          int(setting("seed", 0)), setting("backend", default_backend()))
+    except (OSError, ValueError) as error:
+        st.session_state["experiments.error"] = f"Could not start the worker: {error}"
+        return
+    st.session_state["experiments.follow"] = run_id
+
+
+def cancel(run_id):
+    try:
+        runner_instance().cancel(run_id)
+    except (OSError, ValueError) as error:
+        st.toast(f"Could not cancel {run_id}: {error}")
+
+
+def label(status, run_id):
+    """A run's label in the picker: it must not change while the page is open (the browser
+    answers with the label), so it names no state."""
+    experiment = EXPERIMENTS.get(status.get("name"))
+    title = experiment.title if experiment else status.get("name", "?")
+    backend = BACKENDS.get(status.get("backend"), status.get("backend", "?"))
+    return f"{title} · {status.get('size', '?')} · seed {status.get('seed', '?')} · {backend} ({run_id})"
+
+
+def summary_table(summary):
+    def text(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+
+    return pd.DataFrame({"metric": list(summary), "value": [text(v) for v in summary.values()]})
+
+
+def show_result(run, name):
+    """The finished run's claim, headline numbers, chart and data."""
+    try:
+        spec, summary, data = run.chart_spec(), run.summary(), run.data_csv()
+    except ValueError as error:
+        st.error(f"The results of {run.id} cannot be read: {error}", icon=":material/error:")
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        if name in EXPERIMENTS:
+            show_claim(name)
+    with right:
+        st.dataframe(summary_table(summary), hide_index=True, width="stretch")
+        st.download_button("Download the data (data.csv)", data=data, file_name=f"{run.id}.csv", mime="text/csv",
+                           icon=":material/download:", key=f"experiments.download_{run.id}", on_click="ignore")
+    try:
+        st.vega_lite_chart(spec, width="content", key=f"experiments.chart_{run.id}")
+    except Exception as error:  # a damaged spec must not break the page
+        st.error(f"The chart of {run.id} cannot be drawn: {error}", icon=":material/error:")
+
+
+def show_run(run_id):
+    """The run's state, progress and Cancel while it runs; its results once completed."""
+    try:
+        run = runner_instance().get(run_id)
+    except ValueError as error:
+        st.warning(str(error))
+        return
+    status = run.status
+    state = status.get("state", "?")
+    st.markdown(f"{STATE_ICONS.get(state, '')} **{label(status, run.id)}** — {state}"
+                + (f" in {status['seconds']:.0f} s" if state == "completed" and status.get("seconds") else ""))
+    if state in ACTIVE_STATES:
+        fraction = min(max(float(status.get("fraction") or 0.0), 0.0), 1.0)
+        st.progress(fraction, text=f"{fraction:.0%} · {status.get('message', '')}")
+        st.button("Cancel", icon=":material/stop_circle:", key=f"experiments.cancel_{run.id}", on_click=cancel,
+                  args=(run.id,))
+    elif state == "failed":
+        st.error(f"The experiment failed: {status.get('message') or 'no reason given'}. "
+                 f"The worker's output is in `{run.path / 'log.txt'}`.", icon=":material/error:")
+    elif state in ("cancelled", "interrupted"):
+        st.warning(f"The experiment was {state}: {status.get('message', '')}", icon=STATE_ICONS[state])
+    elif state == "completed":
+        show_result(run, status.get("name"))
+
+
+def live(polling, known_ids):
+    """The shown run, redrawn every 1.5 s while an experiment runs; when the runs change (one
+    started or finished) the whole page is redrawn."""
+
+    @st.fragment(run_every=1.5 if polling else None)
+    def panel():
+        run_id = st.session_state.get("experiments.view")
+        if run_id:
+            show_run(run_id)
+        runs = runner_instance().runs()
+        active = any(r.status.get("state") in ACTIVE_STATES for r in runs)
+        if [r.id for r in runs] != list(known_ids) or active != polling:
+            st.rerun()
+        if polling:
+            st.caption(f"Updated {datetime.datetime.now():%H:%M:%S} · refreshing every 1.5 s")
+
+    panel()
+
+
+def page():
+    st.title("Experiments")
+    st.caption("The lecture's claims about why residual networks train, each as a small experiment on the "
+               "embedded MNIST sample or synthetic data. Each run is a worker process: it keeps going if you "
+               "close or reload this page.")
+    with st.container(border=True):
+        settings()
+    if "experiments.error" in st.session_state:
+        st.error(st.session_state.pop("experiments.error"), icon=":material/error:")
+    store = runner_instance()
+    runs = store.runs()
+    if not runs:
+        st.caption(f"No experiment results yet in `{store.store.root}`.")
+        return
+    statuses = {r.id: r.status for r in runs}
+    ids = list(statuses)
+    active = [i for i in ids if statuses[i].get("state") in ACTIVE_STATES]
+    viewing = st.session_state.get("experiments.view")
+    if st.session_state.get("experiments.follow") in ids:
+        viewing = st.session_state.pop("experiments.follow")
+    if viewing not in ids:
+        viewing = active[0] if active else ids[0]
+    st.session_state["experiments.view"] = viewing
+    st.subheader("Results")
+    labels = {i: label(statuses[i], i) for i in ids}
+    st.selectbox("Show result", ids, format_func=labels.get, key="experiments.view")
+    live(bool(active), ids)
+    with st.expander(f"All results ({len(ids)})"):
+        st.dataframe(pd.DataFrame([
+            {"result": i, "state": s.get("state"), "experiment": s.get("name"), "size": s.get("size"),
+             "seed": s.get("seed"), "backend": BACKENDS.get(s.get("backend"), s.get("backend")),
+             "started": s.get("started"), "seconds": s.get("seconds")}
+            for i, s in statuses.items()]), hide_index=True, width="stretch")
+    st.caption(f"Results are kept in `{store.store.root}`.")
+
+
+page()
