@@ -72,6 +72,7 @@ class TrainRequest:
     learning_rate: float | None = None
     seed: int = 0
     backend: str = "tensorflow"
+    distribution: str = "none"
     extra: dict = field(default_factory=dict)
 
     def arguments(self) -> list[str]:
@@ -84,6 +85,8 @@ class TrainRequest:
             args += ["--optimizer", self.optimizer]
         if self.learning_rate:
             args += ["--learning-rate", repr(float(self.learning_rate))]
+        if self.distribution != "none":
+            args += ["--distribution", self.distribution]
         return args
 
 

@@ -169,6 +169,8 @@ def load_data(
     data_format: str | None = None,
     validation_batch_size: int | None = None,
     fallback: bool = True,
+    drop_remainder: bool = False,
+    reshuffle: bool = True,
 ) -> Data:
     """Loads a dataset as normalised, batched ``tf.data`` pipelines.
 
@@ -190,6 +192,12 @@ def load_data(
         validation_batch_size: Validation batch size; None for ``batch_size``.
         fallback: For ``"mnist"``, use the embedded sample (with a warning) when
             tensorflow-datasets cannot provide it.
+        drop_remainder: Drop the last partial batch of each pipeline (data parallelism
+            splits every batch evenly over the devices); ``num_train`` and
+            ``num_validation`` then count the examples that are used.
+        reshuffle: Shuffle the training examples anew on every pass of the pipeline; False
+            repeats the first pass' order (the training runner builds one pipeline per epoch,
+            so that a pass made by ``tf.distribute`` to inspect the data shifts nothing).
 
     Returns:
         A ``Data`` whose pipelines yield float32 images and int32 labels.
@@ -214,13 +222,19 @@ def load_data(
     channels_first = _channels_first(data_format)
     info, (images, labels), _, source = _resolve(name, data_dir, fallback)
     train_idx, val_idx = _split(len(images), validation_split, subset, seed)
+    validation_batch_size = validation_batch_size or batch_size
+    if drop_remainder:
+        train_idx = train_idx[: len(train_idx) - len(train_idx) % batch_size]
+        val_idx = val_idx[: len(val_idx) - len(val_idx) % validation_batch_size]
+        if not len(train_idx):
+            raise ValueError(f"batch_size={batch_size} is larger than the training examples "
+                             "left; with drop_remainder no batch would remain.")
     pipeline = functools.partial(_pipeline, info=info, channels_first=channels_first)
     train = pipeline(images[train_idx], labels[train_idx], batch_size=batch_size,
-                     training=True, augment=augment, seed=seed)
+                     training=True, augment=augment, seed=seed, reshuffle=reshuffle)
     validation = None
     if len(val_idx):
-        validation = pipeline(images[val_idx], labels[val_idx],
-                              batch_size=validation_batch_size or batch_size)
+        validation = pipeline(images[val_idx], labels[val_idx], batch_size=validation_batch_size)
     return Data(train, validation, info, len(train_idx), len(val_idx), source,
                 math.ceil(len(train_idx) / batch_size))
 
@@ -431,13 +445,13 @@ def _split(n: int, validation_split: float, subset: int | None, seed: int):
 
 
 def _pipeline(images, labels, *, info, channels_first, batch_size, training=False,
-              augment=False, seed=None):
+              augment=False, seed=None, reshuffle=True):
     """Builds the batched pipeline; for ``training`` it shuffles and optionally augments."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=reshuffle)
     ds = ds.batch(batch_size)
     mean = tf.constant(info.mean, tf.float32)
     std = tf.constant(info.std, tf.float32)
@@ -451,7 +465,7 @@ def _pipeline(images, labels, *, info, channels_first, batch_size, training=Fals
         return x, tf.cast(y, tf.int32)
 
     if training and augment:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=reshuffle)
         ds = tf.data.Dataset.zip(ds, seeds.batch(2)).map(
             lambda xy, pair: prepare(*xy, pair), num_parallel_calls=tf.data.AUTOTUNE
         )

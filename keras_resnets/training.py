@@ -34,6 +34,7 @@ import numpy as np
 from keras_resnets.architecture import Architecture, coerce_architecture
 from keras_resnets.builders import build_resnet
 from keras_resnets.data import DATASETS, load_data
+from keras_resnets.distribution import check_distribution, distribution_scope
 from keras_resnets.presets import PRESETS, get_preset
 from keras_resnets.runs import Run, RunStore, write_atomic
 
@@ -64,8 +65,10 @@ def _check_int(name, value, minimum):
 class Recipe:
     """How to train: optimizer, learning-rate schedule, weight decay, epochs and batch size.
 
-    The default is a quick recipe for small experiments: Adam at 1e-3, no weight decay,
-    3 epochs of batches of 64. `Recipe.paper` is He et al.'s CIFAR recipe.
+    The default is a quick recipe for small experiments: Adam at 1e-3 divided by 10 at 50%
+    and 75% of the steps (the decay settles the batch-norm statistics, so held-out accuracy
+    catches up with training accuracy), no weight decay, 4 epochs of batches of 32.
+    `Recipe.paper` is He et al.'s CIFAR recipe.
 
     Weight decay is an L2 penalty ``weight_decay / 2 * sum(W**2)`` over the kernels of the
     convolutions and dense layers, added to the loss (and to the reported loss), so that
@@ -96,10 +99,10 @@ class Recipe:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    epochs: int = 3
-    batch_size: int = 64
+    epochs: int = 4
+    batch_size: int = 32
     warmup_epochs: int = 0
-    schedule: str = "constant"
+    schedule: str = "step"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -435,7 +438,7 @@ def resolve_architecture(architecture, dataset):
 
 def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
           subset=None, validation_split=0.1, data_dir=None, augment=False, seed=0,
-          callbacks=(), verbose=0, **recipe_fields):
+          distribution="none", callbacks=(), verbose=0, **recipe_fields):
     """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
 
     Args:
@@ -448,6 +451,9 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
         run_id: the run's id; None makes a fresh one.
         subset, validation_split, data_dir, augment: passed to `keras_resnets.data.load_data`.
         seed: seeds the weights, the validation split and the data order.
+        distribution: ``"none"`` or ``"data_parallel"`` over all visible devices (JAX and
+            TensorFlow; see `keras_resnets.distribution`). The recipe's batch size is the
+            global batch and its learning rate is used as it is.
         callbacks: `Callback` instances that receive the progress.
         verbose: 0 silent, 1 a progress bar and a line per epoch, 2 only the lines.
 
@@ -457,7 +463,8 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
 
     Raises:
         ValueError: for an unknown dataset, a bad recipe or seed, an architecture that does not
-            fit the dataset's images or classes, or a run id that is taken or unsafe.
+            fit the dataset's images or classes, a distribution this backend cannot run
+            (or a batch size the devices do not divide), or a run id that is taken or unsafe.
 
     Example:
     >>> import tempfile
@@ -470,6 +477,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     arch = resolve_architecture(architecture, dataset)
     check_fits(arch, dataset)
     _check_int("seed", seed, 0)
+    check_distribution(distribution, recipe.batch_size)
     callbacks = _with_progress(callbacks, verbose)
     config = {
         "architecture": arch.to_dict(),
@@ -479,6 +487,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
         "backend": keras.backend.backend(),
         "versions": versions(),
         "seed": seed,
+        "distribution": distribution,
     }
     run = RunStore(runs_dir).create(config, run_id=run_id)
     return _fit(run, resuming=False, callbacks=callbacks)
@@ -509,6 +518,7 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
     if backend != keras.backend.backend():
         _fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
                              f"with (this process uses {keras.backend.backend()})")
+    check_distribution(run.config.get("distribution", "none"), run.config["recipe"]["batch_size"])
     run.clear_cancel()
     return _fit(run, resuming=True, callbacks=callbacks)
 
@@ -543,33 +553,34 @@ def _fit(run, resuming, callbacks):
     run.write_status(state="running", pid=os.getpid(), epochs=recipe.epochs,
                      message="loading the data")
     try:
-        keras.utils.set_random_seed(config["seed"])
-        model = build_resnet(arch)
-        data = _epoch_data(config, recipe, arch, epoch=0)
-        schedule = compile_model(model, recipe, data.steps_per_epoch,
-                                 from_logits=arch.classifier_activation is None)
-        initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
-        if previous_source and previous_source != data.source:
-            warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
-                          f"the {data.source}: it will not reach the result it would have.",
-                          stacklevel=3)
-        recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks)
-        run.write_status(epoch=initial_epoch, data_source=data.source,
-                         message=f"training from epoch {initial_epoch + 1}")
-        info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
-                "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
-                "num_validation": data.num_validation, "data_source": data.source}
-        for callback in callbacks:
-            callback.on_begin(run, info)
-        for epoch in range(initial_epoch, recipe.epochs):
-            if epoch:
-                data = _epoch_data(config, recipe, arch, epoch)
-            model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
-                      epochs=epoch + 1, callbacks=[recorder], shuffle=False, verbose=0)
-        _save_model(run, arch, model)
-        last = [e for e in run.metrics() if e.get("event") == "epoch"][-1:]
-        run.write_status(state="completed", message="completed: " + (
-            format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
+        with distribution_scope(config.get("distribution", "none"), recipe.batch_size):
+            keras.utils.set_random_seed(config["seed"])
+            model = build_resnet(arch)
+            data = _epoch_data(config, recipe, arch, epoch=0)
+            schedule = compile_model(model, recipe, data.steps_per_epoch,
+                                     from_logits=arch.classifier_activation is None)
+            initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
+            if previous_source and previous_source != data.source:
+                warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
+                              f"the {data.source}: it will not reach the result it would have.",
+                              stacklevel=3)
+            recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks)
+            run.write_status(epoch=initial_epoch, data_source=data.source,
+                             message=f"training from epoch {initial_epoch + 1}")
+            info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
+                    "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
+                    "num_validation": data.num_validation, "data_source": data.source}
+            for callback in callbacks:
+                callback.on_begin(run, info)
+            for epoch in range(initial_epoch, recipe.epochs):
+                if epoch:
+                    data = _epoch_data(config, recipe, arch, epoch)
+                model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
+                          epochs=epoch + 1, callbacks=[recorder], shuffle=False, verbose=0)
+            _save_model(run, arch, model)
+            last = [e for e in run.metrics() if e.get("event") == "epoch"][-1:]
+            run.write_status(state="completed", message="completed: " + (
+                format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
     except Stop as stop:
         run.write_status(state=stop.state, message=stop.message)
     except KeyboardInterrupt:
@@ -604,7 +615,8 @@ def _epoch_data(config, recipe, arch, epoch):
     return load_data(dataset["name"], batch_size=recipe.batch_size,
                      validation_split=dataset["validation_split"], subset=dataset["subset"],
                      data_dir=dataset["data_dir"], augment=dataset["augment"],
-                     seed=config["seed"], data_format=arch.data_format)
+                     seed=config["seed"], data_format=arch.data_format,
+                     drop_remainder=config.get("distribution", "none") != "none", reshuffle=False)
 
 
 def _restore(run, model, steps_per_epoch):

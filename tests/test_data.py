@@ -278,3 +278,12 @@ def test_unknown_name_lists_the_allowed_names():
     with pytest.raises(ValueError, match="cifar10") as caught:
         load_arrays("imagenet")
     assert "'imagenet'" in str(caught.value) and "mnist_sample" in str(caught.value)
+
+
+def test_drop_remainder_keeps_whole_batches_only():
+    data = load_data(batch_size=16, subset=40, validation_split=0.0025, drop_remainder=True)
+    assert (data.num_train, data.num_validation, data.steps_per_epoch) == (32, 16, 2)
+    assert [len(y) for _, y in data.train] == [16, 16]
+    assert [len(y) for _, y in data.validation] == [16]
+    with pytest.raises(ValueError, match="batch_size=64"):
+        load_data(batch_size=64, subset=40, drop_remainder=True)

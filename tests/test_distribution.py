@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from keras_resnets.distribution import check_distribution, scaled_learning_rate
+from keras_resnets.presets import mnist_resnet
+from keras_resnets.training import train
 
 BACKEND = keras.backend.backend()
 
@@ -52,9 +54,36 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(tmp_path, batch_norm):
+# The training runner, twice: one device, then data parallelism over 2.
+RUNNER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, tempfile
+    import keras
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_resnets.presets import mnist_resnet
+    from keras_resnets.training import train
+
+    arch = mnist_resnet(nb_channels=4, nb_blocks=1, batch_norm=sys.argv[1] == "bn")
+    epochs = {}
+    for distribution in ("none", "data_parallel"):
+        run = train(arch, subset=64, validation_split=0.0032, epochs=2, batch_size=16, seed=3,
+                    runs_dir=tempfile.mkdtemp(), distribution=distribution)
+        assert run.status["state"] == "completed", run.status
+        assert run.config["distribution"] == distribution
+        epochs[distribution] = [[e["loss"], e["val_loss"], e["val_accuracy"]]
+                                for e in run.metrics() if e["event"] == "epoch"]
+    print(json.dumps({"single": epochs["none"], "parallel": epochs["data_parallel"]}))
+    """
+)
+
+
+def _run(tmp_path, batch_norm, script_text=SCRIPT):
     script = tmp_path / "dp.py"
-    script.write_text(SCRIPT)
+    script.write_text(script_text)
     env = {**os.environ, "KERAS_BACKEND": BACKEND, "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run([sys.executable, str(script), "bn" if batch_norm else "no-bn"],
@@ -75,6 +104,37 @@ def test_data_parallel_matches_single_device(tmp_path):
     # Keras reports a running mean of the loss; after 8 SGD steps on a 2-block network,
     # float32 reduction-order differences stay far below 1e-4 relative.
     np.testing.assert_allclose(parallel, single, rtol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="data parallelism runs on JAX and TensorFlow")
+def test_training_runner_with_data_parallelism_matches_one_device(tmp_path):
+    # The same comparison through `train`: its data pipeline, Adam, the step schedule and
+    # validation (64 training and 32 validation images: whole batches of 16, 8 per device).
+    result = _run(tmp_path, batch_norm=BACKEND == "jax", script_text=RUNNER_SCRIPT)
+    single, parallel = np.array(result["single"]), np.array(result["parallel"])
+    assert single.shape == parallel.shape == (2, 3)
+    np.testing.assert_allclose(parallel, single, rtol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="data parallelism runs on JAX and TensorFlow")
+def test_data_parallelism_on_one_device_trains_as_usual(tmp_path):
+    # This process sees one device (as one GPU would): data parallelism degrades to it. The
+    # last partial batch is dropped, so 40 training images make 2 steps of 16.
+    run = train(mnist_resnet(nb_channels=4, nb_blocks=1), subset=40, validation_split=0.002,
+                epochs=1, batch_size=16, runs_dir=tmp_path, distribution="data_parallel")
+    assert run.status["state"] == "completed" and run.config["distribution"] == "data_parallel"
+    epoch, = [e for e in run.metrics() if e["event"] == "epoch"]
+    assert epoch["step"] == 2
+
+
+def test_training_runner_refuses_what_this_backend_cannot_run(tmp_path):
+    arch = mnist_resnet(nb_channels=4, nb_blocks=1)
+    with pytest.raises(ValueError, match="distribution='pipeline'"):
+        train(arch, subset=32, epochs=1, runs_dir=tmp_path, distribution="pipeline")
+    if BACKEND == "torch":
+        with pytest.raises(ValueError, match="torchrun"):
+            train(arch, subset=32, epochs=1, runs_dir=tmp_path, distribution="data_parallel")
+    assert not list(tmp_path.iterdir()), "no run is created for a refused setting"
 
 
 def test_torch_backend_gets_a_clear_error():

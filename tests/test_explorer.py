@@ -441,8 +441,19 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     at.number_input(key="train.epochs").set_value(5)
     at.number_input(key="train.subset").set_value(64)
     at.button_group(key="train.backend").set_value("jax")
+    at.radio(key="train.distribution").set_value("data_parallel")
     at.button(key="start_training").click().run()
     assert not at.exception
     (architecture, request), = launched
     assert (request.epochs, request.subset, request.backend) == (5, 64, "jax")
+    assert request.distribution == "data_parallel"
+    assert request.arguments()[-2:] == ["--distribution", "data_parallel"]
     assert architecture == Architecture.from_dict(at.session_state["design"])
+
+
+def test_data_parallelism_on_pytorch_is_explained_before_it_starts():
+    at = app(TINY, page="train")
+    at.button_group(key="train.backend").set_value("torch")
+    at.radio(key="train.distribution").set_value("data_parallel").run()
+    assert not at.exception and any("torchrun" in w.value for w in at.warning)
+    assert at.button(key="start_training").disabled is True

@@ -14,6 +14,7 @@ STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/dire
                "completed": ":material/check_circle:", "interrupted": ":material/warning:",
                "cancelled": ":material/stop_circle:", "failed": ":material/error:", "starting": ":material/hourglass_top:"}
 RECIPE = "recipe"  # selectboxes hold strings: None would read as "nothing selected"
+DISTRIBUTIONS = {"none": "One device", "data_parallel": "Data parallel over all devices"}
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -39,7 +40,8 @@ def keep_settings():
 
 
 SETTINGS = ["train." + name for name in ("dataset", "subset", "epochs", "batch_size", "validation_split", "recipe",
-                                         "optimizer", "learning_rate", "seed", "backend")]
+                                         "optimizer", "learning_rate", "seed", "backend",
+                                         "distribution")]
 
 
 def fit_design():
@@ -101,6 +103,11 @@ def settings(architecture):
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
+    st.radio("Devices", list(DISTRIBUTIONS), key=bind("distribution", DEFAULTS.distribution), horizontal=True,
+             format_func=DISTRIBUTIONS.get,
+             help="Data parallelism splits each batch (the global batch) over all devices the worker sees: "
+                  "keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow. "
+                  "The learning rate is not rescaled.")
     keep_settings()
     request = current_request()
     problem = None
@@ -114,6 +121,9 @@ def settings(architecture):
                    f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
     elif not available and dataset != "mnist":
         problem = f"{dataset} cannot be loaded here (offline)."
+    elif request.distribution != "none" and request.backend == "torch":
+        problem = ("data parallelism runs on JAX and TensorFlow here; with PyTorch, launch your own "
+                   "DistributedDataParallel script with torchrun.")
     return request, problem
 
 
@@ -259,13 +269,14 @@ def current_request():
     button's callback sees values changed in the same interaction)."""
     value = {name: st.session_state.get("train." + name) for name in (
         "dataset", "subset", "epochs", "batch_size", "validation_split", "recipe", "optimizer", "learning_rate",
-        "seed", "backend")}
+        "seed", "backend", "distribution")}
     return TrainRequest(dataset=value["dataset"] or DEFAULTS.dataset, subset=int(value["subset"] or 0) or None,
                         validation_split=float(value["validation_split"] or 0.0), recipe=value["recipe"] or "quick",
                         epochs=int(value["epochs"] or 1), batch_size=int(value["batch_size"] or 1),
                         optimizer=None if value["optimizer"] in (None, RECIPE) else value["optimizer"],
                         learning_rate=value["learning_rate"] or None, seed=int(value["seed"] or 0),
-                        backend=value["backend"] or DEFAULTS.backend)
+                        backend=value["backend"] or DEFAULTS.backend,
+                        distribution=value["distribution"] or DEFAULTS.distribution)
 
 
 def start():
