@@ -1,0 +1,141 @@
+"""Smoke tests of benchmarks/: the benchmark keeps working, at a tiny size.
+
+No test here asserts a time: the numbers live in benchmarks/RESULTS.md.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+import keras_resnets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+sys.path.insert(0, BENCH)
+
+import keras_hand  # noqa: E402
+import resnet_benchmark as rb  # noqa: E402
+import settings  # noqa: E402
+
+BACKEND = keras.backend.backend()
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def _trainable(model):
+    return keras_resnets.count_params(model)["trainable"]
+
+
+def test_windows_take_the_steps_after_warm_up():
+    marks = [(i, float(i)) for i in range(10)]  # one second a step
+    rates = rb._windows(marks, start_time=-1.0, warmup=2, windows=3, window_steps=2, batch=8)
+    assert rates == [8.0, 8.0, 8.0]
+    # steps_per_execution=4: a mark every 4 steps; windows span whole executions.
+    marks = [(3, 4.0), (7, 6.0), (11, 8.0), (15, 10.0)]
+    rates = rb._windows(marks, start_time=0.0, warmup=3, windows=2, window_steps=3, batch=2)
+    assert rates == [4.0, 4.0]
+    summary = rb._summary([3.0, 1.0, 2.0])
+    assert (summary["median"], summary["min"], summary["max"]) == (2.0, 1.0, 3.0)
+    assert rb._summary([])["median"] is None
+
+
+def test_settings_resolve_and_describe():
+    for backend in rb.BACKENDS:
+        default = settings.resolve("default", backend)
+        assert default == settings.DEFAULT
+        best = settings.resolve("best", backend)
+        assert set(best) == set(settings.DEFAULT)
+        json.dumps(best)  # travels to a worker process
+    assert settings.describe(settings.DEFAULT) == "Keras defaults"
+    with pytest.raises(ValueError, match="settings='fast'"):
+        settings.resolve("fast", "jax")
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_hand_written_models_match_keras_resnets(data_format):
+    pairs = [
+        (keras_hand.mnist_resnet(25, data_format=data_format),
+         keras_resnets.mnist_resnet(data_format=data_format)),
+        (keras_hand.cifar_resnet(20, data_format=data_format),
+         keras_resnets.cifar_resnet(20, data_format=data_format)),
+    ]
+    for hand, ours in pairs:
+        assert _trainable(hand) == _trainable(ours)
+        assert hand.output_shape == ours.output_shape
+    assert _trainable(pairs[0][0]) == 117802
+
+
+@pytest.mark.slow
+def test_hand_written_resnet50_matches_keras_resnets():
+    hand = keras_hand.resnet50(input_size=64)
+    ours = keras_resnets.resnet50(input_shape=(64, 64, 3))
+    assert _trainable(hand) == _trainable(ours) == 25_557_032
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the native reference needs torch")
+def test_native_references_have_the_papers_parameter_counts():
+    import native_torch
+
+    def count(model):
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    assert count(native_torch.ResNet(16, 3, 25)) == 117802  # the lecture's slide 7
+    assert count(native_torch.CifarResNet(20)) == 269722 == _trainable(keras_resnets.cifar_resnet(20))
+    assert count(native_torch.ResNet50()) == 25_557_032  # torchvision's resnet50
+
+
+def test_keras_worker_runs_in_process():
+    scale = rb._scale_spec("mnist", tiny=True)
+    for model in ("ours", "hand"):
+        spec = {"framework": "keras", "model": model, "scale": scale,
+                "setting": settings.resolve("default", BACKEND)}
+        result = rb.run_keras(spec)
+        assert result["params"] == _trainable(keras_resnets.mnist_resnet(nb_blocks=2))
+        for kind in ("train", "infer"):
+            assert len(result[kind]["windows"]) == scale["windows" if kind == "train" else "infer_windows"]
+            assert math.isfinite(result[kind]["median"]) and result[kind]["median"] > 0
+        assert result["peak_rss_mib"] > 0
+
+
+def test_benchmark_command_line_tiny(tmp_path):
+    output, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    cmd = [sys.executable, os.path.join(BENCH, "resnet_benchmark.py"), "--tiny",
+           "--backends", BACKEND, "--scales", "mnist", "--settings", "best", "--models", "ours",
+           "--native", "reference" if HAS_TORCH else "", "--output", str(output),
+           "--json", str(raw)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = output.read_text()
+    assert "<!-- BEGIN CPU mnist RESULTS -->" in text and "| run |" in text
+    assert f"| {BACKEND} ours (best) |" in text
+    if HAS_TORCH:
+        assert "| native PyTorch (lecture code) |" in text
+    results = json.loads(raw.read_text())["results"]
+    assert results and all("result" in r for r in results)
+
+
+def test_results_file_sections_are_replaced_in_place(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Notes\n\nkept\n")
+    rb._write_section(str(path), "first", tag="CPU mnist")
+    rb._write_section(str(path), "gpu table", tag="GPU")
+    rb._write_section(str(path), "second", tag="CPU mnist")
+    text = path.read_text()
+    assert "kept" in text and "gpu table" in text and "second" in text and "first" not in text
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the GPU check asks torch")
+def test_gpu_suite_says_clearly_when_there_is_no_gpu():
+    if rb._gpu_available():
+        pytest.skip("a GPU is visible: the suite would run")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "resnet_benchmark.py"), "--gpu", "--output", "-"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "no CUDA GPU" in proc.stderr
