@@ -201,8 +201,8 @@ def _chart(data, max_lag):
     gradients = alt.Chart(first).mark_line(strokeWidth=1).encode(
         x=alt.X("x:Q", title="input"),
         y=alt.Y("gradient:Q", title="gradient"),
-        color=alt.Color("network:N", sort=order),
-    ).properties(width=170, height=110).facet(
+        color=alt.Color("network:N", sort=order, legend=None),
+    ).properties(width=130, height=110).facet(
         facet=alt.Facet("network:N", sort=order, title=None), columns=4,
     ).resolve_scale(y="independent")
     acf = pd.DataFrame([
@@ -213,10 +213,11 @@ def _chart(data, max_lag):
     decay = alt.Chart(acf).mark_line(point=True).encode(
         x=alt.X("lag:Q", title="lag (points)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("autocorrelation:Q", title="autocorrelation of the gradient"),
-        color=alt.Color("network:N", sort=order),
+        color=alt.Color("network:N", sort=order, title=None,
+                        legend=alt.Legend(orient="right")),
         tooltip=["network", "lag", alt.Tooltip("autocorrelation:Q", format=".2f")],
     ).properties(width=500, height=200)
-    return alt.vconcat(gradients, decay).properties(
+    return alt.vconcat(gradients, decay).resolve_legend(color="independent").properties(
         title="Shattered gradients: d output / d input at initialisation"
     )
 
