@@ -21,7 +21,7 @@ from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS
 from keras_resnets.experiments._common import SIZE_NAMES
 from keras_resnets.experiments.store import ACTIVE_STATES, LOG, ExperimentStore
-from keras_resnets.runs import _process_alive, now
+from keras_resnets.runs import now, process_alive
 
 EXPERIMENTS_DIR = ".experiments"
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +87,9 @@ class ExperimentRunner:
             if _is_worker(pid):
                 os.killpg(pid, sig)
             deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-            while _process_alive(pid) and time.monotonic() < deadline:
+            while process_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if not _process_alive(pid):
+            if not process_alive(pid):
                 break
         if run.status.get("state") in (*ACTIVE_STATES, "interrupted"):
             run.write_status(state="cancelled", message="cancelled")

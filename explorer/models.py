@@ -65,16 +65,12 @@ def predict_sample(model_path, data_format=None, count=16):
     """``(images, labels, predictions)`` of a trained 28x28x1, 10-class model on the first
     ``count`` digits of the embedded MNIST sample; the model is loaded with ``safe_mode=True``."""
     import keras
-    import numpy as np
 
-    from keras_resnets.data import DATASETS, load_arrays
+    from keras_resnets.data import load_arrays, normalize
 
     (images, labels), _, _ = load_arrays("mnist_sample")
     images, labels = images[:count], labels[:count]
-    info = DATASETS["mnist_sample"]
-    x = (images.astype("float32") / 255.0 - np.array(info.mean, "float32")) / np.array(info.std, "float32")
-    if (data_format or keras.config.image_data_format()) == "channels_first":
-        x = np.transpose(x, (0, 3, 1, 2))
+    x = normalize(images, "mnist_sample", data_format)
     path = Path(model_path)
     model = _trained_model(str(path), path.stat().st_mtime)
     logits = keras.ops.convert_to_numpy(model(x, training=False))

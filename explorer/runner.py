@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_resnets.runs import RunStore, check_run_id, new_run_id, write_json
+from keras_resnets.runs import RunStore, check_run_id, new_run_id, process_alive, write_json
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 ACTIVE_STATES = ("created", "running")
@@ -31,23 +31,6 @@ START_GRACE_SECONDS = 300
 
 _PROCESSES: dict[str, subprocess.Popen] = {}
 """Workers started by this app process, kept so that finished ones are reaped."""
-
-
-def _process_alive(pid) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def available_backends() -> dict[str, bool]:
@@ -147,7 +130,7 @@ class Runner:
                 continue
             if (self.root / run_id / "config.json").exists():
                 continue
-            alive = _process_alive(record.get("pid"))
+            alive = process_alive(record.get("pid"))
             age = time.time() - float(record.get("started", 0))
             if alive and age < START_GRACE_SECONDS:
                 out.append({**record, "state": "starting", "log": ""})

@@ -268,6 +268,20 @@ def load_arrays(
     return train, test, source
 
 
+def normalize(images: np.ndarray, name: str = SAMPLE_NAME, data_format: str | None = None) -> np.ndarray:
+    """Scales uint8 ``images`` (N, H, W, C) of dataset ``name`` as the pipelines do: to [0, 1],
+    then by the dataset's mean and standard deviation; float32, in ``data_format``.
+
+    Example:
+        >>> x = normalize(np.full((1, 28, 28, 1), 255, "uint8"), data_format="channels_first")
+        >>> x.shape, round(float(x.max()), 3)
+        ((1, 1, 28, 28), 2.794)
+    """
+    info = _info(name)
+    x = (images.astype("float32") / 255.0 - np.array(info.mean, "float32")) / np.array(info.std, "float32")
+    return np.transpose(x, (0, 3, 1, 2)) if _channels_first(data_format) else x
+
+
 def is_available(name: str, data_dir: str | Path | None = None, timeout: float = 2.0) -> bool:
     """Tells, within about ``timeout`` seconds, whether a dataset can be loaded.
 

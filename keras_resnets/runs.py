@@ -93,7 +93,7 @@ def read_json(path):
     return data
 
 
-def _process_alive(pid):
+def process_alive(pid):
     """Whether process ``pid`` exists on this machine and is not a zombie."""
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
@@ -143,7 +143,7 @@ class Run:
             status = read_json(path)
         except ValueError as err:
             return {"state": "failed", "epoch": 0, "message": str(err)}
-        if status.get("state") in ("created", "running") and not _process_alive(status.get("pid")):
+        if status.get("state") in ("created", "running") and not process_alive(status.get("pid")):
             status["state"] = "interrupted"
             status["message"] = (
                 f"the worker (pid {status.get('pid')}) stopped without finishing; "

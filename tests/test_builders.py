@@ -416,6 +416,10 @@ MODULES = [
     "keras_resnets.builders",
     "keras_resnets.presets",
     "keras_resnets.summary",
+    "keras_resnets.data",
+    "keras_resnets.distribution",
+    "keras_resnets.runs",
+    "keras_resnets.training",
 ]
 
 

@@ -28,7 +28,7 @@ import keras_resnets.experiments.__main__ as worker  # noqa: E402
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentRun, ExperimentStore  # noqa: E402
-from keras_resnets.runs import _process_alive  # noqa: E402
+from keras_resnets.runs import process_alive  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 DEAD_PID = 2**22 + 12345
@@ -188,7 +188,7 @@ def test_cancel_stops_a_running_worker(runs_dir):
     at.button(key=f"experiments.cancel_{run_id}").click().run()
     assert not at.exception
     assert run.status["state"] == "cancelled", (run.status, run.log_tail())
-    assert not _process_alive(pid), run.log_tail()
+    assert not process_alive(pid), run.log_tail()
 
 
 def test_store_lists_runs_newest_first(runs_dir):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import altair as alt
 
-from keras_resnets.runs import _process_alive, check_run_id, new_run_id, now, read_json, write_atomic, write_json
+from keras_resnets.runs import (check_run_id, new_run_id, now, process_alive, read_json, write_atomic,
+                                write_json)
 
 STATUS, DATA, CHART, SUMMARY, LOG = "status.json", "data.csv", "chart.json", "summary.json", "log.txt"
 ACTIVE_STATES = ("created", "running")
@@ -43,7 +44,7 @@ class ExperimentRun:
             status = read_json(self.path / STATUS)
         except ValueError as err:
             return {"state": "failed", "fraction": 0.0, "message": str(err)}
-        if status.get("state") in ACTIVE_STATES and not _process_alive(status.get("pid")):
+        if status.get("state") in ACTIVE_STATES and not process_alive(status.get("pid")):
             status["state"] = "interrupted"
             status["message"] = f"the worker (pid {status.get('pid')}) stopped without finishing."
         return status
