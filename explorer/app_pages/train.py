@@ -85,7 +85,7 @@ def settings(architecture):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                     format_func={"quick": "quick: Adam, lr 1e-3",
+                     format_func={"quick": "quick: Adam 1e-3, ÷10 at 50% and 75%",
                                   "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
