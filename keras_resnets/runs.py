@@ -93,6 +93,19 @@ def read_json(path):
     return data
 
 
+def update_status(path, states, **fields):
+    """Updates the status file ``path`` with ``fields`` (and the time), atomically; a
+    ``state`` must be one of ``states``. A missing or unreadable file starts afresh."""
+    if "state" in fields and fields["state"] not in states:
+        raise ValueError(f"state={fields['state']!r} is not allowed: one of {states}.")
+    try:
+        status = read_json(path)
+    except ValueError:
+        status = {}
+    status.update(fields, updated=now())
+    write_json(path, status)
+
+
 def process_alive(pid):
     """Whether process ``pid`` exists on this machine and is not a zombie."""
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
@@ -153,14 +166,7 @@ class Run:
 
     def write_status(self, **fields):
         """Updates ``status.json`` with ``fields`` (and the time), atomically."""
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"state={fields['state']!r} is not allowed: one of {STATES}.")
-        try:
-            status = read_json(self.path / STATUS)
-        except ValueError:  # missing or unreadable: start afresh
-            status = {}
-        status.update(fields, updated=now())
-        write_json(self.path / STATUS, status)
+        update_status(self.path / STATUS, STATES, **fields)
 
     def metrics(self):
         """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn."""

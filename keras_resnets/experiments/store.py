@@ -16,8 +16,8 @@ from pathlib import Path
 
 import altair as alt
 
-from keras_resnets.runs import (check_run_id, new_run_id, now, process_alive, read_json, write_atomic,
-                                write_json)
+from keras_resnets.runs import (check_run_id, new_run_id, process_alive, read_json, update_status,
+                                write_atomic, write_json)
 
 STATUS, DATA, CHART, SUMMARY, LOG = "status.json", "data.csv", "chart.json", "summary.json", "log.txt"
 ACTIVE_STATES = ("created", "running")
@@ -51,14 +51,7 @@ class ExperimentRun:
 
     def write_status(self, **fields):
         """Updates ``status.json`` with ``fields`` (and the time), atomically."""
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"state={fields['state']!r} is not allowed: one of {STATES}.")
-        try:
-            status = read_json(self.path / STATUS)
-        except ValueError:  # missing or unreadable: start afresh
-            status = {}
-        status.update(fields, updated=now())
-        write_json(self.path / STATUS, status)
+        update_status(self.path / STATUS, STATES, **fields)
 
     def save(self, result):
         """Writes a `Result`: ``data.csv``, ``chart.json`` and ``summary.json``."""
