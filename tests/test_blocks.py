@@ -1,6 +1,8 @@
 """Residual blocks: shapes in both data formats, shortcuts, plain twins, zero-init, stochastic
 depth inside a block, arguments, and a numerical match with torchvision-style PyTorch blocks."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -306,6 +308,82 @@ def test_stochastic_depth_block(mode, run, rng):
             assert len(set(per_example)) == 1
         seen.update(per_example)
     assert seen == {"dropped", "kept"}
+
+
+# Survival probabilities that make the draw certain: 1e-9 always drops, 1 - 1e-7 always keeps.
+ALWAYS_DROPPED, ALWAYS_KEPT = 1e-9, 1 - 1e-7
+
+
+def _twins(cls, survival_probability, rng, **kwargs):
+    """A block with stochastic depth and its twin without, sharing weights; and an input."""
+    x = _x(rng, 7, 4 * _expansion(cls))
+    full = cls(4, data_format="channels_last", **kwargs)
+    drop = cls(4, data_format="channels_last", survival_probability=survival_probability,
+               seed=0, **kwargs)
+    full(x), drop(x)
+    drop.set_weights(full.get_weights())
+    return full, drop, x
+
+
+def _branch_state(block):
+    return {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v.value)
+            for v in block.non_trainable_weights if "shortcut" not in v.path}
+
+
+@pytest.mark.parametrize("cls", CONV_BLOCKS)
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_a_dropped_branch_is_not_computed(cls, shortcut, run, rng):
+    """Huang et al.: a dropped block is the identity (or its projection). Its branch is not run,
+    so its batch norms keep their statistics; multiplying the branch by zero would update them."""
+    full, drop, x = _twins(cls, ALWAYS_DROPPED, rng, strides=2, shortcut=shortcut)
+    projects_preactivated = drop.preactivation and shortcut == "B"
+    before = _branch_state(drop)
+    y = run(drop, x, training=True)
+    for path, value in _branch_state(drop).items():
+        if not (projects_preactivated and path.startswith("bn1/")):  # the projection's input
+            np.testing.assert_array_equal(value, before[path], err_msg=path)
+    source = x
+    if projects_preactivated:
+        first = full.units[0]
+        source = first["act"](first["bn"](x, training=True))
+    expected = full.shortcut_layer(source, training=True)
+    if full.post_activation is not None:
+        expected = full.post_activation(expected)
+    np.testing.assert_allclose(y, keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", CONV_BLOCKS)
+def test_a_kept_branch_trains_as_without_stochastic_depth(cls, run, rng):
+    full, drop, x = _twins(cls, ALWAYS_KEPT, rng, strides=2)
+    np.testing.assert_allclose(run(drop, x, training=True), run(full, x, training=True),
+                               rtol=1e-5, atol=1e-5)
+    for a, b in zip(full.weights, drop.weights):  # the same batch-norm updates
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a.value),
+                                   keras.ops.convert_to_numpy(b.value), rtol=1e-6, atol=1e-6,
+                                   err_msg=a.path)
+
+
+def test_compiled_training_leaves_a_dropped_branch_untouched(rng):
+    """In a train step (compiled with XLA on JAX and TensorFlow) a dropped branch gets no gradient
+    and no batch-norm update, and a kept one both."""
+    x = rng.standard_normal((8, 8, 8, 4)).astype("float32")
+    inputs = keras.Input((8, 8, 4))
+    dropped = ResBlock(4, survival_probability=ALWAYS_DROPPED, seed=0, name="dropped",
+                       data_format="channels_last")
+    kept = ResBlock(4, survival_probability=ALWAYS_KEPT, seed=1, name="kept",
+                    data_format="channels_last")
+    h = kept(dropped(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),  # XLA on JAX and TF
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = {v.path: keras.ops.convert_to_numpy(v.value) for v in model.weights}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "Gradients do not exist")  # zero, as in a graph
+        model.fit(x, np.arange(8) % 2, batch_size=4, epochs=2, verbose=0)
+    changed = {v.path for v in model.weights
+               if not np.array_equal(before[v.path], keras.ops.convert_to_numpy(v.value))}
+    assert not {p for p in changed if p.startswith("dropped/")}
+    assert {v.path for v in model.get_layer("kept").weights} <= changed
 
 
 # -- arguments -----------------------------------------------------------------------------------

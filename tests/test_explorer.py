@@ -451,6 +451,23 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     assert architecture == Architecture.from_dict(at.session_state["design"])
 
 
+def test_the_default_run_keeps_a_constant_rate_and_the_recipes_schedule_can_be_chosen(monkeypatch):
+    """The first run is short: the quick recipe's decay would slow it, so the default keeps the
+    rate constant; "the recipe's" passes no --schedule, so the recipe decides."""
+    launched = []
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    at = app(TINY, page="train")
+    assert "at a constant rate" in " ".join(m.value for m in at.markdown)
+    at.button(key="start_training").click().run()
+    at.selectbox(key="train.schedule").set_value("recipe")  # the "the recipe's" entry
+    at.button(key="start_training").click().run()
+    assert not at.exception
+    default, recipes = launched
+    args = default.arguments()
+    assert args[args.index("--schedule") + 1] == "constant"
+    assert recipes.schedule is None and "--schedule" not in recipes.arguments()
+
+
 def test_data_parallelism_on_pytorch_is_explained_before_it_starts():
     at = app(TINY, page="train")
     at.button_group(key="train.backend").set_value("torch")

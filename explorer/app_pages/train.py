@@ -40,8 +40,10 @@ def keep_settings():
 
 
 SETTINGS = ["train." + name for name in ("dataset", "subset", "epochs", "batch_size", "validation_split", "recipe",
-                                         "optimizer", "learning_rate", "seed", "backend",
+                                         "optimizer", "schedule", "learning_rate", "seed", "backend",
                                          "distribution")]
+SCHEDULES = {RECIPE: "the recipe's", "constant": "constant", "step": "÷10 at 50% and 75%"}
+RATE_PHRASES = {None: "", "constant": " at a constant rate", "step": " with the rate ÷10 at 50% and 75%"}
 
 
 def fit_design():
@@ -82,7 +84,7 @@ def settings(architecture):
         st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
                         key=bind("validation_split", DEFAULTS.validation_split),
                         help="Held out of the training data, evaluated after each epoch.")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
                      format_func={"quick": "quick: Adam 1e-3, ÷10 at 50% and 75%",
@@ -91,9 +93,14 @@ def settings(architecture):
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
+        st.selectbox("Rate schedule", list(SCHEDULES), key=bind("schedule", DEFAULTS.schedule),
+                     format_func=SCHEDULES.get,
+                     help="Constant keeps a short run learning. Dividing the rate by 10 late in training "
+                          "settles the batch-norm statistics in longer runs (both recipes do).")
+    with c4:
         st.number_input("Learning rate", min_value=0.0, max_value=10.0, value=None, format="%.4g",
                         placeholder="the recipe's", key=bind("learning_rate", None))
-    with c4:
+    with c5:
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
     installed = runner.available_backends()
     choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
@@ -268,12 +275,13 @@ def current_request():
     """The `TrainRequest` of the settings widgets, read from the session state (so that a
     button's callback sees values changed in the same interaction)."""
     value = {name: st.session_state.get("train." + name) for name in (
-        "dataset", "subset", "epochs", "batch_size", "validation_split", "recipe", "optimizer", "learning_rate",
-        "seed", "backend", "distribution")}
+        "dataset", "subset", "epochs", "batch_size", "validation_split", "recipe", "optimizer", "schedule",
+        "learning_rate", "seed", "backend", "distribution")}
     return TrainRequest(dataset=value["dataset"] or DEFAULTS.dataset, subset=int(value["subset"] or 0) or None,
                         validation_split=float(value["validation_split"] or 0.0), recipe=value["recipe"] or "quick",
                         epochs=int(value["epochs"] or 1), batch_size=int(value["batch_size"] or 1),
                         optimizer=None if value["optimizer"] in (None, RECIPE) else value["optimizer"],
+                        schedule=None if value["schedule"] == RECIPE else value["schedule"] or DEFAULTS.schedule,
                         learning_rate=value["learning_rate"] or None, seed=int(value["seed"] or 0),
                         backend=value["backend"] or DEFAULTS.backend,
                         distribution=value["distribution"] or DEFAULTS.distribution)
@@ -324,7 +332,8 @@ def page():
         images = f"{request.subset:,} training images" if request.subset else "all training images"
         st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
                     f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
-                    f"{request.epochs} epochs of batches of {request.batch_size}, with **{BACKENDS[request.backend]}** "
+                    f"{request.epochs} epochs of batches of {request.batch_size}, {request.recipe} recipe"
+                    f"{RATE_PHRASES[request.schedule]}, with **{BACKENDS[request.backend]}** "
                     "in a background worker process.")
         guess = estimate(architecture, request)
         if guess:

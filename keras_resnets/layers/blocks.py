@@ -187,6 +187,18 @@ class _ResidualBlock(keras.layers.Layer):
             self.shortcut_layer.build(source)
 
     def call(self, inputs, training=False):
+        if training and self.drop is not None and self.drop.mode == "batch":
+            return self._call_stochastic_depth(inputs, training)
+        h, preactivated = self._branch(inputs, training)
+        if self.drop is not None:
+            h = self.drop(h, training=training)
+        if self.residual:
+            h = h + self._shortcut(inputs, preactivated, training)
+        return h if self.post_activation is None else self.post_activation(h)
+
+    def _branch(self, inputs, training, until=None):
+        """``(branch output, pre-activated input)``; with ``until=1``, only the first unit's
+        pre-activation (what a projection shortcut needs) is computed, and the output is None."""
         h = inputs
         preactivated = inputs
         for i, unit in enumerate(self.units):
@@ -197,6 +209,8 @@ class _ResidualBlock(keras.layers.Layer):
                     h = unit["act"](h)
                 if i == 0:
                     preactivated = h
+                    if until == 1:
+                        return None, preactivated
             for layer in unit["linear"]:
                 h = layer(h)
             if not self.preactivation:
@@ -204,18 +218,51 @@ class _ResidualBlock(keras.layers.Layer):
                     h = unit["bn"](h, training=training)
                 if "act" in unit:
                     h = unit["act"](h)
-        if self.drop is not None:
-            h = self.drop(h, training=training)
-        if self.residual:
-            if self.shortcut_layer is None:
-                h = h + inputs
-            else:
-                # He et al. (2016): a projection sees the pre-activated input; option A the raw one.
-                source = inputs if self.shortcut == "A" else preactivated
-                h = h + self.shortcut_layer(source, training=training)
-        if self.post_activation is not None:
-            h = self.post_activation(h)
-        return h
+        return h, preactivated
+
+    def _shortcut(self, inputs, preactivated, training):
+        if self.shortcut_layer is None:
+            return inputs
+        # He et al. (2016): a projection sees the pre-activated input; option A the raw one.
+        source = inputs if self.shortcut == "A" else preactivated
+        return self.shortcut_layer(source, training=training)
+
+    def _zero(self):
+        """0, with a zero gradient for every weight of the block. A skipped branch's weights
+        then get a zero gradient on every backend, as in a graph; PyTorch's autograd would give
+        them none, and Keras would leave them out of the optimizer's step (momentum too)."""
+        ops = keras.ops
+        return 0.0 * ops.sum(ops.stack([ops.sum(w) for w in self.trainable_weights]))
+
+    def _call_stochastic_depth(self, inputs, training):
+        """Huang et al.'s rule as they compute it: one draw per mini-batch, and a dropped branch
+        is not computed at all (nor are its batch-norm statistics updated), so a training step
+        costs the blocks that survive. ``ops.cond`` runs one side; both sides return the new
+        values of the block's non-trainable variables, so that the batch-norm updates made on
+        the side that ran leave the conditional (``jax.lax.cond`` cannot assign variables)."""
+        seeds = {id(v) for v in self.drop.variables}
+        state = [v for v in self.variables if not v.trainable and id(v) not in seeds]
+        needs_preactivation = (self.preactivation and self.shortcut_layer is not None
+                               and self.shortcut != "A")
+
+        def side(keep):
+            def run():
+                mapping = [(v, v.value) for v in self.variables]
+                with keras.StatelessScope(state_mapping=mapping) as scope:
+                    if keep:
+                        h, preactivated = self._branch(inputs, training)
+                        out = h + self._shortcut(inputs, preactivated, training)
+                    else:
+                        _, preactivated = (self._branch(inputs, training, until=1)
+                                           if needs_preactivation else (None, inputs))
+                        out = self._shortcut(inputs, preactivated, training) + self._zero()
+                return out, [scope.get_current_value(v) for v in state]
+            return run
+
+        h, values = keras.ops.cond(self.drop.draw(), side(True), side(False))
+        for variable, value in zip(state, values):
+            variable.assign(value)
+        return h if self.post_activation is None else self.post_activation(h)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

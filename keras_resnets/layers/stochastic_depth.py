@@ -70,11 +70,16 @@ class StochasticDepth(keras.layers.Layer):
         if not training:
             return inputs * p if self.mode == "batch" else inputs
         if self.mode == "batch":
-            keep = keras.random.uniform((), seed=self.seed_generator) < p
-            return inputs * ops.cast(keep, inputs.dtype)
+            return inputs * ops.cast(self.draw(), inputs.dtype)
         shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
         keep = keras.random.uniform(shape, seed=self.seed_generator) < p
         return inputs * ops.cast(keep, inputs.dtype) / p
+
+    def draw(self):
+        """One training draw of ``mode="batch"``: a boolean scalar, True (keep) with
+        probability ``survival_probability``. The residual blocks call it to skip a dropped
+        branch's computation instead of multiplying it by zero."""
+        return keras.random.uniform((), seed=self.seed_generator) < self.survival_probability
 
     def compute_output_shape(self, input_shape):
         return input_shape
