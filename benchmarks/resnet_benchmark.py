@@ -40,7 +40,7 @@ ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import proposals as proposals_lib  # noqa: E402  (benchmarks/ is not a package)
+import ablations as ablations_lib  # noqa: E402  (benchmarks/ is not a package)
 import settings as settings_lib  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -298,8 +298,8 @@ def run_keras(spec):
     data_format = setting.get("data_format", "channels_last")
     if spec.get("mixed_precision"):
         keras.mixed_precision.set_global_policy(spec["mixed_precision"])
-    if spec.get("proposal"):
-        proposals_lib.apply(spec["proposal"])
+    if spec.get("ablation"):
+        ablations_lib.apply(spec["ablation"])
     keras.utils.set_random_seed(0)
     model = build_keras_model(spec["model"], scale, data_format)
     compile_kwargs = {"jit_compile": setting.get("jit_compile", "auto")}
@@ -396,9 +396,9 @@ def worker_main(spec_json):
 
 
 def plan(scales, backends, setting_names, models, tiny, native_variants=("reference", "cl"),
-         proposals=()):
+         ablations=()):
     """The list of runs: the native reference first, then every Keras combination, then
-    keras_resnets with each proposed change (best settings of the backends it is for)."""
+    keras_resnets with each of its speed changes undone (best settings of its backends)."""
     runs = []
     for scale in scales:
         spec_scale = _scale_spec(scale, tiny)
@@ -414,17 +414,14 @@ def plan(scales, backends, setting_names, models, tiny, native_variants=("refere
                         "scale": spec_scale, "model": model, "settings": setting_name,
                         "setting": settings_lib.resolve(setting_name, backend),
                     })
-        for proposal in proposals:
+        for ablation in ablations:
             for backend in backends:
-                if backend not in proposals_lib.PROPOSALS[proposal]["backends"]:
-                    continue
-                setting = settings_lib.resolve("best", backend)
-                setting["env"].update(proposals_lib.PROPOSALS[proposal].get("env", {}))
-                runs.append({
-                    "framework": "keras", "backend": backend, "scale_name": scale,
-                    "scale": spec_scale, "model": "ours", "settings": "best",
-                    "proposal": proposal, "setting": setting,
-                })
+                if backend in ablations_lib.ABLATIONS[ablation]["backends"]:
+                    runs.append({
+                        "framework": "keras", "backend": backend, "scale_name": scale,
+                        "scale": spec_scale, "model": "ours", "settings": "best",
+                        "ablation": ablation, "setting": settings_lib.resolve("best", backend),
+                    })
     return runs
 
 
@@ -474,8 +471,8 @@ def label(run):
         return {"reference": "native PyTorch (lecture code)",
                 "cl": "native PyTorch + channels_last",
                 "amp": "native PyTorch, AMP + channels_last"}[run["variant"]]
-    if run.get("proposal"):
-        return f"{run['backend']} ours + proposal {run['proposal']} ({run['settings']})"
+    if run.get("ablation"):
+        return f"{run['backend']} ours, undone: {run['ablation']} ({run['settings']})"
     return f"{run['backend']} {run['model']} ({run['settings']})"
 
 
@@ -600,9 +597,9 @@ def main(argv=None):
     parser.add_argument("--models", default="ours,hand")
     parser.add_argument("--native", default="reference,cl",
                         help="native PyTorch variants: reference (the lecture), cl (channels_last)")
-    parser.add_argument("--proposals", default="where_relu,fused_batch_norm",
-                        help="proposed library changes to measure too ('' for none); "
-                             "see benchmarks/proposals.py")
+    parser.add_argument("--ablations", default="keras_relu,keras_batch_norm",
+                        help="library changes to measure undone too ('' for none); "
+                             "see benchmarks/ablations.py")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
     parser.add_argument("--gpu", action="store_true",
                         help="the GPU suite: ResNet-50 at 224x224, mixed precision")
@@ -633,13 +630,13 @@ def main(argv=None):
         for s in scales:
             if s not in SCALES:
                 parser.error(f"--scales: {s!r} is not one of {sorted(SCALES)} or 'all'")
-        proposals = [p for p in args.proposals.split(",") if p]
-        for p in proposals:
-            if p not in proposals_lib.PROPOSALS:
-                parser.error(f"--proposals: {p!r} is not one of {sorted(proposals_lib.PROPOSALS)}")
+        ablations = [a for a in args.ablations.split(",") if a]
+        for a in ablations:
+            if a not in ablations_lib.ABLATIONS:
+                parser.error(f"--ablations: {a!r} is not one of {sorted(ablations_lib.ABLATIONS)}")
         runs = plan(scales, backends, [s for s in args.settings.split(",") if s],
                     [m for m in args.models.split(",") if m], args.tiny,
-                    [v for v in args.native.split(",") if v], proposals)
+                    [v for v in args.native.split(",") if v], ablations)
         title = " (tiny smoke run)" if args.tiny else ""
 
     meta = {

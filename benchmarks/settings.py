@@ -14,6 +14,8 @@ says why each one helps; benchmarks/RESULTS.md, written by the benchmark, has th
 
 import copy
 
+from keras_resnets.environment import fast_cpu_variables
+
 DEFAULT = {
     "env": {},
     "jit_compile": "auto",
@@ -22,20 +24,10 @@ DEFAULT = {
     "threads": None,
 }
 
-# XLA:CPU (JAX): YNNPACK for reductions only (its weight-gradient convolutions are slower than
-# XLA's own), and no loop fusion: XLA:CPU duplicates each block's elementwise tail into every
-# consumer, recursively along the residual stream, so fused work grows with depth squared.
-# See README.md ("Where the time goes").
-YNN_REDUCE_ONLY = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE"
-XLA_CPU_FLAGS = "--xla_disable_hlo_passes=fusion " + YNN_REDUCE_ONLY
-
-BEST_CPU = {
-    # oneDNN convolutions: TensorFlow enables them by default only on CPUs with AVX-512.
-    "tensorflow": {"env": {"TF_ENABLE_ONEDNN_OPTS": "1"}},
-    "jax": {"env": {"XLA_FLAGS": XLA_CPU_FLAGS}},
-    # Keras' defaults (eager, channels_last, a thread per core) measured fastest.
-    "torch": {},
-}
+# What keras_resnets' worker processes set (keras_resnets.environment): oneDNN for TensorFlow,
+# YNNPACK reductions for JAX, nothing for PyTorch. See README.md ("Where the time goes").
+BEST_CPU = {backend: {"env": fast_cpu_variables(backend, environ={})}
+            for backend in ("tensorflow", "jax", "torch")}
 
 BEST_GPU = {
     "tensorflow": {"jit_compile": True},

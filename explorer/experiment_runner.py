@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from explorer.runner import BACKENDS
+from keras_resnets.environment import worker_environment
 from keras_resnets.experiments import EXPERIMENTS
 from keras_resnets.experiments._common import SIZE_NAMES
 from keras_resnets.experiments.store import ACTIVE_STATES, LOG, ExperimentStore
@@ -51,7 +52,7 @@ class ExperimentRunner:
         run = self.store.create(name)
         command = [sys.executable, "-m", "keras_resnets.experiments", name, "--size", size, "--seed", str(seed),
                    "--out", str(run.path.resolve())]
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        env = worker_environment(backend)
         with open(run.path / LOG, "wb") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True, cwd=str(ROOT))

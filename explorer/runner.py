@@ -21,7 +21,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_resnets.runs import RunStore, check_run_id, new_run_id, process_alive, write_json
+from keras_resnets.environment import worker_environment
+from keras_resnets.runs import (
+    RunStore,
+    check_run_id,
+    new_run_id,
+    process_alive,
+    write_json,
+)
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 ACTIVE_STATES = ("created", "running")
@@ -97,8 +104,7 @@ class Runner:
         log_path = launch_dir / f"{run_id}.log"
         command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
                    *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
-        env = {**os.environ, "KERAS_BACKEND": request.backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "PYTHONUNBUFFERED": "1"}
+        env = worker_environment(request.backend)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        env=env, start_new_session=True, cwd=str(self.root.resolve().parent))

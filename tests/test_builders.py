@@ -408,6 +408,8 @@ MODULES = [
     "keras_resnets.layers.activations",
     "keras_resnets.layers.blocks",
     "keras_resnets.layers.common",
+    "keras_resnets.layers.fast",
+    "keras_resnets.environment",
     "keras_resnets.layers.highway",
     "keras_resnets.layers.shortcut",
     "keras_resnets.layers.stochastic_depth",

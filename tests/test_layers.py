@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import LooksLinear
+from keras_resnets.layers.fast import BatchNormalization, ReLU
 from keras_resnets.layers import (
     CReLU,
     HighwayConv2D,
@@ -390,3 +391,45 @@ def test_highway_with_batch_norm(data_format, run, rng):
 def test_highway_rejects_bad_arguments(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+# -- the fast paths: ReLU as a select on JAX, fused batch normalisation on PyTorch -----------------
+
+
+def test_fast_relu_is_relu(run):
+    x = np.array([[-2.0, -0.0, 0.0, 1e-30, 3.0]], "float32")
+    np.testing.assert_array_equal(run(ReLU(), x), np.maximum(x, 0))
+
+
+def _twin_models(bn, input_shape, axis):
+    inputs = keras.Input(input_shape)
+    if len(input_shape) == 1:
+        h = keras.layers.Dense(3)(inputs)
+    else:  # channels first through a transpose: TensorFlow's CPU convolutions are NHWC only
+        h = keras.layers.Conv2D(3, 3, data_format="channels_last")(inputs)
+        h = h if axis == -1 else keras.layers.Permute((3, 1, 2))(h)
+    h = ReLU()(bn(axis=axis, momentum=0.8, epsilon=1e-3)(h))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(h)))
+    model.compile(optimizer=keras.optimizers.SGD(0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.mark.parametrize(("input_shape", "axis"), [((6, 6, 2), -1), ((6, 6, 2), 1), ((4,), -1)])
+def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, rng):
+    """Same outputs, gradients and moving statistics as `keras.layers.BatchNormalization`, over
+    a few SGD steps (on PyTorch through the fused kernel, elsewhere through Keras' own)."""
+    keras.utils.set_random_seed(0)
+    reference = _twin_models(keras.layers.BatchNormalization, input_shape, axis)
+    fast = _twin_models(BatchNormalization, input_shape, axis)
+    fast.set_weights(reference.get_weights())
+    x = (3 * rng.standard_normal((16, *input_shape)) + 1).astype("float32")
+    y = np.arange(16) % 2
+    bn = next(layer for layer in fast.layers if isinstance(layer, BatchNormalization))
+    assert bn.fuses(keras.ops.convert_to_tensor(x[:1]), training=True) == (BACKEND == "torch")
+    for model in (reference, fast):
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(reference.weights, fast.weights):
+        np.testing.assert_allclose(_values(b), _values(a), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)

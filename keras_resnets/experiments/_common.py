@@ -59,7 +59,8 @@ class Setup:
             (the lecture's MNIST ResNet family).
         pool: downsampling of the 28x28 digits by average pooling (2 gives 14x14).
         width: units or channels of every block.
-        num_train: training digits.
+        num_train: training digits (whole batches: a last, smaller batch would compile the
+            train step a second time).
         num_test: test digits (disjoint from the training ones).
         epochs: training epochs.
         batch_size: training batch size.
@@ -69,7 +70,7 @@ class Setup:
     network: str = "dense"
     pool: int = 2
     width: int = 64
-    num_train: int = 1500
+    num_train: int = 1536
     num_test: int = 1000
     epochs: int = 6
     batch_size: int = 64

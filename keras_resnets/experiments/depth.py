@@ -30,10 +30,10 @@ class Config(Setup):
 
 
 SIZES = {
-    "tiny": Config(depths=(1, 6), num_train=1000, num_test=500, epochs=3),
+    "tiny": Config(depths=(1, 6), num_train=1024, num_test=500, epochs=3),
     "quick": Config(),
     "full": Config(network="conv", pool=1, width=16, depths=(3, 9, 15, 21, 27),
-                   num_train=9000, num_test=1000, epochs=20, batch_size=128, learning_rate=1e-3),
+                   num_train=8960, num_test=1000, epochs=20, batch_size=128, learning_rate=1e-3),
 }
 
 

@@ -61,10 +61,10 @@ class Config(Setup):
 
 
 SIZES = {
-    "tiny": Config(blocks=6, num_train=1000, num_test=500, epochs=3, lesion_samples=4,
+    "tiny": Config(blocks=6, num_train=1024, num_test=500, epochs=3, lesion_samples=4,
                    path_samples=4),
     "quick": Config(),
-    "full": Config(network="conv", pool=1, width=16, blocks=25, num_train=9000,
+    "full": Config(network="conv", pool=1, width=16, blocks=25, num_train=8960,
                    num_test=1000, epochs=20, batch_size=128, learning_rate=1e-3,
                    lesion_samples=20, path_samples=20, gradient_batch=32),
 }

@@ -38,9 +38,9 @@ class Config(Setup):
 
 
 SIZES = {
-    "tiny": Config(depths=(2, 20), num_train=1000, num_test=500, epochs=3),
+    "tiny": Config(depths=(2, 20), num_train=1024, num_test=500, epochs=3),
     "quick": Config(),
-    "full": Config(pool=1, depths=(10, 20, 50, 100), num_train=9000, epochs=40, batch_size=128),
+    "full": Config(pool=1, depths=(10, 20, 50, 100), num_train=8960, epochs=40, batch_size=128),
 }
 
 

@@ -46,9 +46,9 @@ class Config(Setup):
 
 
 SIZES = {
-    "tiny": Config(blocks=6, num_train=1000, num_test=500, epochs=3),
+    "tiny": Config(blocks=6, num_train=1024, num_test=500, epochs=3),
     "quick": Config(),
-    "full": Config(network="conv", pool=1, width=16, blocks=25, num_train=9000,
+    "full": Config(network="conv", pool=1, width=16, blocks=25, num_train=8960,
                    num_test=1000, epochs=30, batch_size=128, learning_rate=1e-3),
 }
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_resnets.layers.fast import ReLU
+
 ACTIVATIONS = ("relu", "crelu", "elu", "gelu", "swish", "tanh", "linear")
 
 
@@ -70,4 +72,6 @@ def make_activation(activation, axis=None, name=None):
     check_activation(activation)
     if activation == "crelu":
         return CReLU(axis=axis, name=name)
+    if activation == "relu":
+        return ReLU(name=name)
     return keras.layers.Activation(activation, name=name)

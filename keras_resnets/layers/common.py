@@ -4,6 +4,8 @@ import numbers
 
 import keras
 
+from keras_resnets.layers.fast import BatchNormalization
+
 
 def resolve_data_format(data_format):
     """``data_format`` or, when ``None``, ``keras.config.image_data_format()``."""
@@ -86,7 +88,7 @@ def conv_output_size(size, kernel_size, strides):
 
 def batch_norm(axis, momentum, epsilon, name, zero_gamma=False):
     """A `BatchNormalization` with the given statistics settings."""
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         axis=axis,
         momentum=momentum,
         epsilon=epsilon,

@@ -41,6 +41,10 @@ class StochasticDepth(keras.layers.Layer):
 
     Randomness comes from a `keras.random.SeedGenerator`, so a jit-compiled train step works.
 
+    Applied to a tensor, a dropped branch is multiplied by zero: it was computed anyway. The
+    residual blocks of this library use `draw` instead, and do not compute a dropped branch,
+    so that a training step costs the expected depth, as in the paper.
+
     Args:
         survival_probability: ``p_l`` in (0, 1].
         mode: ``"batch"`` or ``"sample"``.

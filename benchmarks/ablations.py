@@ -1,0 +1,31 @@
+"""Library changes measured against their absence, in one run (``--ablations``).
+
+A change to keras_resnets that makes it faster is measured twice in the same benchmark run:
+ours as it is, and ours with the change undone here, by monkeypatching inside one worker
+process. The gap between the two rows is what the change gave.
+
+- ``keras_relu`` (JAX): `keras_resnets.layers.fast.ReLU` computes ``max(x, 0)`` again instead
+  of a select; XLA:CPU then duplicates each block's elementwise tail into every consumer.
+- ``keras_batch_norm`` (PyTorch): `keras_resnets.layers.fast.BatchNormalization` trains
+  through Keras' composite of ``moments`` and elementwise ops again, not the fused kernel.
+"""
+
+ABLATIONS = {
+    "keras_relu": {"backends": ("jax",), "title": "ReLU as max(x, 0), as keras.layers.ReLU"},
+    "keras_batch_norm": {"backends": ("torch",),
+                         "title": "batch normalisation through Keras' composite ops"},
+}
+
+
+def apply(name):
+    """Undoes the change ``name`` in this process (call before building the model)."""
+    from keras import ops
+
+    from keras_resnets.layers import fast
+
+    if name == "keras_relu":
+        fast.ReLU.call = lambda self, inputs: ops.relu(inputs)
+    elif name == "keras_batch_norm":
+        fast.BatchNormalization.fuses = lambda self, inputs, training, mask=None: False
+    else:
+        raise ValueError(f"ablation={name!r} is not known; choose one of {sorted(ABLATIONS)}.")
