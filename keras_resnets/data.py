@@ -171,6 +171,7 @@ def load_data(
     fallback: bool = True,
     drop_remainder: bool = False,
     reshuffle: bool = True,
+    shuffle_seed: int | None = None,
 ) -> Data:
     """Loads a dataset as normalised, batched ``tf.data`` pipelines.
 
@@ -186,7 +187,8 @@ def load_data(
         augment: Apply the ResNet paper's CIFAR augmentation to training batches: 4 pixels of
             zero padding (after normalisation), a random crop back to the image size and a
             random horizontal flip. Meant for natural images; it mirrors digits too.
-        seed: Seeds the validation split, the shuffling and the augmentation.
+        seed: Seeds the validation split, and the shuffling and the augmentation unless
+            ``shuffle_seed`` is given.
         data_format: ``"channels_last"`` or ``"channels_first"``; None for
             ``keras.config.image_data_format()``.
         validation_batch_size: Validation batch size; None for ``batch_size``.
@@ -198,6 +200,8 @@ def load_data(
         reshuffle: Shuffle the training examples anew on every pass of the pipeline; False
             repeats the first pass' order (the training runner builds one pipeline per epoch,
             so that a pass made by ``tf.distribute`` to inspect the data shifts nothing).
+        shuffle_seed: Seeds the training order and the augmentation (the runner gives one
+            per epoch); None for ``seed``.
 
     Returns:
         A ``Data`` whose pipelines yield float32 images and int32 labels.
@@ -231,7 +235,8 @@ def load_data(
                              "left; with drop_remainder no batch would remain.")
     pipeline = functools.partial(_pipeline, info=info, channels_first=channels_first)
     train = pipeline(images[train_idx], labels[train_idx], batch_size=batch_size,
-                     training=True, augment=augment, seed=seed, reshuffle=reshuffle)
+                     training=True, augment=augment, reshuffle=reshuffle,
+                     seed=seed if shuffle_seed is None else shuffle_seed)
     validation = None
     if len(val_idx):
         validation = pipeline(images[val_idx], labels[val_idx], batch_size=validation_batch_size)

@@ -606,16 +606,17 @@ def epoch_seed(seed, epoch):
 def _epoch_data(config, recipe, arch, epoch):
     """The run's data, with the training order (and augmentation) of ``epoch``.
 
-    The split and the images depend on the run's seed alone; the pipeline's shuffling seeds
-    are drawn from the global seed when it is built, which is set from the seed and the epoch.
-    So the order of every epoch is fixed, whether or not the run was interrupted before it.
+    The split and the images depend on the run's seed alone, the order on the seed and the
+    epoch: so the order of every epoch is fixed, whether or not the run was interrupted before
+    it. (Not through the global seed: ``tf.random.set_seed`` clears TensorFlow's kernel
+    caches, and the next step would then prepare the whole train function again.)
     """
     dataset = config["dataset"]
-    keras.utils.set_random_seed(epoch_seed(config["seed"], epoch))
     return load_data(dataset["name"], batch_size=recipe.batch_size,
                      validation_split=dataset["validation_split"], subset=dataset["subset"],
                      data_dir=dataset["data_dir"], augment=dataset["augment"],
-                     seed=config["seed"], data_format=arch.data_format,
+                     seed=config["seed"], shuffle_seed=epoch_seed(config["seed"], epoch),
+                     data_format=arch.data_format,
                      drop_remainder=config.get("distribution", "none") != "none", reshuffle=False)
 
 

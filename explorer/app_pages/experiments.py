@@ -25,11 +25,6 @@ def runner_instance():
     return ExperimentRunner(ui.runs_root())
 
 
-def default_backend():
-    installed = runner.available_backends()
-    return next((b for b in BACKENDS if installed[b]), "tensorflow")
-
-
 def bind(name, value):
     """The widget key of a setting, initialised from the settings kept for this session (widget
     state itself is dropped when the user visits another page)."""
@@ -65,7 +60,7 @@ def settings():
         installed = runner.available_backends()
         choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
         st.segmented_control("Backend (the experiment runs in its own worker process with KERAS_BACKEND set)",
-                             choices, format_func=BACKENDS.get, key=bind("backend", default_backend()),
+                             choices, format_func=BACKENDS.get, key=bind("backend", runner.default_backend()),
                              selection_mode="single")
         st.button("Run the experiment", type="primary", icon=":material/play_arrow:", on_click=start,
                   key="experiments.run")
@@ -78,7 +73,7 @@ def settings():
 def start():
     try:
         run_id = runner_instance().launch(setting("name", next(iter(EXPERIMENTS))), setting("size", "quick"),
-                                          int(setting("seed", 0)), setting("backend", default_backend()))
+                                          int(setting("seed", 0)), setting("backend", runner.default_backend()))
     except (OSError, ValueError) as error:
         st.session_state["experiments.error"] = f"Could not start the worker: {error}"
         return
