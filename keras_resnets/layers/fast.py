@@ -42,7 +42,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Example:
     >>> bn = BatchNormalization(momentum=0.5)
     >>> y = bn(keras.ops.convert_to_tensor([[1.0], [3.0]]), training=True)
-    >>> [round(v, 3) for v in keras.ops.convert_to_numpy(y)[:, 0]]
+    >>> keras.ops.convert_to_numpy(y)[:, 0].round(3).tolist()
     [-1.0, 1.0]
     >>> [float(bn.moving_mean[0]), float(bn.moving_variance[0])]
     [1.0, 1.0]
