@@ -87,8 +87,9 @@ def settings(architecture):
     c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                     format_func={"quick": "quick: Adam 1e-3, ÷10 at 50% and 75%",
-                                  "paper": "paper: SGD 0.1, momentum, wd 1e-4, steps"}.get)
+                     format_func={"quick": "quick: Adam 1e-3", "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
+                     help="Both recipes divide the rate by 10 at 50% and 75% of the steps when the rate schedule "
+                          "is \"the recipe's\".")
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
