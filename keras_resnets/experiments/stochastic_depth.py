@@ -5,6 +5,12 @@ survives a training step with probability ``p_l = 1 - l / L (1 - p_L)``, so that
 expected depth while training is ``sum(p_l) = (3L - 1) / 4`` blocks. At test time every
 block is used, scaled by ``p_l``.
 
+A dropped block's branch is not computed (`keras_resnets.layers.ResBlock` runs ``ops.cond``
+on the draw), so the time saving shows where the blocks carry the cost: with convolutional
+blocks (``Config(network="conv", width=16, blocks=12, num_train=512)``) an epoch took 0.83x
+the constant-depth one on two CPU cores. The quick size's small dense blocks cost less than the
+conditional's bookkeeping, so there the regularisation shows and the saving does not.
+
 Example:
 >>> result = run("tiny")
 >>> result.summary["expected_depth"] == (3 * result.summary["blocks"] - 1) / 4
