@@ -8,12 +8,15 @@ process. The gap between the two rows is what the change gave.
   of a select; XLA:CPU then duplicates each block's elementwise tail into every consumer.
 - ``keras_batch_norm`` (PyTorch): `keras_resnets.layers.fast.BatchNormalization` trains
   through Keras' composite of ``moments`` and elementwise ops again, not the fused kernel.
+- ``keras_conv`` (PyTorch): `keras_resnets.layers.fast.Conv2D` convolves through Keras' own
+  path again: two copies of a channels-last input and a separate bias pass.
 """
 
 ABLATIONS = {
     "keras_relu": {"backends": ("jax",), "title": "ReLU as max(x, 0), as keras.layers.ReLU"},
     "keras_batch_norm": {"backends": ("torch",),
                          "title": "batch normalisation through Keras' composite ops"},
+    "keras_conv": {"backends": ("torch",), "title": "convolution through Keras' own path"},
 }
 
 
@@ -26,6 +29,8 @@ def apply(name):
     if name == "keras_relu":
         fast.ReLU.call = lambda self, inputs: ops.relu(inputs)
     elif name == "keras_batch_norm":
-        fast.BatchNormalization.fuses = lambda self, inputs, training, mask=None: False
+        fast.BatchNormalization.fuses = lambda self, inputs, mask=None: False
+    elif name == "keras_conv":
+        fast.Conv2D.torch_padding = lambda self, inputs: None
     else:
         raise ValueError(f"ablation={name!r} is not known; choose one of {sorted(ABLATIONS)}.")

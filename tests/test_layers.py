@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import LooksLinear
-from keras_resnets.layers.fast import BatchNormalization, ReLU
+from keras_resnets.layers.fast import BatchNormalization, Conv2D, ReLU
 from keras_resnets.layers import (
     CReLU,
     HighwayConv2D,
@@ -393,7 +393,7 @@ def test_highway_rejects_bad_arguments(make, name):
         make()
 
 
-# -- the fast paths: ReLU as a select on JAX, fused batch normalisation on PyTorch -----------------
+# -- the fast paths: ReLU as a select on JAX; fused batch norm and convolution on PyTorch ----------
 
 
 def test_fast_relu_is_relu(run):
@@ -426,10 +426,98 @@ def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, rng):
     x = (3 * rng.standard_normal((16, *input_shape)) + 1).astype("float32")
     y = np.arange(16) % 2
     bn = next(layer for layer in fast.layers if isinstance(layer, BatchNormalization))
-    assert bn.fuses(keras.ops.convert_to_tensor(x[:1]), training=True) == (BACKEND == "torch")
+    assert bn.fuses(keras.ops.convert_to_tensor(x[:1])) == (BACKEND == "torch")
     for model in (reference, fast):
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     for a, b in zip(reference.weights, fast.weights):
         np.testing.assert_allclose(_values(b), _values(a), rtol=1e-4, atol=1e-5, err_msg=a.path)
     np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_fast_batch_norm_frozen_uses_the_moving_statistics_as_keras_does(rng):
+    """A frozen layer (``trainable=False``) normalises with its moving statistics even when
+    called with ``training=True``, and does not update them (Keras 3)."""
+    x = (3 * rng.standard_normal((8, 4, 4, 3)) + 1).astype("float32")
+    layers = [cls(momentum=0.5) for cls in (keras.layers.BatchNormalization, BatchNormalization)]
+    for layer in layers:
+        layer.build(x.shape)
+        layer.set_weights([np.full(3, 2.0), np.full(3, 0.5), np.full(3, 1.0), np.full(3, 4.0)])
+        layer.trainable = False
+    outputs = [_values(layer(keras.ops.convert_to_tensor(x), training=True)) for layer in layers]
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs[1], 2.0 * (x - 1.0) / np.sqrt(4.0 + 1e-3) + 0.5, rtol=1e-5)
+    np.testing.assert_array_equal(_values(layers[1].moving_mean), np.full(3, 1.0))
+
+
+_CONV_CASES = [  # (kernel_size, strides, padding, dilation_rate, groups, use_bias, size, channels)
+    (3, 1, "same", 1, 1, True, 8, 4),
+    (3, 2, "valid", 1, 1, False, 9, 4),
+    (1, 2, "valid", 1, 1, False, 8, 3),  # PyTorch 2.13's own strided 1x1 gradient is wrong here
+    (1, 2, "same", 1, 1, True, 9, 16),
+    (3, 2, "same", 1, 1, True, 9, 4),  # symmetric 'same' with a stride: fused
+    (3, 2, "same", 1, 1, True, 8, 4),  # asymmetric 'same': Keras' own path
+    (3, 1, "same", 2, 1, True, 8, 4),
+    (3, 1, "same", 1, 2, True, 8, 4),
+]
+
+
+def _conv_formats():
+    # TensorFlow's CPU convolutions are NHWC only.
+    return ["channels_last"] + ([] if BACKEND == "tensorflow" else ["channels_first"])
+
+
+def _numpy_conv_patches(x, kernel_size, strides, padding, dilation):
+    """``patches[b, i, j, p, q, c]``: the input under kernel tap ``(p, q)`` of output ``(i, j)``,
+    padded as Keras pads (the extra pixel of an odd 'same' padding at the end)."""
+    span = (kernel_size - 1) * dilation + 1
+    pads = []
+    for n in x.shape[1:3]:
+        total = max((-(-n // strides) - 1) * strides + span - n, 0) if padding == "same" else 0
+        pads.append((total // 2, total - total // 2))
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)))
+    out = [(xp.shape[a] - span) // strides + 1 for a in (1, 2)]
+    taps = range(kernel_size)
+    return np.stack([np.stack([
+        xp[:, p * dilation:p * dilation + strides * out[0]:strides,
+           q * dilation:q * dilation + strides * out[1]:strides] for q in taps], 3) for p in taps], 3)
+
+
+@pytest.mark.parametrize("data_format", _conv_formats())
+@pytest.mark.parametrize(("kernel_size", "strides", "padding", "dilation", "groups", "use_bias",
+                          "size", "channels"), _CONV_CASES)
+def test_fast_conv_computes_the_convolution_and_its_gradient(
+        data_format, kernel_size, strides, padding, dilation, groups, use_bias, size, channels,
+        rng):
+    """Outputs and one SGD step's kernel and bias equal a NumPy convolution and its gradient;
+    on PyTorch through one ``conv2d`` call wherever Keras' padding is symmetric."""
+    x = rng.standard_normal((4, size, size, channels)).astype("float32")
+    conv = Conv2D(6, kernel_size, strides=strides, padding=padding, dilation_rate=dilation,
+                  groups=groups, use_bias=use_bias, bias_initializer="random_normal",
+                  data_format=data_format)
+    model = keras.Sequential([keras.Input(_to_format(x, data_format).shape[1:]), conv])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    kernel = _values(conv.kernel)
+    bias = _values(conv.bias) if use_bias else np.zeros(6, "float32")
+
+    patches = _numpy_conv_patches(x, kernel_size, strides, padding, dilation)
+    c_in, c_out = channels // groups, 6 // groups
+    groups_in = [slice(g * c_in, (g + 1) * c_in) for g in range(groups)]
+    groups_out = [slice(g * c_out, (g + 1) * c_out) for g in range(groups)]
+    y = np.concatenate([np.einsum("bijpqc,pqco->bijo", patches[..., gi], kernel[..., go])
+                        for gi, go in zip(groups_in, groups_out)], -1) + bias
+    dy = 2 * y / y.size  # the gradient of the mean squared output
+    dkernel = np.concatenate([np.einsum("bijpqc,bijo->pqco", patches[..., gi], dy[..., go])
+                              for gi, go in zip(groups_in, groups_out)], -1)
+
+    got = model.predict(_to_format(x, data_format), verbose=0)
+    np.testing.assert_allclose(_from_format(got, data_format), y, rtol=1e-4, atol=1e-5)
+    model.fit(_to_format(x, data_format), np.zeros_like(got), batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_allclose(_values(conv.kernel), kernel - 0.1 * dkernel, rtol=1e-4, atol=1e-6)
+    if use_bias:
+        np.testing.assert_allclose(_values(conv.bias), bias - 0.1 * dy.sum((0, 1, 2)),
+                                   rtol=1e-4, atol=1e-6)
+    symmetric = not (padding == "same" and strides > 1 and size % 2 == 0 and kernel_size > 1)
+    first = keras.ops.convert_to_tensor(_to_format(x[:1], data_format))
+    fused = conv.torch_padding(first) is not None
+    assert fused == (BACKEND == "torch" and symmetric)

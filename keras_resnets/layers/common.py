@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from keras_resnets.layers.fast import BatchNormalization
+from keras_resnets.layers.fast import BatchNormalization, Conv2D
 
 
 def resolve_data_format(data_format):
@@ -62,7 +62,7 @@ def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, 
     gets explicit symmetric zero padding of ``(kernel_size - 1) // 2`` and a 'valid'
     convolution, not Keras' asymmetric 'same', so torchvision weights map one to one.
     """
-    conv = keras.layers.Conv2D(
+    conv = Conv2D(
         filters,
         kernel_size,
         strides=strides,

@@ -11,6 +11,7 @@ from keras_resnets.layers.common import (
     check_odd_kernel,
     resolve_data_format,
 )
+from keras_resnets.layers.fast import Conv2D
 
 
 class _Highway(keras.layers.Layer):
@@ -140,7 +141,7 @@ class HighwayConv2D(_Highway):
         super().__init__(**kwargs)
 
     def _linear(self, filters, kernel_initializer, bias_initializer, use_bias, name):
-        return keras.layers.Conv2D(
+        return Conv2D(
             filters, self.kernel_size, padding="same", use_bias=use_bias,
             kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
             data_format=self.data_format, name=name,

@@ -9,6 +9,7 @@ from keras_resnets.layers.common import (
     check_positive_int,
     resolve_data_format,
 )
+from keras_resnets.layers.fast import Conv2D
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
@@ -97,7 +98,7 @@ class Shortcut(keras.layers.Layer):
                 name="projection",
             )
         else:
-            self.projection = keras.layers.Conv2D(
+            self.projection = Conv2D(
                 self.filters, 1, strides=self.strides, use_bias=False,
                 kernel_initializer=self.kernel_initializer, data_format=self.data_format,
                 name="projection",
