@@ -122,8 +122,8 @@ class Conv2D(keras.layers.Conv2D):
         strides = self.strides
         if self.kernel_size == (1, 1):
             # A strided 1x1 convolution is a subsampling and a 1x1 convolution. PyTorch 2.13's
-            # CPU kernel gets the strided weight gradient wrong for channels-last inputs with
-            # few channels (Keras' own path included); subsampling first avoids it.
+            # CPU kernel gets the strided weight gradient wrong for some shapes (3 or 4 input
+            # channels at 8x8 among those tested; Keras' own path too); subsampling avoids it.
             x, strides = x[:, :, ::strides[0], ::strides[1]], (1, 1)
         y = torch.nn.functional.conv2d(
             x, self.kernel.value.permute(3, 2, 0, 1), self.bias.value if self.use_bias else None,
