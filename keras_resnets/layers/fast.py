@@ -105,7 +105,7 @@ class Conv2D(keras.layers.Conv2D):
         padding = []
         for size, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
             span = (k - 1) * d + 1
-            total = span - 1 if s == 1 else max(0, (-(-size // s) - 1) * s + span - size)
+            total = max(0, (-(-size // s) - 1) * s + span - size)  # Keras' 'same'
             if total % 2:
                 return None
             padding.append(total // 2)
