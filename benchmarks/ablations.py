@@ -6,15 +6,15 @@ process. The gap between the two rows is what the change gave.
 
 - ``keras_relu`` (JAX): `keras_resnets.layers.fast.ReLU` computes ``max(x, 0)`` again instead
   of a select; XLA:CPU then duplicates each block's elementwise tail into every consumer.
-- ``keras_batch_norm`` (PyTorch): `keras_resnets.layers.fast.BatchNormalization` trains
-  through Keras' composite of ``moments`` and elementwise ops again, not the fused kernel.
+- ``keras_batch_norm`` (TensorFlow, PyTorch): `keras_resnets.layers.fast.BatchNormalization`
+  trains through Keras' composite of ``moments`` and elementwise ops again, not the fused kernel.
 - ``keras_conv`` (PyTorch): `keras_resnets.layers.fast.Conv2D` convolves through Keras' own
   path again: two copies of a channels-last input and a separate bias pass.
 """
 
 ABLATIONS = {
     "keras_relu": {"backends": ("jax",), "title": "ReLU as max(x, 0), as keras.layers.ReLU"},
-    "keras_batch_norm": {"backends": ("torch",),
+    "keras_batch_norm": {"backends": ("tensorflow", "torch"),
                          "title": "batch normalisation through Keras' composite ops"},
     "keras_conv": {"backends": ("torch",), "title": "convolution through Keras' own path"},
 }

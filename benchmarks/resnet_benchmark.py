@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -398,10 +399,12 @@ def worker_main(spec_json):
 def plan(scales, backends, setting_names, models, tiny, native_variants=("reference", "cl"),
          ablations=()):
     """The list of runs: the native reference first, then every Keras combination, then
-    keras_resnets with each of its speed changes undone (best settings of its backends)."""
+    keras_resnets with each of its speed changes undone (best settings of its backends), then
+    the native reference again, so that the ratios can average out the machine's drift."""
     runs = []
     for scale in scales:
         spec_scale = _scale_spec(scale, tiny)
+        first = len(runs)
         for variant in native_variants:
             runs.append({"framework": "native", "backend": "torch", "variant": variant,
                          "scale_name": scale, "scale": spec_scale, "model": "native",
@@ -422,6 +425,10 @@ def plan(scales, backends, setting_names, models, tiny, native_variants=("refere
                         "scale": spec_scale, "model": "ours", "settings": "best",
                         "ablation": ablation, "setting": settings_lib.resolve("best", backend),
                     })
+        if "reference" in native_variants and len(runs) - first > 1:
+            runs.append({"framework": "native", "backend": "torch", "variant": "reference",
+                         "scale_name": scale, "scale": spec_scale, "model": "native",
+                         "settings": "reference", "again": True})
     return runs
 
 
@@ -470,7 +477,8 @@ def label(run):
     if run["framework"] == "native":
         return {"reference": "native PyTorch (lecture code)",
                 "cl": "native PyTorch + channels_last",
-                "amp": "native PyTorch, AMP + channels_last"}[run["variant"]]
+                "amp": "native PyTorch, AMP + channels_last"}[run["variant"]] + (
+                    ", run again last" if run.get("again") else "")
     if run.get("ablation"):
         return f"{run['backend']} ours, undone: {run['ablation']} ({run['settings']})"
     return f"{run['backend']} {run['model']} ({run['settings']})"
@@ -486,14 +494,26 @@ def _ratio(value, reference):
     return f"{value / reference:.2f}x"
 
 
+def _references(rows):
+    """The native reference's runs among ``rows`` (first and, where it ran twice, last)."""
+    return [r for r in rows if r["framework"] == "native"
+            and r.get("variant") in ("reference", "amp") and "result" in r]
+
+
+def reference_figures(rows):
+    """The reference's train, inference and train-per-CPU-second figures: the mean over its
+    runs, so that a ratio is taken against the machine's speed across the whole run."""
+    refs = _references(rows)
+    if not refs:
+        return None, None, None
+    return tuple(statistics.fmean(r["result"][kind]["median"] for r in refs)
+                 for kind in ("train", "infer", "train_cpu"))
+
+
 def table(results, scale_name):
     """A Markdown table of one scale: absolute figures and ratios to the native reference."""
     rows = [r for r in results if r["scale_name"] == scale_name]
-    ref = next((r for r in rows if r["framework"] == "native"
-                and r.get("variant") in ("reference", "amp") and "result" in r), None)
-    ref_train = ref["result"]["train"]["median"] if ref else None
-    ref_infer = ref["result"]["infer"]["median"] if ref else None
-    ref_cpu = ref["result"]["train_cpu"]["median"] if ref else None
+    ref_train, ref_infer, ref_cpu = reference_figures(rows)
     hand = {(r["backend"], r["settings"]): r for r in rows
             if r["framework"] == "keras" and r["model"] == "hand" and "result" in r}
     lines = [
@@ -581,6 +601,12 @@ def report(results, meta, scale, title):
             f"windows of {spec['infer_window_steps']} steps. Peak memory: the peak resident set "
             "of the run's process (GPU runs: peak device memory)."
         )
+    refs = _references([r for r in results if r["scale_name"] == scale])
+    if len(refs) > 1:
+        first, last = (r["result"]["train"]["median"] for r in (refs[0], refs[-1]))
+        lines.append(f"Ratios are to the mean of the native reference's runs, first and last "
+                     f"(training {_fmt(first)} and {_fmt(last)} img/s: the machine drifted "
+                     f"{100 * (last - first) / first:+.1f}% over the run).")
     lines.append("")
     lines.append(table(results, scale))
     lines.append("")

@@ -44,6 +44,23 @@ def test_windows_take_the_steps_after_warm_up():
     assert rb._summary([])["median"] is None
 
 
+def test_the_reference_brackets_each_scale_and_ratios_take_its_mean():
+    runs = rb.plan(["mnist", "cifar"], ["jax"], ["best"], ["ours"], tiny=True,
+                   native_variants=("reference",))
+    for scale in ("mnist", "cifar"):
+        rows = [r for r in runs if r["scale_name"] == scale]
+        assert [r["framework"] for r in rows] == ["native", "keras", "native"]
+        assert rb.label(rows[-1]) == "native PyTorch (lecture code), run again last"
+    rows = [r for r in runs if r["scale_name"] == "mnist"]
+    for r, train in zip(rows, (60.0, 75.0, 80.0)):  # the machine sped up by a third
+        r["result"] = {kind: {"median": train, "min": train, "max": train}
+                       for kind in ("train", "infer", "train_cpu")}
+        r["result"].update(first_step_s=1.0, peak_rss_mib=100.0)
+    assert rb.reference_figures(rows) == (70.0, 70.0, 70.0)
+    ours = next(line for line in rb.table(rows, "mnist").splitlines() if "jax ours" in line)
+    assert ours.startswith("| jax ours (best) | 75.0 (75.0-75.0) | 1.07x | 75.0 | 1.07x |")
+
+
 def test_settings_resolve_and_describe():
     for backend in rb.BACKENDS:
         default = settings.resolve("default", backend)

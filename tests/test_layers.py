@@ -401,38 +401,55 @@ def test_fast_relu_is_relu(run):
     np.testing.assert_array_equal(run(ReLU(), x), np.maximum(x, 0))
 
 
-def _twin_models(bn, input_shape, axis):
+def _twin_models(bn, input_shape, axis, affine=True, jit_compile="auto"):
     inputs = keras.Input(input_shape)
     if len(input_shape) == 1:
         h = keras.layers.Dense(3)(inputs)
     else:  # channels first through a transpose: TensorFlow's CPU convolutions are NHWC only
         h = keras.layers.Conv2D(3, 3, data_format="channels_last")(inputs)
         h = h if axis == -1 else keras.layers.Permute((3, 1, 2))(h)
-    h = ReLU()(bn(axis=axis, momentum=0.8, epsilon=1e-3)(h))
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(h)))
-    model.compile(optimizer=keras.optimizers.SGD(0.5),
+    h = bn(axis=axis, momentum=0.8, epsilon=1e-3, center=affine, scale=affine)(h)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(ReLU()(h))))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 
-@pytest.mark.parametrize(("input_shape", "axis"), [((6, 6, 2), -1), ((6, 6, 2), 1), ((4,), -1)])
-def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, rng):
+@pytest.mark.parametrize(("input_shape", "axis", "affine", "jit_compile"), [
+    ((6, 6, 2), -1, True, "auto"),
+    ((6, 6, 2), 1, True, "auto"),
+    ((6, 6, 2), -1, False, "auto"),
+    ((6, 6, 2), -1, True, True),
+    ((4,), -1, True, "auto"),
+])
+def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_compile, rng):
     """Same outputs, gradients and moving statistics as `keras.layers.BatchNormalization`, over
-    a few SGD steps (on PyTorch through the fused kernel, elsewhere through Keras' own)."""
+    a few SGD steps (on PyTorch and, for images, TensorFlow through the fused kernel; elsewhere
+    through Keras' own)."""
+    if jit_compile is True and BACKEND == "torch":
+        pytest.skip("torch.compile of a training step takes minutes on this CPU")
     keras.utils.set_random_seed(0)
-    reference = _twin_models(keras.layers.BatchNormalization, input_shape, axis)
-    fast = _twin_models(BatchNormalization, input_shape, axis)
+    reference = _twin_models(keras.layers.BatchNormalization, input_shape, axis, affine,
+                             jit_compile)
+    fast = _twin_models(BatchNormalization, input_shape, axis, affine, jit_compile)
     fast.set_weights(reference.get_weights())
     x = (3 * rng.standard_normal((16, *input_shape)) + 1).astype("float32")
     y = np.arange(16) % 2
     bn = next(layer for layer in fast.layers if isinstance(layer, BatchNormalization))
-    assert bn.fuses(keras.ops.convert_to_tensor(x[:1])) == (BACKEND == "torch")
+    fused = BACKEND == "torch" or (BACKEND == "tensorflow" and len(input_shape) == 3)
+    assert bn.fuses(keras.ops.convert_to_tensor(x[:1])) == fused
     for model in (reference, fast):
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     for a, b in zip(reference.weights, fast.weights):
         np.testing.assert_allclose(_values(b), _values(a), rtol=1e-4, atol=1e-5, err_msg=a.path)
     np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [{"renorm": True}] + (  # Keras synchronises on TF only
+    [{"synchronized": True}] if BACKEND == "tensorflow" else []))
+def test_fast_batch_norm_leaves_what_it_does_not_fuse_to_keras(kwargs):
+    assert not BatchNormalization(**kwargs).fuses(keras.ops.zeros((2, 4, 4, 3)))
 
 
 def test_fast_batch_norm_frozen_uses_the_moving_statistics_as_keras_does(rng):

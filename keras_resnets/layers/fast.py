@@ -1,17 +1,17 @@
 """ReLU, batch normalisation and convolution as Keras computes them, on each backend's
 fastest path.
 
-Both keep Keras' weights, statistics and results; only how a backend computes them changes
+All three keep Keras' weights, statistics and results; only how a backend computes them changes
 (benchmarks/RESULTS.md measures each change):
 
 - `ReLU`: on JAX, ``where(x <= 0, 0, x)`` instead of ``max(x, 0)``. XLA:CPU fuses an
   effectively unary op such as ``max(x, 0)`` into every consumer together with its producers;
   along a residual stream those are all the earlier blocks, so the work grows with the square
   of the depth. A select of two full-size operands is computed once.
-- `BatchNormalization`: on PyTorch, a training step runs one fused kernel
-  (``torch.ops.aten.native_batch_norm``) instead of Keras' composite of ``moments`` and five
-  elementwise ops, and inference one kernel instead of three. The moving statistics follow
-  Keras (the biased batch variance).
+- `BatchNormalization`: a training step runs one fused kernel (PyTorch's
+  ``native_batch_norm``, TensorFlow's ``FusedBatchNormV3``) instead of Keras' composite of
+  ``moments`` and five elementwise ops, and its gradient one kernel too; inference one kernel
+  instead of three. The moving statistics follow Keras (the biased batch variance).
 - `Conv2D`: on PyTorch, one ``conv2d`` call on the tensor as it lies in memory, with the bias
   inside. Keras copies a channels-last input twice per convolution (to channels-first and
   back to channels-last memory) and adds the bias in a separate pass.
@@ -42,8 +42,8 @@ class ReLU(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization`, with one fused kernel for float32 training and
-    inference on PyTorch (see the module's docstring); the same weights and the same
-    statistics.
+    inference on PyTorch and TensorFlow (see the module's docstring); the same weights and
+    the same statistics.
 
     Example:
     >>> bn = BatchNormalization(momentum=0.5)
@@ -56,31 +56,69 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def fuses(self, inputs, mask=None):
         """Whether a call on ``inputs`` takes the fused path, in training or inference."""
-        return (keras.backend.backend() == "torch" and mask is None and not self.synchronized
+        backend = keras.backend.backend()
+        if backend == "tensorflow":  # FusedBatchNormV3 takes images, channels last or first
+            fusable = len(inputs.shape) == 4 and self.axis % 4 in (1, 3)
+        else:
+            fusable = backend == "torch"
+        return (fusable and mask is None and not self.synchronized and not self.renorm
                 and keras.backend.standardize_dtype(inputs.dtype) == self.moving_mean.dtype)
 
     def call(self, inputs, training=None, mask=None):
         if not self.fuses(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
+        training = bool(training) and self.trainable
+        if keras.backend.backend() == "torch":
+            outputs, moments = self._torch_batch_norm(inputs, training)
+        else:
+            outputs, moments = self._tensorflow_batch_norm(inputs, training)
+        if moments is not None:
+            for moving, batch in zip((self.moving_mean, self.moving_variance), moments):
+                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
+        return outputs
+
+    def _scale_and_offset(self):
+        return (self.gamma.value if self.scale else None,
+                self.beta.value if self.center else None)
+
+    def _torch_batch_norm(self, inputs, training):
+        """The normalised inputs and, in training, the batch mean and (biased) variance."""
         import torch
 
-        training = bool(training) and self.trainable
         axis = self.axis % inputs.ndim
         x = inputs if axis == 1 else inputs.movedim(axis, 1)
-        gamma = self.gamma.value if self.scale else None
-        beta = self.beta.value if self.center else None
+        gamma, beta = self._scale_and_offset()
         if not training:
             y = torch.nn.functional.batch_norm(
                 x, self.moving_mean.value, self.moving_variance.value, gamma, beta,
                 training=False, eps=self.epsilon)
-            return y if axis == 1 else y.movedim(1, axis)
-        y, mean, inverse_std = torch.ops.aten.native_batch_norm(
-            x, gamma, beta, None, None, True, 0.0, self.epsilon)
-        with torch.no_grad():
-            variance = inverse_std.pow(-2) - self.epsilon
-            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
-        return y if axis == 1 else y.movedim(1, axis)
+            moments = None
+        else:
+            y, mean, inverse_std = torch.ops.aten.native_batch_norm(
+                x, gamma, beta, None, None, True, 0.0, self.epsilon)
+            moments = (mean.detach(), (inverse_std.pow(-2) - self.epsilon).detach())
+        return (y if axis == 1 else y.movedim(1, axis)), moments
+
+    def _tensorflow_batch_norm(self, inputs, training):
+        """The normalised inputs and, in training, the batch mean and (biased) variance."""
+        import tensorflow as tf
+
+        channels = inputs.shape[self.axis]
+        gamma, beta = self._scale_and_offset()
+        gamma = tf.ones([channels], inputs.dtype) if gamma is None else gamma
+        beta = tf.zeros([channels], inputs.dtype) if beta is None else beta
+        data_format = "NHWC" if self.axis % 4 == 3 else "NCHW"
+        if not training:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, self.moving_mean.value, self.moving_variance.value,
+                epsilon=self.epsilon, data_format=data_format, is_training=False)
+            return y, None
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format,
+            is_training=True)
+        # The kernel returns the unbiased variance; Keras keeps the biased one.
+        count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, variance.dtype)
+        return y, (mean, variance * ((count - 1.0) / count))
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
