@@ -1,6 +1,9 @@
 """The small layers: CReLU, LooksLinear, StochasticDepth + linear_decay, Shortcut, highway layers."""
 
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -408,7 +411,7 @@ def _twin_models(bn, input_shape, axis, affine=True, jit_compile="auto"):
     else:  # channels first through a transpose: TensorFlow's CPU convolutions are NHWC only
         h = keras.layers.Conv2D(3, 3, data_format="channels_last")(inputs)
         h = h if axis == -1 else keras.layers.Permute((3, 1, 2))(h)
-    h = bn(axis=axis, momentum=0.8, epsilon=1e-3, center=affine, scale=affine)(h)
+    h = bn(axis=axis, momentum=0.8, epsilon=1e-5, center=affine, scale=affine)(h)
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(ReLU()(h))))
     model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -444,6 +447,19 @@ def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_com
         np.testing.assert_allclose(_values(b), _values(a), rtol=1e-4, atol=1e-5, err_msg=a.path)
     np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="oneDNN kernels are TensorFlow's")
+def test_fast_batch_norm_trains_as_keras_does_with_onednn():
+    """The same comparison through oneDNN's batch norm, which keras_resnets' workers turn on
+    (``TF_ENABLE_ONEDNN_OPTS=1`` is read when TensorFlow is imported: a new process)."""
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "test_fast_batch_norm_trains_as_keras_does and not onednn"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("5 passed"), proc.stdout[-3000:]
 
 
 @pytest.mark.parametrize("kwargs", [{"renorm": True}] + (  # Keras synchronises on TF only
