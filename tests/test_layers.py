@@ -396,7 +396,7 @@ def test_highway_rejects_bad_arguments(make, name):
         make()
 
 
-# -- the fast paths: ReLU as a select on JAX; fused batch norm and convolution on PyTorch ----------
+# -- the fast paths: select ReLU (JAX), fused batch norm (TensorFlow, PyTorch), conv (PyTorch) --
 
 
 def test_fast_relu_is_relu(run):
