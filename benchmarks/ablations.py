@@ -10,6 +10,8 @@ process. The gap between the two rows is what the change gave.
   trains through Keras' composite of ``moments`` and elementwise ops again, not the fused kernel.
 - ``keras_conv`` (PyTorch): `keras_resnets.layers.fast.Conv2D` convolves through Keras' own
   path again: two copies of a channels-last input and a separate bias pass.
+- ``keras_sublayer_calls`` (PyTorch): blocks call their sub-layers through ``Layer.__call__``
+  again, not `keras_resnets.layers.fast.call_sublayer`'s direct ``call``.
 """
 
 ABLATIONS = {
@@ -17,6 +19,8 @@ ABLATIONS = {
     "keras_batch_norm": {"backends": ("tensorflow", "torch"),
                          "title": "batch normalisation through Keras' composite ops"},
     "keras_conv": {"backends": ("torch",), "title": "convolution through Keras' own path"},
+    "keras_sublayer_calls": {"backends": ("torch",),
+                             "title": "sub-layers called through Layer.__call__"},
 }
 
 
@@ -32,5 +36,7 @@ def apply(name):
         fast.BatchNormalization.fuses = lambda self, inputs, mask=None: False
     elif name == "keras_conv":
         fast.Conv2D.torch_padding = lambda self, inputs: None
+    elif name == "keras_sublayer_calls":
+        fast.calls_directly = lambda parent, layer, inputs: False
     else:
         raise ValueError(f"ablation={name!r} is not known; choose one of {sorted(ABLATIONS)}.")

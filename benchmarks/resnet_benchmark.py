@@ -623,7 +623,7 @@ def main(argv=None):
     parser.add_argument("--models", default="ours,hand")
     parser.add_argument("--native", default="reference,cl",
                         help="native PyTorch variants: reference (the lecture), cl (channels_last)")
-    parser.add_argument("--ablations", default="keras_relu,keras_batch_norm,keras_conv",
+    parser.add_argument("--ablations", default=",".join(ablations_lib.ABLATIONS),
                         help="library changes to measure undone too ('' for none); "
                              "see benchmarks/ablations.py")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")

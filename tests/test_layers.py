@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from keras_resnets import LooksLinear
+from keras_resnets.layers import fast
 from keras_resnets.layers.fast import BatchNormalization, Conv2D, ReLU
 from keras_resnets.layers import (
     CReLU,
+    PreActBottleneckBlock,
+    ResBlock,
     HighwayConv2D,
     HighwayDense,
     Shortcut,
@@ -396,7 +399,8 @@ def test_highway_rejects_bad_arguments(make, name):
         make()
 
 
-# -- the fast paths: select ReLU (JAX), fused batch norm (TensorFlow, PyTorch), conv (PyTorch) --
+# -- the fast paths: select ReLU (JAX), fused batch norm (TensorFlow, PyTorch), conv and direct
+#    sub-layer calls (PyTorch) ------------------------------------------------------------------
 
 
 def test_fast_relu_is_relu(run):
@@ -554,3 +558,79 @@ def test_fast_conv_computes_the_convolution_and_its_gradient(
     first = keras.ops.convert_to_tensor(_to_format(x[:1], data_format))
     fused = conv.torch_padding(first) is not None
     assert fused == (BACKEND == "torch" and symmetric)
+
+
+def _sublayers(block):
+    return [layer for layer in block._flatten_layers(include_self=False, recursive=True)
+            if not layer._layers]
+
+
+_BLOCKS = {
+    "ResBlock": lambda: ResBlock(4, seed=1),
+    "PreActBottleneckBlock, strided projection": lambda: PreActBottleneckBlock(
+        2, strides=2, shortcut="B", seed=1),
+    "ResBlock, stochastic depth": lambda: ResBlock(4, survival_probability=0.5, seed=1),
+}
+
+
+@pytest.mark.parametrize("make", _BLOCKS.values(), ids=_BLOCKS.keys())
+def test_direct_sublayer_calls_train_as_keras_calls_do(make, rng, monkeypatch):
+    """A block trains to the same weights and statistics whether its sub-layers run through
+    ``Layer.__call__`` or (on PyTorch) through ``call`` directly."""
+    x = rng.standard_normal((16, 6, 6, 4)).astype("float32")
+    y = np.arange(16) % 3
+
+    def trained(direct):
+        if not direct:
+            monkeypatch.setattr(fast, "calls_directly", lambda *args: False)
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((6, 6, 4))
+        block = make()
+        h = keras.layers.GlobalAveragePooling2D()(block(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3)(h))
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        first = keras.ops.convert_to_tensor(x[:2])
+        assert (all(fast.calls_directly(block, layer, first) for layer in _sublayers(block))
+                == (direct and BACKEND == "torch"))
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        monkeypatch.undo()
+        return model, model.predict(x, verbose=0)
+
+    (reference, expected), (model, got) = trained(False), trained(True)
+    for a, b in zip(reference.weights, model.weights):
+        np.testing.assert_allclose(_values(b), _values(a), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="sub-layers are called directly on PyTorch only")
+def test_direct_sublayer_calls_leave_to_keras_what_keras_call_does(rng):
+    """Module hooks run, mixed precision autocasts and inputs of another dtype are converted,
+    as through ``Layer.__call__``."""
+    x = keras.ops.convert_to_tensor(rng.standard_normal((2, 6, 6, 4)).astype("float32"))
+    block = ResBlock(4)
+    block(x)
+    conv = block.units[0]["linear"][0]
+    assert fast.calls_directly(block, conv, x)
+    seen = []
+    handle = conv.register_forward_hook(lambda module, args, output: seen.append(output.shape))
+    assert not fast.calls_directly(block, conv, x)
+    block(x)
+    handle.remove()
+    assert seen == [(2, 6, 6, 4)] and fast.calls_directly(block, conv, x)
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = ResBlock(4)
+        mixed(x)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    h = keras.ops.cast(x, "bfloat16")
+    assert all(fast.calls_directly(mixed, layer, h) for layer in _sublayers(mixed))
+    assert keras.backend.standardize_dtype(mixed(x).dtype) == "bfloat16"
+
+    wide = ResBlock(4, dtype="float64")  # its sub-layers keep the global float32 policy
+    out = wide(keras.ops.cast(x, "float64"))
+    assert not fast.calls_directly(wide, conv, keras.ops.cast(x, "float64"))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"

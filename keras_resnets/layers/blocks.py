@@ -20,6 +20,7 @@ from keras_resnets.layers.common import (
     conv_output_size,
     resolve_data_format,
 )
+from keras_resnets.layers.fast import call_sublayer
 from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
 from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
 
@@ -169,6 +170,7 @@ class _ResidualBlock(keras.layers.Layer):
             if "bn" in unit and self.preactivation:
                 unit["bn"].build(shape)
             if "act" in unit and self.preactivation:
+                unit["act"].build(shape)
                 shape = unit["act"].compute_output_shape(shape)
             if i == 0:
                 preactivated_shape = shape
@@ -179,7 +181,11 @@ class _ResidualBlock(keras.layers.Layer):
                 if "bn" in unit:
                     unit["bn"].build(shape)
                 if "act" in unit:
+                    unit["act"].build(shape)
                     shape = unit["act"].compute_output_shape(shape)
+        for layer in (self.drop, self.post_activation):  # they see the branch's output
+            if layer is not None:
+                layer.build(shape)
         if self.shortcut_layer is not None:
             # The projection sees what `call` gives it: the pre-activated input (wider after a
             # pre-activation CReLU), option A the raw one.
@@ -191,10 +197,10 @@ class _ResidualBlock(keras.layers.Layer):
             return self._call_stochastic_depth(inputs, training)
         h, preactivated = self._branch(inputs, training)
         if self.drop is not None:
-            h = self.drop(h, training=training)
+            h = call_sublayer(self, self.drop, h, training=training)
         if self.residual:
             h = h + self._shortcut(inputs, preactivated, training)
-        return h if self.post_activation is None else self.post_activation(h)
+        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
 
     def _branch(self, inputs, training, until=None):
         """``(branch output, pre-activated input)``; with ``until=1``, only the first unit's
@@ -204,20 +210,20 @@ class _ResidualBlock(keras.layers.Layer):
         for i, unit in enumerate(self.units):
             if self.preactivation:
                 if "bn" in unit:
-                    h = unit["bn"](h, training=training)
+                    h = call_sublayer(self, unit["bn"], h, training=training)
                 if "act" in unit:
-                    h = unit["act"](h)
+                    h = call_sublayer(self, unit["act"], h)
                 if i == 0:
                     preactivated = h
                     if until == 1:
                         return None, preactivated
             for layer in unit["linear"]:
-                h = layer(h)
+                h = call_sublayer(self, layer, h)
             if not self.preactivation:
                 if "bn" in unit:
-                    h = unit["bn"](h, training=training)
+                    h = call_sublayer(self, unit["bn"], h, training=training)
                 if "act" in unit:
-                    h = unit["act"](h)
+                    h = call_sublayer(self, unit["act"], h)
         return h, preactivated
 
     def _shortcut(self, inputs, preactivated, training):
@@ -262,7 +268,7 @@ class _ResidualBlock(keras.layers.Layer):
         h, values = keras.ops.cond(self.drop.draw(), side(True), side(False))
         for variable, value in zip(state, values):
             variable.assign(value)
-        return h if self.post_activation is None else self.post_activation(h)
+        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

@@ -1,7 +1,7 @@
-"""ReLU, batch normalisation and convolution as Keras computes them, on each backend's
-fastest path.
+"""ReLU, batch normalisation, convolution and calls of sub-layers as Keras computes them, on
+each backend's fastest path.
 
-All three keep Keras' weights, statistics and results; only how a backend computes them changes
+All four keep Keras' weights, statistics and results; only how a backend computes them changes
 (benchmarks/RESULTS.md measures each change):
 
 - `ReLU`: on JAX, ``where(x <= 0, 0, x)`` instead of ``max(x, 0)``. XLA:CPU fuses an
@@ -15,6 +15,9 @@ All three keep Keras' weights, statistics and results; only how a backend comput
 - `Conv2D`: on PyTorch, one ``conv2d`` call on the tensor as it lies in memory, with the bias
   inside. Keras copies a channels-last input twice per convolution (to channels-first and
   back to channels-last memory) and adds the bias in a separate pass.
+- `call_sublayer`: on PyTorch, a block calls its built sub-layers' ``call`` directly where
+  Keras' ``Layer.__call__`` would change nothing. PyTorch runs Keras eagerly, so that Python
+  runs on every step: about 6% of a training step of the MNIST ResNet.
 """
 
 import keras
@@ -168,3 +171,46 @@ class Conv2D(keras.layers.Conv2D):
             stride=strides, padding=padding, dilation=self.dilation_rate, groups=self.groups)
         y = y.permute(0, 2, 3, 1) if channels_last else y
         return y if self.activation is None else self.activation(y)
+
+
+def call_sublayer(parent, layer, inputs, **kwargs):
+    """``layer(inputs, **kwargs)``, for a built ``layer`` that ``parent.call`` calls.
+
+    On PyTorch this is ``layer.call(inputs, **kwargs)`` where ``Layer.__call__`` would change
+    nothing (see `calls_directly`); elsewhere, and on TensorFlow and JAX (which trace a step
+    once, so the Python costs nothing per step), the usual ``layer(inputs, **kwargs)``.
+
+    Example:
+    >>> block = keras.layers.Layer(name="block")
+    >>> relu = ReLU()
+    >>> relu.build((3,))
+    >>> x = keras.ops.convert_to_tensor([-1.0, 0.0, 2.0])
+    >>> keras.ops.convert_to_numpy(call_sublayer(block, relu, x)).tolist()
+    [0.0, 0.0, 2.0]
+    """
+    if calls_directly(parent, layer, inputs):
+        return layer.call(inputs, **kwargs)
+    return layer(inputs, **kwargs)
+
+
+def calls_directly(parent, layer, inputs):
+    """Whether `call_sublayer` skips ``Layer.__call__``: PyTorch, eager tensors, and nothing
+    that ``__call__`` does applies. It would build the layer, convert the inputs to its dtype,
+    enter its autocast scope (the parent's already holds when the dtype policies match), run
+    quantized or rematerialised calls, add an activity-regularisation loss, and run
+    ``torch.nn.Module`` hooks (its own or global ones) and ``torch.jit.trace``."""
+    if keras.backend.backend() != "torch" or not layer.built:
+        return False
+    import torch
+    from torch.nn.modules import module
+
+    return (isinstance(inputs, torch.Tensor)
+            and layer.dtype_policy.name == parent.dtype_policy.name
+            and keras.backend.standardize_dtype(inputs.dtype) == layer.input_dtype
+            and getattr(layer, "quantization_mode", None) is None
+            and getattr(layer, "_remat_mode", None) is None
+            and layer.activity_regularizer is None
+            and not (layer._forward_hooks or layer._forward_pre_hooks
+                     or layer._backward_hooks or layer._backward_pre_hooks)
+            and not module._has_any_global_hook()
+            and torch._C._get_tracing_state() is None)
