@@ -1,0 +1,55 @@
+"""Files an earlier version wrote (tests/data/legacy, made by its make.py at the commit in
+VERSION) still load, on every backend, to the same numbers."""
+
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resnets import Architecture, RunStore, build_resnet, count_params
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
+OUTPUTS = np.load(LEGACY / "outputs.npz")
+MODELS = sorted(p.name for p in LEGACY.glob("*.keras"))
+
+
+def test_the_fixture_is_complete():
+    assert len(MODELS) == 5
+    assert (LEGACY / "VERSION").read_text().strip()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_file_loads_to_the_same_outputs(name):
+    model = keras.saving.load_model(LEGACY / name)  # safe_mode: no Lambda, all registered
+    y = keras.ops.convert_to_numpy(model(OUTPUTS[f"{name}.input"], training=False))
+    np.testing.assert_allclose(y, OUTPUTS[f"{name}.output"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def legacy_store(tmp_path):
+    shutil.copytree(LEGACY / "runs", tmp_path / "runs")
+    return RunStore(tmp_path / "runs")
+
+
+def test_run_store_reads(legacy_store):
+    (run,) = legacy_store.list()
+    assert run.id == "legacy-run"
+    assert run.status["state"] == "completed"
+    epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+    assert len(epochs) == 1 and np.isfinite(epochs[0]["loss"])
+    arch = Architecture.from_dict(run.config["architecture"])
+    assert arch.num_blocks == 2
+
+
+def test_run_checkpoint_and_model_agree(legacy_store):
+    run = legacy_store.get("legacy-run")
+    trained = run.load_model()
+    rebuilt = build_resnet(Architecture.from_dict(run.config["architecture"]))
+    rebuilt.load_weights(run.checkpoint_path)
+    assert count_params(rebuilt) == count_params(trained)
+    x = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(rebuilt(x, training=False)),
+        keras.ops.convert_to_numpy(trained(x, training=False)), rtol=1e-4, atol=1e-5)
