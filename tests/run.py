@@ -1,6 +1,8 @@
 """Runs the whole test suite once per Keras backend and fails if any backend fails.
 
-Usage: ``python tests/run.py [pytest args...]`` (from the repository root).
+Usage: ``python tests/run.py [pytest args...]`` (from the repository root). Backends run
+two at a time (``KR_TEST_JOBS=1`` runs them one after another); each one's output is
+printed when it ends.
 
 A backend that cannot be imported fails the run (it is never skipped), and so does a
 pytest run that collects no test. The last line sums up all backends as
@@ -30,43 +32,69 @@ def _counts(junit_path):
             "skipped": total["skipped"]}
 
 
-def run_backend(backend, pytest_args, workdir):
-    """Runs pytest with ``KERAS_BACKEND=backend``; returns (ok, counts, seconds)."""
-    if importlib.util.find_spec(BACKENDS[backend]) is None:
-        print(f"\n[{backend}] FAILED: the package {BACKENDS[backend]!r} is not installed.", flush=True)
-        return False, {"passed": 0, "failed": 1, "skipped": 0}, 0.0
+def start_backend(backend, pytest_args, workdir):
+    """Starts pytest with ``KERAS_BACKEND=backend``, its output going to a log file."""
     junit = os.path.join(workdir, f"{backend}.xml")
+    log = open(os.path.join(workdir, f"{backend}.log"), "w+")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
-    start = time.monotonic()
-    code = subprocess.call(
-        [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args], env=env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    return proc, log, junit, time.monotonic()
+
+
+def finish_backend(backend, proc, log, junit, start):
+    """Waits for one backend's pytest, prints its output; returns (ok, counts, seconds)."""
+    code = proc.wait()
     seconds = time.monotonic() - start
+    log.seek(0)
+    print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
+    sys.stdout.write(log.read())
+    log.close()
     if not os.path.exists(junit):
         return False, {"passed": 0, "failed": 1, "skipped": 0}, seconds
     counts = _counts(junit)
     ran = counts["passed"] + counts["failed"]
-    ok = code == 0 and ran > 0
     if ran == 0:
         print(f"[{backend}] FAILED: no test ran (pytest exit code {code}).", flush=True)
-    return ok, counts, seconds
+    return code == 0 and ran > 0, counts, seconds
+
+
+def run_all(pytest_args, workdir, jobs):
+    """Runs the backends, ``jobs`` at a time, and returns {backend: (ok, counts, seconds)}.
+
+    Two at a time keep both cores of a small machine busy: much of a test's time is one
+    thread of Python or of a compiler.
+    """
+    results, running = {}, []
+    for backend, package in BACKENDS.items():
+        if importlib.util.find_spec(package) is None:
+            print(f"\n[{backend}] FAILED: the package {package!r} is not installed.", flush=True)
+            results[backend] = (False, {"passed": 0, "failed": 1, "skipped": 0}, 0.0)
+            continue
+        if len(running) >= jobs:
+            done = running.pop(0)
+            results[done[0]] = finish_backend(*done)
+        running.append((backend, *start_backend(backend, pytest_args, workdir)))
+    for done in running:
+        results[done[0]] = finish_backend(*done)
+    return results
 
 
 def main(argv):
     pytest_args = argv or ["-q"]
-    summary = []
+    jobs = int(os.environ.get("KR_TEST_JOBS", "2"))
     with tempfile.TemporaryDirectory() as workdir:
-        for backend in BACKENDS:
-            ok, counts, seconds = run_backend(backend, pytest_args, workdir)
-            summary.append((backend, ok, counts, seconds))
+        results = run_all(pytest_args, workdir, jobs)
     print("\n===== all backends =====")
-    for backend, ok, counts, seconds in summary:
+    for backend in BACKENDS:
+        ok, counts, seconds = results[backend]
         print(f"{backend:<11} {'ok' if ok else 'FAILED':<7} {counts['passed']:>5} passed "
               f"{counts['failed']:>4} failed {counts['skipped']:>4} skipped  {seconds:7.1f} s")
-    total = {k: sum(c[k] for _, _, c, _ in summary) for k in ("passed", "failed", "skipped")}
+    total = {k: sum(r[1][k] for r in results.values()) for k in ("passed", "failed", "skipped")}
     print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
-    return 0 if all(ok for _, ok, _, _ in summary) else 1
+    return 0 if all(r[0] for r in results.values()) else 1
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ def test_the_fixture_is_complete():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_keras_file_loads_to_the_same_outputs(name):
+def test_keras_file_loads_to_the_same_outputs(name, run):
     model = keras.saving.load_model(LEGACY / name)  # safe_mode: no Lambda, all registered
-    y = keras.ops.convert_to_numpy(model(OUTPUTS[f"{name}.input"], training=False))
+    y = run(model, OUTPUTS[f"{name}.input"])
     np.testing.assert_allclose(y, OUTPUTS[f"{name}.output"], rtol=1e-4, atol=1e-5)
 
 
@@ -43,13 +43,11 @@ def test_run_store_reads(legacy_store):
     assert arch.num_blocks == 2
 
 
-def test_run_checkpoint_and_model_agree(legacy_store):
-    run = legacy_store.get("legacy-run")
-    trained = run.load_model()
-    rebuilt = build_resnet(Architecture.from_dict(run.config["architecture"]))
-    rebuilt.load_weights(run.checkpoint_path)
+def test_run_checkpoint_and_model_agree(legacy_store, run):
+    stored = legacy_store.get("legacy-run")
+    trained = stored.load_model()
+    rebuilt = build_resnet(Architecture.from_dict(stored.config["architecture"]))
+    rebuilt.load_weights(stored.checkpoint_path)
     assert count_params(rebuilt) == count_params(trained)
     x = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(rebuilt(x, training=False)),
-        keras.ops.convert_to_numpy(trained(x, training=False)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(run(rebuilt, x), run(trained, x), rtol=1e-4, atol=1e-5)
