@@ -94,7 +94,7 @@ def settings(architecture):
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
-        st.selectbox("Rate schedule", list(SCHEDULES), key=bind("schedule", DEFAULTS.schedule),
+        st.selectbox("Rate schedule", list(SCHEDULES), key=bind("schedule", DEFAULTS.schedule or RECIPE),
                      format_func=SCHEDULES.get,
                      help="Constant keeps a short run learning. Dividing the rate by 10 late in training "
                           "settles the batch-norm statistics in longer runs (both recipes do).")
