@@ -66,7 +66,7 @@ class Recipe:
     """How to train: optimizer, learning-rate schedule, weight decay, epochs and batch size.
 
     The default is the first minute's recipe (see `FIRST_MINUTE_SUBSET`): Adam at 1e-3,
-    constant (a decay would slow so short a run), no weight decay, 2 epochs of batches of 32.
+    constant (a decay would slow so short a run), no weight decay, 1 epoch of batches of 32.
     `Recipe.paper` is He et al.'s CIFAR recipe.
 
     Weight decay is an L2 penalty ``weight_decay / 2 * sum(W**2)`` over the kernels of the
@@ -98,7 +98,7 @@ class Recipe:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    epochs: int = 2
+    epochs: int = 1
     batch_size: int = 32
     warmup_epochs: int = 0
     schedule: str = "constant"
@@ -153,7 +153,7 @@ class Recipe:
         return recipe.replace(**fields) if fields else recipe
 
 
-FIRST_MINUTE_SUBSET = 1024
+FIRST_MINUTE_SUBSET = 2048
 """Training digits of the embedded sample in a default run (the command line's and the
 explorer's): with the default `Recipe` and `VALIDATION_SPLIT` the lecture's MNIST ResNet
 reaches >= 90% accuracy on 1,000 held-out digits in about a minute on 2 CPU cores."""

@@ -18,10 +18,10 @@ import shutil
 import tempfile
 
 from keras_resnets.presets import mnist_resnet
-from keras_resnets.pretrained import FOLDER, PRETRAINED
+from keras_resnets.pretrained import FOLDER
 from keras_resnets.training import train
 
-TWINS = {"mnist_resnet": True, "mnist_plain": False}  # name -> residual
+TWINS = {"mnist_resnet": True, "mnist_plain": False}  # the names of PRETRAINED -> residual
 
 
 def main(argv=None):
@@ -30,11 +30,13 @@ def main(argv=None):
     parser.add_argument("--validation-split", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--names", nargs="+", choices=list(TWINS), default=list(TWINS))
     args = parser.parse_args(argv)
     FOLDER.mkdir(parents=True, exist_ok=True)
     runs_dir = tempfile.mkdtemp()
-    for name in PRETRAINED:
-        run = train(mnist_resnet(residual=TWINS[name]), "mnist_sample", subset=args.subset,
+    for name in args.names:
+        residual = TWINS[name]
+        run = train(mnist_resnet(residual=residual), "mnist_sample", subset=args.subset,
                     validation_split=args.validation_split, seed=args.seed, epochs=args.epochs,
                     runs_dir=runs_dir, run_id=name, verbose=2)
         if run.status["state"] != "completed":

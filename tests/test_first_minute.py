@@ -42,5 +42,5 @@ def test_the_default_run_reaches_90_percent_on_1000_held_out_digits(tmp_path):
     assert run.status["data_source"].startswith("embedded MNIST sample")
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
     assert epochs[-1]["val_accuracy"] >= 0.90, epochs
-    # Every batch is recorded, so the curves move from the first seconds.
-    assert [e["step"] for e in batches] == list(range(1, len(batches) + 1))
+    # Batches are recorded every few steps, so the curves move from the first seconds.
+    assert batches[0]["step"] <= 3 and len(batches) >= 20

@@ -8,7 +8,7 @@ import streamlit as st
 
 from explorer import dissect, models, runner, ui
 from keras_resnets.experiments import lesions
-from keras_resnets.pretrained import PRETRAINED, load_pretrained, pretrained_config
+from keras_resnets.pretrained import load_pretrained, pretrained_config, weights_path
 
 NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
 
@@ -23,6 +23,12 @@ def load(source: str, stamp: float):
 @st.cache_data(max_entries=8, show_spinner=False)
 def digits(config_json: str, limit: int):
     return lesions.held_out(json.loads(config_json), limit=limit)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, deleted: tuple) -> float:
+    x, y = digits(config_json, limit)
+    return lesions.lesion_accuracy(load(source, stamp), x, y, deleted)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -51,17 +57,18 @@ def sources():
 def twin(label, config, found):
     """The plain twin's ``(config, source key, stamp)``, or None."""
     if label.startswith("Pretrained"):
-        return pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0
+        shipped = weights_path("mnist_plain").exists()
+        return (pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0) if shipped else None
     candidates = [(key, c, s) for key, (c, s, _, _) in found.items() if key != label]
     match = dissect.twin_of(config, candidates)
     return None if match is None else (found[match][0], found[match][2], found[match][3])
 
 
-def lesion_metrics(models_, x, y, deleted):
-    columns = st.columns(len(models_))
-    for column, (key, model) in zip(columns, models_.items()):
-        intact = lesions.lesion_accuracy(model, x, y)
-        value = lesions.lesion_accuracy(model, x, y, deleted) if deleted else intact
+def lesion_metrics(picked, limit, deleted):
+    """The held-out accuracy of each network with the blocks ``deleted`` (0-based)."""
+    for column, (key, (config, source, stamp)) in zip(st.columns(len(picked)), picked.items()):
+        intact = lesion_accuracy(source, stamp, json.dumps(config), limit, ())
+        value = lesion_accuracy(source, stamp, json.dumps(config), limit, tuple(deleted))
         column.metric(f"{NETWORKS[key]}: held-out accuracy", f"{value:.1%}",
                       delta=f"{(value - intact) * 100:+.1f} points" if deleted else None)
 
@@ -161,13 +168,15 @@ def page():
         return
     st.caption(f"{len(y):,} held-out digits · {n} blocks · "
                + ("with its twin" if len(loaded) == 2 else "no twin of this run (residual flipped) in the store"))
+    if any(d > n for d in st.session_state.get("apart.deleted", [])):  # picked from a deeper network
+        st.session_state["apart.deleted"] = []
     deleted = st.multiselect("Delete blocks", list(range(1, n + 1)), key="apart.deleted",
                              help="Each deleted block is replaced by the identity of its skip connection.")
     if len(deleted) == n:
         st.warning(f"Deleting all {n} blocks leaves no network to take apart: keep at least one.",
                    icon=":material/warning:")
     else:
-        lesion_metrics(loaded, x, y, [d - 1 for d in deleted])
+        lesion_metrics(picked, limit, [d - 1 for d in deleted])
     st.subheader("The lesion study")
     study = int(st.number_input("Digits for the lesion study", min_value=10, max_value=10_000,
                                 value=200, step=50, key="apart.study_digits",
