@@ -15,13 +15,14 @@ from __future__ import annotations
 PRETRAINED = "pretrained"
 DIGITS = ("mnist_sample", "mnist")
 CLAIMS = {
-    "lesion": "Deleting a single block of a trained ResNet at test time barely changes its accuracy, "
-              "while deleting a layer of a plain network breaks it (Veit et al. 2016, Fig. 3).",
-    "smooth": "The error of a ResNet grows smoothly as more blocks are deleted: it behaves like an "
-              "ensemble of its 2^n paths, not like one deep network (Veit et al. 2016, Fig. 5).",
-    "paths": "Path lengths follow a binomial distribution around n/2, but the gradient comes from "
-             "much shorter paths: the gradient through a path shrinks geometrically with its length "
-             "(Veit et al. 2016, Fig. 6).",
+    "lesion": "Deleting a single block of a trained ResNet at test time barely changes its "
+              "accuracy, while deleting a layer of a plain network breaks it (Veit et al. 2016, "
+              "Fig. 3).",
+    "smooth": "The error of a ResNet grows smoothly as more blocks are deleted: it behaves like "
+              "an ensemble of its 2^n paths, not like one deep network (Veit et al. 2016, Fig. 5).",
+    "paths": "Path lengths follow a binomial distribution around n/2, but the gradient comes "
+             "from much shorter paths: the gradient through a path shrinks geometrically with "
+             "its length (Veit et al. 2016, Fig. 6).",
 }
 
 
@@ -29,14 +30,15 @@ def problem(config: dict, status: dict) -> str | None:
     """Why a run with ``config`` and ``status`` cannot be taken apart, or None."""
     state = status.get("state")
     if state != "completed":
-        return (f"the run is {state or 'unknown'}: only a completed run has a trained model to take "
-                "apart (wait for it to finish, or pick another).")
+        return (f"the run is {state or 'unknown'}: only a completed run has a trained model to "
+                "take apart (wait for it to finish, or pick another).")
     dataset = (config.get("dataset") or {}).get("name")
     if dataset not in DIGITS:
         return (f"the run was trained on {dataset}; this page takes apart digit classifiers "
                 "(mnist or mnist_sample).")
     if not (config.get("dataset") or {}).get("validation_split"):
-        return "the run held no digits out (validation fraction 0), so every digit is one it has seen."
+        return ("the run held no digits out (validation fraction 0), so every digit is one it "
+                "has seen.")
     return None
 
 

@@ -11,8 +11,8 @@ MNIST sample; ``<name>.json`` keeps that run's config (architecture, digits, rec
 Example:
 >>> sorted(PRETRAINED)
 ['mnist_plain', 'mnist_resnet']
->>> pretrained_config("mnist_resnet")["dataset"]["name"]
-'mnist_sample'
+>>> all(pretrained_config(name)["dataset"]["name"] == "mnist_sample" for name in shipped())
+True
 """
 
 import json
@@ -29,6 +29,12 @@ def _check(name):
     if name not in PRETRAINED:
         raise ValueError(f"name={name!r} is not allowed: one of {sorted(PRETRAINED)}.")
     return name
+
+
+def shipped():
+    """The names of `PRETRAINED` whose files are in the package."""
+    return [name for name in PRETRAINED if weights_path(name).exists()
+            and (FOLDER / f"{name}.json").exists()]
 
 
 def pretrained_config(name):

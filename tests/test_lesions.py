@@ -109,3 +109,23 @@ def test_held_out_digits_are_the_runs_validation_split():
     np.testing.assert_array_equal(x, again)
     with pytest.raises(ValueError, match="held no digits out"):
         lesions.held_out({**config, "dataset": {**config["dataset"], "validation_split": 0.0}})
+
+
+def test_a_pretrained_network_loads_its_weights_and_its_digits(small, tmp_path, monkeypatch):
+    import json
+
+    from keras_resnets import pretrained
+
+    model, x, _ = small
+    monkeypatch.setattr(pretrained, "FOLDER", tmp_path)
+    assert pretrained.shipped() == []
+    model.save_weights(pretrained.weights_path("mnist_resnet"))
+    config = {"architecture": presets.mnist_resnet(nb_channels=4, nb_blocks=4).to_dict(),
+              "dataset": {"name": "mnist_sample", "validation_split": 0.1}, "seed": 0}
+    (tmp_path / "mnist_resnet.json").write_text(json.dumps(config))
+    assert pretrained.shipped() == ["mnist_resnet"]
+    np.testing.assert_allclose(predict(pretrained.load_pretrained("mnist_resnet"), x),
+                               predict(model, x), rtol=1e-5, atol=1e-6)
+    assert len(lesions.held_out(pretrained.pretrained_config("mnist_resnet"))[1]) == 1000
+    with pytest.raises(ValueError, match="name='resnet' is not allowed"):
+        pretrained.load_pretrained("resnet")

@@ -1,6 +1,7 @@
 """The explorer's "Take apart" page (AppTest) and its logic (`explorer.dissect`), on tiny
 runs written straight into a run store, and on the shipped pretrained network."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -89,12 +90,34 @@ def test_runs_that_cannot_be_taken_apart_get_an_inline_message(store, run_id, kw
     assert not at.multiselect
 
 
-def test_the_shipped_network_is_taken_apart_offline(store):
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """Tiny stand-ins for the shipped pair, written as scripts/make_pretrained.py writes them."""
+    from keras_resnets import pretrained
+
+    monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "pretrained")
+    pretrained.FOLDER.mkdir()
+    for name, residual in (("mnist_resnet", True), ("mnist_plain", False)):
+        arch = presets.mnist_resnet(nb_channels=4, nb_blocks=3, residual=residual)
+        build_resnet(arch).save_weights(pretrained.weights_path(name))
+        config = {"architecture": arch.to_dict(), "dataset": DIGITS, "seed": 0}
+        (pretrained.FOLDER / f"{name}.json").write_text(json.dumps(config))
+    return pretrained
+
+
+def test_the_shipped_network_and_its_twin_are_taken_apart_offline(store, shipped):
     at = page(digits=20)
     assert at.selectbox(key="apart.source").value.startswith("Pretrained")
     assert [m.label for m in at.metric] == ["ResNet: held-out accuracy",
                                             "plain twin: held-out accuracy"]
-    assert len(at.multiselect(key="apart.deleted").options) == 25
+    assert len(at.multiselect(key="apart.deleted").options) == 3
+
+
+def test_with_nothing_to_take_apart_the_page_says_what_to_do(store, shipped):
+    for path in shipped.FOLDER.iterdir():
+        path.unlink()
+    at = page()
+    assert any("make_pretrained.py" in i.value for i in at.info)
 
 
 def test_twin_of_finds_the_same_design_with_residual_flipped():

@@ -8,9 +8,10 @@ import streamlit as st
 
 from explorer import dissect, models, runner, ui
 from keras_resnets.experiments import lesions
-from keras_resnets.pretrained import load_pretrained, pretrained_config, weights_path
+from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped
 
 NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
+SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -33,20 +34,23 @@ def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, del
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def studies(source: str, stamp: float, config_json: str, limit: int) -> dict:
-    """Per-block lesions, random lesions, branch ratios and gradient by path length."""
+    """Per-block and random lesions; for a ResNet also branch ratios and gradient by path length."""
     model = load(source, stamp)
     x, y = digits(config_json, limit)
     n = len(lesions.blocks_of(model))
-    return {"each": lesions.delete_each(model, x, y),
-            "random": lesions.delete_random(model, x, y, samples=2, ks=range(0, n, max(1, n // 8))),
-            "ratios": lesions.branch_ratios(model, x[:64]),
-            "gradient": lesions.gradient_by_length(model, x[:4], y[:4], samples=2)}
+    found = {"each": lesions.delete_each(model, x, y),
+             "random": lesions.delete_random(model, x, y, samples=2, ks=range(0, n, max(1, n // 8)))}
+    if json.loads(config_json)["architecture"].get("residual", True):
+        found["ratios"] = lesions.branch_ratios(model, x[:64])
+        found["gradient"] = lesions.gradient_by_length(model, x[:4], y[:4], samples=2)
+    return found
 
 
 def sources():
     """``{label: (config, status, source key, stamp)}``: the shipped network and every run."""
-    found = {"Pretrained lecture ResNet (shipped in the package)": (
-        pretrained_config("mnist_resnet"), {"state": "completed"}, "pretrained:mnist_resnet", 0.0)}
+    found = {}
+    if "mnist_resnet" in shipped():
+        found[SHIPPED] = (pretrained_config("mnist_resnet"), {"state": "completed"}, "pretrained:mnist_resnet", 0.0)
     for run in runner.Runner(ui.runs_root()).runs():
         path = run.model_path
         stamp = path.stat().st_mtime if path.exists() else 0.0
@@ -56,9 +60,8 @@ def sources():
 
 def twin(label, config, found):
     """The plain twin's ``(config, source key, stamp)``, or None."""
-    if label.startswith("Pretrained"):
-        shipped = weights_path("mnist_plain").exists()
-        return (pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0) if shipped else None
+    if label == SHIPPED:
+        return (pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0) if "mnist_plain" in shipped() else None
     candidates = [(key, c, s) for key, (c, s, _, _) in found.items() if key != label]
     match = dissect.twin_of(config, candidates)
     return None if match is None else (found[match][0], found[match][2], found[match][3])
@@ -108,7 +111,8 @@ def ratio_chart(ratios):
 
 
 def show_studies(picked, limit):
-    results = {key: studies(source, stamp, json.dumps(config), limit) for key, (config, source, stamp) in picked.items()}
+    results = {key: studies(source, stamp, json.dumps(config), limit)
+               for key, (config, source, stamp) in picked.items()}
     one, several = charts(results)
     c1, c2 = st.columns([3, 2])
     c1.altair_chart(one, width="stretch")
@@ -141,6 +145,10 @@ def page():
     st.caption("Veit et al. (2016): delete blocks of a trained network at test time and see what is left. "
                "Accuracies are on held-out digits the network never trained on.")
     found = sources()
+    if not found:
+        st.info("No network to take apart yet: train one on the Train page (the embedded digits), "
+                "or rebuild the pretrained one with `python scripts/make_pretrained.py`.")
+        return
     label = st.selectbox("Network", list(found), key="apart.source")
     config, status, source, stamp = found[label]
     problem = dissect.problem(config, status)
