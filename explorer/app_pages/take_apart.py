@@ -16,7 +16,7 @@ SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def load(source: str, stamp: float):
-    """The model of a source: ``pretrained:<name>`` or a run's ``model.keras`` path."""
+    """The model of a source: ``pretrained:<name>`` or ``run:<path of its model.keras>``."""
     kind, _, name = source.partition(":")
     return load_pretrained(name) if kind == "pretrained" else models.load_model(name)
 
@@ -54,7 +54,7 @@ def sources():
     for run in runner.Runner(ui.runs_root()).runs():
         path = run.model_path
         stamp = path.stat().st_mtime if path.exists() else 0.0
-        found[f"Run {run.id}"] = (run.config, run.status, str(path), stamp)
+        found[f"Run {run.id}"] = (run.config, run.status, f"run:{path}", stamp)
     return found
 
 
@@ -167,12 +167,13 @@ def page():
         with st.spinner("Loading the network(s) and the held-out digits…"):
             loaded = {key: load(s, t) for key, (_, s, t) in picked.items()}
             x, y = digits(json.dumps(config), limit)
-            n = len(lesions.blocks_of(loaded[kind]))
-    except ValueError as error:  # blocks that change the stream's shape cannot be deleted
-        st.warning(f"Cannot take this network apart: {error}", icon=":material/warning:")
-        return
     except Exception as error:  # a damaged or foreign model must not break the page
         st.warning(f"Could not load this network: {type(error).__name__}: {error}", icon=":material/warning:")
+        return
+    try:
+        n = len(lesions.blocks_of(loaded[kind]))
+    except ValueError as error:  # blocks that change the stream's shape cannot be deleted
+        st.warning(f"Cannot take this network apart: {error}", icon=":material/warning:")
         return
     st.caption(f"{len(y):,} held-out digits · {n} blocks · "
                + ("with its twin" if len(loaded) == 2 else "no twin of this run (residual flipped) in the store"))
