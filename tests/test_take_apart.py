@@ -67,14 +67,14 @@ def test_a_run_and_its_plain_twin_lose_blocks(store):
     assert labels == ["ResNet: held-out accuracy", "plain twin: held-out accuracy"]
     at.multiselect(key="apart.deleted").set_value([2]).run()
     assert all(m.delta.endswith("points") for m in at.metric)
-    assert not at.get("arrow_vega_lite_chart")
+    assert not at.get("vega_lite_chart")
     at.toggle(key="apart.study").set_value(True).run()
-    assert len(at.get("arrow_vega_lite_chart")) == 4  # one block, k blocks, paths, ratios
+    assert len(at.get("vega_lite_chart")) == 4  # one block, k blocks, paths, ratios
     assert any("Veit et al. 2016" in m.value for m in at.markdown)
     at.multiselect(key="apart.deleted").set_value([1, 2, 3]).run()
     assert any("Deleting all 3 blocks" in w for w in warnings(at))
     at.toggle(key="apart.study").set_value(False).run()
-    assert not at.get("arrow_vega_lite_chart") and not at.exception
+    assert not at.get("vega_lite_chart") and not at.exception
 
 
 @pytest.mark.parametrize("run_id, kwargs, message", [
