@@ -28,6 +28,7 @@ page = st.navigation([
     st.Page(PAGES / "design.py", title="Design", icon=":material/architecture:", default=True),
     st.Page(PAGES / "train.py", title="Train", icon=":material/model_training:"),
     COMPARE,
+    st.Page(PAGES / "take_apart.py", title="Take apart", icon=":material/content_cut:"),
     st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
     st.Page(PAGES / "export.py", title="Export and share", icon=":material/ios_share:"),
 ])

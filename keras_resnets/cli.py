@@ -52,7 +52,15 @@ def build_parser():
     """The `argparse` parser of all commands."""
     from keras_resnets.data import DATASETS
     from keras_resnets.distribution import DISTRIBUTIONS
-    from keras_resnets.training import OPTIMIZERS, SCHEDULES
+    from keras_resnets.training import (
+        FIRST_MINUTE_SUBSET,
+        OPTIMIZERS,
+        SCHEDULES,
+        VALIDATION_SPLIT,
+        Recipe,
+    )
+
+    quick = Recipe()
 
     parser = argparse.ArgumentParser(prog="keras-resnets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,12 +68,15 @@ def build_parser():
     train = commands.add_parser("train", help="train an architecture as a new run")
     _add_architecture(train)
     train.add_argument("--dataset", default="mnist_sample", choices=sorted(DATASETS))
-    train.add_argument("--subset", type=int, help="training images used (default: all)")
-    train.add_argument("--validation-split", type=float, default=0.1)
+    train.add_argument("--subset", type=int,
+                       help=f"training images used; 0: all (default: {FIRST_MINUTE_SUBSET} for "
+                            "mnist_sample, the first minute's run, all for other datasets)")
+    train.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
     train.add_argument("--data-dir", help="tensorflow-datasets directory")
     train.add_argument("--augment", action="store_true", help="the paper's crop-and-flip")
     train.add_argument("--recipe", choices=("quick", "paper"), default="quick",
-                       help="quick: Adam 1e-3 with step decay, 4 epochs of 32; "
+                       help=f"quick: {quick.optimizer} {quick.learning_rate:g} ({quick.schedule} "
+                            f"rate), {quick.epochs} epochs of {quick.batch_size}; "
                             "paper: He et al.'s SGD (default: quick)")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--learning-rate", type=float)
@@ -130,13 +141,14 @@ def _architecture(args, dataset):
 
 
 def _train(args):
-    from keras_resnets.training import Recipe, train
+    from keras_resnets.training import Recipe, default_subset, train
 
     recipe = Recipe.paper() if args.recipe == "paper" else Recipe()
     changes = {name: getattr(args, name) for name in RECIPE_OPTIONS
                if getattr(args, name) is not None}
+    subset = default_subset(args.dataset) if args.subset is None else (args.subset or None)
     run = train(_architecture(args, args.dataset), args.dataset, recipe.replace(**changes),
-                runs_dir=args.runs_dir, run_id=args.run_id, subset=args.subset,
+                runs_dir=args.runs_dir, run_id=args.run_id, subset=subset,
                 validation_split=args.validation_split, data_dir=args.data_dir,
                 augment=args.augment, seed=args.seed, distribution=args.distribution,
                 verbose=0 if args.quiet else 1)

@@ -65,9 +65,8 @@ def _check_int(name, value, minimum):
 class Recipe:
     """How to train: optimizer, learning-rate schedule, weight decay, epochs and batch size.
 
-    The default is a quick recipe for small experiments: Adam at 1e-3 divided by 10 at 50%
-    and 75% of the steps (the decay settles the batch-norm statistics, so held-out accuracy
-    catches up with training accuracy), no weight decay, 4 epochs of batches of 32.
+    The default is the first minute's recipe (see `FIRST_MINUTE_SUBSET`): Adam at 1e-3,
+    constant (a decay would slow so short a run), no weight decay, 1 epoch of batches of 32.
     `Recipe.paper` is He et al.'s CIFAR recipe.
 
     Weight decay is an L2 penalty ``weight_decay / 2 * sum(W**2)`` over the kernels of the
@@ -99,10 +98,10 @@ class Recipe:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    epochs: int = 4
+    epochs: int = 1
     batch_size: int = 32
     warmup_epochs: int = 0
-    schedule: str = "step"
+    schedule: str = "constant"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -152,6 +151,20 @@ class Recipe:
         elif not isinstance(recipe, cls):
             _fail("recipe", recipe, "a Recipe, a dict of its fields or None")
         return recipe.replace(**fields) if fields else recipe
+
+
+FIRST_MINUTE_SUBSET = 2048
+"""Training digits of the embedded sample in a default run (the command line's and the
+explorer's): with the default `Recipe` and `VALIDATION_SPLIT` the lecture's MNIST ResNet
+reaches >= 90% accuracy on 1,000 held-out digits in about a minute on 2 CPU cores."""
+VALIDATION_SPLIT = 0.1
+"""The fraction of the training data held out by default (1,000 digits of the sample)."""
+
+
+def default_subset(dataset):
+    """The training images of ``dataset`` used when none is asked for: `FIRST_MINUTE_SUBSET`
+    for the embedded sample, None (all) otherwise."""
+    return FIRST_MINUTE_SUBSET if dataset == "mnist_sample" else None
 
 
 def _known(fields):
@@ -437,7 +450,7 @@ def resolve_architecture(architecture, dataset):
 
 
 def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
-          subset=None, validation_split=0.1, data_dir=None, augment=False, seed=0,
+          subset=None, validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
           distribution="none", callbacks=(), verbose=0, **recipe_fields):
     """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
 

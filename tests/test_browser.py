@@ -208,6 +208,12 @@ def test_explorer_in_a_real_browser(server, browser):
     page.get_by_text(runs[0].name).first.wait_for(timeout=60_000)
     assert "stages=1x8" in page.url
 
+    # Take apart: this run's strided blocks cannot be deleted, and the page says so inline
+    go(page, "Take apart")
+    page.get_by_text("only blocks that keep").wait_for(timeout=120_000)
+    no_exception(page, "Take apart")
+    shot(page, "07a-take-apart-refused")
+
     # Compare and Export
     go(page, "Compare")
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)

@@ -472,21 +472,24 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     assert architecture == Architecture.from_dict(at.session_state["design"])
 
 
-def test_the_default_run_keeps_a_constant_rate_and_the_recipes_schedule_can_be_chosen(monkeypatch):
-    """The first run is short: the quick recipe's decay would slow it, so the default keeps the
-    rate constant; "the recipe's" passes no --schedule, so the recipe decides."""
+def test_the_default_run_is_the_first_minute_and_a_schedule_can_be_chosen(monkeypatch):
+    """The first run uses the library's first-minute defaults (one home: keras_resnets.training);
+    "the recipe's" schedule passes no --schedule, so the recipe decides."""
+    from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+
     launched = []
     monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
     at = app(TINY, page="train")
-    assert "at a constant rate" in " ".join(m.value for m in at.markdown)
     at.button(key="start_training").click().run()
-    at.selectbox(key="train.schedule").set_value("recipe")  # the "the recipe's" entry
+    at.selectbox(key="train.schedule").set_value("step")
     at.button(key="start_training").click().run()
     assert not at.exception
-    default, recipes = launched
-    args = default.arguments()
-    assert args[args.index("--schedule") + 1] == "constant"
-    assert recipes.schedule is None and "--schedule" not in recipes.arguments()
+    default, stepped = launched
+    assert (default.subset, default.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
+    assert (default.epochs, default.batch_size) == (Recipe().epochs, Recipe().batch_size)
+    assert default.schedule is None and "--schedule" not in default.arguments()
+    args = stepped.arguments()
+    assert args[args.index("--schedule") + 1] == "step"
 
 
 def test_data_parallelism_on_pytorch_is_explained_before_it_starts():

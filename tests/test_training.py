@@ -25,7 +25,7 @@ from keras_resnets.training import (
 ARCH = presets.mnist_resnet(nb_channels=4, nb_blocks=2, final_survival_probability=0.5)
 # 4 training steps and 2 validation batches of 32 per epoch (no odd-sized batch to compile).
 RUN = {"dataset": "mnist_sample", "subset": 128, "validation_split": 0.0064, "epochs": 2,
-       "batch_size": 32}
+       "batch_size": 32, "schedule": "step"}
 TIMING = {"time", "seconds", "images_per_second"}
 
 
@@ -87,7 +87,7 @@ def test_run_files(baseline):
     assert config["architecture"] == ARCH.to_dict()
     assert config["dataset"] == {"name": "mnist_sample", "subset": 128,
                                  "validation_split": 0.0064, "data_dir": None, "augment": False}
-    assert config["recipe"] == Recipe(epochs=2, batch_size=32).to_dict()
+    assert config["recipe"] == Recipe(epochs=2, batch_size=32, schedule="step").to_dict()
     assert config["backend"] == keras.backend.backend() and config["seed"] == 0
     assert config["versions"]["keras"] == keras.__version__
     status = baseline.status
@@ -104,7 +104,7 @@ def test_run_files(baseline):
     assert [e["epoch"] for e in epochs] == [0, 1]
     assert set(epochs[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                               "seconds"}
-    # the default step schedule divides the rate by 10 at 50% of the steps
+    # the step schedule divides the rate by 10 at 50% of the steps
     assert [e["learning_rate"] for e in epochs] == pytest.approx([1e-3, 1e-4])
     assert epochs[1]["loss"] == batches[-1]["loss"]
     names = sorted(p.name for p in baseline.path.iterdir())

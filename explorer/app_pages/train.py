@@ -88,13 +88,13 @@ def settings(architecture):
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
                      format_func={"quick": "quick: Adam 1e-3", "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
-                     help="Both recipes divide the rate by 10 at 50% and 75% of the steps when the rate schedule "
-                          "is \"the recipe's\".")
+                     help="With the rate schedule \"the recipe's\", quick keeps its rate constant (the first "
+                          "minute's recipe) and paper divides it by 10 at 50% and 75% of the steps.")
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
     with c3:
-        st.selectbox("Rate schedule", list(SCHEDULES), key=bind("schedule", DEFAULTS.schedule),
+        st.selectbox("Rate schedule", list(SCHEDULES), key=bind("schedule", DEFAULTS.schedule or RECIPE),
                      format_func=SCHEDULES.get,
                      help="Constant keeps a short run learning. Dividing the rate by 10 late in training "
                           "settles the batch-norm statistics in longer runs (both recipes do).")

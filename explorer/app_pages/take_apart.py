@@ -1,0 +1,200 @@
+"""Take apart: delete blocks of a trained network at test time (Veit et al. 2016)."""
+
+import json
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from explorer import dissect, models, runner, ui
+from keras_resnets.experiments import lesions
+from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped
+
+NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
+SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def load(source: str, stamp: float):
+    """The model of a source: ``pretrained:<name>`` or ``run:<path of its model.keras>``."""
+    kind, _, name = source.partition(":")
+    return load_pretrained(name) if kind == "pretrained" else models.load_model(name)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def digits(config_json: str, limit: int):
+    return lesions.held_out(json.loads(config_json), limit=limit)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, deleted: tuple) -> float:
+    x, y = digits(config_json, limit)
+    return lesions.lesion_accuracy(load(source, stamp), x, y, deleted)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def studies(source: str, stamp: float, config_json: str, limit: int) -> dict:
+    """Per-block and random lesions; for a ResNet also branch ratios and gradient by path length."""
+    model = load(source, stamp)
+    x, y = digits(config_json, limit)
+    n = len(lesions.blocks_of(model))
+    found = {"each": lesions.delete_each(model, x, y),
+             "random": lesions.delete_random(model, x, y, samples=2, ks=range(0, n, max(1, n // 8)))}
+    if json.loads(config_json)["architecture"].get("residual", True):
+        found["ratios"] = lesions.branch_ratios(model, x[:64])
+        found["gradient"] = lesions.gradient_by_length(model, x[:4], y[:4], samples=2)
+    return found
+
+
+def sources():
+    """``{label: (config, status, source key, stamp)}``: the shipped network and every run."""
+    found = {}
+    if "mnist_resnet" in shipped():
+        found[SHIPPED] = (pretrained_config("mnist_resnet"), {"state": "completed"}, "pretrained:mnist_resnet", 0.0)
+    for run in runner.Runner(ui.runs_root()).runs():
+        path = run.model_path
+        stamp = path.stat().st_mtime if path.exists() else 0.0
+        found[f"Run {run.id}"] = (run.config, run.status, f"run:{path}", stamp)
+    return found
+
+
+def twin(label, config, found):
+    """The plain twin's ``(config, source key, stamp)``, or None."""
+    if label == SHIPPED:
+        return (pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0) if "mnist_plain" in shipped() else None
+    candidates = [(key, c, s) for key, (c, s, _, _) in found.items() if key != label]
+    match = dissect.twin_of(config, candidates)
+    return None if match is None else (found[match][0], found[match][2], found[match][3])
+
+
+def lesion_metrics(picked, limit, deleted):
+    """The held-out accuracy of each network with the blocks ``deleted`` (0-based)."""
+    for column, (key, (config, source, stamp)) in zip(st.columns(len(picked)), picked.items()):
+        intact = lesion_accuracy(source, stamp, json.dumps(config), limit, ())
+        value = lesion_accuracy(source, stamp, json.dumps(config), limit, tuple(deleted))
+        column.metric(f"{NETWORKS[key]}: held-out accuracy", f"{value:.1%}",
+                      delta=f"{(value - intact) * 100:+.1f} points" if deleted else None)
+
+
+def charts(results):
+    each = pd.concat([r["each"].assign(network=NETWORKS[k]) for k, r in results.items()])
+    several = pd.concat([r["random"].assign(network=NETWORKS[k]) for k, r in results.items()])
+    line = dict(point=True)
+    one = alt.Chart(each).mark_line(**line).encode(
+        x=alt.X("block:Q", title="deleted block", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("network:N", title=None), tooltip=["network", "block", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(title="Deleting one block", height=260)
+    k = alt.Chart(several).mark_line(**line).encode(
+        x=alt.X("k:Q", title="blocks deleted (random sets)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("network:N", title=None), tooltip=["network", "k", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(title="Deleting k blocks", height=260)
+    return one, k
+
+
+def path_chart(n, gradient):
+    shares = pd.concat([lesions.path_length_shares(n)[["k", "share"]].assign(what="paths of this length"),
+                        gradient[["k", "share"]].assign(what="gradient they carry")])
+    return alt.Chart(shares).mark_line(point=True).encode(
+        x=alt.X("k:Q", title="path length (residual branches crossed)", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("share:Q", title="share"), color=alt.Color("what:N", title=None),
+        tooltip=["what", "k", alt.Tooltip("share:Q", format=".3f")],
+    ).properties(title=f"The 2^{n} paths and the gradient they carry", height=260)
+
+
+def ratio_chart(ratios):
+    return alt.Chart(ratios).mark_bar().encode(
+        x=alt.X("block:O", title="block"), y=alt.Y("ratio:Q", title="|block(h) − h| / |h|"),
+        tooltip=["block", alt.Tooltip("ratio:Q", format=".3f")],
+    ).properties(title="How much each block changes the stream", height=260)
+
+
+def show_studies(picked, limit):
+    results = {key: studies(source, stamp, json.dumps(config), limit)
+               for key, (config, source, stamp) in picked.items()}
+    one, several = charts(results)
+    c1, c2 = st.columns([3, 2])
+    c1.altair_chart(one, width="stretch")
+    drops = {k: float(r["each"]["drop"].mean()) for k, r in results.items()}
+    c2.markdown(f"**The lecture:** {dissect.CLAIMS['lesion']}")
+    c2.markdown("**Here:** deleting one block costs on average " + "; ".join(
+        f"the {NETWORKS[k]} {d * 100:.1f} points" for k, d in drops.items()) + ".")
+    c1, c2 = st.columns([3, 2])
+    c1.altair_chart(several, width="stretch")
+    c2.markdown(f"**The lecture:** {dissect.CLAIMS['smooth']}")
+    if "resnet" not in results:
+        return
+    resnet = results["resnet"]
+    n = len(resnet["each"])
+    c1, c2 = st.columns([3, 2])
+    c1.altair_chart(path_chart(n, resnet["gradient"]), width="stretch")
+    gradient = resnet["gradient"]
+    c2.markdown(f"**The lecture:** {dissect.CLAIMS['paths']}")
+    c2.markdown(f"**Here:** half of the paths are {n / 2:g} blocks long or longer; paths of length "
+                f"{int(gradient.k[gradient.share.idxmax()])} carry the most gradient.")
+    c1, c2 = st.columns([3, 2])
+    c1.altair_chart(ratio_chart(resnet["ratios"]), width="stretch")
+    c2.markdown("**Per block:** the norm of what the block adds to the stream (its residual branch, after "
+                "the block's ReLU) relative to the stream it receives, on 64 held-out digits. Small ratios "
+                "are blocks a lesion barely notices.")
+
+
+def page():
+    st.title("Take a trained network apart")
+    st.caption("Veit et al. (2016): delete blocks of a trained network at test time and see what is left. "
+               "Accuracies are on held-out digits the network never trained on.")
+    found = sources()
+    if not found:
+        st.info("No network to take apart yet: train one on the Train page (the embedded digits), "
+                "or rebuild the pretrained one with `python scripts/make_pretrained.py`.")
+        return
+    label = st.selectbox("Network", list(found), key="apart.source")
+    config, status, source, stamp = found[label]
+    problem = dissect.problem(config, status)
+    if problem:
+        st.warning(f"Cannot take this network apart: {problem}", icon=":material/warning:")
+        return
+    limit = int(st.number_input("Held-out digits", min_value=10, max_value=10_000, value=500, step=100,
+                                key="apart.digits", help="The first of the digits the run held out "
+                                                         "for validation, which it never trained on."))
+    kind = "resnet" if config["architecture"].get("residual", True) else "plain"
+    picked = {kind: (config, source, stamp)}
+    other = twin(label, config, found)
+    if other is not None:
+        picked["plain" if kind == "resnet" else "resnet"] = other
+    try:
+        with st.spinner("Loading the network(s) and the held-out digits…"):
+            loaded = {key: load(s, t) for key, (_, s, t) in picked.items()}
+            x, y = digits(json.dumps(config), limit)
+    except Exception as error:  # a damaged or foreign model must not break the page
+        st.warning(f"Could not load this network: {type(error).__name__}: {error}", icon=":material/warning:")
+        return
+    try:
+        n = len(lesions.blocks_of(loaded[kind]))
+    except ValueError as error:  # blocks that change the stream's shape cannot be deleted
+        st.warning(f"Cannot take this network apart: {error}", icon=":material/warning:")
+        return
+    st.caption(f"{len(y):,} held-out digits · {n} blocks · "
+               + ("with its twin" if len(loaded) == 2 else "no twin of this run (residual flipped) in the store"))
+    if any(d > n for d in st.session_state.get("apart.deleted", [])):  # picked from a deeper network
+        st.session_state["apart.deleted"] = []
+    deleted = st.multiselect("Delete blocks", list(range(1, n + 1)), key="apart.deleted",
+                             help="Each deleted block is replaced by the identity of its skip connection.")
+    if len(deleted) == n:
+        st.warning(f"Deleting all {n} blocks leaves no network to take apart: keep at least one.",
+                   icon=":material/warning:")
+    else:
+        lesion_metrics(picked, limit, [d - 1 for d in deleted])
+    st.subheader("The lesion study")
+    study = int(st.number_input("Digits for the lesion study", min_value=10, max_value=10_000,
+                                value=200, step=50, key="apart.study_digits",
+                                help="Each block is deleted in turn, and random sets of k blocks: "
+                                     "about a minute for 25 blocks and 200 digits on 2 CPU cores."))
+    if st.toggle("Run the lesion study: delete every block in turn, and random sets of blocks",
+                 key="apart.study"):
+        with st.spinner("Deleting blocks and following gradients…", show_time=True):
+            show_studies(picked, min(study, limit))
+
+
+page()

@@ -1,0 +1,59 @@
+"""What the "Take apart" page takes apart: the shipped pretrained networks or a run of the
+store, its plain twin, and why a run cannot be taken apart (no Streamlit here).
+
+A source is ``PRETRAINED`` (the lecture's ResNet shipped in the package, with its plain twin)
+or a run id. Every source has a config (what was trained, on which digits) and a model.
+
+Example:
+>>> problem({"architecture": {"input_shape": [28, 28, 1]}, "dataset": {"name": "cifar10"}},
+...         {"state": "completed"})
+"the run was trained on cifar10; this page takes apart digit classifiers (mnist or mnist_sample)."
+"""
+
+from __future__ import annotations
+
+PRETRAINED = "pretrained"
+DIGITS = ("mnist_sample", "mnist")
+CLAIMS = {
+    "lesion": "Deleting a single block of a trained ResNet at test time barely changes its "
+              "accuracy, while deleting a layer of a plain network breaks it (Veit et al. 2016, "
+              "Fig. 3).",
+    "smooth": "The error of a ResNet grows smoothly as more blocks are deleted: it behaves like "
+              "an ensemble of its 2^n paths, not like one deep network (Veit et al. 2016, Fig. 5).",
+    "paths": "Path lengths follow a binomial distribution around n/2, but the gradient comes "
+             "from much shorter paths: the gradient through a path shrinks geometrically with "
+             "its length (Veit et al. 2016, Fig. 6).",
+}
+
+
+def problem(config: dict, status: dict) -> str | None:
+    """Why a run with ``config`` and ``status`` cannot be taken apart, or None."""
+    state = status.get("state")
+    if state != "completed":
+        return (f"the run is {state or 'unknown'}: only a completed run has a trained model to "
+                "take apart (wait for it to finish, or pick another).")
+    dataset = (config.get("dataset") or {}).get("name")
+    if dataset not in DIGITS:
+        return (f"the run was trained on {dataset}; this page takes apart digit classifiers "
+                "(mnist or mnist_sample).")
+    if not (config.get("dataset") or {}).get("validation_split"):
+        return ("the run held no digits out (validation fraction 0), so every digit is one it "
+                "has seen.")
+    return None
+
+
+def twin_of(config: dict, candidates) -> str | None:
+    """The id of a completed run among ``candidates`` (``(id, config, status)``) that trained
+    the same design with ``residual`` flipped on the same digits with the same seed: the plain
+    twin of a ResNet, or the ResNet of a plain network."""
+    arch = dict(config.get("architecture") or {})
+    wanted = {**arch, "residual": not arch.get("residual", True)}
+    wanted.pop("name", None)
+    for run_id, other, status in candidates:
+        theirs = dict(other.get("architecture") or {})
+        theirs.pop("name", None)
+        if (status.get("state") == "completed" and theirs == wanted
+                and other.get("dataset") == config.get("dataset")
+                and other.get("seed") == config.get("seed")):
+            return run_id
+    return None
