@@ -9,11 +9,15 @@ Example:
 117802
 """
 
-from keras_resnets import layers, presets
+from keras_resnets import interop, layers, presets
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.builders import build_resnet
+from keras_resnets.features import feature_extractor
+from keras_resnets.imagenet import decode_predictions, preprocess_input
 from keras_resnets.initializers import LooksLinear
 from keras_resnets.presets import PRESETS, get_preset
+from keras_resnets.pretrained import IMAGENET_WEIGHTS
+from keras_resnets.pretrained import build as _build_torchvision
 from keras_resnets.runs import Run, RunStore
 from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
 from keras_resnets.training import Recipe, resume, train
@@ -31,29 +35,29 @@ def cifar_resnet(depth=20, **kwargs):
     return build_resnet(presets.cifar_resnet(depth, **kwargs))
 
 
-def resnet18(**kwargs):
-    """ResNet-18 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(18, **kwargs))
+def resnet18(*, weights=None, **kwargs):
+    """ResNet-18 as a model; arguments of `presets.resnet`, and ``weights`` (`pretrained.build`)."""
+    return _build_torchvision("resnet18", presets.resnet(18, **kwargs), weights)
 
 
-def resnet34(**kwargs):
-    """ResNet-34 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(34, **kwargs))
+def resnet34(*, weights=None, **kwargs):
+    """ResNet-34 as a model; arguments of `presets.resnet`, and ``weights`` (`pretrained.build`)."""
+    return _build_torchvision("resnet34", presets.resnet(34, **kwargs), weights)
 
 
-def resnet50(**kwargs):
-    """ResNet-50 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(50, **kwargs))
+def resnet50(*, weights=None, **kwargs):
+    """ResNet-50 as a model; arguments of `presets.resnet`, and ``weights`` (`pretrained.build`)."""
+    return _build_torchvision("resnet50", presets.resnet(50, **kwargs), weights)
 
 
-def resnet101(**kwargs):
-    """ResNet-101 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(101, **kwargs))
+def resnet101(*, weights=None, **kwargs):
+    """ResNet-101 as a model; arguments of `presets.resnet`, and ``weights`` (`pretrained.build`)."""
+    return _build_torchvision("resnet101", presets.resnet(101, **kwargs), weights)
 
 
-def resnet152(**kwargs):
-    """ResNet-152 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(152, **kwargs))
+def resnet152(*, weights=None, **kwargs):
+    """ResNet-152 as a model; arguments of `presets.resnet`, and ``weights`` (`pretrained.build`)."""
+    return _build_torchvision("resnet152", presets.resnet(152, **kwargs), weights)
 
 
 def highway_net(*args, **kwargs):
@@ -67,6 +71,7 @@ def crelu_net(*args, **kwargs):
 
 
 __all__ = [
+    "IMAGENET_WEIGHTS",
     "PRESETS",
     "Architecture",
     "LooksLinear",
@@ -79,12 +84,16 @@ __all__ = [
     "cifar_resnet",
     "count_params",
     "crelu_net",
+    "decode_predictions",
+    "feature_extractor",
     "format_summary",
     "get_preset",
     "highway_net",
+    "interop",
     "layers",
     "mnist_resnet",
     "parameter_table",
+    "preprocess_input",
     "presets",
     "resnet101",
     "resnet152",
