@@ -60,29 +60,34 @@ def resnet152(*, weights=None, **kwargs):
     return _build_torchvision("resnet152", presets.resnet(152, **kwargs), weights)
 
 
-def resnext50_32x4d(**kwargs):
-    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(50, 32, 4, **kwargs))
+def resnext50_32x4d(*, weights=None, **kwargs):
+    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`, and ``weights``
+    (`pretrained.build`)."""
+    return _build_torchvision("resnext50_32x4d", presets.resnext(50, 32, 4, **kwargs), weights)
 
 
-def resnext101_32x8d(**kwargs):
-    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(101, 32, 8, **kwargs))
+def resnext101_32x8d(*, weights=None, **kwargs):
+    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`, and ``weights``
+    (`pretrained.build`)."""
+    return _build_torchvision("resnext101_32x8d", presets.resnext(101, 32, 8, **kwargs), weights)
 
 
-def resnext101_64x4d(**kwargs):
-    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(101, 64, 4, **kwargs))
+def resnext101_64x4d(*, weights=None, **kwargs):
+    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`, and ``weights``
+    (`pretrained.build`)."""
+    return _build_torchvision("resnext101_64x4d", presets.resnext(101, 64, 4, **kwargs), weights)
 
 
-def wide_resnet50_2(**kwargs):
-    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`."""
-    return build_resnet(presets.wide_resnet(50, 2, **kwargs))
+def wide_resnet50_2(*, weights=None, **kwargs):
+    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
+    (`pretrained.build`)."""
+    return _build_torchvision("wide_resnet50_2", presets.wide_resnet(50, 2, **kwargs), weights)
 
 
-def wide_resnet101_2(**kwargs):
-    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`."""
-    return build_resnet(presets.wide_resnet(101, 2, **kwargs))
+def wide_resnet101_2(*, weights=None, **kwargs):
+    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
+    (`pretrained.build`)."""
+    return _build_torchvision("wide_resnet101_2", presets.wide_resnet(101, 2, **kwargs), weights)
 
 
 def resnet18d(**kwargs):

@@ -80,14 +80,25 @@ def _from_torch_layout(value):
     return value.T if value.ndim == 2 else value
 
 
+_BLOCK_FORM = {"preactivation": False, "shortcut": "B", "residual": True, "use_bias": False,
+               "batch_norm": True, "activation": "relu", "avg_down": False,
+               "shortcut_batch_norm": True}
+"""Torchvision's blocks; stochastic depth and dropout have no weights and are allowed."""
+
+
 def _check_form(model):
     """Raises a `ValueError` unless ``model`` has torchvision's form (see the module)."""
+    names = {layer.name: layer for layer in model.layers}
+    stem = names.get("stem_conv")
+    if (stem is None or stem.kernel_size != (7, 7) or stem.strides != (2, 2)
+            or "stem_pool" not in names):
+        raise ValueError(f"model {model.name!r} has no 7x7 stride-2 stem_conv with stem_pool: "
+                         "torchvision's ResNets have one, so this model has no torchvision "
+                         "state dict.")
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if not hasattr(layer, "nb_channels"):  # only our residual blocks have it
             continue
-        form = {"preactivation": False, "shortcut": "B", "residual": True, "use_bias": False,
-                "batch_norm": True, "activation": "relu"}
-        for name, wanted in form.items():
+        for name, wanted in _BLOCK_FORM.items():
             if getattr(layer, name) != wanted:
                 raise ValueError(
                     f"{layer.name} has {name}={getattr(layer, name)!r}; torchvision's ResNets "

@@ -94,8 +94,12 @@ class Case:
         interop.from_torchvision(self.state, self.model)
 
 
-@pytest.fixture(scope="module", params=[(n, f) for n in refs.MODELS for f in FORMATS],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+SMALL_MODELS = ("resnet18", "resnet34", "resnet50", "resnext50_32x4d")
+
+
+@pytest.fixture(scope="module", ids=lambda p: f"{p[0]}-{p[1]}", params=[
+    pytest.param((n, f), marks=() if n in SMALL_MODELS else pytest.mark.slow)
+    for n in refs.MODELS for f in FORMATS])
 def case(request):
     case = Case(*request.param)
     case.load()
@@ -152,13 +156,16 @@ def test_one_train_mode_step_moves_batch_norm_statistics_as_torchvision(case, ru
 
 # -- errors: nothing half-loaded, the first offending key named -----------------------------------
 
+def _small_arch(**fields):
+    return presets.resnet(18, input_shape=(16, 16, 3), classes=5, stem=Stem(
+        kind="conv", filters=8, kernel_size=7, strides=2, pool=True),
+        stages=(Stage(1, 8), Stage(2, 16, 2)), **fields)
+
+
 @pytest.fixture(scope="module")
 def small():
     """A torchvision-form network of two narrow stages (cheap to build on every backend)."""
-    arch = presets.resnet(18, input_shape=(16, 16, 3), classes=5, stem=Stem(
-        kind="conv", filters=8, kernel_size=7, strides=2, pool=True),
-        stages=(Stage(1, 8), Stage(2, 16, 2)))
-    return keras_resnets.build_resnet(arch)
+    return keras_resnets.build_resnet(_small_arch())
 
 
 def _values(model):
@@ -185,10 +192,12 @@ def test_from_torchvision_refuses_a_mismatch_and_loads_nothing(small, change, me
 
 
 @pytest.mark.parametrize(("model", "message"), [
-    (lambda: keras_resnets.cifar_resnet(8), "shortcut='A'"),
-    (lambda: keras_resnets.cifar_resnet(8, shortcut="B", preactivation=True), "preactivation=True"),
-    (lambda: keras_resnets.mnist_resnet(nb_blocks=1), "use_bias=True"),
-    (lambda: keras_resnets.highway_net(nb_layers=1), "has no torchvision counterpart"),
+    (lambda: keras_resnets.cifar_resnet(8), "no 7x7 stride-2 stem_conv"),
+    (lambda: keras_resnets.mnist_resnet(nb_blocks=1), "no 7x7 stride-2 stem_conv"),
+    (lambda: keras_resnets.build_resnet(_small_arch(shortcut="C")), "shortcut='C'"),
+    (lambda: keras_resnets.build_resnet(_small_arch(preactivation=True)), "preactivation=True"),
+    (lambda: keras_resnets.build_resnet(_small_arch(use_bias=True)), "use_bias=True"),
+    (lambda: keras_resnets.build_resnet(_small_arch(avg_down=True)), "avg_down=True"),
 ])
 def test_models_of_another_form_have_no_torchvision_state_dict(model, message):
     with pytest.raises(ValueError, match=message):

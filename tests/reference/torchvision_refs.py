@@ -22,7 +22,8 @@ import argparse
 import os
 import sys
 
-MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+          "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
 VERSION = 2  # bumped when what this writes changes; the tests refuse other versions
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "keras-resnets", "torchvision")
 ENV_DIR = "KERAS_RESNETS_TORCHVISION_REFS"
