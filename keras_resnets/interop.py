@@ -9,21 +9,23 @@ Convolution kernels are ``(kh, kw, in, out)`` in Keras and ``(out, in, kh, kw)``
 either data format, so weights move between data formats and backends unchanged.
 
 Example:
->>> import keras_resnets
->>> model = keras_resnets.resnet18(input_shape=(32, 32, 3))
+>>> from keras_resnets import Stage, build_resnet, presets
+>>> model = build_resnet(presets.resnet(  # ResNet-18's form, narrower and shorter
+...     18, input_shape=(32, 32, 3), classes=10, stages=(Stage(1, 16), Stage(1, 32, 2))))
 >>> state = to_torchvision(model)
 >>> state["layer2.0.downsample.0.weight"].shape
-(128, 64, 1, 1)
->>> from_torchvision(state, model)  # torchvision's own files load the same way
->>> from_torchvision({**state, "fc.weight": state["fc.weight"][:10]}, model)
+(32, 16, 1, 1)
+>>> from_torchvision(state, model)  # torchvision's own state dicts load the same way
+>>> from_torchvision({**state, "fc.weight": state["fc.weight"][:5]}, model)
 Traceback (most recent call last):
 ...
-ValueError: fc.weight: expected shape (1000, 512), found (10, 512).
+ValueError: fc.weight: expected shape (10, 32), found (5, 32).
 """
 
 import os
 import re
 
+import keras
 import numpy as np
 
 # Our leaf names -> torchvision's parameter and buffer names.
@@ -142,7 +144,7 @@ def to_torchvision(model):
     """
     state = {}
     for variable, key in _pairs(model):
-        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        value = keras.ops.convert_to_numpy(variable)
         state[key] = np.ascontiguousarray(_to_torch_layout(value))
         if key.endswith(".running_var"):
             state[key.replace(".running_var", ".num_batches_tracked")] = np.array(0, np.int64)

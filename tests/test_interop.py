@@ -274,10 +274,11 @@ def test_preprocess_input_matches_torchvisions_transform():
         image, expected = data["image"], data["output"]
     x = keras_resnets.preprocess_input(image, data_format="channels_first")
     assert x.shape == expected.shape == (3, 224, 224)
-    # Antialiased bilinear resizing differs by rounding between implementations: 1/255 of
-    # the pixel range is 0.02 after normalisation.
-    assert np.max(np.abs(x - expected)) < 0.05
-    assert np.mean(np.abs(x - expected)) < 2e-3
+    # Antialiased bilinear resizing rounds differently in Keras and torchvision: within one
+    # grey level (1/255 of the range, divided by the channel's standard deviation).
+    one_level = 1.0 / (255 * min(keras_resnets.imagenet.STD))
+    assert np.max(np.abs(x - expected)) < one_level
+    assert np.mean(np.abs(x - expected)) < one_level / 2
     np.testing.assert_allclose(
         keras_resnets.preprocess_input(image[None], resize_size=None, crop_size=None,
                                        data_format="channels_last")[0],
