@@ -51,6 +51,22 @@ def _choices():
         out[f"resnet{depth}"] = PresetChoice(f"resnet{depth}", f"ResNet-{depth} (ImageNet, 224x224)", "ImageNet")
         out[f"resnet{depth}-plain"] = PresetChoice(
             f"resnet{depth}", f"Plain-{depth} (ImageNet, no skips)", "ImageNet", {"residual": False})
+    family = {
+        "resnext50_32x4d": "ResNeXt-50 32x4d (Xie et al. 2017, grouped 3x3)",
+        "resnext101_32x8d": "ResNeXt-101 32x8d",
+        "resnext101_64x4d": "ResNeXt-101 64x4d",
+        "wide_resnet50_2": "Wide ResNet-50-2 (ImageNet form)",
+        "wide_resnet101_2": "Wide ResNet-101-2 (ImageNet form)",
+        **{f"resnet{depth}d": f"ResNet-{depth}-D (deep stem, avg-pool shortcuts)"
+           for depth in (18, 34, 50, 101, 152)},
+    }
+    for preset, label in family.items():
+        out[preset] = PresetChoice(preset, label, "ImageNet family")
+    out["cifar_wide_resnet"] = PresetChoice(
+        "cifar_wide_resnet", "Wide ResNet-28-10 (Zagoruyko & Komodakis 2016)", "CIFAR-10")
+    out["cifar_wide_resnet-16-4"] = PresetChoice(
+        "cifar_wide_resnet", "Wide ResNet-16-4, dropout 0.3", "CIFAR-10",
+        {"depth": 16, "widen_factor": 4, "dropout": 0.3})
     out["highway_net"] = PresetChoice("highway_net", "Highway network, 10 gated layers (Srivastava et al. 2015)",
                                       "Other")
     out["highway_net-plain"] = PresetChoice("highway_net", "Highway network without gates (plain twin)",
@@ -65,9 +81,9 @@ PRESET_CHOICES: dict[str, PresetChoice] = _choices()
 DEFAULT_PRESET = "mnist_resnet"
 
 _BOOL_FIELDS = {"residual", "preactivation", "looks_linear", "use_bias", "batch_norm", "zero_init_last_bn",
-                "pool_activation", "include_top"}
-_INT_FIELDS = {"classes"}
-_FLOAT_FIELDS = {"bn_momentum", "bn_epsilon", "final_survival_probability", "transform_gate_bias"}
+                "pool_activation", "include_top", "avg_down", "shortcut_batch_norm"}
+_INT_FIELDS = {"classes", "groups", "width_per_group"}
+_FLOAT_FIELDS = {"bn_momentum", "bn_epsilon", "final_survival_probability", "transform_gate_bias", "dropout"}
 _STR_FIELDS = {"name", "block", "shortcut", "activation", "drop_mode"}
 _OPTIONAL_STR_FIELDS = {"pooling", "classifier_activation", "data_format"}
 _OPTIONAL_INT_FIELDS = {"seed"}
@@ -271,27 +287,8 @@ MAX_BLOCKS = 400
 
 
 def estimate_parameters(architecture: Architecture) -> int:
-    """A quick estimate of the weights (convolution and dense kernels) without building."""
-    width = 2 if architecture.activation == "crelu" else 1
-    channels = architecture.input_shape[-1]
-    total = 0
-    if architecture.stem.kind != "none":
-        k = architecture.stem.kernel_size if architecture.stem.kind == "conv" else 1
-        total += k * k * channels * architecture.stem.filters
-        channels = architecture.stem.filters * width
-    for stage in architecture.stages:
-        k = stage.kernel_size if len(architecture.input_shape) == 3 else 1
-        c = stage.channels
-        for _ in range(stage.blocks):
-            if architecture.block == "bottleneck":
-                total += channels * c + k * k * c * width * c + c * width * 4 * c + channels * 4 * c
-                channels = 4 * c
-            elif architecture.block == "highway":
-                total += 2 * k * k * channels * channels
-            else:
-                total += k * k * channels * c + k * k * c * width * c + channels * c
-                channels = c * width
-    return total + channels * architecture.classes
+    """The trainable parameters of the design, from its plan (nothing is built)."""
+    return architecture.plan().count_params()["trainable"]
 
 
 def check_size(architecture: Architecture) -> str | None:

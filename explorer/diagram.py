@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from keras_resnets import Architecture
-from keras_resnets.layers.common import conv_output_size
+from keras_resnets.plan import branch_specs
 
 _FONT = 'fontname="Helvetica,Arial,sans-serif"'
 _COLORS = {
@@ -45,47 +45,27 @@ def _act_name(arch):
             "tanh": "tanh", "linear": "linear"}.get(arch.activation, arch.activation)
 
 
-def _width_factor(arch):
-    return 2 if arch.activation == "crelu" else 1
+def _spec(arch, stage_index, first):
+    """The `BlockSpec` of the first or a later block of stage ``stage_index`` (0-based)."""
+    blocks = arch.plan().stage(stage_index + 1)
+    return blocks[0 if first else min(1, len(blocks) - 1)]
 
 
-def _in_channels(arch, stage_index):
-    """Channels entering stage ``stage_index`` (0-based)."""
-    if stage_index == 0:
-        if arch.stem.kind == "none":
-            return arch.input_shape[-1]
-        return arch.stem.filters * _width_factor(arch)
-    previous = arch.stages[stage_index - 1]
-    return _out_channels(arch, previous)
-
-
-def _out_channels(arch, stage):
-    if arch.block == "bottleneck":
-        return stage.channels * 4
-    if arch.block == "highway":
-        return stage.channels
-    return stage.channels * (_width_factor(arch) if not arch.preactivation else 1)
-
-
-def _survival(arch, index):
-    if arch.final_survival_probability >= 1.0:
-        return 1.0
-    return 1.0 - index / arch.num_blocks * (1.0 - arch.final_survival_probability)
+def _conv_text(filters, kernel_size, strides, groups):
+    text = f"{kernel_size}x{kernel_size} conv, {filters}"
+    if groups != 1:
+        text += f", {groups} groups"
+    return text + (f", /{strides}" if strides != 1 else "")
 
 
 def _branch_layers(arch, stage, first):
     """``[(kind, label), ...]`` of a residual branch, in order."""
     strides = stage.strides if first else 1
-    k = stage.kernel_size
-    vectors = len(arch.input_shape) == 1
-    stride_text = f", /{strides}" if strides != 1 else ""
-    if arch.block == "bottleneck":
-        linears = [f"1x1 conv, {stage.channels}", f"{k}x{k} conv, {stage.channels}{stride_text}",
-                   f"1x1 conv, {stage.channels * 4}"]
-    elif arch.block == "dense" or vectors:
-        linears = [f"dense, {stage.channels}", f"dense, {stage.channels}"]
+    specs = branch_specs(arch, stage, strides)
+    if arch.block == "dense" or len(arch.input_shape) == 1:
+        linears = [f"dense, {filters}" for filters, *_ in specs]
     else:
-        linears = [f"{k}x{k} conv, {stage.channels}{stride_text}", f"{k}x{k} conv, {stage.channels}"]
+        linears = [_conv_text(*spec) for spec in specs]
     act = _act_name(arch)
     layers = []
     n = len(linears)
@@ -94,9 +74,10 @@ def _branch_layers(arch, stage, first):
             if arch.batch_norm:
                 layers.append(("bn", f"bn{i}"))
             layers.append(("act", act))
-            layers.append(("conv", f"conv{i}\n{text}"))
-        else:
-            layers.append(("conv", f"conv{i}\n{text}"))
+        if i == 2 and arch.dropout > 0:
+            layers.append(("drop", f"dropout {arch.dropout:g}"))
+        layers.append(("conv", f"conv{i}\n{text}"))
+        if not arch.preactivation:
             if arch.batch_norm:
                 layers.append(("bn", f"bn{i}"))
             if i < n:
@@ -105,26 +86,23 @@ def _branch_layers(arch, stage, first):
 
 
 def _needs_projection(arch, stage_index, first):
-    stage = arch.stages[stage_index]
-    if arch.shortcut == "C":
-        return True
-    if not first:
-        return False
-    return stage.strides != 1 or _in_channels(arch, stage_index) != _out_channels(arch, stage)
+    """Whether the block has a shortcut layer (a projection or option A's zero padding)."""
+    return _spec(arch, stage_index, first).shortcut in ("A", "projection")
 
 
 def _shortcut_label(arch, stage_index):
-    stage = arch.stages[stage_index]
-    strides = stage.strides
-    out = _out_channels(arch, stage)
+    spec = _spec(arch, stage_index, True)
+    strides, out = spec.strides, spec.out_channels
     if arch.shortcut == "A":
         parts = []
         if strides != 1:
             parts.append(f"keep 1 in {strides}")
         parts.append(f"zero-pad to {out}")
         return "option A\n" + ", ".join(parts)
+    bn = " + bn" if arch.batch_norm and arch.shortcut_batch_norm else ""
+    if spec.avg_down:
+        return f"option {arch.shortcut}\n{strides}x{strides} avg pool, /{strides}\n1x1 conv, {out}{bn}"
     stride_text = f", /{strides}" if strides != 1 else ""
-    bn = " + bn" if arch.batch_norm else ""
     return f"option {arch.shortcut}\n1x1 conv, {out}{stride_text}{bn}"
 
 
@@ -148,8 +126,7 @@ def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> s
         lines.append(_node(name, label, kind))
         lines.append(f"  {previous} -> {name};")
         previous = name
-    index = sum(s.blocks for s in arch.stages[:stage_index]) + block_number
-    p = _survival(arch, index)
+    p = _spec(arch, stage_index, first).survival_probability
     if arch.residual and p < 1.0:
         mode = "one draw per batch" if arch.drop_mode == "batch" else "one draw per example"
         lines.append(_node("drop", f"keep with\np_l = {p:.2f}\n({mode})", "drop"))
@@ -212,39 +189,23 @@ def _highway_block(arch, stage, lines):
 
 
 # -- the whole network ---------------------------------------------------------------------------
-def _spatial_sizes(arch):
-    """Spatial size entering the first stage and after each stage (``None`` for vectors)."""
-    if len(arch.input_shape) == 1:
-        return None, [None] * len(arch.stages)
-    h = arch.input_shape[0]
-    if arch.stem.kind == "conv":
-        h = conv_output_size(h, arch.stem.kernel_size, arch.stem.strides)
-        if arch.stem.pool:
-            h = conv_output_size(h, 3, 2)
-    entry = h
-    sizes = []
-    for stage in arch.stages:
-        h = conv_output_size(h, stage.kernel_size, stage.strides)
-        sizes.append(h)
-    return entry, sizes
-
-
 def _stem_layers(arch):
-    stem = arch.stem
-    if stem.kind == "none":
+    stem, spec = arch.stem, arch.plan().stem
+    if spec is None:
         return []
-    stride = f", /{stem.strides}" if stem.strides != 1 else ""
     if stem.kind == "dense":
         layers = [f"dense, {stem.filters}"]
     else:
-        layers = [f"{stem.kernel_size}x{stem.kernel_size} conv, {stem.filters}{stride}"]
+        layers = [_conv_text(*conv, 1) for conv in spec.convs]
+        between = " + ".join((["bn"] if stem.batch_norm else []) + [_act_name(arch)])
+        layers = [f"{text}\n+ {between}" for text in layers[:-1]] + layers[-1:]
     extras = []
     if stem.batch_norm:
         extras.append("bn")
     if stem.activation:
         extras.append(_act_name(arch))
     if extras:
-        layers[0] += "\n+ " + " + ".join(extras)
+        layers[-1] += "\n+ " + " + ".join(extras)
     if stem.pool:
         layers.append("3x3 max pool, /2")
     return layers
@@ -267,12 +228,11 @@ def _stage_summary(arch, stage_index):
     k = stage.kernel_size
     if arch.block == "highway":
         inner = [f"{k}x{k} highway {stage.channels}"]
-    elif arch.block == "bottleneck":
-        inner = [f"1x1 conv {stage.channels}", f"{k}x{k} conv {stage.channels}", f"1x1 conv {stage.channels * 4}"]
     elif arch.block == "dense" or len(arch.input_shape) == 1:
         inner = [f"dense {stage.channels}"] * 2
     else:
-        inner = [f"{k}x{k} conv {stage.channels}"] * 2
+        inner = [_conv_text(filters, k, 1, groups).replace(",", "", 1)
+                 for filters, k, _, groups in branch_specs(arch, stage, 1)]
     text = f"stage{stage_index + 1}: {stage.blocks} x [{', '.join(inner)}]"
     if stage.strides != 1:
         text += f", /{stage.strides}"
@@ -280,9 +240,7 @@ def _stage_summary(arch, stage_index):
 
 
 def _shape_text(size, channels):
-    if size is None:
-        return f"{channels}"
-    return f"{size}x{size}x{channels}"
+    return "x".join(str(d) for d in (*size, channels))
 
 
 def network_dot(arch: Architecture, expand: bool | None = None) -> str:
@@ -306,21 +264,19 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
         lines.append(f"  {previous} -> {name}{attrs};")
         return name
 
-    entry, sizes = _spatial_sizes(arch)
+    plan = arch.plan()
     for label in _stem_layers(arch):
         previous = add(label, "conv")
-    current_shape = _shape_text(entry, _in_channels(arch, 0))
-    index = 0
+    current_shape = _shape_text(plan.blocks[0].input_size, plan.blocks[0].in_channels)
     for s, stage in enumerate(arch.stages):
-        out_shape = _shape_text(sizes[s], _out_channels(arch, stage))
+        last = plan.stage(s + 1)[-1]
+        out_shape = _shape_text(last.output_size, last.out_channels)
         if not expand:
-            index += stage.blocks
             skip = "" if arch.residual else " (plain)"
             previous = add(_stage_summary(arch, s) + skip, "conv", edge_label=current_shape)
             current_shape = out_shape
             continue
-        for b in range(stage.blocks):
-            index += 1
+        for b, spec in enumerate(plan.stage(s + 1)):
             first = b == 0
             block_input = previous
             if arch.block == "highway":
@@ -333,13 +289,13 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
             if arch.residual:
                 projection = _needs_projection(arch, s, first)
                 style = 'style=dashed, color="#b45309"' if projection else 'color="#b45309"'
-                p = _survival(arch, index)
+                p = spec.survival_probability
                 label = f', xlabel="p={p:.2f}"' if p < 1.0 else ""
                 lines.append(f"  {block_input}:e -> {previous}:e [{style}, constraint=false{label}];")
         current_shape = out_shape
     for i, label in enumerate(_head_layers(arch)):
         previous = add(label, "head", edge_label=current_shape if i == 0 else None)
         if i == 0 and arch.pooling in ("avg", "max"):
-            current_shape = str(_out_channels(arch, arch.stages[-1]))
+            current_shape = str(plan.blocks[-1].out_channels)
     lines.append("}")
     return "\n".join(lines)

@@ -278,29 +278,8 @@ class Architecture:
                   "only with residual=False or preactivation=True, and not for highway blocks: "
                   "CReLU doubles the width, so after a post-activation sum the next shortcut "
                   "would not line up")
-        if self.block != "bottleneck" and (self.groups, self.width_per_group) != (1, 64):
-            field_name = "groups" if self.groups != 1 else "width_per_group"
-            _fail(field_name, getattr(self, field_name),
-                  f"{1 if field_name == 'groups' else 64} unless block='bottleneck' "
-                  "(grouped and widened inner convolutions belong to bottleneck blocks)")
-        if self.dropout > 0 and self.block == "highway":
-            _fail("dropout", self.dropout, "0 for highway blocks (they have one convolution)")
-        if self.avg_down and self.shortcut == "A":
-            _fail("avg_down", True, "False with shortcut='A' (it pools before a projection)")
-        plan = self.plan()
-        for block in plan.blocks:
-            if block.width < 1:
-                _fail(f"stages[{block.stage - 1}].channels", block.channels,
-                      f"a width with int(channels * width_per_group / 64) >= 1 "
-                      f"(width_per_group={self.width_per_group})")
-        if self.block == "highway":
-            width = plan.blocks[0].in_channels
-            for i, stage in enumerate(self.stages):
-                if stage.channels != width:
-                    _fail(f"stages[{i}].channels", stage.channels,
-                          f"{width}: highway layers keep the width of their input (the stem's)")
-            if self.preactivation:
-                _fail("preactivation", True, "False for highway blocks")
+        if self.block == "highway" and self.preactivation:
+            _fail("preactivation", True, "False for highway blocks")
         if self.block == "dense" and self.preactivation:
             _fail("preactivation", True, "False for dense blocks (there is no pre-activation dense block)")
         if self.activation == "crelu":
@@ -315,6 +294,41 @@ class Architecture:
                       "stem.activation=True)")
         elif self.looks_linear:
             _fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
+        if self.final_survival_probability < 1.0 and not self.residual:
+            _fail("final_survival_probability", self.final_survival_probability,
+                  "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
+        if self.block == "highway" and self.final_survival_probability < 1.0:
+            _fail("final_survival_probability", self.final_survival_probability,
+                  "1.0 for highway blocks")
+        self._validate_family()
+        self._validate_widths(self.plan())
+        self._validate_sizes()
+
+    def _validate_family(self):
+        """The fields of ResNeXt, Wide ResNet and ResNet-D."""
+        if self.block != "bottleneck" and (self.groups, self.width_per_group) != (1, 64):
+            field_name = "groups" if self.groups != 1 else "width_per_group"
+            _fail(field_name, getattr(self, field_name),
+                  f"{1 if field_name == 'groups' else 64} unless block='bottleneck' "
+                  "(grouped and widened inner convolutions belong to bottleneck blocks)")
+        if self.dropout > 0 and self.block == "highway":
+            _fail("dropout", self.dropout, "0 for highway blocks (they have one convolution)")
+        if self.avg_down and self.shortcut == "A":
+            _fail("avg_down", True, "False with shortcut='A' (it pools before a projection)")
+
+    def _validate_widths(self, plan):
+        """Widths the plan resolved: bottleneck inner widths, highway and option-A widths."""
+        for block in plan.blocks:
+            if block.width < 1:
+                _fail(f"stages[{block.stage - 1}].channels", block.channels,
+                      f"a width with int(channels * width_per_group / 64) >= 1 "
+                      f"(width_per_group={self.width_per_group})")
+        if self.block == "highway":
+            width = plan.blocks[0].in_channels
+            for i, stage in enumerate(self.stages):
+                if stage.channels != width:
+                    _fail(f"stages[{i}].channels", stage.channels,
+                          f"{width}: highway layers keep the width of their input (the stem's)")
         for block in plan.blocks:
             # Option A pads channels with zeros; it cannot drop any.
             if block.shortcut == "A" and block.out_channels < block.in_channels:
@@ -323,13 +337,6 @@ class Architecture:
                       f"at least {-(-block.in_channels // expansion)} with shortcut='A': option A "
                       f"only adds zero channels and the input of this stage is "
                       f"{block.in_channels} wide; use 'B' or 'C'")
-        if self.final_survival_probability < 1.0 and not self.residual:
-            _fail("final_survival_probability", self.final_survival_probability,
-                  "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
-        if self.block == "highway" and self.final_survival_probability < 1.0:
-            _fail("final_survival_probability", self.final_survival_probability,
-                  "1.0 for highway blocks")
-        self._validate_sizes()
 
     def _validate_sizes(self):
         """Every downsampling must leave at least one pixel."""

@@ -177,13 +177,12 @@ def _cancel(args):
 
 
 def _summary(args):
-    from keras_resnets.builders import build_resnet
-    from keras_resnets.summary import format_summary
+    from keras_resnets.summary import format_plan_summary
 
     arch = _architecture(args, args.dataset)
     print(f"{arch.name}: depth {arch.depth}, {arch.num_blocks} {arch.block} blocks, "
           f"input {'x'.join(map(str, arch.input_shape))}, {arch.classes} classes")
-    print(format_summary(build_resnet(arch)))
+    print(format_plan_summary(arch.plan()))  # the plan's counts equal the built model's
     return 0
 
 

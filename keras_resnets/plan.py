@@ -15,6 +15,7 @@ Example:
 {'trainable': 25557032, 'non_trainable': 53120, 'total': 25610152}
 """
 
+import functools
 from dataclasses import dataclass
 
 from keras_resnets.layers.activations import width_factor
@@ -176,6 +177,7 @@ class _Tally:
         return Cost(self.trainable, self.non_trainable, self.macs, self.activations)
 
 
+@functools.lru_cache(maxsize=256)  # an Architecture is frozen and hashable; so is its plan
 def make_plan(arch):
     """The `Plan` of an `Architecture` (use ``arch.plan()``)."""
     channels = arch.input_shape[-1]

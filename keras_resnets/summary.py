@@ -102,15 +102,61 @@ def format_summary(model):
     >>> print(format_summary(keras_resnets.mnist_resnet()).splitlines()[-1])
     total                                   117,802          1,600   90.33 M
     """
+    macs = sum(r["macs"] for r in parameter_table(model))
+    return _format_table(stage_table(model), count_params(model), macs)
+
+
+def plan_stage_table(plan):
+    """`stage_table`'s rows from an `Architecture.plan` (no model built); output shapes are
+    channels-last.
+
+    Example:
+    >>> from keras_resnets import presets
+    >>> [row["name"] for row in plan_stage_table(presets.cifar_resnet(20).plan())]
+    ['stem', 'stage1', 'stage2', 'stage3', 'head']
+    """
+    rows = []
+    if plan.stem is not None:
+        rows.append(_plan_row("stem", 0, plan.stem.output_size + (plan.stem.out_channels,),
+                              plan.stem.cost))
+    for number in sorted({b.stage for b in plan.blocks}):
+        blocks = plan.stage(number)
+        last = blocks[-1]
+        rows.append(_plan_row(f"stage{number}", len(blocks),
+                              last.output_size + (last.out_channels,), *[b.cost for b in blocks]))
+    head = plan.head
+    if head.cost.trainable or head.cost.non_trainable:
+        size = () if head.pooling or head.classes else plan.blocks[-1].output_size
+        rows.append(_plan_row("head", 0, size + (head.out_channels,), head.cost))
+    return rows
+
+
+def _plan_row(name, blocks, shape, *costs):
+    return {"name": name, "blocks": blocks, "output_shape": tuple(shape),
+            "trainable": sum(c.trainable for c in costs),
+            "non_trainable": sum(c.non_trainable for c in costs),
+            "macs": sum(c.macs for c in costs)}
+
+
+def format_plan_summary(plan):
+    """`format_summary` of the model an `Architecture.plan` describes, without building it.
+
+    Example:
+    >>> from keras_resnets import presets
+    >>> print(format_plan_summary(presets.mnist_resnet().plan()).splitlines()[-1])
+    total                                   117,802          1,600   90.33 M
+    """
+    return _format_table(plan_stage_table(plan), plan.count_params(), plan.macs())
+
+
+def _format_table(rows, counts, macs):
     lines = [f"{'part':<10} {'blocks':>6} {'output':>16} {'trainable':>12} {'non-trainable':>14} {'MACs':>9}"]
-    for row in stage_table(model):
+    for row in rows:
         shape = "x".join(str(d) for d in row["output_shape"])
         lines.append(
             f"{row['name']:<10} {row['blocks'] or '':>6} {shape:>16} {row['trainable']:>12,} "
             f"{row['non_trainable']:>14,} {format_macs(row['macs']):>9}"
         )
-    counts = count_params(model)
-    macs = sum(r["macs"] for r in parameter_table(model))
     lines.append(
         f"{'total':<10} {'':>6} {'':>16} {counts['trainable']:>12,} "
         f"{counts['non_trainable']:>14,} {format_macs(macs):>9}"

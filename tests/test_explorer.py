@@ -209,6 +209,27 @@ def test_invalid_input_gives_a_message_naming_the_field(widget, value, field):
         assert not at.exception and (unreadable or any(field in m for m in errors(at)))
 
 
+def test_family_preset_and_groups_on_the_design_page():
+    at = app(TINY)
+    at.selectbox(key="start_from").select("cifar_wide_resnet-16-4").run()
+    expected = get_preset("cifar_wide_resnet", depth=16, widen_factor=4, dropout=0.3)
+    assert metric(at, "Trainable parameters") == f"{expected.plan().count_params()['trainable']:,}"
+    assert at.query_params == {"preset": "cifar_wide_resnet-16-4"}
+    at.number_input(key="design.groups").set_value(2).run()  # basic blocks have no groups
+    assert not at.exception and any("groups=2" in message for message in errors(at)), errors(at)
+    at = app({"preset": "resnet50", "stages": "1x8,1x16/2", "input_shape": "32x32x3"})
+    at.number_input(key="design.groups").set_value(4).run()
+    at.number_input(key="design.width_per_group").set_value(16).run()
+    at.checkbox(key="design.avg_down").check().run()
+    assert not errors(at)
+    design = at.session_state["design"]
+    assert (design["groups"], design["width_per_group"], design["avg_down"]) == (4, 16, True)
+    assert at.query_params["groups"] == "4" and at.query_params["avg_down"] == "true"
+    architecture = Architecture.from_dict(design)
+    assert metric(at, "Trainable parameters") == f"{count_params(build_resnet(architecture))['trainable']:,}"
+    assert "4 groups" in diagram.block_dot(architecture, 1, True)
+
+
 def test_query_parameters_restore_a_design():
     query = {"preset": "cifar_resnet20", "shortcut": "B", "stages": "1x8,1x16/2", "residual": "false",
              "stem.filters": "8", "final_survival_probability": "1.0"}

@@ -7,6 +7,7 @@ from explorer import designs, diagram, state, ui
 from keras_resnets.summary import format_macs
 from keras_resnets.architecture import BLOCKS, STEMS
 from keras_resnets.layers.activations import ACTIVATIONS
+from keras_resnets.layers.blocks import EXPANSION
 
 P = state.WIDGET_PREFIX
 SHORTCUT_HELP = {
@@ -86,6 +87,7 @@ def editor(design):
     edited["shortcut"] = st.radio("Shortcut (He et al. 2015)", list(SHORTCUT_HELP),
                                   format_func=SHORTCUT_HELP.get, key=bind("shortcut", design["shortcut"]),
                                   horizontal=False)
+    family(design, edited)
     c1, c2 = st.columns([3, 2])
     with c1:
         edited["final_survival_probability"] = st.slider(
@@ -99,7 +101,8 @@ def editor(design):
 
     st.markdown("#### Stages")
     st.caption("Each stage is a run of blocks; its first block subsamples by the stride. "
-               "For bottleneck blocks, channels is the inner width (the output is 4x wider).")
+               f"For bottleneck blocks the output is {EXPANSION}x channels wide; the inner width "
+               "follows groups and width per group.")
     widths = [0.55, 1, 1.25, 0.9, 0.9, 0.55]
     fields = (("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
               ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))
@@ -192,6 +195,35 @@ def editor(design):
                 format_func=lambda v: "Keras default" if v == NONE else v,
                 key=bind("data_format", _text(design["data_format"]))))
     return edited, errors
+
+
+def family(design, edited):
+    """The widgets of the ResNet family's fields: cardinality, widths, dropout, ResNet-D."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        edited["groups"] = st.number_input(
+            "Groups (cardinality)", min_value=1, max_value=1024, key=bind("groups", int(design["groups"])),
+            help="ResNeXt (Xie et al. 2017): groups of the bottleneck's kxk convolution.")
+    with c2:
+        edited["width_per_group"] = st.number_input(
+            "Width per group", min_value=1, max_value=4096,
+            key=bind("width_per_group", int(design["width_per_group"])),
+            help="Bottleneck inner width = int(channels x width_per_group / 64) x groups "
+                 "(64: ResNet; 4 with 32 groups: ResNeXt-50 32x4d; 128: Wide ResNet-50-2).")
+    with c3:
+        edited["dropout"] = st.number_input(
+            "Dropout in blocks", min_value=0.0, max_value=0.95, step=0.05, format="%.2f",
+            key=bind("dropout", float(design["dropout"])),
+            help="Wide ResNet (Zagoruyko & Komodakis 2016): dropout between a block's convolutions.")
+    c1, c2 = st.columns(2)
+    with c1:
+        edited["avg_down"] = st.checkbox(
+            "Avg-pool downsampling in projections (ResNet-D)", key=bind("avg_down", design["avg_down"]),
+            help="He et al. (2019): a strided projection averages 2x2 windows, then a 1x1 conv.")
+    with c2:
+        edited["shortcut_batch_norm"] = st.checkbox(
+            "Batch norm after projections", key=bind("shortcut_batch_norm", design["shortcut_batch_norm"]),
+            help="Wide ResNet's projections have none.")
 
 
 def stage_frame(summary):
