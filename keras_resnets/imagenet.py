@@ -9,7 +9,7 @@ Example:
 >>> import numpy as np
 >>> image = np.full((300, 400, 3), 255, "uint8")  # a white RGB image
 >>> x = preprocess_input(image)
->>> x.shape, x[0, 0].round(3).tolist()
+>>> x.shape, [round(float(v), 3) for v in x[0, 0]]
 ((224, 224, 3), [2.249, 2.429, 2.64])
 >>> decode_predictions(np.eye(1000)[[1]], top=1)
 [[(1, 'goldfish', 1.0)]]
