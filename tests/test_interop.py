@@ -304,8 +304,8 @@ def test_decode_predictions_names_the_top_classes():
                   "P5": (2, 2, 2048)}),
 ])
 def test_feature_extractor_names_the_stage_outputs_of_every_preset(preset, levels):
-    """Each kind of preset (crelu_net has highway_net's stages; its looks-linear initialiser
-    alone takes two minutes to build on JAX)."""
+    """Each kind of preset (crelu_net has one stride-1 stage, as these two; its looks-linear
+    initialiser alone takes two minutes to build on JAX)."""
     kwargs = {"input_shape": (64, 64, 3)} if preset == "resnet50" else {}
     with _zero_init():
         model = keras_resnets.build_resnet(keras_resnets.get_preset(preset, **kwargs),
