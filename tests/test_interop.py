@@ -304,7 +304,7 @@ def test_decode_predictions_names_the_top_classes():
                   "P5": (2, 2, 2048)}),
 ])
 def test_feature_extractor_names_the_stage_outputs_of_every_preset(preset, levels):
-    """Each kind of preset (crelu_net has one stride-1 stage, as these two; its looks-linear
+    """Each kind of preset (crelu_net has one stride-1 stage, as mnist_resnet; its looks-linear
     initialiser alone takes two minutes to build on JAX)."""
     kwargs = {"input_shape": (64, 64, 3)} if preset == "resnet50" else {}
     with _zero_init():
