@@ -9,11 +9,15 @@ Example:
 117802
 """
 
-from keras_resnets import layers, presets
+from keras_resnets import interop, layers, presets
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.builders import build_resnet
+from keras_resnets.features import feature_extractor
+from keras_resnets.imagenet import decode_predictions, preprocess_input
 from keras_resnets.initializers import LooksLinear
 from keras_resnets.presets import PRESETS, get_preset
+from keras_resnets.torchvision_weights import IMAGENET_WEIGHTS
+from keras_resnets.torchvision_weights import build as _build_torchvision
 from keras_resnets.runs import Run, RunStore
 from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
 from keras_resnets.training import Recipe, resume, train
@@ -31,54 +35,59 @@ def cifar_resnet(depth=20, **kwargs):
     return build_resnet(presets.cifar_resnet(depth, **kwargs))
 
 
-def resnet18(**kwargs):
-    """ResNet-18 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(18, **kwargs))
+def resnet18(*, weights=None, **kwargs):
+    """ResNet-18 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
+    return _build_torchvision("resnet18", presets.resnet(18, **kwargs), weights)
 
 
-def resnet34(**kwargs):
-    """ResNet-34 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(34, **kwargs))
+def resnet34(*, weights=None, **kwargs):
+    """ResNet-34 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
+    return _build_torchvision("resnet34", presets.resnet(34, **kwargs), weights)
 
 
-def resnet50(**kwargs):
-    """ResNet-50 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(50, **kwargs))
+def resnet50(*, weights=None, **kwargs):
+    """ResNet-50 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
+    return _build_torchvision("resnet50", presets.resnet(50, **kwargs), weights)
 
 
-def resnet101(**kwargs):
-    """ResNet-101 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(101, **kwargs))
+def resnet101(*, weights=None, **kwargs):
+    """ResNet-101 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
+    return _build_torchvision("resnet101", presets.resnet(101, **kwargs), weights)
 
 
-def resnet152(**kwargs):
-    """ResNet-152 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(152, **kwargs))
+def resnet152(*, weights=None, **kwargs):
+    """ResNet-152 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
+    return _build_torchvision("resnet152", presets.resnet(152, **kwargs), weights)
 
 
-def resnext50_32x4d(**kwargs):
-    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(50, 32, 4, **kwargs))
+def resnext50_32x4d(*, weights=None, **kwargs):
+    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`, and ``weights``
+    (`torchvision_weights.build`)."""
+    return _build_torchvision("resnext50_32x4d", presets.resnext(50, 32, 4, **kwargs), weights)
 
 
-def resnext101_32x8d(**kwargs):
-    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(101, 32, 8, **kwargs))
+def resnext101_32x8d(*, weights=None, **kwargs):
+    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`, and ``weights``
+    (`torchvision_weights.build`)."""
+    return _build_torchvision("resnext101_32x8d", presets.resnext(101, 32, 8, **kwargs), weights)
 
 
-def resnext101_64x4d(**kwargs):
-    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`."""
-    return build_resnet(presets.resnext(101, 64, 4, **kwargs))
+def resnext101_64x4d(*, weights=None, **kwargs):
+    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`, and ``weights``
+    (`torchvision_weights.build`)."""
+    return _build_torchvision("resnext101_64x4d", presets.resnext(101, 64, 4, **kwargs), weights)
 
 
-def wide_resnet50_2(**kwargs):
-    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`."""
-    return build_resnet(presets.wide_resnet(50, 2, **kwargs))
+def wide_resnet50_2(*, weights=None, **kwargs):
+    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
+    (`torchvision_weights.build`)."""
+    return _build_torchvision("wide_resnet50_2", presets.wide_resnet(50, 2, **kwargs), weights)
 
 
-def wide_resnet101_2(**kwargs):
-    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`."""
-    return build_resnet(presets.wide_resnet(101, 2, **kwargs))
+def wide_resnet101_2(*, weights=None, **kwargs):
+    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
+    (`torchvision_weights.build`)."""
+    return _build_torchvision("wide_resnet101_2", presets.wide_resnet(101, 2, **kwargs), weights)
 
 
 def resnet18d(**kwargs):
@@ -128,6 +137,7 @@ def crelu_net(*args, **kwargs):
 
 
 __all__ = [
+    "IMAGENET_WEIGHTS",
     "PRESETS",
     "Architecture",
     "LooksLinear",
@@ -141,12 +151,16 @@ __all__ = [
     "cifar_wide_resnet",
     "count_params",
     "crelu_net",
+    "decode_predictions",
+    "feature_extractor",
     "format_summary",
     "get_preset",
     "highway_net",
+    "interop",
     "layers",
     "mnist_resnet",
     "parameter_table",
+    "preprocess_input",
     "presets",
     "resnet101",
     "resnet101d",

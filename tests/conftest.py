@@ -63,7 +63,8 @@ def _jax_model_call(model, x, training):
 
 
 def _run(layer, x, training=False):
-    """``layer(x, training=training)`` as a NumPy array, building the layer first if needed.
+    """``layer(x, training=training)`` as a NumPy array (or a structure of them, for a model
+    with several outputs), building the layer first if needed.
 
     On JAX a whole model is compiled at once: compiling each eager op for every new shape
     costs more. TensorFlow has no channels_first convolution on CPU; there the call is
@@ -80,7 +81,7 @@ def _run(layer, x, training=False):
         y = tf.function(lambda t: layer(t, training=training), jit_compile=True)(x)
     else:
         y = layer(x, training=training)
-    return keras.ops.convert_to_numpy(y)
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, y)
 
 
 @pytest.fixture

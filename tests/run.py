@@ -4,6 +4,13 @@ Usage: ``python tests/run.py [pytest args...]`` (from the repository root). Back
 two at a time (``KR_TEST_JOBS=1`` runs them one after another); each one's output is
 printed when it ends.
 
+First it makes the torchvision reference files that ``tests/test_interop.py`` compares with,
+unless they are there and current: `tests/reference/torchvision_refs.py` runs in a Python with
+PyPI's torch and torchvision, ``$KERAS_RESNETS_TORCHVISION_PYTHON`` if set, else a virtual
+environment it creates once in ``~/.cache/keras-resnets/torchvision-venv`` (torch 2.13.0 and
+torchvision 0.28.0 from PyPI, about 5 GB and 2.5 minutes; the suite's own torch cannot be
+used: a CPU build from disk that PyPI's torchvision does not load).
+
 A backend that cannot be imported fails the run (it is never skipped), and so does a
 pytest run that collects no test. The last line sums up all backends as
 ``N passed, N failed, N skipped``.
@@ -82,8 +89,73 @@ def run_all(pytest_args, workdir, jobs):
     return results
 
 
+def _load_refs():
+    spec = importlib.util.spec_from_file_location(
+        "torchvision_refs", os.path.join(os.path.dirname(__file__), "reference", "torchvision_refs.py"))
+    refs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refs)
+    return refs
+
+
+def _references_current(refs):
+    import numpy as np
+
+    folder = refs.reference_dir()
+    for name in ("resnet18.pth", "imagenet_preprocess.npz"):
+        if not os.path.exists(os.path.join(folder, name)):
+            return False
+    for name in refs.MODELS:
+        path = os.path.join(folder, f"{name}.npz")
+        if not os.path.exists(path):
+            return False
+        with np.load(path) as data:
+            if int(data["version"]) != refs.VERSION:
+                return False
+    return True
+
+
+def _torchvision_python():
+    """A Python with PyPI's torch and torchvision: the environment variable's or our venv."""
+    python = os.environ.get("KERAS_RESNETS_TORCHVISION_PYTHON")
+    if python:
+        return python
+    venv = os.path.join(os.path.expanduser("~"), ".cache", "keras-resnets", "torchvision-venv")
+    python = os.path.join(venv, "bin", "python")
+    probe = [python, "-c", "import torchvision; torchvision.models.resnet18()"]
+    if os.path.exists(python) and subprocess.call(probe, stderr=subprocess.DEVNULL) == 0:
+        return python
+    print(f"\n===== creating {venv} (PyPI's torch and torchvision) =====", flush=True)
+    subprocess.check_call([sys.executable, "-m", "venv", "--clear", venv])
+    # PyPI's own builds, not the CPU wheel this machine's pip configuration points at.
+    env = {**os.environ, "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull, "PIP_CONSTRAINT": ""}
+    subprocess.check_call([python, "-m", "pip", "install", "-q", "--index-url",
+                           "https://pypi.org/simple", "torch==2.13.0", "torchvision==0.28.0",
+                           "numpy"], env=env)
+    return python
+
+
+def make_references():
+    """Makes the torchvision reference files unless they are current; True if they are then."""
+    refs = _load_refs()
+    if _references_current(refs):
+        return True
+    print("\n===== torchvision reference files =====", flush=True)
+    start = time.monotonic()
+    try:
+        python = _torchvision_python()
+        subprocess.check_call([python, os.path.join(os.path.dirname(__file__), "reference",
+                                                    "torchvision_refs.py")])
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"FAILED to make the references ({error}): tests/test_interop.py will fail.",
+              flush=True)
+        return False
+    print(f"made in {time.monotonic() - start:.1f} s", flush=True)
+    return True
+
+
 def main(argv):
     pytest_args = argv or ["-q"]
+    make_references()
     jobs = int(os.environ.get("KR_TEST_JOBS", "2"))
     with tempfile.TemporaryDirectory() as workdir:
         results = run_all(pytest_args, workdir, jobs)

@@ -1,5 +1,6 @@
 """The small layers: CReLU, LooksLinear, StochasticDepth + linear_decay, Shortcut, highway layers."""
 
+import functools
 import math
 import os
 import subprocess
@@ -430,7 +431,8 @@ def _twin_models(bn, input_shape, axis, affine=True, jit_compile="auto"):
     ((4,), -1, True, "auto"),
 ])
 def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_compile, rng):
-    """Same outputs, gradients and moving statistics as `keras.layers.BatchNormalization`, over
+    """With Keras' variance rule: same outputs, gradients and moving statistics as
+    `keras.layers.BatchNormalization`, over
     a few SGD steps (on PyTorch and, for images, TensorFlow through the fused kernel; elsewhere
     through Keras' own)."""
     if jit_compile is True and BACKEND == "torch":
@@ -438,11 +440,13 @@ def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_com
     keras.utils.set_random_seed(0)
     reference = _twin_models(keras.layers.BatchNormalization, input_shape, axis, affine,
                              jit_compile)
-    fast = _twin_models(BatchNormalization, input_shape, axis, affine, jit_compile)
+    keras_rule = functools.partial(BatchNormalization, unbiased_variance=False)
+    fast = _twin_models(keras_rule, input_shape, axis, affine, jit_compile)
     fast.set_weights(reference.get_weights())
     x = (3 * rng.standard_normal((16, *input_shape)) + 1).astype("float32")
     y = np.arange(16) % 2
     bn = next(layer for layer in fast.layers if isinstance(layer, BatchNormalization))
+    assert not bn.unbiased_variance
     fused = BACKEND == "torch" or (BACKEND == "tensorflow" and len(input_shape) == 3)
     assert bn.fuses(keras.ops.convert_to_tensor(x[:1])) == fused
     for model in (reference, fast):
@@ -451,6 +455,30 @@ def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_com
         np.testing.assert_allclose(_values(b), _values(a), rtol=1e-4, atol=1e-5, err_msg=a.path)
     np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((4, 5, 3, 3), 1), ((4, 3, 3, 5), -1), ((6, 5), -1)])
+def test_batch_norm_moves_its_statistics_as_pytorch_does(shape, axis, run, rng):
+    """One training-mode call moves the moving mean and variance as ``torch.nn.BatchNorm``
+    (momentum 0.1, the unbiased batch variance), on the fused paths and Keras' own."""
+    import torch
+
+    x = (3 * rng.standard_normal(shape) + 1).astype("float32")
+    mean, variance = rng.uniform(-1, 1, 5), rng.uniform(0.5, 2, 5)
+    bn = BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5)
+    bn.build(shape)
+    bn.set_weights([np.full(5, 1.5), np.full(5, 0.1), mean, variance])
+    y = run(bn, x, training=True)
+    reference = (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(5)
+    with torch.no_grad():
+        reference.weight.fill_(1.5)
+        reference.bias.fill_(0.1)
+        reference.running_mean.copy_(torch.from_numpy(mean))
+        reference.running_var.copy_(torch.from_numpy(variance))
+        expected = reference.train()(torch.from_numpy(np.moveaxis(x, axis, 1))).numpy()
+    np.testing.assert_allclose(y, np.moveaxis(expected, 1, axis), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_values(bn.moving_mean), reference.running_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(_values(bn.moving_variance), reference.running_var.numpy(), rtol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="oneDNN kernels are TensorFlow's")

@@ -11,7 +11,9 @@ All four keep Keras' weights, statistics and results; only how a backend compute
 - `BatchNormalization`: a training step runs one fused kernel (PyTorch's
   ``native_batch_norm``, TensorFlow's ``FusedBatchNormV3``) instead of Keras' composite of
   ``moments`` and five elementwise ops, and its gradient one kernel too; inference one kernel
-  instead of three. The moving statistics follow Keras (the biased batch variance).
+  instead of three. The moving variance follows PyTorch: it is updated with the unbiased
+  batch variance (``unbiased_variance=True``), on every path and backend; Keras' own layer
+  uses the biased one (``unbiased_variance=False``).
 - `Conv2D`: on PyTorch, one ``conv2d`` call on the tensor as it lies in memory, with the bias
   inside. Keras copies a channels-last input twice per convolution (to channels-first and
   back to channels-last memory) and adds the bias in a separate pass.
@@ -45,17 +47,31 @@ class ReLU(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization`, with one fused kernel for float32 training and
-    inference on PyTorch and TensorFlow (see the module's docstring); the same weights and
-    the same statistics.
+    inference on PyTorch and TensorFlow (see the module's docstring), and PyTorch's moving
+    variance.
+
+    In training, the batch is normalised with its biased variance (as Keras and PyTorch do),
+    but the moving variance is updated with the unbiased one, ``n / (n - 1)`` times larger for
+    ``n`` values per channel, as ``torch.nn.BatchNorm2d`` does: one training step moves the
+    statistics exactly as PyTorch's, so weights trained on either side mean the same.
+
+    Args:
+        unbiased_variance: ``True`` (PyTorch's rule, the default) or ``False`` (Keras' rule:
+            the biased variance). Masked and renormalised calls always use Keras' rule.
+        **kwargs: those of `keras.layers.BatchNormalization`.
 
     Example:
     >>> bn = BatchNormalization(momentum=0.5)
     >>> y = bn(keras.ops.convert_to_tensor([[1.0], [3.0]]), training=True)
     >>> keras.ops.convert_to_numpy(y)[:, 0].round(3).tolist()
     [-1.0, 1.0]
-    >>> [float(bn.moving_mean[0]), float(bn.moving_variance[0])]
-    [1.0, 1.0]
+    >>> [float(bn.moving_mean[0]), float(bn.moving_variance[0])]  # 0.5 * 1 + 0.5 * 2
+    [1.0, 1.5]
     """
+
+    def __init__(self, *args, unbiased_variance=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unbiased_variance = bool(unbiased_variance)
 
     def fuses(self, inputs, mask=None):
         """Whether a call on ``inputs`` takes the fused path, in training or inference."""
@@ -68,24 +84,46 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 and keras.backend.standardize_dtype(inputs.dtype) == self.moving_mean.dtype)
 
     def call(self, inputs, training=None, mask=None):
-        if not self.fuses(inputs, mask):
-            return super().call(inputs, training=training, mask=mask)
         training = bool(training) and self.trainable
+        if not self.fuses(inputs, mask):
+            if training and self.unbiased_variance and mask is None and not self.renorm:
+                return self._train_step(inputs)
+            return super().call(inputs, training=training, mask=mask)
         if keras.backend.backend() == "torch":
             outputs, moments = self._torch_batch_norm(inputs, training)
         else:
             outputs, moments = self._tensorflow_batch_norm(inputs, training)
         if moments is not None:
-            for moving, batch in zip((self.moving_mean, self.moving_variance), moments):
-                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
+            self._update_moving_statistics(*moments)
         return outputs
+
+    def _train_step(self, inputs):
+        """Keras' own training path, with the moving variance updated by the unbiased one."""
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        mean, variance = self._moments(x, None)
+        count = ops.cast(ops.size(x), x.dtype) / x.shape[self.axis]
+        self._update_moving_statistics(mean, variance * (count / ops.maximum(count - 1.0, 1.0)))
+        gamma, beta = self._scale_and_offset()
+        y = ops.batch_normalization(
+            x, mean, variance, axis=self.axis, epsilon=self.epsilon,
+            offset=None if beta is None else ops.cast(beta, x.dtype),
+            scale=None if gamma is None else ops.cast(gamma, x.dtype))
+        return ops.cast(y, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, variance):
+        for moving, batch in zip((self.moving_mean, self.moving_variance), (mean, variance)):
+            batch = ops.cast(batch, moving.dtype)
+            moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
+
+    def get_config(self):
+        return {**super().get_config(), "unbiased_variance": self.unbiased_variance}
 
     def _scale_and_offset(self):
         return (self.gamma.value if self.scale else None,
                 self.beta.value if self.center else None)
 
     def _torch_batch_norm(self, inputs, training):
-        """The normalised inputs and, in training, the batch mean and (biased) variance."""
+        """The normalised inputs and, in training, the batch mean and variance."""
         import torch
 
         axis = self.axis % inputs.ndim
@@ -99,11 +137,15 @@ class BatchNormalization(keras.layers.BatchNormalization):
         else:
             y, mean, inverse_std = torch.ops.aten.native_batch_norm(
                 x, gamma, beta, None, None, True, 0.0, self.epsilon)
-            moments = (mean.detach(), (inverse_std.pow(-2) - self.epsilon).detach())
+            variance = inverse_std.pow(-2) - self.epsilon  # the biased batch variance
+            if self.unbiased_variance:
+                count = x.numel() // x.shape[1]
+                variance = variance * (count / max(count - 1, 1))
+            moments = (mean.detach(), variance.detach())
         return (y if axis == 1 else y.movedim(1, axis)), moments
 
     def _tensorflow_batch_norm(self, inputs, training):
-        """The normalised inputs and, in training, the batch mean and (biased) variance."""
+        """The normalised inputs and, in training, the batch mean and variance."""
         import tensorflow as tf
 
         channels = inputs.shape[self.axis]
@@ -119,7 +161,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format,
             is_training=True)
-        # The kernel returns the unbiased variance; Keras keeps the biased one.
+        if self.unbiased_variance:  # what the kernel returns
+            return y, (mean, variance)
         count = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, variance.dtype)
         return y, (mean, variance * ((count - 1.0) / count))
 
