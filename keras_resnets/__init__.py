@@ -9,14 +9,27 @@ Example:
 117802
 """
 
-from keras_resnets import layers, presets
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.builders import build_resnet
-from keras_resnets.initializers import LooksLinear
-from keras_resnets.presets import PRESETS, get_preset
-from keras_resnets.runs import Run, RunStore
-from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
-from keras_resnets.training import Recipe, resume, train
+import sys
+
+from keras_resnets.environment import check_backend
+
+try:  # before Keras is imported: its own error is a long traceback
+    check_backend()
+except ValueError as error:
+    if sys.argv[:1] == ["-m"]:  # `python -m keras_resnets` is importing the package
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    raise
+
+from keras_resnets import layers, presets  # noqa: E402
+from keras_resnets.architecture import Architecture, Stage, Stem  # noqa: E402
+from keras_resnets.builders import build_resnet  # noqa: E402
+from keras_resnets.initializers import LooksLinear  # noqa: E402
+from keras_resnets.limits import Limits, estimate, limits, set_limits  # noqa: E402
+from keras_resnets.presets import PRESETS, get_preset  # noqa: E402
+from keras_resnets.runs import Run, RunStore  # noqa: E402
+from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table  # noqa: E402
+from keras_resnets.training import Recipe, resume, train  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -69,6 +82,7 @@ def crelu_net(*args, **kwargs):
 __all__ = [
     "PRESETS",
     "Architecture",
+    "Limits",
     "LooksLinear",
     "Recipe",
     "Run",
@@ -79,10 +93,12 @@ __all__ = [
     "cifar_resnet",
     "count_params",
     "crelu_net",
+    "estimate",
     "format_summary",
     "get_preset",
     "highway_net",
     "layers",
+    "limits",
     "mnist_resnet",
     "parameter_table",
     "presets",
@@ -92,6 +108,7 @@ __all__ = [
     "resnet34",
     "resnet50",
     "resume",
+    "set_limits",
     "stage_table",
     "train",
 ]
