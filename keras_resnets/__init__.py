@@ -25,7 +25,7 @@ from keras_resnets import layers, presets  # noqa: E402
 from keras_resnets.architecture import Architecture, Stage, Stem  # noqa: E402
 from keras_resnets.builders import build_resnet  # noqa: E402
 from keras_resnets.initializers import LooksLinear  # noqa: E402
-from keras_resnets.limits import Limits, estimate, limits, set_limits  # noqa: E402
+from keras_resnets.limits import Limits, estimate, set_limits  # noqa: E402
 from keras_resnets.presets import PRESETS, get_preset  # noqa: E402
 from keras_resnets.runs import Run, RunStore  # noqa: E402
 from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table  # noqa: E402
@@ -98,7 +98,6 @@ __all__ = [
     "get_preset",
     "highway_net",
     "layers",
-    "limits",
     "mnist_resnet",
     "parameter_table",
     "presets",

@@ -341,11 +341,16 @@ def _known(where, data, cls):
     if not isinstance(data, dict):
         fail(where, data, f"a dict of {cls.__name__} fields")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
         raise ValueError(
             f"{where} has unknown field(s) {unknown}; allowed fields are {sorted(names)}."
         )
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{where} lacks the field(s) {missing}; {cls.__name__} needs {required}.")
     return data
 
 
