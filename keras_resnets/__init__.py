@@ -69,6 +69,67 @@ def resnet152(**kwargs):
     return build_resnet(presets.resnet(152, **kwargs))
 
 
+def resnext50_32x4d(**kwargs):
+    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`."""
+    return build_resnet(presets.resnext(50, 32, 4, **kwargs))
+
+
+def resnext101_32x8d(**kwargs):
+    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`."""
+    return build_resnet(presets.resnext(101, 32, 8, **kwargs))
+
+
+def resnext101_64x4d(**kwargs):
+    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`."""
+    return build_resnet(presets.resnext(101, 64, 4, **kwargs))
+
+
+def wide_resnet50_2(**kwargs):
+    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`."""
+    return build_resnet(presets.wide_resnet(50, 2, **kwargs))
+
+
+def wide_resnet101_2(**kwargs):
+    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`."""
+    return build_resnet(presets.wide_resnet(101, 2, **kwargs))
+
+
+def resnet18d(**kwargs):
+    """ResNet-18-D (deep stem, average-pool downsampling) as a model; arguments of
+    `presets.resnet_d`."""
+    return build_resnet(presets.resnet_d(18, **kwargs))
+
+
+def resnet34d(**kwargs):
+    """ResNet-34-D (deep stem, average-pool downsampling) as a model; arguments of
+    `presets.resnet_d`."""
+    return build_resnet(presets.resnet_d(34, **kwargs))
+
+
+def resnet50d(**kwargs):
+    """ResNet-50-D (deep stem, average-pool downsampling) as a model; arguments of
+    `presets.resnet_d`."""
+    return build_resnet(presets.resnet_d(50, **kwargs))
+
+
+def resnet101d(**kwargs):
+    """ResNet-101-D (deep stem, average-pool downsampling) as a model; arguments of
+    `presets.resnet_d`."""
+    return build_resnet(presets.resnet_d(101, **kwargs))
+
+
+def resnet152d(**kwargs):
+    """ResNet-152-D (deep stem, average-pool downsampling) as a model; arguments of
+    `presets.resnet_d`."""
+    return build_resnet(presets.resnet_d(152, **kwargs))
+
+
+def cifar_wide_resnet(depth=28, widen_factor=10, dropout=0.0, **kwargs):
+    """Zagoruyko & Komodakis' WRN-``depth``-``widen_factor`` as a model; arguments of
+    `presets.cifar_wide_resnet`."""
+    return build_resnet(presets.cifar_wide_resnet(depth, widen_factor, dropout, **kwargs))
+
+
 def highway_net(*args, **kwargs):
     """A highway network as a model; arguments of `presets.highway_net`."""
     return build_resnet(presets.highway_net(*args, **kwargs))
@@ -91,6 +152,7 @@ __all__ = [
     "Stem",
     "build_resnet",
     "cifar_resnet",
+    "cifar_wide_resnet",
     "count_params",
     "crelu_net",
     "estimate",
@@ -102,12 +164,22 @@ __all__ = [
     "parameter_table",
     "presets",
     "resnet101",
+    "resnet101d",
     "resnet152",
+    "resnet152d",
     "resnet18",
+    "resnet18d",
     "resnet34",
+    "resnet34d",
     "resnet50",
+    "resnet50d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "resnext50_32x4d",
     "resume",
     "set_limits",
     "stage_table",
     "train",
+    "wide_resnet101_2",
+    "wide_resnet50_2",
 ]

@@ -19,14 +19,15 @@ import re
 from dataclasses import dataclass, field
 
 from keras_resnets import limits
-from keras_resnets.layers.activations import ACTIVATIONS, width_factor
+from keras_resnets.layers.activations import ACTIVATIONS
 from keras_resnets.layers.common import conv_output_size
 from keras_resnets.layers.shortcut import SHORTCUT_OPTIONS
 from keras_resnets.layers.stochastic_depth import DROP_MODES
+from keras_resnets.plan import BRANCH_LAYERS, make_plan
 from keras_resnets.validation import check_bool, check_choice, check_int, check_number, check_seed, fail
 
 BLOCKS = ("basic", "bottleneck", "dense", "highway")
-STEMS = ("conv", "dense", "none")
+STEMS = ("conv", "deep", "dense", "none")
 POOLINGS = ("avg", "max", "flatten", None)
 DATA_FORMATS = ("channels_last", "channels_first", None)
 
@@ -62,8 +63,12 @@ class Stem:
     """What comes before the blocks.
 
     ``kind="conv"``: a convolution (``filters``, ``kernel_size``, ``strides``), optional batch
-    norm and activation, optional 3x3/2 max pooling (``pool``). ``kind="dense"``: the same with
-    a `Dense` layer for vector inputs. ``kind="none"``: the input goes straight to the blocks.
+    norm and activation, optional 3x3/2 max pooling (``pool``). ``kind="deep"``: ResNet-D's
+    deep stem (He et al. 2019): three ``kernel_size`` convolutions of widths ``filters / 2``,
+    ``filters / 2``, ``filters``, the first one strided, batch norm and activation after the
+    first two, and after the third as for ``"conv"``. ``kind="dense"``: the same as ``"conv"``
+    with a `Dense` layer for vector inputs. ``kind="none"``: the input goes straight to the
+    blocks.
     """
 
     kind: str = "conv"
@@ -86,6 +91,9 @@ class Stem:
             fail("stem.kernel_size", self.kernel_size, "an odd integer")
         if self.kind == "dense" and (self.kernel_size != 1 or self.strides != 1 or self.pool):
             fail("stem.kind", self.kind, "'dense' only with kernel_size=1, strides=1, pool=False")
+        if self.kind == "deep" and (self.filters < 2 or self.filters % 2):
+            fail("stem.filters", self.filters, "an even integer >= 2 with kind='deep' "
+                  "(its first two convolutions are filters / 2 wide)")
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,19 @@ class Architecture:
         stages: a tuple of `Stage`.
         block: ``"basic"`` (`ResBlock`), ``"bottleneck"``, ``"dense"`` (`DenseResBlock`) or
             ``"highway"`` (`HighwayConv2D`, `HighwayDense` for vectors).
+        groups: cardinality of bottleneck blocks (ResNeXt, Xie et al. 2017): groups of their
+            kxk convolution.
+        width_per_group: bottleneck inner width per group per 64 channels; the inner width
+            is ``int(channels * width_per_group / 64) * groups`` as in torchvision
+            (``groups=32, width_per_group=4``: ResNeXt-50 32x4d; ``width_per_group=128``:
+            Wide ResNet-50-2).
+        dropout: rate of dropout before the second convolution of each block's branch (Wide
+            ResNet, Zagoruyko & Komodakis 2016); 0 adds no layer.
         shortcut: option ``"A"``, ``"B"`` or ``"C"`` of He et al. (2015).
+        shortcut_batch_norm: batch norm after projection shortcuts (with ``batch_norm``);
+            Wide ResNet has none.
+        avg_down: strided projection shortcuts average-pool, then convolve with stride 1
+            (ResNet-D, He et al. 2019), instead of a strided 1x1 convolution.
         residual: ``False`` builds the plain twin, the same layers without skips.
         preactivation: pre-activation blocks (He et al. 2016).
         activation: a name of `keras_resnets.layers.ACTIVATIONS`.
@@ -126,7 +146,12 @@ class Architecture:
     stem: Stem = field(default_factory=Stem)
     stages: tuple = (Stage(blocks=3, channels=16),)
     block: str = "basic"
+    groups: int = 1
+    width_per_group: int = 64
+    dropout: float = 0.0
     shortcut: str = "B"
+    shortcut_batch_norm: bool = True
+    avg_down: bool = False
     residual: bool = True
     preactivation: bool = False
     activation: str = "relu"
@@ -195,8 +220,14 @@ class Architecture:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("classifier_activation", self.classifier_activation, (None, "softmax"))
         check_choice("data_format", self.data_format, DATA_FORMATS)
+        check_int("groups", self.groups)
+        check_int("width_per_group", self.width_per_group)
+        check_number("dropout", self.dropout, 0.0, 1.0)
+        if self.dropout == 1.0:
+            fail("dropout", self.dropout, "a number in [0, 1): 1 would drop everything")
         for name in ("residual", "preactivation", "looks_linear", "use_bias", "batch_norm",
-                     "zero_init_last_bn", "pool_activation", "include_top"):
+                     "zero_init_last_bn", "pool_activation", "include_top", "avg_down",
+                     "shortcut_batch_norm"):
             check_bool(name, getattr(self, name))
         check_number("bn_momentum", self.bn_momentum, 0.0, 1.0)
         check_number("bn_epsilon", self.bn_epsilon, 0.0, 1.0, low_open=True)
@@ -205,8 +236,9 @@ class Architecture:
         check_number("transform_gate_bias", self.transform_gate_bias, -100.0, 100.0)
         check_int("classes", self.classes)
         check_seed("seed", self.seed, optional=True)
+        limits.check_structure(self)  # before the plan: a million blocks must not be planned
         self._validate_combinations()
-        limits.check(self)
+        limits.check_size(self)
 
     def _validate_combinations(self):
         vectors = len(self.input_shape) == 1
@@ -216,7 +248,7 @@ class Architecture:
             check_choice("pooling", self.pooling, (None,))
         else:
             check_choice("block", self.block, ("basic", "bottleneck", "highway"))
-            check_choice("stem.kind", self.stem.kind, ("conv", "none"))
+            check_choice("stem.kind", self.stem.kind, ("conv", "deep", "none"))
         if self.include_top and not vectors and self.pooling is None:
             fail("pooling", None, "'avg', 'max' or 'flatten' with include_top=True: the classifier needs vectors")
         if self.block in ("dense", "highway") or vectors:
@@ -230,8 +262,23 @@ class Architecture:
                   "only with residual=False or preactivation=True, and not for highway blocks: "
                   "CReLU doubles the width, so after a post-activation sum the next shortcut "
                   "would not line up")
+        if self.block != "bottleneck" and (self.groups, self.width_per_group) != (1, 64):
+            field_name = "groups" if self.groups != 1 else "width_per_group"
+            fail(field_name, getattr(self, field_name),
+                  f"{1 if field_name == 'groups' else 64} unless block='bottleneck' "
+                  "(grouped and widened inner convolutions belong to bottleneck blocks)")
+        if self.dropout > 0 and self.block == "highway":
+            fail("dropout", self.dropout, "0 for highway blocks (they have one convolution)")
+        if self.avg_down and self.shortcut == "A":
+            fail("avg_down", True, "False with shortcut='A' (it pools before a projection)")
+        plan = self.plan()
+        for block in plan.blocks:
+            if block.width < 1:
+                fail(f"stages[{block.stage - 1}].channels", block.channels,
+                      f"a width with int(channels * width_per_group / 64) >= 1 "
+                      f"(width_per_group={self.width_per_group})")
         if self.block == "highway":
-            width = self._stem_width()
+            width = plan.blocks[0].in_channels
             for i, stage in enumerate(self.stages):
                 if stage.channels != width:
                     fail(f"stages[{i}].channels", stage.channels,
@@ -252,16 +299,14 @@ class Architecture:
                       "stem.activation=True)")
         elif self.looks_linear:
             fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
-        if self.shortcut == "A" and self.residual and self.block != "highway":
+        for block in plan.blocks:
             # Option A pads channels with zeros; it cannot drop any.
-            expansion = 4 if self.block == "bottleneck" else 1
-            width = self._stem_width()
-            for i, stage in enumerate(self.stages):
-                if stage.channels * expansion < width:
-                    fail(f"stages[{i}].channels", stage.channels,
-                          f"at least {-(-width // expansion)} with shortcut='A': option A only adds "
-                          f"zero channels and the input of this stage is {width} wide; use 'B' or 'C'")
-                width = stage.channels * expansion
+            if block.shortcut == "A" and block.out_channels < block.in_channels:
+                expansion = block.out_channels // block.channels
+                fail(f"stages[{block.stage - 1}].channels", block.channels,
+                      f"at least {-(-block.in_channels // expansion)} with shortcut='A': option A "
+                      f"only adds zero channels and the input of this stage is "
+                      f"{block.in_channels} wide; use 'B' or 'C'")
         if self.final_survival_probability < 1.0 and not self.residual:
             fail("final_survival_probability", self.final_survival_probability,
                   "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
@@ -270,18 +315,13 @@ class Architecture:
                   "1.0 for highway blocks")
         self._validate_sizes()
 
-    def _stem_width(self):
-        if self.stem.kind == "none":
-            return self.input_shape[-1]
-        return self.stem.filters * width_factor(self.activation)
-
     def _validate_sizes(self):
         """Every downsampling must leave at least one pixel."""
         if len(self.input_shape) == 1:
             return
         h, w = self.input_shape[:2]
         steps = []
-        if self.stem.kind == "conv":
+        if self.stem.kind in ("conv", "deep"):
             steps.append(("stem.strides", self.stem.kernel_size, self.stem.strides))
             if self.stem.pool:
                 steps.append(("stem.pool", 3, 2))
@@ -299,14 +339,24 @@ class Architecture:
     @property
     def depth(self):
         """Weighted layers, counted as in the papers (stem + branch layers + classifier)."""
-        per_block = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}[self.block]
-        stem = 0 if self.stem.kind == "none" else 1
-        return stem + per_block * self.num_blocks + int(self.include_top)
+        stem = {"none": 0, "deep": 3}.get(self.stem.kind, 1)
+        return stem + BRANCH_LAYERS[self.block] * self.num_blocks + int(self.include_top)
 
     @property
     def num_blocks(self):
         """``L``, the number of blocks of all stages."""
         return sum(stage.blocks for stage in self.stages)
+
+    def plan(self):
+        """The description resolved into a `keras_resnets.plan.Plan`: one frozen spec per
+        block, and for the stem and head, with widths, sizes, parameter counts and MACs.
+
+        Example:
+        >>> arch = Architecture(stages=(Stage(blocks=2, channels=16), Stage(1, 32, strides=2)))
+        >>> [(b.name, b.out_channels, b.shortcut) for b in arch.plan().blocks]
+        [('stage1_block1', 16, 'identity'), ('stage1_block2', 16, 'identity'), ('stage2_block1', 32, 'projection')]
+        """
+        return make_plan(self)
 
     # -- conversions -------------------------------------------------------------------------
     def replace(self, **changes):

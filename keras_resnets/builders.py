@@ -12,7 +12,6 @@ from keras_resnets.layers import (
     PreActBottleneckBlock,
     PreActResBlock,
     ResBlock,
-    linear_decay,
 )
 from keras_resnets.layers.activations import make_activation
 from keras_resnets.layers.common import batch_norm, channel_axis, conv_layers, resolve_data_format
@@ -27,7 +26,7 @@ _BLOCK_CLASSES = {
 
 
 def build_resnet(architecture=None, /, **fields):
-    """Builds the `keras.Model` an architecture describes.
+    """Builds the `keras.Model` an architecture describes, from its `Architecture.plan`.
 
     Args:
         architecture: an `Architecture`, a dict of its fields or its JSON; ``None`` builds
@@ -49,6 +48,7 @@ def build_resnet(architecture=None, /, **fields):
     True
     """
     arch = coerce_architecture(architecture, **fields)
+    plan = arch.plan()
     data_format = resolve_data_format(arch.data_format)
     shape = arch.input_shape
     if len(shape) == 3 and data_format == "channels_first":
@@ -56,11 +56,11 @@ def build_resnet(architecture=None, /, **fields):
     axis = channel_axis(len(shape) + 1, data_format)
     inputs = keras.Input(shape, name="input")
     x = inputs
-    for layer in _stem(arch, axis, data_format):
+    for layer in _stem(arch, plan.stem, axis, data_format):
         x = layer(x)
-    for block in _blocks(arch, data_format):
-        x = block(x)
-    if arch.preactivation:
+    for spec in plan.blocks:
+        x = _block(arch, spec, data_format)(x)
+    if plan.head.post_norm:
         if arch.batch_norm:
             x = batch_norm(axis, arch.bn_momentum, arch.bn_epsilon, "post_bn")(x)
         x = make_activation(arch.activation, axis, name="post_act")(x)
@@ -69,17 +69,33 @@ def build_resnet(architecture=None, /, **fields):
     return keras.Model(inputs, x, name=arch.name)
 
 
-def _stem(arch, axis, data_format):
-    stem = arch.stem
-    if stem.kind == "none":
+def _stem(arch, spec, axis, data_format):
+    if spec is None:
         return []
+    stem = arch.stem
     if stem.kind == "dense":
-        layers = [keras.layers.Dense(stem.filters, use_bias=stem.use_bias, name="stem_dense")]
-    else:
-        layers = conv_layers(
-            stem.filters, stem.kernel_size, stem.strides, use_bias=stem.use_bias,
-            kernel_initializer="he_normal", data_format=data_format, name="stem_conv",
-        )
+        return _stem_tail(arch, axis, data_format, [
+            keras.layers.Dense(stem.filters, use_bias=stem.use_bias, name="stem_dense")])
+    if stem.kind == "conv":
+        (filters, kernel_size, strides), = spec.convs
+        return _stem_tail(arch, axis, data_format, conv_layers(
+            filters, kernel_size, strides, use_bias=stem.use_bias,
+            kernel_initializer="he_normal", data_format=data_format, name="stem_conv"))
+    layers = []  # the deep stem: conv-BN-act twice, then a conv and the stem's own tail
+    for i, (filters, kernel_size, strides) in enumerate(spec.convs, start=1):
+        layers += conv_layers(filters, kernel_size, strides, use_bias=stem.use_bias,
+                              kernel_initializer="he_normal", data_format=data_format,
+                              name=f"stem_conv{i}")
+        if i < len(spec.convs):
+            if stem.batch_norm:
+                layers.append(batch_norm(axis, arch.bn_momentum, arch.bn_epsilon, f"stem_bn{i}"))
+            layers.append(make_activation(arch.activation, axis, name=f"stem_act{i}"))
+    return _stem_tail(arch, axis, data_format, layers)
+
+
+def _stem_tail(arch, axis, data_format, layers):
+    """``layers``, then the stem's batch norm, activation and max pooling."""
+    stem = arch.stem
     if stem.batch_norm:
         layers.append(batch_norm(axis, arch.bn_momentum, arch.bn_epsilon, "stem_bn"))
     if stem.activation:
@@ -92,55 +108,46 @@ def _stem(arch, axis, data_format):
     return layers
 
 
-def _blocks(arch, data_format):
-    """The blocks in order, with their strides and stochastic-depth survival probabilities."""
-    kernel_initializer = LooksLinear() if arch.looks_linear else "he_normal"
-    vectors = len(arch.input_shape) == 1
-    stem_activates = arch.stem.kind != "none" and arch.stem.activation
-    total = arch.num_blocks
-    index = 0
-    for s, stage in enumerate(arch.stages, start=1):
-        for b in range(1, stage.blocks + 1):
-            index += 1
-            name = f"stage{s}_block{b}"
-            if arch.block == "highway":
-                cls = HighwayDense if vectors else HighwayConv2D
-                extra = {} if vectors else {"kernel_size": stage.kernel_size}
-                yield cls(
-                    activation=arch.activation, transform_gate_bias=arch.transform_gate_bias,
-                    residual=arch.residual, use_bias=arch.use_bias, batch_norm=arch.batch_norm,
-                    bn_momentum=arch.bn_momentum, bn_epsilon=arch.bn_epsilon,
-                    data_format=data_format, name=name, **extra,
-                )
-                continue
-            cls = _BLOCK_CLASSES[(arch.block, arch.preactivation)]
-            extra = {}
-            if arch.preactivation:
-                extra["preactivate"] = not (index == 1 and stem_activates)
-            if arch.block != "dense":
-                extra["kernel_size"] = stage.kernel_size
-                extra["strides"] = stage.strides if b == 1 else 1
-            survival = 1.0
-            if arch.final_survival_probability < 1.0:
-                survival = linear_decay(index, total, arch.final_survival_probability)
-            yield cls(
-                stage.channels,
-                shortcut=arch.shortcut,
-                residual=arch.residual,
-                survival_probability=survival,
-                drop_mode=arch.drop_mode,
-                activation=arch.activation,
-                use_bias=arch.use_bias,
-                batch_norm=arch.batch_norm,
-                bn_momentum=arch.bn_momentum,
-                bn_epsilon=arch.bn_epsilon,
-                zero_init_last_bn=arch.zero_init_last_bn,
-                kernel_initializer=kernel_initializer,
-                data_format=data_format,
-                seed=None if arch.seed is None else arch.seed + index,
-                name=name,
-                **extra,
-            )
+def _block(arch, spec, data_format):
+    """The layer of one `BlockSpec`."""
+    if spec.kind == "highway":
+        vectors = len(arch.input_shape) == 1
+        cls = HighwayDense if vectors else HighwayConv2D
+        extra = {} if vectors else {"kernel_size": spec.kernel_size}
+        return cls(
+            activation=arch.activation, transform_gate_bias=arch.transform_gate_bias,
+            residual=arch.residual, use_bias=arch.use_bias, batch_norm=arch.batch_norm,
+            bn_momentum=arch.bn_momentum, bn_epsilon=arch.bn_epsilon,
+            data_format=data_format, name=spec.name, **extra,
+        )
+    extra = {}
+    if spec.preactivate is not None:
+        extra["preactivate"] = spec.preactivate
+    if spec.kind != "dense":
+        extra.update(kernel_size=spec.kernel_size, strides=spec.strides)
+    if spec.kind == "bottleneck":
+        extra.update(groups=arch.groups, width_per_group=arch.width_per_group)
+    return _BLOCK_CLASSES[(spec.kind, arch.preactivation)](
+        spec.channels,
+        shortcut=arch.shortcut,
+        residual=arch.residual,
+        survival_probability=spec.survival_probability,
+        drop_mode=arch.drop_mode,
+        activation=arch.activation,
+        use_bias=arch.use_bias,
+        batch_norm=arch.batch_norm,
+        bn_momentum=arch.bn_momentum,
+        bn_epsilon=arch.bn_epsilon,
+        zero_init_last_bn=arch.zero_init_last_bn,
+        kernel_initializer=LooksLinear() if arch.looks_linear else "he_normal",
+        data_format=data_format,
+        seed=None if arch.seed is None else arch.seed + spec.number,
+        dropout=spec.dropout,
+        avg_down=arch.avg_down,
+        shortcut_batch_norm=arch.shortcut_batch_norm,
+        name=spec.name,
+        **extra,
+    )
 
 
 def _head(arch, data_format):

@@ -4,7 +4,7 @@ A description that asks for a million blocks or a billion classes would otherwis
 allocate until the machine gives out. Every `Architecture` is checked against `limits()`:
 stages, blocks and kernel sizes when it is made, and its estimated parameters and memory
 (`keras_resnets.estimate`) as well. The defaults admit every preset with room to spare
-(ResNet-152 has 60 M parameters); raise a limit on purpose with `set_limits` or, for the
+(the largest, Wide ResNet-101-2, has 127 M parameters); raise a limit on purpose with `set_limits` or, for the
 command line and the explorer, an environment variable ``KERAS_RESNETS_<FIELD>`` (for example
 ``KERAS_RESNETS_MAX_PARAMETERS=500000000``) set before the library is imported.
 
@@ -19,13 +19,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from keras_resnets.layers.activations import width_factor
-from keras_resnets.layers.common import conv_output_size
 from keras_resnets.validation import check_int, fail
 
 FLOAT_BYTES = 4
-TENSORS_PER_BLOCK = {"basic": 7, "bottleneck": 10, "dense": 7, "highway": 6}
-"""Outputs a block keeps for one forward pass (convolutions, norms, activations, sum), about."""
 
 
 @dataclass(frozen=True)
@@ -94,56 +90,23 @@ def set_limits(**changes):
 
 
 def estimate(architecture):
-    """``{"parameters": ..., "memory": ...}`` of an `Architecture`, from its fields alone (no
-    layer is built): convolution and dense kernels, biases and batch-norm statistics; memory
-    in bytes, float32 parameters plus the outputs of one image's forward pass. An estimate
-    within a few percent, enough for a limit (the built model's count is exact).
+    """``{"parameters": ..., "memory": ...}`` of an `Architecture`, from its plan (no layer is
+    built): all parameters, as the built model counts them, and memory in bytes: float32
+    parameters plus the tensors of one example's forward pass.
 
     Example:
     >>> from keras_resnets import presets
-    >>> estimate(presets.mnist_resnet())["parameters"] > 117_802 * 0.9
-    True
+    >>> estimate(presets.mnist_resnet())["parameters"]
+    119402
     """
-    arch = architecture
-    vectors = len(arch.input_shape) == 1
-    width = width_factor(arch.activation)
-    h, w = (1, 1) if vectors else arch.input_shape[:2]
-    channels, params, outputs = arch.input_shape[-1], 0, 0
-    if arch.stem.kind != "none":
-        k = 1 if vectors else arch.stem.kernel_size
-        params += k * k * channels * arch.stem.filters + 4 * arch.stem.filters
-        if not vectors:
-            h, w = (conv_output_size(h, k, arch.stem.strides),
-                    conv_output_size(w, k, arch.stem.strides))
-        channels = arch.stem.filters * width
-        outputs += 3 * h * w * channels
-    expansion = 4 if arch.block == "bottleneck" else 1
-    for stage in arch.stages:
-        k = 1 if vectors else stage.kernel_size
-        for b in range(stage.blocks):
-            c = channels if arch.block == "highway" else stage.channels
-            if b == 0 and not vectors:
-                h = conv_output_size(h, k, stage.strides)
-                w = conv_output_size(w, k, stage.strides)
-            if arch.block == "bottleneck":
-                params += channels * c + k * k * c * width * c + c * width * 4 * c + 12 * c
-            elif arch.block == "highway":
-                params += 2 * (k * k * channels * channels + channels)
-            else:
-                params += k * k * channels * c + k * k * c * width * c + 8 * c
-            out = c * expansion * (1 if arch.block == "highway" else width)
-            if arch.block != "highway" and (out != channels or arch.shortcut == "C"):
-                params += channels * c * expansion + 4 * c * expansion
-            outputs += TENSORS_PER_BLOCK[arch.block] * h * w * out
-            channels = out
-    if arch.include_top:
-        features = channels * (h * w if arch.pooling == "flatten" else 1)
-        params += features * arch.classes + arch.classes
-    return {"parameters": params, "memory": FLOAT_BYTES * (params + outputs)}
+    plan = architecture.plan()
+    parameters = plan.count_params()["total"]
+    return {"parameters": parameters, "memory": FLOAT_BYTES * (parameters + plan.activations())}
 
 
-def check(architecture):
-    """Raises a `ValueError` naming the field if ``architecture`` is over a limit."""
+def check_structure(architecture):
+    """Raises a `ValueError` naming the field if ``architecture`` has more stages or blocks,
+    or larger kernels, than the limits allow (cheap: it runs before the plan is made)."""
     current = limits()
     if len(architecture.stages) > current.max_stages:
         current.exceeded("stages", f"{len(architecture.stages):,} stages", "max_stages")
@@ -154,6 +117,12 @@ def check(architecture):
         current.exceeded("stem.kernel_size", architecture.stem.kernel_size, "max_kernel_size")
     if architecture.num_blocks > current.max_blocks:
         current.exceeded("stages", f"{architecture.num_blocks:,} blocks", "max_blocks")
+
+
+def check_size(architecture):
+    """Raises a `ValueError` if the estimated parameters or memory of ``architecture`` are
+    over the limits."""
+    current = limits()
     sizes = estimate(architecture)
     if sizes["parameters"] > current.max_parameters:
         current.exceeded("architecture", f"about {sizes['parameters']:,} parameters",

@@ -80,6 +80,38 @@ def resnet(depth=50, *, residual=True, include_top=True, input_shape=(224, 224, 
     })
 
 
+def resnext(depth=50, groups=32, width_per_group=4, *, residual=True, **kwargs):
+    """ResNeXt-``depth`` (Xie et al. 2017): `resnet` bottlenecks whose 3x3 convolution has
+    ``groups`` groups of ``width_per_group`` channels per 64 (torchvision's counts:
+    25,028,904 trainable for ``resnext50_32x4d``); ``kwargs`` as for `resnet`."""
+    base = f"resnext{depth}_{groups}x{width_per_group}d"
+    return resnet(depth, residual=residual, **{
+        "name": base if residual else f"{base}_plain", "groups": groups,
+        "width_per_group": width_per_group, **kwargs})
+
+
+def wide_resnet(depth=50, widen_factor=2, *, residual=True, **kwargs):
+    """Wide ResNet-``depth``-``widen_factor`` in torchvision's ImageNet form: `resnet`
+    bottlenecks ``widen_factor`` times wider inside (68,883,240 trainable for
+    ``wide_resnet50_2``); ``kwargs`` as for `resnet`."""
+    base = f"wide_resnet{depth}_{widen_factor}"
+    return resnet(depth, residual=residual, **{
+        "name": base if residual else f"{base}_plain", "width_per_group": 64 * widen_factor,
+        **kwargs})
+
+
+def resnet_d(depth=50, *, residual=True, **kwargs):
+    """ResNet-``depth``-D (He et al. 2019, "Bag of Tricks"; timm's ``resnet50d``): `resnet`
+    with a deep stem of three 3x3 convolutions (32, 32, 64) and average-pool downsampling in
+    the projection shortcuts (25,576,264 trainable for ResNet-50-D); ``kwargs`` as for
+    `resnet`."""
+    base = f"resnet{depth}d"
+    return resnet(depth, residual=residual, **{
+        "name": base if residual else f"{base}_plain",
+        "stem": Stem(kind="deep", filters=64, kernel_size=3, strides=2, pool=True),
+        "avg_down": True, **kwargs})
+
+
 def cifar_resnet(depth=20, *, residual=True, include_top=True, input_shape=(32, 32, 3),
                  classes=10, pooling="avg", **overrides):
     """The CIFAR-10 networks of He et al. (2015), §4.2: ``depth = 6n + 2``, 16/32/64 channels,
@@ -94,6 +126,37 @@ def cifar_resnet(depth=20, *, residual=True, include_top=True, input_shape=(32, 
         "stages": (Stage(n, 16, 1), Stage(n, 32, 2), Stage(n, 64, 2)),
         "block": "basic",
         "shortcut": "A",
+        "residual": residual,
+        "pooling": pooling,
+        "include_top": include_top,
+        "classes": classes,
+        **overrides,
+    })
+
+
+def cifar_wide_resnet(depth=28, widen_factor=10, dropout=0.0, *, residual=True, include_top=True,
+                      input_shape=(32, 32, 3), classes=10, pooling="avg", **overrides):
+    """WRN-``depth``-``widen_factor`` of Zagoruyko & Komodakis (2016) for CIFAR: a 3x3
+    convolution to 16 channels, pre-activation basic blocks of widths ``16k``, ``32k``,
+    ``64k`` (``depth = 6n + 4``), ``dropout`` between their convolutions, 1x1 projections
+    (without batch norm) where the width changes, a final BN-ReLU (36,479,194 trainable
+    parameters for WRN-28-10)."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"depth={depth!r} is not allowed: 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...).")
+    if isinstance(widen_factor, bool) or not isinstance(widen_factor, int) or widen_factor < 1:
+        raise ValueError(f"widen_factor={widen_factor!r} is not allowed: an integer >= 1.")
+    n = (depth - 4) // 6
+    k = widen_factor
+    return Architecture.from_dict({
+        "name": f"wrn{depth}_{k}" if residual else f"wrn{depth}_{k}_plain",
+        "input_shape": input_shape,
+        "stem": Stem(kind="conv", filters=16, kernel_size=3, batch_norm=False, activation=False),
+        "stages": (Stage(n, 16 * k, 1), Stage(n, 32 * k, 2), Stage(n, 64 * k, 2)),
+        "block": "basic",
+        "preactivation": True,
+        "dropout": dropout,
+        "shortcut": "B",
+        "shortcut_batch_norm": False,
         "residual": residual,
         "pooling": pooling,
         "include_top": include_top,
@@ -148,6 +211,13 @@ PRESETS = {
     "mnist_resnet": mnist_resnet,
     **{f"cifar_resnet{d}": functools.partial(cifar_resnet, d) for d in (20, 32, 44, 56, 110)},
     **{f"resnet{d}": functools.partial(resnet, d) for d in IMAGENET_LAYOUTS},
+    **{f"resnet{d}d": functools.partial(resnet_d, d) for d in IMAGENET_LAYOUTS},
+    "resnext50_32x4d": functools.partial(resnext, 50, 32, 4),
+    "resnext101_32x8d": functools.partial(resnext, 101, 32, 8),
+    "resnext101_64x4d": functools.partial(resnext, 101, 64, 4),
+    "wide_resnet50_2": functools.partial(wide_resnet, 50, 2),
+    "wide_resnet101_2": functools.partial(wide_resnet, 101, 2),
+    "cifar_wide_resnet": cifar_wide_resnet,
     "highway_net": highway_net,
     "crelu_net": crelu_net,
 }

@@ -141,7 +141,7 @@ def test_presets_follow_the_papers():
         ({"stem": {"kernel_size": 2}}, "stem.kernel_size"),
         ({"stem": {"filters": 0}}, "stem.filters"),
         ({"stem": {"strides": 0}}, "stem.strides"),
-        ({"stem": {"kind": "deep"}}, "stem.kind"),
+        ({"stem": {"kind": "stacked"}}, "stem.kind"),
         ({"stem": "conv"}, "stem"),
         ({"classes": 0}, "classes"),
         ({"input_shape": (0, 28, 1)}, r"input_shape\[0\]"),

@@ -24,6 +24,22 @@ from keras_resnets.layers.fast import call_sublayer
 from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
 from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
 
+EXPANSION = 4
+"""Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
+
+
+def bottleneck_width(nb_channels, groups=1, width_per_group=64):
+    """The inner width of a bottleneck block, as torchvision computes it:
+    ``int(nb_channels * width_per_group / 64) * groups``.
+
+    Example:
+    >>> bottleneck_width(64), bottleneck_width(64, groups=32, width_per_group=4)
+    (64, 128)
+    >>> bottleneck_width(64, width_per_group=128)  # Wide ResNet-50-2
+    128
+    """
+    return int(nb_channels * (width_per_group / 64.0)) * groups
+
 
 class _ResidualBlock(keras.layers.Layer):
     """Shared machinery; subclasses say which linear layers the branch holds (`_specs`)."""
@@ -49,6 +65,9 @@ class _ResidualBlock(keras.layers.Layer):
         kernel_initializer="he_normal",
         data_format=None,
         seed=None,
+        dropout=0.0,
+        avg_down=False,
+        shortcut_batch_norm=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,6 +79,8 @@ class _ResidualBlock(keras.layers.Layer):
         if drop_mode not in DROP_MODES:
             raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
         survival_probability = check_probability("survival_probability", survival_probability)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
         if survival_probability < 1.0 and not residual:
             raise ValueError(
                 "stochastic depth (survival_probability < 1) needs residual=True: dropping the "
@@ -86,6 +107,12 @@ class _ResidualBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.data_format = resolve_data_format(data_format)
         self.seed = seed
+        self.dropout = float(dropout)
+        self.avg_down = bool(avg_down)
+        self.shortcut_batch_norm = bool(shortcut_batch_norm)
+        self.dropout_layer = (
+            keras.layers.Dropout(dropout, seed=seed, name="dropout") if dropout > 0 else None
+        )
         self.drop = (
             StochasticDepth(survival_probability, drop_mode, seed=seed, name="stochastic_depth")
             if survival_probability < 1.0
@@ -94,13 +121,13 @@ class _ResidualBlock(keras.layers.Layer):
 
     # -- what subclasses define -------------------------------------------------------------
     def _specs(self):
-        """``(filters, kernel_size, strides)`` of each linear layer of the branch, in order."""
+        """``(filters, kernel_size, strides, groups)`` of each linear layer of the branch."""
         raise NotImplementedError
 
-    def _linear(self, filters, kernel_size, strides, name):
+    def _linear(self, filters, kernel_size, strides, groups, name):
         """The layers of one linear map of the branch (a padded convolution by default)."""
         return conv_layers(
-            filters, kernel_size, strides, use_bias=self.use_bias,
+            filters, kernel_size, strides, use_bias=self.use_bias, groups=groups,
             kernel_initializer=self._fresh_initializer(), data_format=self.data_format, name=name,
         )
 
@@ -126,7 +153,7 @@ class _ResidualBlock(keras.layers.Layer):
         in_channels = input_shape[self._axis]
         specs = self._specs()
         self.units = []
-        for i, (filters, kernel_size, strides) in enumerate(specs, start=1):
+        for i, (filters, kernel_size, strides, groups) in enumerate(specs, start=1):
             unit = {}
             is_last = i == len(specs)
             zero = self.zero_init_last_bn and is_last
@@ -134,7 +161,7 @@ class _ResidualBlock(keras.layers.Layer):
                 if self.batch_norm:
                     unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
                 unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
-            unit["linear"] = self._linear(filters, kernel_size, strides, f"conv{i}")
+            unit["linear"] = self._linear(filters, kernel_size, strides, groups, f"conv{i}")
             if not self.preactivation:
                 if self.batch_norm:
                     unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
@@ -142,17 +169,18 @@ class _ResidualBlock(keras.layers.Layer):
                     unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
             self.units.append(unit)
         total_strides = 1
-        for _, _, s in specs:
-            total_strides *= s
+        for spec in specs:
+            total_strides *= spec[2]
         self.shortcut_layer = None
         if self.residual and needs_shortcut_layer(
             self.shortcut, in_channels, specs[-1][0], total_strides
         ):
             self.shortcut_layer = Shortcut(
-                self.shortcut, specs[-1][0], total_strides, batch_norm=self.batch_norm,
+                self.shortcut, specs[-1][0], total_strides,
+                batch_norm=self.batch_norm and self.shortcut_batch_norm,
                 bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
                 kernel_initializer=self._fresh_initializer(), data_format=self.data_format,
-                name="shortcut",
+                avg_down=self.avg_down, name="shortcut",
             )
         self.post_activation = (
             None if self.preactivation else make_activation(self.activation, self._axis, name="post_act")
@@ -174,6 +202,8 @@ class _ResidualBlock(keras.layers.Layer):
                 shape = unit["act"].compute_output_shape(shape)
             if i == 0:
                 preactivated_shape = shape
+            if i == 1 and self.dropout_layer is not None:
+                self.dropout_layer.build(shape)
             for layer in unit["linear"]:
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)
@@ -217,6 +247,8 @@ class _ResidualBlock(keras.layers.Layer):
                     preactivated = h
                     if until == 1:
                         return None, preactivated
+            if i == 1 and self.dropout_layer is not None:  # Zagoruyko & Komodakis (2016)
+                h = self.dropout_layer(h, training=training)
             for layer in unit["linear"]:
                 h = call_sublayer(self, layer, h)
             if not self.preactivation:
@@ -273,7 +305,7 @@ class _ResidualBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
         axis = channel_axis(len(shape), self.data_format)
-        for _, kernel_size, strides in self._specs():
+        for _, kernel_size, strides, _ in self._specs():
             for i in range(1, len(shape)):
                 if i != axis:
                     shape[i] = conv_output_size(shape[i], kernel_size, strides)
@@ -299,6 +331,9 @@ class _ResidualBlock(keras.layers.Layer):
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "data_format": self.data_format,
             "seed": self.seed,
+            "dropout": self.dropout,
+            "avg_down": self.avg_down,
+            "shortcut_batch_norm": self.shortcut_batch_norm,
         }
 
 
@@ -321,7 +356,12 @@ _BLOCK_ARGS = """
         kernel_initializer: initialiser of the convolutions, projection shortcut included
             (``LooksLinear()`` after a CReLU).
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
-        seed: seed of the stochastic-depth draws.
+        seed: seed of the stochastic-depth draws and of the dropout.
+        dropout: rate of a `Dropout` before the branch's second linear layer (Wide ResNet,
+            Zagoruyko & Komodakis 2016); 0 adds no layer.
+        avg_down: average-pool downsampling in a strided projection shortcut (ResNet-D).
+        shortcut_batch_norm: ``False`` leaves out the batch norm after a projection shortcut
+            (Wide ResNet's, and pre-activation ResNets' in Torch).
 """
 
 
@@ -343,9 +383,17 @@ class ResBlock(_ResidualBlock):
 
     def _specs(self):
         return [
-            (self.nb_channels, self.kernel_size, self.strides),
-            (self.nb_channels, self.kernel_size, 1),
+            (self.nb_channels, self.kernel_size, self.strides, 1),
+            (self.nb_channels, self.kernel_size, 1, 1),
         ]
+
+
+_BOTTLENECK_ARGS = (
+    "        expansion: output width over ``nb_channels`` (4 in the paper).\n"
+    "        groups: cardinality: groups of the kxk convolution (ResNeXt; 1 in ResNet).\n"
+    "        width_per_group: inner width per group per 64 ``nb_channels`` (torchvision's\n"
+    "            ``width_per_group``; 128 and groups=1 is Wide ResNet-50-2).\n"
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -353,31 +401,46 @@ class BottleneckBlock(_ResidualBlock):
     __doc__ = (
         """The bottleneck block of ResNet-50/101/152: 1x1 reduce, kxk (strided), 1x1 expand.
 
-    The stride sits on the kxk convolution, as in torchvision ("ResNet v1.5").
+    The stride sits on the kxk convolution, as in torchvision ("ResNet v1.5"). The inner
+    width is `bottleneck_width` (``nb_channels`` by default); with ``groups > 1`` the kxk
+    convolution is grouped: ResNeXt's aggregated transformations (Xie et al. 2017).
 
     Example:
     >>> block = BottleneckBlock(64, data_format="channels_last")
     >>> tuple(block(keras.ops.ones((1, 56, 56, 64))).shape)
     (1, 56, 56, 256)
+    >>> resnext = BottleneckBlock(64, groups=32, width_per_group=4, data_format="channels_last")
+    >>> tuple(resnext(keras.ops.ones((1, 8, 8, 256))).shape)
+    (1, 8, 8, 256)
+    >>> from keras_resnets import count_params
+    >>> count_params(resnext)["trainable"]
+    71168
 """
         + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
-        + "        expansion: output width over inner width (4 in the paper).\n"
+        + _BOTTLENECK_ARGS
     )
 
-    def __init__(self, nb_channels, kernel_size=3, strides=1, *, expansion=4, **kwargs):
+    def __init__(self, nb_channels, kernel_size=3, strides=1, *, expansion=EXPANSION, groups=1,
+                 width_per_group=64, **kwargs):
         check_positive_int("expansion", expansion)
+        check_positive_int("groups", groups)
+        check_positive_int("width_per_group", width_per_group)
         self.expansion = expansion
+        self.groups = groups
+        self.width_per_group = width_per_group
         super().__init__(nb_channels, kernel_size, strides, **kwargs)
 
     def _specs(self):
+        width = bottleneck_width(self.nb_channels, self.groups, self.width_per_group)
         return [
-            (self.nb_channels, 1, 1),
-            (self.nb_channels, self.kernel_size, self.strides),
-            (self.nb_channels * self.expansion, 1, 1),
+            (width, 1, 1, 1),
+            (width, self.kernel_size, self.strides, self.groups),
+            (self.nb_channels * self.expansion, 1, 1, 1),
         ]
 
     def get_config(self):
-        return {**super().get_config(), "expansion": self.expansion}
+        return {**super().get_config(), "expansion": self.expansion, "groups": self.groups,
+                "width_per_group": self.width_per_group}
 
 
 class _PreActivation:
@@ -428,7 +491,7 @@ class PreActBottleneckBlock(_PreActivation, BottleneckBlock):
     (1, 8, 8, 64)
 """
         + _BLOCK_ARGS.format(width=" inside; the output has ``expansion * nb_channels``")
-        + "        expansion: output width over inner width (4 in the paper).\n"
+        + _BOTTLENECK_ARGS
         + _PREACT_ARGS
     )
 
@@ -456,7 +519,7 @@ class DenseResBlock(ResBlock):
             )
         super().__init__(nb_channels, kernel_size, strides, **kwargs)
 
-    def _linear(self, filters, kernel_size, strides, name):
+    def _linear(self, filters, kernel_size, strides, groups, name):
         return [
             keras.layers.Dense(
                 filters, use_bias=self.use_bias, kernel_initializer=self._fresh_initializer(),

@@ -42,18 +42,22 @@ def check_odd_kernel(kernel_size, name="kernel_size"):
                                 "changes the map size and the residual sum would not line up")
 
 
-def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, data_format, name):
+def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, data_format, name,
+                groups=1):
     """The layers of one convolution padded as in the paper and torchvision.
 
     Stride 1 uses 'same' padding, which is symmetric for odd kernels. A strided convolution
     gets explicit symmetric zero padding of ``(kernel_size - 1) // 2`` and a 'valid'
     convolution, not Keras' asymmetric 'same', so torchvision weights map one to one.
+    ``groups > 1`` makes a grouped convolution (ResNeXt's cardinality): each of ``groups``
+    slices of the input channels has its own ``filters / groups`` filters.
     """
     conv = Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same" if strides == 1 else "valid",
+        groups=groups,
         use_bias=use_bias,
         kernel_initializer=kernel_initializer,
         data_format=data_format,

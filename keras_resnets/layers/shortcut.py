@@ -31,7 +31,10 @@ class Shortcut(keras.layers.Layer):
     - Option ``"A"``: keeps one activation in ``strides`` along each spatial axis and appends
       ``filters - C`` zero channels. It has no weights.
     - Options ``"B"`` and ``"C"``: a 1x1 convolution with stride ``strides`` (a `Dense` layer for
-      vectors) followed by batch normalisation.
+      vectors) followed by batch normalisation. With ``avg_down`` (ResNet-D, He et al. 2019)
+      a strided projection first averages each ``strides x strides`` window (partial windows
+      at the edge over their pixels only) and then convolves with stride 1, so that no
+      activation is skipped.
 
     Args:
         option: ``"A"``, ``"B"`` or ``"C"``.
@@ -40,6 +43,7 @@ class Shortcut(keras.layers.Layer):
         batch_norm: whether a projection is followed by batch normalisation.
         bn_momentum, bn_epsilon: its settings.
         kernel_initializer: initialiser of the projection.
+        avg_down: average-pool downsampling before a projection (ResNet-D).
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
 
     Example:
@@ -60,6 +64,7 @@ class Shortcut(keras.layers.Layer):
         bn_epsilon=1e-5,
         kernel_initializer="he_normal",
         data_format=None,
+        avg_down=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -77,11 +82,13 @@ class Shortcut(keras.layers.Layer):
         self.bn_epsilon = bn_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.data_format = resolve_data_format(data_format)
+        self.avg_down = bool(avg_down)
 
     def build(self, input_shape):
         rank = len(input_shape)
         self._axis = channel_axis(rank, self.data_format)
         in_channels = input_shape[self._axis]
+        self.pool = None
         if rank == 2 and self.strides != 1:
             raise ValueError(f"strides={self.strides} must be 1 for a shortcut on vectors.")
         if self.option == "A":
@@ -98,8 +105,16 @@ class Shortcut(keras.layers.Layer):
                 name="projection",
             )
         else:
+            strides = self.strides
+            if self.avg_down and strides != 1:
+                # 'same' pooling averages a partial edge window over its pixels only: PyTorch's
+                # AvgPool2d(ceil_mode=True, count_include_pad=False), as in timm's avg_down.
+                self.pool = keras.layers.AveragePooling2D(
+                    strides, strides, padding="same", data_format=self.data_format, name="pool")
+                self.pool.build(input_shape)
+                input_shape, strides = self.pool.compute_output_shape(input_shape), 1
             self.projection = Conv2D(
-                self.filters, 1, strides=self.strides, use_bias=False,
+                self.filters, 1, strides=strides, use_bias=False,
                 kernel_initializer=self.kernel_initializer, data_format=self.data_format,
                 name="projection",
             )
@@ -111,7 +126,8 @@ class Shortcut(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         if self.option != "A":
-            x = self.projection(inputs)
+            x = inputs if self.pool is None else self.pool(inputs)
+            x = self.projection(x)
             return self.bn(x, training=training) if self.batch_norm else x
         x = inputs
         s = self.strides
@@ -144,4 +160,5 @@ class Shortcut(keras.layers.Layer):
             "bn_epsilon": self.bn_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "data_format": self.data_format,
+            "avg_down": self.avg_down,
         }
