@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from explorer import designs, models, state
+from keras_resnets.runs import DAMAGED
 from keras_resnets.summary import format_macs
 
 
@@ -51,13 +52,18 @@ def damage_of(run, error=None) -> str | None:
     """Why ``run`` is shown as damaged: the store's reason, the reader's ``error``, or None."""
     if run.damage is not None:
         return run.damage
-    return None if error is None else f"a file of this run holds an unexpected value ({type(error).__name__}: {error})"
+    if error is not None:
+        return f"a file of this run holds an unexpected value ({type(error).__name__}: {error})"
+    status = run.status
+    return status["message"] if status["state"] == DAMAGED else None
 
 
 def link_problems() -> None:
     """Why the link this session started from was not opened, on whichever page it opened."""
-    for problem in st.session_state.pop("url_problems", []):
-        st.warning(f"From the link: {problem}", icon=":material/link_off:")
+    problems = st.session_state.pop("url_problems", [])
+    if problems:
+        st.warning("From the link:\n" + "\n".join(f"- {problem}" for problem in problems),
+                   icon=":material/link_off:")
 
 
 def sidebar_summary() -> None:

@@ -240,6 +240,8 @@ class Run:
         id: the run id (the directory's name).
         path: the run directory, a `pathlib.Path`.
         config: the dict in ``config.json``.
+        damage: why the run cannot be read (``None`` for a readable run); `RunStore.list`
+            reports such runs with state ``damaged``.
     """
 
     def __init__(self, path):
@@ -250,7 +252,6 @@ class Run:
         self.config = read_json(self.path / CONFIG)
         _check_config(self.config)
         self.damage = None
-        """Why the run cannot be read, for runs `RunStore.list` reports as damaged."""
 
     @classmethod
     def damaged(cls, path, reason):

@@ -69,7 +69,7 @@ def _row(run):
     recipe = config.get("recipe") or {}
     dataset = config.get("dataset") or {}
     return {
-        "run": describe(run),
+        "run": _describe(run),
         "parameters": params,
         "best val. accuracy": best,
         "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,

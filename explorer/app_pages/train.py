@@ -197,7 +197,7 @@ def show_run(run_id):
             return False
         run = Run.damaged(store.path(run_id), error)
     try:
-        return run_panel(run) if run.damage is None else damaged(run)
+        return damaged(run) if ui.damage_of(run) else run_panel(run)
     except ui.READ_ERRORS as error:
         return damaged(run, error)
 
