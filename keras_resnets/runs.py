@@ -389,9 +389,13 @@ class Run:
 
     def save_checkpoint(self, save):
         """Writes a new checkpoint with ``save(path)``, atomically, keeping the last one as
-        the previous checkpoint."""
+        the previous checkpoint. The last one is hard-linked aside, not moved, so that a
+        checkpoint exists at every instant."""
         if self.checkpoint_path.exists():
-            os.replace(self.checkpoint_path, self.previous_checkpoint_path)
+            previous = self.previous_checkpoint_path
+            link = previous.with_name(f".{os.getpid()}-{secrets.token_hex(4)}.{previous.name}")
+            os.link(self.checkpoint_path, link)
+            os.replace(link, previous)
         write_atomic(self.checkpoint_path, save)
 
     @property
