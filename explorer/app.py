@@ -32,6 +32,7 @@ page = st.navigation([
     st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/science:"),
     st.Page(PAGES / "export.py", title="Export and share", icon=":material/ios_share:"),
 ])
+ui.link_problems()
 page.run()
 ui.sidebar_summary()
 state.sync_url(keep=("runs",) if page.url_path == COMPARE.url_path else ())

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from keras_resnets import Architecture, Stage, Stem, get_preset
+from keras_resnets import Architecture, Stage, Stem, estimate, get_preset
+from keras_resnets.limits import limits
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ def parse_stages(text: str) -> list[dict]:
         blocks, channels, strides, kernel = match.groups()
         stages.append({"blocks": int(blocks), "channels": int(channels), "strides": int(strides or 1),
                        "kernel_size": int(kernel or 3)})
-    if len(stages) > 64:
-        raise ValueError("stages: at most 64 stages.")
+    if len(stages) > limits().max_stages:
+        limits().exceeded("stages", f"{len(stages):,} stages", "max_stages")
     return stages
 
 
@@ -253,54 +254,50 @@ def _stage_dicts(stages):
 def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
     """``(preset_id, design, problems)`` from query parameters.
 
-    Unknown presets fall back to the default and unreadable values are skipped; each such
-    problem is one message in ``problems``. Parameters that are not design fields are ignored.
-    The design may still be invalid as a whole: `validate` says why.
+    A link opens exactly the design it names, or nothing of it: when a value cannot be read,
+    or the design it names is not valid (a field out of range, over a limit of
+    `keras_resnets.limits`), ``design`` is the preset's (the default preset's for an unknown
+    one) and each reason is one message in ``problems``. Parameters that are not design
+    fields are ignored.
     """
     problems = []
-    preset_id = params.get("preset", DEFAULT_PRESET)
-    if isinstance(preset_id, list):
-        preset_id = preset_id[-1] if preset_id else DEFAULT_PRESET
+    preset_id = _last(params.get("preset", DEFAULT_PRESET))
     if preset_id not in PRESET_CHOICES:
-        problems.append(f"preset={str(preset_id)[:80]!r} is not known; starting from {DEFAULT_PRESET}.")
+        problems.append(f"preset={str(preset_id)[:80]!r} is not known")
         preset_id = DEFAULT_PRESET
     design = preset_design(preset_id)
     for name, text in params.items():
         if name == "preset" or name not in DESIGN_PARAMS:
             continue
-        if isinstance(text, list):
-            text = text[-1] if text else ""
         try:
-            key, value = _parse_field(name, text)
+            key, value = _parse_field(name, _last(text))
         except ValueError as error:
-            problems.append(f"{error} (ignored from the link)")
+            problems.append(str(error))
             continue
         if key.startswith("stem."):
             design["stem"][key[len("stem."):]] = value
         else:
             design[key] = value
+    if not problems:
+        _, error = validate(design)
+        problems += [error] if error else []
+    if problems:
+        problems.append(f"the link was not opened; this is the {preset_id} preset")
+        return preset_id, preset_design(preset_id), problems
     return preset_id, design, problems
 
 
-MAX_PARAMETERS = 250_000_000
-MAX_BLOCKS = 400
+def _last(value):
+    """A repeated query parameter counts once: its last value."""
+    if isinstance(value, list):
+        return value[-1] if value else ""
+    return value
 
 
-def estimate_parameters(architecture: Architecture) -> int:
-    """The trainable parameters of the design, from its plan (nothing is built)."""
-    return architecture.plan().count_params()["trainable"]
-
-
-def check_size(architecture: Architecture) -> str | None:
-    """A message if the design is too large to build in the explorer, else ``None``."""
-    if architecture.num_blocks > MAX_BLOCKS:
-        return (f"stages: {architecture.num_blocks} blocks is more than the explorer builds "
-                f"({MAX_BLOCKS}); use build_resnet() in Python for larger networks.")
-    estimate = estimate_parameters(architecture)
-    if estimate > MAX_PARAMETERS:
-        return (f"stages: about {estimate / 1e6:,.0f} M parameters is more than the explorer builds "
-                f"({MAX_PARAMETERS / 1e6:,.0f} M); use build_resnet() in Python for larger networks.")
-    return None
+def estimate_text(architecture: Architecture) -> str:
+    """The size of a design before it is built, e.g. ``'about 118,650 parameters, 9 MiB'``."""
+    sizes = estimate(architecture)
+    return f"about {sizes['parameters']:,} parameters, {sizes['memory'] / 2**20:,.0f} MiB"
 
 
 def python_snippet(architecture: Architecture) -> str:
@@ -335,15 +332,12 @@ def python_snippet(architecture: Architecture) -> str:
 __all__ = [
     "DEFAULT_PRESET",
     "DESIGN_PARAMS",
-    "MAX_BLOCKS",
-    "MAX_PARAMETERS",
     "PRESET_CHOICES",
     "PresetChoice",
     "Stage",
     "decode_query",
-    "check_size",
     "encode_query",
-    "estimate_parameters",
+    "estimate_text",
     "format_shape",
     "format_stages",
     "parse_shape",

@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from explorer import designs, models, state
+from keras_resnets.runs import DAMAGED
 from keras_resnets.summary import format_macs
 
 
@@ -26,7 +27,8 @@ def shape_text(shape) -> str:
 def summary_of(architecture):
     """`models.summarize` with a spinner for slow builds; ``(summary, seconds)`` or raises."""
     started = time.perf_counter()
-    label = f"Building {architecture.name} ({architecture.num_blocks} blocks) to count its parameters…"
+    label = (f"Building {architecture.name} ({architecture.num_blocks} blocks, "
+             f"{designs.estimate_text(architecture)}) to count its parameters…")
     with st.spinner(label, show_time=True):
         summary = models.summarize(architecture.to_json())
     return summary, time.perf_counter() - started
@@ -35,20 +37,40 @@ def summary_of(architecture):
 def checked_architecture(show=True):
     """The current design as an `Architecture`, or ``None`` after showing why it is not one."""
     architecture, error = state.architecture()
-    if error is None:
-        error = designs.check_size(architecture)
-        if error is not None:
-            architecture = None
     if error is not None and show:
         st.error(f"**The design is not valid:** {error}", icon=":material/error:")
     return architecture
+
+
+READ_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
+               OverflowError)
+"""What a page may meet reading a run whose files hold unexpected values (the store checks the
+fields it knows; a reader shows such a run as damaged and every other run as usual)."""
+
+
+def damage_of(run, error=None) -> str | None:
+    """Why ``run`` is shown as damaged: the store's reason, the reader's ``error``, or None."""
+    if run.damage is not None:
+        return run.damage
+    if error is not None:
+        return f"a file of this run holds an unexpected value ({type(error).__name__}: {error})"
+    status = run.status
+    return status["message"] if status["state"] == DAMAGED else None
+
+
+def link_problems() -> None:
+    """Why the link this session started from was not opened, on whichever page it opened."""
+    problems = st.session_state.pop("url_problems", [])
+    if problems:
+        st.warning("From the link:\n" + "\n".join(f"- {problem}" for problem in problems),
+                   icon=":material/link_off:")
 
 
 def sidebar_summary() -> None:
     """The current design in the sidebar, on every page."""
     with st.sidebar:
         architecture, error = state.architecture()
-        if error is None and designs.check_size(architecture) is None:
+        if error is None:
             st.markdown(f"**Design:** `{architecture.name}`")
             try:
                 summary = models.summarize(architecture.to_json())

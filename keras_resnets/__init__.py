@@ -1,6 +1,10 @@
 """keras_resnets: the residual networks of the lecture as portable Keras 3 layers and builders.
 
-Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``).
+Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``). Importing the package
+before Keras or the backend switches on the fastest measured CPU settings
+(`keras_resnets.environment`). The import then loads every name below, which also registers
+the layers for ``keras.saving.load_model``; only the command line (``python -m keras_resnets``,
+``keras-resnets``) loads them on first use, so that ``--help`` starts no backend.
 
 Example:
 >>> import keras_resnets
@@ -9,175 +13,63 @@ Example:
 117802
 """
 
-from keras_resnets import interop, layers, presets
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.builders import build_resnet
-from keras_resnets.features import feature_extractor
-from keras_resnets.imagenet import decode_predictions, preprocess_input
-from keras_resnets.initializers import LooksLinear
-from keras_resnets.presets import PRESETS, get_preset
-from keras_resnets.torchvision_weights import IMAGENET_WEIGHTS
-from keras_resnets.torchvision_weights import build as _build_torchvision
-from keras_resnets.runs import Run, RunStore
-from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
-from keras_resnets.training import Recipe, resume, train
+import importlib
+import os
+import sys
+
+from keras_resnets.environment import check_backend, use_fast_cpu_settings
 
 __version__ = "0.1.0"
 
+_COMMAND_LINE = sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0]) == "keras-resnets"
 
-def mnist_resnet(*args, **kwargs):
-    """The lecture's MNIST ResNet as a model; arguments of `presets.mnist_resnet`."""
-    return build_resnet(presets.mnist_resnet(*args, **kwargs))
+try:  # before Keras is imported: its own error is a long traceback
+    check_backend()
+except ValueError as error:
+    if _COMMAND_LINE:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    raise
+use_fast_cpu_settings()  # before anything imports the backend: it reads them once, at import
 
-
-def cifar_resnet(depth=20, **kwargs):
-    """He et al.'s CIFAR ResNet-``depth`` as a model; arguments of `presets.cifar_resnet`."""
-    return build_resnet(presets.cifar_resnet(depth, **kwargs))
-
-
-def resnet18(*, weights=None, **kwargs):
-    """ResNet-18 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet18", presets.resnet(18, **kwargs), weights)
-
-
-def resnet34(*, weights=None, **kwargs):
-    """ResNet-34 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet34", presets.resnet(34, **kwargs), weights)
-
-
-def resnet50(*, weights=None, **kwargs):
-    """ResNet-50 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet50", presets.resnet(50, **kwargs), weights)
-
-
-def resnet101(*, weights=None, **kwargs):
-    """ResNet-101 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet101", presets.resnet(101, **kwargs), weights)
-
-
-def resnet152(*, weights=None, **kwargs):
-    """ResNet-152 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet152", presets.resnet(152, **kwargs), weights)
+_MODELS = (
+    "cifar_resnet", "cifar_wide_resnet", "crelu_net", "highway_net", "mnist_resnet", "resnet18",
+    "resnet18d", "resnet34", "resnet34d", "resnet50", "resnet50d", "resnet101", "resnet101d",
+    "resnet152", "resnet152d", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+    "wide_resnet50_2", "wide_resnet101_2",
+)
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Architecture": "architecture", "Stage": "architecture", "Stem": "architecture",
+    "build_resnet": "builders", "feature_extractor": "features",
+    "decode_predictions": "imagenet", "preprocess_input": "imagenet",
+    "LooksLinear": "initializers", "Limits": "limits", "estimate": "limits",
+    "set_limits": "limits", "PRESETS": "presets", "get_preset": "presets", "Run": "runs",
+    "RunStore": "runs", "count_params": "summary", "format_summary": "summary",
+    "parameter_table": "summary", "stage_table": "summary",
+    "IMAGENET_WEIGHTS": "torchvision_weights", "Recipe": "training", "resume": "training",
+    "train": "training", **dict.fromkeys(_MODELS, "models"),
+}
+_SUBPACKAGES = ("interop", "layers", "presets")
+__all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 
 
-def resnext50_32x4d(*, weights=None, **kwargs):
-    """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext50_32x4d", presets.resnext(50, 32, 4, **kwargs), weights)
+def __getattr__(name):
+    """Loads a public name on first use (PEP 562)."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
-def resnext101_32x8d(*, weights=None, **kwargs):
-    """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext101_32x8d", presets.resnext(101, 32, 8, **kwargs), weights)
+def __dir__():
+    return sorted({*globals(), *__all__})
 
 
-def resnext101_64x4d(*, weights=None, **kwargs):
-    """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext101_64x4d", presets.resnext(101, 64, 4, **kwargs), weights)
-
-
-def wide_resnet50_2(*, weights=None, **kwargs):
-    """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("wide_resnet50_2", presets.wide_resnet(50, 2, **kwargs), weights)
-
-
-def wide_resnet101_2(*, weights=None, **kwargs):
-    """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("wide_resnet101_2", presets.wide_resnet(101, 2, **kwargs), weights)
-
-
-def resnet18d(**kwargs):
-    """ResNet-18-D (deep stem, average-pool downsampling) as a model; arguments of
-    `presets.resnet_d`."""
-    return build_resnet(presets.resnet_d(18, **kwargs))
-
-
-def resnet34d(**kwargs):
-    """ResNet-34-D (deep stem, average-pool downsampling) as a model; arguments of
-    `presets.resnet_d`."""
-    return build_resnet(presets.resnet_d(34, **kwargs))
-
-
-def resnet50d(**kwargs):
-    """ResNet-50-D (deep stem, average-pool downsampling) as a model; arguments of
-    `presets.resnet_d`."""
-    return build_resnet(presets.resnet_d(50, **kwargs))
-
-
-def resnet101d(**kwargs):
-    """ResNet-101-D (deep stem, average-pool downsampling) as a model; arguments of
-    `presets.resnet_d`."""
-    return build_resnet(presets.resnet_d(101, **kwargs))
-
-
-def resnet152d(**kwargs):
-    """ResNet-152-D (deep stem, average-pool downsampling) as a model; arguments of
-    `presets.resnet_d`."""
-    return build_resnet(presets.resnet_d(152, **kwargs))
-
-
-def cifar_wide_resnet(depth=28, widen_factor=10, dropout=0.0, **kwargs):
-    """Zagoruyko & Komodakis' WRN-``depth``-``widen_factor`` as a model; arguments of
-    `presets.cifar_wide_resnet`."""
-    return build_resnet(presets.cifar_wide_resnet(depth, widen_factor, dropout, **kwargs))
-
-
-def highway_net(*args, **kwargs):
-    """A highway network as a model; arguments of `presets.highway_net`."""
-    return build_resnet(presets.highway_net(*args, **kwargs))
-
-
-def crelu_net(*args, **kwargs):
-    """A CReLU + looks-linear network as a model; arguments of `presets.crelu_net`."""
-    return build_resnet(presets.crelu_net(*args, **kwargs))
-
-
-__all__ = [
-    "IMAGENET_WEIGHTS",
-    "PRESETS",
-    "Architecture",
-    "LooksLinear",
-    "Recipe",
-    "Run",
-    "RunStore",
-    "Stage",
-    "Stem",
-    "build_resnet",
-    "cifar_resnet",
-    "cifar_wide_resnet",
-    "count_params",
-    "crelu_net",
-    "decode_predictions",
-    "feature_extractor",
-    "format_summary",
-    "get_preset",
-    "highway_net",
-    "interop",
-    "layers",
-    "mnist_resnet",
-    "parameter_table",
-    "preprocess_input",
-    "presets",
-    "resnet101",
-    "resnet101d",
-    "resnet152",
-    "resnet152d",
-    "resnet18",
-    "resnet18d",
-    "resnet34",
-    "resnet34d",
-    "resnet50",
-    "resnet50d",
-    "resnext101_32x8d",
-    "resnext101_64x4d",
-    "resnext50_32x4d",
-    "resume",
-    "stage_table",
-    "train",
-    "wide_resnet101_2",
-    "wide_resnet50_2",
-]
+if not _COMMAND_LINE:
+    for _name in __all__:
+        __getattr__(_name)

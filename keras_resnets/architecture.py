@@ -15,13 +15,16 @@ False
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 
+from keras_resnets import limits
 from keras_resnets.layers.activations import ACTIVATIONS
 from keras_resnets.layers.common import conv_output_size
 from keras_resnets.layers.shortcut import SHORTCUT_OPTIONS
 from keras_resnets.layers.stochastic_depth import DROP_MODES
 from keras_resnets.plan import BRANCH_LAYERS, make_plan
+from keras_resnets.validation import check_bool, check_choice, check_int, check_number, check_seed, fail
 
 BLOCKS = ("basic", "bottleneck", "dense", "highway")
 STEMS = ("conv", "deep", "dense", "none")
@@ -29,31 +32,8 @@ POOLINGS = ("avg", "max", "flatten", None)
 DATA_FORMATS = ("channels_last", "channels_first", None)
 
 
-def _fail(name, value, allowed):
-    raise ValueError(f"{name}={value!r} is not allowed: {allowed}.")
-
-
-def _check_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        _fail(name, value, f"one of {choices}")
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        _fail(name, value, "True or False")
-
-
-def _check_number(name, value, low, high, low_open=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        _fail(name, value, f"a number in {'(' if low_open else '['}{low}, {high}]")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A model name: it names the Keras model, files and runs."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +49,13 @@ class Stage:
     kernel_size: int = 3
 
     def validate(self, where="stage"):
-        _check_int(f"{where}.blocks", self.blocks)
-        _check_int(f"{where}.channels", self.channels)
-        _check_int(f"{where}.strides", self.strides)
-        _check_int(f"{where}.kernel_size", self.kernel_size)
+        check_int(f"{where}.blocks", self.blocks)
+        check_int(f"{where}.channels", self.channels)
+        check_int(f"{where}.strides", self.strides)
+        check_int(f"{where}.kernel_size", self.kernel_size)
         if self.kernel_size % 2 == 0:
-            _fail(f"{where}.kernel_size", self.kernel_size,
-                  "an odd integer (an even kernel shifts the map and the residual sum would not line up)")
+            fail(f"{where}.kernel_size", self.kernel_size,
+                 "an odd integer (an even kernel shifts the map and the residual sum would not line up)")
 
 
 @dataclass(frozen=True)
@@ -101,19 +81,19 @@ class Stem:
     pool: bool = False
 
     def validate(self):
-        _check_choice("stem.kind", self.kind, STEMS)
-        _check_int("stem.filters", self.filters)
-        _check_int("stem.kernel_size", self.kernel_size)
-        _check_int("stem.strides", self.strides)
+        check_choice("stem.kind", self.kind, STEMS)
+        check_int("stem.filters", self.filters)
+        check_int("stem.kernel_size", self.kernel_size)
+        check_int("stem.strides", self.strides)
         for name in ("use_bias", "batch_norm", "activation", "pool"):
-            _check_bool(f"stem.{name}", getattr(self, name))
+            check_bool(f"stem.{name}", getattr(self, name))
         if self.kernel_size % 2 == 0:
-            _fail("stem.kernel_size", self.kernel_size, "an odd integer")
+            fail("stem.kernel_size", self.kernel_size, "an odd integer")
         if self.kind == "dense" and (self.kernel_size != 1 or self.strides != 1 or self.pool):
-            _fail("stem.kind", self.kind, "'dense' only with kernel_size=1, strides=1, pool=False")
+            fail("stem.kind", self.kind, "'dense' only with kernel_size=1, strides=1, pool=False")
         if self.kind == "deep" and (self.filters < 2 or self.filters % 2):
-            _fail("stem.filters", self.filters, "an even integer >= 2 with kind='deep' "
-                  "(its first two convolutions are filters / 2 wide)")
+            fail("stem.filters", self.filters, "an even integer >= 2 with kind='deep' "
+                 "(its first two convolutions are filters / 2 wide)")
 
 
 @dataclass(frozen=True)
@@ -198,6 +178,8 @@ class Architecture:
         if isinstance(stem, dict):
             stem = Stem(**_known("stem", stem, Stem))
         stages = self.stages
+        if isinstance(stages, (list, tuple)) and len(stages) > limits.limits().max_stages:
+            limits.limits().exceeded("stages", f"{len(stages):,} stages", "max_stages")
         if isinstance(stages, (list, tuple)):
             stages = tuple(
                 Stage(**_known(f"stages[{i}]", s, Stage)) if isinstance(s, dict) else s
@@ -214,92 +196,94 @@ class Architecture:
     # -- validation --------------------------------------------------------------------------
     def validate(self):
         """Raises a `ValueError` naming the first wrong field."""
-        if not isinstance(self.name, str) or not self.name:
-            _fail("name", self.name, "a non-empty string")
+        if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
+            fail("name", self.name, "1 to 64 letters, digits, '_', '.' or '-', starting with a "
+                                     "letter or digit")
         if not isinstance(self.input_shape, tuple) or len(self.input_shape) not in (1, 3):
-            _fail("input_shape", self.input_shape,
-                  "(height, width, channels) for images or (features,) for vectors")
+            fail("input_shape", self.input_shape,
+                 "(height, width, channels) for images or (features,) for vectors")
         for i, size in enumerate(self.input_shape):
-            _check_int(f"input_shape[{i}]", size)
+            check_int(f"input_shape[{i}]", size)
         if not isinstance(self.stem, Stem):
-            _fail("stem", self.stem, "a Stem or a dict of its fields")
+            fail("stem", self.stem, "a Stem or a dict of its fields")
         self.stem.validate()
         if not isinstance(self.stages, tuple) or not self.stages:
-            _fail("stages", self.stages, "a non-empty list of stages")
+            fail("stages", self.stages, "a non-empty list of stages")
         for i, stage in enumerate(self.stages):
             if not isinstance(stage, Stage):
-                _fail(f"stages[{i}]", stage, "a Stage or a dict of its fields")
+                fail(f"stages[{i}]", stage, "a Stage or a dict of its fields")
             stage.validate(f"stages[{i}]")
-        _check_choice("block", self.block, BLOCKS)
-        _check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("drop_mode", self.drop_mode, DROP_MODES)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        _check_choice("classifier_activation", self.classifier_activation, (None, "softmax"))
-        _check_choice("data_format", self.data_format, DATA_FORMATS)
-        _check_int("groups", self.groups)
-        _check_int("width_per_group", self.width_per_group)
-        _check_number("dropout", self.dropout, 0.0, 1.0)
+        check_choice("block", self.block, BLOCKS)
+        check_choice("shortcut", self.shortcut, SHORTCUT_OPTIONS)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("drop_mode", self.drop_mode, DROP_MODES)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("classifier_activation", self.classifier_activation, (None, "softmax"))
+        check_choice("data_format", self.data_format, DATA_FORMATS)
+        check_int("groups", self.groups)
+        check_int("width_per_group", self.width_per_group)
+        check_number("dropout", self.dropout, 0.0, 1.0)
         if self.dropout == 1.0:
-            _fail("dropout", self.dropout, "a number in [0, 1): 1 would drop everything")
+            fail("dropout", self.dropout, "a number in [0, 1): 1 would drop everything")
         for name in ("residual", "preactivation", "looks_linear", "use_bias", "batch_norm",
                      "zero_init_last_bn", "pool_activation", "include_top", "avg_down",
                      "shortcut_batch_norm"):
-            _check_bool(name, getattr(self, name))
-        _check_number("bn_momentum", self.bn_momentum, 0.0, 1.0)
-        _check_number("bn_epsilon", self.bn_epsilon, 0.0, 1.0, low_open=True)
-        _check_number("final_survival_probability", self.final_survival_probability, 0.0, 1.0,
+            check_bool(name, getattr(self, name))
+        check_number("bn_momentum", self.bn_momentum, 0.0, 1.0)
+        check_number("bn_epsilon", self.bn_epsilon, 0.0, 1.0, low_open=True)
+        check_number("final_survival_probability", self.final_survival_probability, 0.0, 1.0,
                       low_open=True)
-        _check_number("transform_gate_bias", self.transform_gate_bias, -100.0, 100.0)
-        _check_int("classes", self.classes)
-        if self.seed is not None:
-            _check_int("seed", self.seed, minimum=0)
+        check_number("transform_gate_bias", self.transform_gate_bias, -100.0, 100.0)
+        check_int("classes", self.classes)
+        check_seed("seed", self.seed, optional=True)
+        limits.check_structure(self)  # before the plan: a million blocks must not be planned
         self._validate_combinations()
+        limits.check_size(self)
 
     def _validate_combinations(self):
         vectors = len(self.input_shape) == 1
         if vectors:
-            _check_choice("block", self.block, ("dense", "highway"))
-            _check_choice("stem.kind", self.stem.kind, ("dense", "none"))
-            _check_choice("pooling", self.pooling, (None,))
+            check_choice("block", self.block, ("dense", "highway"))
+            check_choice("stem.kind", self.stem.kind, ("dense", "none"))
+            check_choice("pooling", self.pooling, (None,))
         else:
-            _check_choice("block", self.block, ("basic", "bottleneck", "highway"))
-            _check_choice("stem.kind", self.stem.kind, ("conv", "deep", "none"))
+            check_choice("block", self.block, ("basic", "bottleneck", "highway"))
+            check_choice("stem.kind", self.stem.kind, ("conv", "deep", "none"))
         if self.include_top and not vectors and self.pooling is None:
-            _fail("pooling", None, "'avg', 'max' or 'flatten' with include_top=True: the classifier needs vectors")
+            fail("pooling", None, "'avg', 'max' or 'flatten' with include_top=True: the classifier needs vectors")
         if self.block in ("dense", "highway") or vectors:
             for i, stage in enumerate(self.stages):
                 if stage.strides != 1:
-                    _fail(f"stages[{i}].strides", stage.strides, f"1 for {self.block} blocks")
+                    fail(f"stages[{i}].strides", stage.strides, f"1 for {self.block} blocks")
         if self.activation == "crelu" and (
             self.residual and not self.preactivation or self.block == "highway"
         ):
-            _fail("activation", "crelu",
-                  "only with residual=False or preactivation=True, and not for highway blocks: "
-                  "CReLU doubles the width, so after a post-activation sum the next shortcut "
-                  "would not line up")
+            fail("activation", "crelu",
+                 "only with residual=False or preactivation=True, and not for highway blocks: "
+                 "CReLU doubles the width, so after a post-activation sum the next shortcut "
+                 "would not line up")
         if self.block == "highway" and self.preactivation:
-            _fail("preactivation", True, "False for highway blocks")
+            fail("preactivation", True, "False for highway blocks")
         if self.block == "dense" and self.preactivation:
-            _fail("preactivation", True, "False for dense blocks (there is no pre-activation dense block)")
+            fail("preactivation", True, "False for dense blocks (there is no pre-activation dense block)")
         if self.activation == "crelu":
             if self.looks_linear and not self.preactivation and not (
                 self.stem.kind != "none" and self.stem.activation
             ):
                 # Post-activation blocks take their input as it is: only a stem that ends with
                 # its CReLU puts one before the first block's looks-linear layer.
-                _fail("looks_linear", True,
-                      "False unless a CReLU precedes every looks-linear layer: with post-activation "
-                      "blocks the stem must end with its activation (stem.kind != 'none', "
-                      "stem.activation=True)")
+                fail("looks_linear", True,
+                     "False unless a CReLU precedes every looks-linear layer: with post-activation "
+                     "blocks the stem must end with its activation (stem.kind != 'none', "
+                     "stem.activation=True)")
         elif self.looks_linear:
-            _fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
+            fail("looks_linear", True, "False unless activation='crelu' (it undoes a CReLU)")
         if self.final_survival_probability < 1.0 and not self.residual:
-            _fail("final_survival_probability", self.final_survival_probability,
-                  "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
+            fail("final_survival_probability", self.final_survival_probability,
+                 "1.0 for a plain network (residual=False): dropping a plain block cuts the network")
         if self.block == "highway" and self.final_survival_probability < 1.0:
-            _fail("final_survival_probability", self.final_survival_probability,
-                  "1.0 for highway blocks")
+            fail("final_survival_probability", self.final_survival_probability,
+                 "1.0 for highway blocks")
         self._validate_family()
         self._validate_widths(self.plan())
         self._validate_sizes()
@@ -308,35 +292,35 @@ class Architecture:
         """The fields of ResNeXt, Wide ResNet and ResNet-D."""
         if self.block != "bottleneck" and (self.groups, self.width_per_group) != (1, 64):
             field_name = "groups" if self.groups != 1 else "width_per_group"
-            _fail(field_name, getattr(self, field_name),
-                  f"{1 if field_name == 'groups' else 64} unless block='bottleneck' "
-                  "(grouped and widened inner convolutions belong to bottleneck blocks)")
+            fail(field_name, getattr(self, field_name),
+                 f"{1 if field_name == 'groups' else 64} unless block='bottleneck' "
+                 "(grouped and widened inner convolutions belong to bottleneck blocks)")
         if self.dropout > 0 and self.block == "highway":
-            _fail("dropout", self.dropout, "0 for highway blocks (they have one convolution)")
+            fail("dropout", self.dropout, "0 for highway blocks (they have one convolution)")
         if self.avg_down and self.shortcut == "A":
-            _fail("avg_down", True, "False with shortcut='A' (it pools before a projection)")
+            fail("avg_down", True, "False with shortcut='A' (it pools before a projection)")
 
     def _validate_widths(self, plan):
         """Widths the plan resolved: bottleneck inner widths, highway and option-A widths."""
         for block in plan.blocks:
             if block.width < 1:
-                _fail(f"stages[{block.stage - 1}].channels", block.channels,
-                      f"a width with int(channels * width_per_group / 64) >= 1 "
-                      f"(width_per_group={self.width_per_group})")
+                fail(f"stages[{block.stage - 1}].channels", block.channels,
+                     f"a width with int(channels * width_per_group / 64) >= 1 "
+                     f"(width_per_group={self.width_per_group})")
         if self.block == "highway":
             width = plan.blocks[0].in_channels
             for i, stage in enumerate(self.stages):
                 if stage.channels != width:
-                    _fail(f"stages[{i}].channels", stage.channels,
-                          f"{width}: highway layers keep the width of their input (the stem's)")
+                    fail(f"stages[{i}].channels", stage.channels,
+                         f"{width}: highway layers keep the width of their input (the stem's)")
         for block in plan.blocks:
             # Option A pads channels with zeros; it cannot drop any.
             if block.shortcut == "A" and block.out_channels < block.in_channels:
                 expansion = block.out_channels // block.channels
-                _fail(f"stages[{block.stage - 1}].channels", block.channels,
-                      f"at least {-(-block.in_channels // expansion)} with shortcut='A': option A "
-                      f"only adds zero channels and the input of this stage is "
-                      f"{block.in_channels} wide; use 'B' or 'C'")
+                fail(f"stages[{block.stage - 1}].channels", block.channels,
+                     f"at least {-(-block.in_channels // expansion)} with shortcut='A': option A "
+                     f"only adds zero channels and the input of this stage is "
+                     f"{block.in_channels} wide; use 'B' or 'C'")
 
     def _validate_sizes(self):
         """Every downsampling must leave at least one pixel."""
@@ -397,7 +381,7 @@ class Architecture:
     def from_dict(cls, data):
         """The inverse of `to_dict`; unknown keys raise a `ValueError`."""
         if not isinstance(data, dict):
-            _fail("architecture", data, "a dict of Architecture fields")
+            fail("architecture", data, "a dict of Architecture fields")
         return cls(**_known("architecture", data, cls))
 
     def to_json(self, **kwargs):
@@ -412,13 +396,18 @@ class Architecture:
 
 def _known(where, data, cls):
     if not isinstance(data, dict):
-        _fail(where, data, f"a dict of {cls.__name__} fields")
+        fail(where, data, f"a dict of {cls.__name__} fields")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
         raise ValueError(
             f"{where} has unknown field(s) {unknown}; allowed fields are {sorted(names)}."
         )
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{where} lacks the field(s) {missing}; {cls.__name__} needs {required}.")
     return data
 
 
@@ -434,7 +423,7 @@ def coerce_architecture(architecture=None, **fields):
     elif isinstance(architecture, dict):
         architecture = Architecture.from_dict(architecture)
     elif not isinstance(architecture, Architecture):
-        _fail("architecture", architecture, "an Architecture, a dict or a JSON string")
+        fail("architecture", architecture, "an Architecture, a dict or a JSON string")
     if fields:
         _known("build_resnet", fields, Architecture)
         architecture = architecture.replace(**fields)

@@ -97,6 +97,9 @@ def build_parser():
     resume = commands.add_parser("resume", help="resume an interrupted or cancelled run")
     resume.add_argument("run_id")
     _add_store(resume)
+    resume.add_argument("--force", action="store_true",
+                        help="resume a run whose status names a live process once that process "
+                             "is confirmed not to be the run's (its pid was reused)")
     resume.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     runs = commands.add_parser("runs", help="list the runs, newest first")
@@ -158,7 +161,8 @@ def _train(args):
 def _resume(args):
     from keras_resnets.training import resume
 
-    run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1)
+    run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1,
+                 force=args.force)
     return EXIT_CODES[run.status["state"]]
 
 
@@ -174,10 +178,12 @@ def _runs(args):
         epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
         accuracy = epochs[-1].get("val_accuracy") if epochs else None
         progress = f"{status.get('epoch', 0)}/{status.get('epochs', '?')}"
-        print(f"{run.id:<44} {status.get('state', '?'):<11} {progress:>7} "
-              f"{run.config.get('architecture', {}).get('name', '?'):<16} "
-              f"{run.config.get('dataset', {}).get('name', '?'):<14} "
+        print(f"{run.id:<44} {status['state']:<11} {progress:>7} "
+              f"{str(run.config.get('architecture', {}).get('name', '?')):<16} "
+              f"{str(run.config.get('dataset', {}).get('name', '?')):<14} "
               f"{'' if accuracy is None else f'{accuracy:.4f}':>12}")
+        if run.damage is not None:
+            print(f"  {run.damage}")
     return 0
 
 
@@ -216,5 +222,8 @@ def main(argv=None):
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only or full store, a vanished directory
+        print(f"error: {err.strerror or err}: {err.filename}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

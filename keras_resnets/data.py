@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from keras_resnets.validation import check_choice, check_int, check_number, check_seed, fail
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -215,14 +217,9 @@ def load_data(
         >>> data.num_train, data.num_validation, data.train.element_spec[0].shape
         (8000, 2000, TensorShape([None, 1, 28, 28]))
     """
-    _info(name)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("validation_batch_size", validation_batch_size, optional=True)
-    _check_positive_int("subset", subset, optional=True)
-    if isinstance(validation_split, bool) or not (
-        isinstance(validation_split, (int, float)) and 0 <= validation_split < 1
-    ):
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    check_arguments(name, batch_size=batch_size, validation_split=validation_split,
+                    subset=subset, seed=seed)
+    check_int("validation_batch_size", validation_batch_size, optional=True)
     channels_first = _channels_first(data_format)
     info, (images, labels), _, source = _resolve(name, data_dir, fallback)
     train_idx, val_idx = _split(len(images), validation_split, subset, seed)
@@ -313,18 +310,26 @@ def is_available(name: str, data_dir: str | Path | None = None, timeout: float =
     return True
 
 
+def check_arguments(name: str, *, batch_size: int = 32, validation_split: float = 0.1,
+                    subset: int | None = None, seed: int = 0) -> None:
+    """Raises a `ValueError` naming the first argument of `load_data` that is wrong, without
+    loading anything (the training runner checks them before it creates a run).
+
+    Example:
+        >>> check_arguments("mnist_sample", validation_split=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: validation_split=1.5 is not allowed: a finite number in [0, 1).
+    """
+    _info(name)
+    check_int("batch_size", batch_size)
+    check_int("subset", subset, optional=True)
+    check_number("validation_split", validation_split, 0, 1, high_open=True)
+    check_seed("seed", seed)
+
+
 def _info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
-    return DATASETS[name]
-
-
-def _check_positive_int(arg: str, value, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        allowed = "a positive int" + (" or None" if optional else "")
-        raise ValueError(f"{arg} must be {allowed}, got {value!r}")
+    return DATASETS[check_choice("name", name, tuple(sorted(DATASETS)))]
 
 
 def _channels_first(data_format: str | None) -> bool:
@@ -332,10 +337,7 @@ def _channels_first(data_format: str | None) -> bool:
         import keras
 
         data_format = keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f"data_format must be 'channels_last', 'channels_first' or None, got {data_format!r}"
-        )
+    check_choice("data_format", data_format, ("channels_last", "channels_first", None))
     return data_format == "channels_first"
 
 
@@ -455,10 +457,8 @@ def _split(n: int, validation_split: float, subset: int | None, seed: int):
     train, validation = order[n_validation:], order[:n_validation]
     if subset is not None:
         if subset > len(train):
-            raise ValueError(
-                f"subset must be at most {len(train)} (training examples left after "
-                f"validation_split={validation_split}), got {subset!r}"
-            )
+            fail("subset", subset, f"at most {len(train)}, the training examples left after "
+                                   f"validation_split={validation_split}")
         train = train[:subset]
     return train, validation
 

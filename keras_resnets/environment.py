@@ -14,6 +14,24 @@ Example:
 import importlib.metadata
 import os
 
+KERAS_BACKENDS = ("jax", "numpy", "openvino", "tensorflow", "torch")
+"""The values Keras accepts for ``KERAS_BACKEND``."""
+
+
+def check_backend(environ=None):
+    """Raises a `ValueError` naming ``KERAS_BACKEND`` if it is set to a backend Keras lacks.
+
+    Example:
+    >>> check_backend({"KERAS_BACKEND": "bogus"})
+    Traceback (most recent call last):
+    ...
+    ValueError: KERAS_BACKEND='bogus' is not allowed: one of ('jax', 'numpy', 'openvino', 'tensorflow', 'torch').
+    """
+    backend = (os.environ if environ is None else environ).get("KERAS_BACKEND")
+    if backend is not None and backend not in KERAS_BACKENDS:
+        raise ValueError(f"KERAS_BACKEND={backend!r} is not allowed: one of {KERAS_BACKENDS}.")
+
+
 # oneDNN convolutions: TensorFlow enables them by default only on CPUs with AVX-512.
 TENSORFLOW_CPU = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 # XLA:CPU (JAX): YNNPACK for reductions (batch-norm statistics, pooling); its convolutions

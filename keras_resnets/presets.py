@@ -223,8 +223,9 @@ PRESETS = {
 }
 
 
-def get_preset(name, **kwargs):
-    """The `Architecture` of the preset called ``name`` (a key of `PRESETS`).
+def get_preset(name, /, **kwargs):
+    """The `Architecture` of the preset called ``name`` (a key of `PRESETS`); ``kwargs`` are
+    the preset's arguments or `Architecture` fields (``name`` among them).
 
     Example:
     >>> get_preset("cifar_resnet20", residual=False).name

@@ -8,14 +8,25 @@ A run lives in ``<root>/<run-id>/``:
   ``cancelled`` or ``failed``), ``epoch`` (completed epochs), ``epochs``, ``pid``,
   ``message``, ``updated`` and ``data_source``; rewritten as the run goes.
 - ``metrics.jsonl``: one JSON object per line, appended as the run trains.
-- ``checkpoint.weights.h5``: model and optimizer state at the end of the last completed epoch.
+- ``checkpoint.weights.h5``: model and optimizer state at the end of the last completed epoch;
+  ``checkpoint.previous.weights.h5`` the one before, in case the last cannot be read.
 - ``model.keras``: the trained model, once the run has completed.
 - ``CANCEL``: present when someone asked the run to stop.
+- ``LOCK``: present while a process trains the run; it holds that process' ``pid``, ``host``,
+  ``process_start`` (the kernel's start time of the pid, so a reused pid is told apart) and
+  ``created``. It is created atomically (``O_EXCL``); a lock whose process is gone is removed
+  under a kernel lock on ``.lock-guard`` (released when its holder dies), so two processes
+  that find the same stale lock cannot both take the run.
 
 JSON files and checkpoints are replaced atomically (written aside, then renamed), so a reader
 sees the old file or the new one, never half of one; a reader of ``metrics.jsonl`` skips a
 line torn by a crash. A run whose status says ``running`` but whose process is gone is
 reported as ``interrupted`` (so is a ``created`` one whose creator is gone).
+
+Readers tolerate any file content: a run whose ``config.json`` or ``status.json`` cannot be
+read or holds a wrong type is listed with state ``damaged`` and the reason in its message,
+never hidden; metric lines with wrong types are skipped like torn ones. Temporary files that
+a dead writer left behind are removed when the store is read.
 
 Example:
 >>> import tempfile
@@ -26,17 +37,29 @@ Example:
 (['demo'], 'created', 0.5)
 """
 
+import contextlib
 import datetime
+import fcntl
 import json
+import math
 import os
 import re
 import secrets
+import socket
 from pathlib import Path
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 STATES = ("created", "running", "completed", "interrupted", "cancelled", "failed")
 CONFIG, STATUS, METRICS, CANCEL = "config.json", "status.json", "metrics.jsonl", "CANCEL"
 CHECKPOINT, MODEL = "checkpoint.weights.h5", "model.keras"
+PREVIOUS_CHECKPOINT = "checkpoint.previous.weights.h5"
+LOCK, LOCK_GUARD = "LOCK", ".lock-guard"
+DAMAGED = "damaged"
+"""The state a reader gives a run whose files cannot be read; never written."""
+TEMP_FILE = re.compile(r"\.(\d+)-[0-9a-f]{8}\..+")
+"""The name `write_atomic` gives its temporary files: ``.<pid>-<hex>.<name>``."""
+METRIC_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
+                  "images_per_second", "time")
 
 
 def now():
@@ -123,6 +146,93 @@ def process_alive(pid):
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def process_start(pid):
+    """The kernel's start time of process ``pid`` (clock ticks since boot), or None where it
+    cannot be read: with the pid it identifies one process, even once the pid is reused."""
+    try:
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[19])  # field 22 of proc(5); the split starts at field 3
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+
+
+def process_command(pid):
+    """The command line of process ``pid`` as one string ('' where it cannot be read)."""
+    try:
+        return Path(f"/proc/{int(pid)}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except (OSError, ValueError, TypeError):
+        return ""
+
+
+def owner_alive(pid, started=None):
+    """Whether process ``pid`` is alive and, when ``started`` is known, is the same process
+    that recorded it (not a later one that got the same pid)."""
+    if not process_alive(pid):
+        return False
+    return started is None or process_start(pid) in (None, started)
+
+
+def identity():
+    """This process as a lock or status records it: ``pid``, ``host`` and ``process_start``."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "process_start": process_start(pid)}
+
+
+def _holder_alive(record):
+    if record.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process cannot be checked from here: assume it lives
+    return owner_alive(record.get("pid"), record.get("process_start"))
+
+
+def clean_temp_files(directory):
+    """Removes the temporary files of `write_atomic` whose writer process is gone."""
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = TEMP_FILE.fullmatch(entry.name)
+        if match and not process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):  # a read-only store keeps them
+                entry.unlink()
+
+
+def _check_config(config):
+    """Raises a `ValueError` naming the first field of ``config`` that readers cannot use."""
+    for name, kind in (("architecture", dict), ("dataset", dict), ("recipe", dict)):
+        if name in config and not isinstance(config[name], kind):
+            raise ValueError(f"{CONFIG} has {name}={config[name]!r:.80}, not a JSON object")
+    for name in ("backend", "created"):
+        if name in config and not isinstance(config[name], str):
+            raise ValueError(f"{CONFIG} has {name}={config[name]!r:.80}, not a string")
+
+
+def _check_status(status):
+    state, epoch = status.get("state"), status.get("epoch", 0)
+    if not isinstance(state, str) or state not in STATES:
+        raise ValueError(f"{STATUS} has state={state!r:.80}, not one of {STATES}")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"{STATUS} has epoch={epoch!r:.80}, not a count of epochs")
+    for name in ("message", "data_source"):
+        if not isinstance(status.get(name, ""), str):
+            raise ValueError(f"{STATUS} has {name}={status[name]!r:.80}, not a string")
+
+
+def _good_event(event):
+    if not isinstance(event, dict) or not isinstance(event.get("event", ""), str):
+        return False
+    for name in ("epoch", "step"):
+        value = event.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+    for name in METRIC_NUMBERS:
+        value = event.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return False
+    return True
+
+
 class Run:
     """One run directory: its config, status, metrics, checkpoint and cancel flag.
 
@@ -130,6 +240,8 @@ class Run:
         id: the run id (the directory's name).
         path: the run directory, a `pathlib.Path`.
         config: the dict in ``config.json``.
+        damage: why the run cannot be read (``None`` for a readable run); `RunStore.list`
+            reports such runs with state ``damaged``.
     """
 
     def __init__(self, path):
@@ -138,6 +250,15 @@ class Run:
         if not (self.path / CONFIG).is_file():
             raise ValueError(f"{self.path} is not a run: it has no {CONFIG}.")
         self.config = read_json(self.path / CONFIG)
+        _check_config(self.config)
+        self.damage = None
+
+    @classmethod
+    def damaged(cls, path, reason):
+        """A run that cannot be read: empty config, state ``damaged``, ``reason`` as message."""
+        run = cls.__new__(cls)
+        run.path, run.id, run.config, run.damage = Path(path), Path(path).name, {}, str(reason)
+        return run
 
     def __repr__(self):
         return f"Run({self.id!r}, state={self.status['state']!r})"
@@ -147,16 +268,21 @@ class Run:
         """The dict in ``status.json``; ``created`` or ``running`` read as ``interrupted`` once the
         process (``pid``) that wrote them has died.
 
-        A status that cannot be read reads as ``failed``, with the reason in ``message``.
+        A status that cannot be read, or holds a wrong type, reads as ``damaged`` with the
+        reason in ``message``.
         """
+        if self.damage is not None:
+            return {"state": DAMAGED, "epoch": 0, "message": self.damage}
         path = self.path / STATUS
         if not path.exists():
             return {"state": "created", "epoch": 0, "message": ""}
         try:
             status = read_json(path)
+            _check_status(status)
         except ValueError as err:
-            return {"state": "failed", "epoch": 0, "message": str(err)}
-        if status.get("state") in ("created", "running") and not process_alive(status.get("pid")):
+            return {"state": DAMAGED, "epoch": 0, "message": str(err)}
+        if status["state"] in ("created", "running") and not owner_alive(
+                status.get("pid"), status.get("process_start")):
             status["state"] = "interrupted"
             status["message"] = (
                 f"the worker (pid {status.get('pid')}) stopped without finishing; "
@@ -169,18 +295,19 @@ class Run:
         update_status(self.path / STATUS, STATES, **fields)
 
     def metrics(self):
-        """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn."""
+        """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn and
+        events with wrongly typed fields."""
         try:
             text = (self.path / METRICS).read_text(errors="replace")
-        except FileNotFoundError:
+        except OSError:
             return []
         events = []
         for line in text.splitlines():
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
-            if isinstance(event, dict):
+            if _good_event(event):
                 events.append(event)
         return events
 
@@ -195,6 +322,47 @@ class Run:
         kept = [e for e in self.metrics() if e.get("epoch", epochs) < epochs]
         text = "".join(json.dumps(event) + "\n" for event in kept)
         write_atomic(self.path / METRICS, lambda tmp: tmp.write_text(text))
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds the run's ``LOCK`` while the block runs; a `ValueError` if a live process
+        holds it. A lock whose process is gone (or whose pid now names another process) is
+        taken over."""
+        self._acquire()
+        try:
+            yield self
+        finally:
+            self._release()
+
+    def _acquire(self):
+        path = self.path / LOCK
+        with open(self.path / LOCK_GUARD, "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # the kernel frees it if this process dies
+            holder = self.lock_holder()
+            if holder is not None:
+                if _holder_alive(holder):
+                    raise ValueError(
+                        f"run {self.id} is being trained by process {holder.get('pid')} on "
+                        f"{holder.get('host')} (since {holder.get('created')}); wait for it, or "
+                        f"cancel it with: python -m keras_resnets cancel {self.id}")
+                path.unlink()
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps({**identity(), "created": now()}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _release(self):
+        holder = self.lock_holder()
+        if holder is not None and holder.get("pid") == os.getpid():
+            (self.path / LOCK).unlink(missing_ok=True)
+
+    def lock_holder(self):
+        """The record in ``LOCK`` (``{}`` if it cannot be read), or None without a lock."""
+        try:
+            return read_json(self.path / LOCK)
+        except ValueError:
+            return {} if (self.path / LOCK).exists() else None
 
     def request_cancel(self):
         """Asks the worker training this run to stop (it checks at every batch)."""
@@ -213,6 +381,22 @@ class Run:
     def checkpoint_path(self):
         """``checkpoint.weights.h5``: the model and optimizer after the last completed epoch."""
         return self.path / CHECKPOINT
+
+    @property
+    def previous_checkpoint_path(self):
+        """``checkpoint.previous.weights.h5``: the checkpoint of the epoch before."""
+        return self.path / PREVIOUS_CHECKPOINT
+
+    def save_checkpoint(self, save):
+        """Writes a new checkpoint with ``save(path)``, atomically, keeping the last one as
+        the previous checkpoint. The last one is hard-linked aside, not moved, so that a
+        checkpoint exists at every instant."""
+        if self.checkpoint_path.exists():
+            previous = self.previous_checkpoint_path
+            link = previous.with_name(f".{os.getpid()}-{secrets.token_hex(4)}.{previous.name}")
+            os.link(self.checkpoint_path, link)
+            os.replace(link, previous)
+        write_atomic(self.checkpoint_path, save)
 
     @property
     def model_path(self):
@@ -268,33 +452,46 @@ class RunStore:
         if run_id is None:
             run_id = new_run_id(config.get("architecture", {}).get("name", "run"))
         path = self.path(run_id)
-        self.root.mkdir(parents=True, exist_ok=True)
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             path.mkdir()
         except FileExistsError:
             raise ValueError(f"run_id={run_id!r} is not allowed: {path} already exists.") from None
+        except OSError as err:
+            raise ValueError(f"runs_dir={str(self.root)!r} is not allowed: it must be a writable "
+                             f"directory ({err.strerror})") from None
         write_json(path / CONFIG, {**config, "created": now()})
-        write_json(path / STATUS, {"state": "created", "epoch": 0, "pid": os.getpid(), "message": "",
+        write_json(path / STATUS, {"state": "created", "epoch": 0, **identity(), "message": "",
                                    "updated": now()})
         return Run(path)
 
     def get(self, run_id):
         """The run called ``run_id``; a `ValueError` if there is none."""
         path = self.path(run_id)
+        clean_temp_files(path)
         try:
             return Run(path)
         except ValueError as err:
             raise ValueError(f"run_id={run_id!r} is not a run in {self.root}: {err}") from None
 
     def list(self):
-        """All readable runs, newest first; directories that are not runs are skipped."""
-        if not self.root.is_dir():
+        """All runs, newest first; a directory whose config cannot be read is listed as a
+        damaged run (state ``damaged``, the reason in its message). Hidden entries and files
+        are skipped."""
+        try:
+            entries = [e for e in self.root.iterdir() if e.is_dir() and not e.name.startswith(".")]
+        except OSError:
             return []
         runs = []
-        for entry in self.root.iterdir():
+        for entry in entries:
             try:
-                runs.append(Run(self.path(entry.name)))
+                path = self.path(entry.name)
             except ValueError:
                 continue
+            clean_temp_files(path)
+            try:
+                runs.append(Run(path))
+            except ValueError as err:
+                runs.append(Run.damaged(path, err))
         return sorted(runs, key=lambda run: (str(run.config.get("created", "")), run.id),
                       reverse=True)

@@ -33,32 +33,15 @@ import numpy as np
 
 from keras_resnets.architecture import Architecture, coerce_architecture
 from keras_resnets.builders import build_resnet
-from keras_resnets.data import DATASETS, load_data
+from keras_resnets.data import DATASETS, DataUnavailableError, check_arguments, is_available, load_data
 from keras_resnets.distribution import check_distribution, distribution_scope
 from keras_resnets.presets import PRESETS, get_preset
-from keras_resnets.runs import Run, RunStore, write_atomic
+from keras_resnets.runs import Run, RunStore, identity, process_command, write_atomic
+from keras_resnets.validation import check_bool, check_int, check_number, fail
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step")
 STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
-
-
-def _fail(name, value, allowed):
-    raise ValueError(f"{name}={value!r} is not allowed: {allowed}.")
-
-
-def _check_number(name, value, low, high=math.inf, low_open=False, high_open=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        _fail(name, value, f"a finite number in {'(' if low_open else '['}{low}, {high}"
-                           f"{')' if high_open or high == math.inf else ']'}")
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
 
 
 @dataclass(frozen=True)
@@ -105,17 +88,17 @@ class Recipe:
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            _fail("optimizer", self.optimizer, f"one of {OPTIMIZERS}")
-        _check_number("learning_rate", self.learning_rate, 0, low_open=True)
-        _check_number("momentum", self.momentum, 0, 1, high_open=True)
-        _check_number("weight_decay", self.weight_decay, 0)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("warmup_epochs", self.warmup_epochs, 0)
+            fail("optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        check_number("learning_rate", self.learning_rate, 0, low_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("warmup_epochs", self.warmup_epochs, 0)
         if self.warmup_epochs >= self.epochs:
-            _fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")
+            fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")
         if self.schedule not in SCHEDULES:
-            _fail("schedule", self.schedule, f"one of {SCHEDULES}")
+            fail("schedule", self.schedule, f"one of {SCHEDULES}")
 
     @classmethod
     def paper(cls, **overrides):
@@ -138,7 +121,7 @@ class Recipe:
     def from_dict(cls, data):
         """The inverse of `to_dict`; unknown keys raise a `ValueError`."""
         if not isinstance(data, dict):
-            _fail("recipe", data, "a dict of Recipe fields")
+            fail("recipe", data, "a dict of Recipe fields")
         return cls(**_known(data))
 
     @classmethod
@@ -149,7 +132,7 @@ class Recipe:
         elif isinstance(recipe, dict):
             recipe = cls.from_dict(recipe)
         elif not isinstance(recipe, cls):
-            _fail("recipe", recipe, "a Recipe, a dict of its fields or None")
+            fail("recipe", recipe, "a Recipe, a dict of its fields or None")
         return recipe.replace(**fields) if fields else recipe
 
 
@@ -399,7 +382,7 @@ class _Recorder(keras.callbacks.Callback):
                        f"{epoch + 1}: training diverged, try a lower learning rate; "
                        f"{self._kept()}")
         self.run.append_metrics(event)
-        write_atomic(self.run.checkpoint_path, self.model.save_weights)
+        self.run.save_checkpoint(self.model.save_weights)
         self.completed = epoch + 1
         self.run.write_status(epoch=self.completed, message=format_epoch(event, self.recipe.epochs))
         for callback in self.callbacks:
@@ -426,15 +409,15 @@ def versions():
 def check_fits(architecture, dataset):
     """Raises a `ValueError` unless ``architecture`` can be trained on ``dataset``."""
     if dataset not in DATASETS:
-        _fail("dataset", dataset, f"one of {sorted(DATASETS)}")
+        fail("dataset", dataset, f"one of {sorted(DATASETS)}")
     info = DATASETS[dataset]
     if not architecture.include_top:
-        _fail("architecture.include_top", False, "True: training needs the classifier")
+        fail("architecture.include_top", False, "True: training needs the classifier")
     if tuple(architecture.input_shape) != tuple(info.image_shape):
-        _fail("architecture.input_shape", architecture.input_shape,
+        fail("architecture.input_shape", architecture.input_shape,
               f"{tuple(info.image_shape)}, the image shape of dataset {dataset!r}")
     if architecture.classes != info.classes:
-        _fail("architecture.classes", architecture.classes,
+        fail("architecture.classes", architecture.classes,
               f"{info.classes}, the number of classes of dataset {dataset!r}")
 
 
@@ -443,7 +426,7 @@ def resolve_architecture(architecture, dataset):
     fitted to the image shape and classes of ``dataset``."""
     if isinstance(architecture, str) and architecture in PRESETS:
         if dataset not in DATASETS:
-            _fail("dataset", dataset, f"one of {sorted(DATASETS)}")
+            fail("dataset", dataset, f"one of {sorted(DATASETS)}")
         info = DATASETS[dataset]
         return get_preset(architecture, input_shape=tuple(info.image_shape), classes=info.classes)
     return coerce_architecture(architecture)
@@ -489,7 +472,9 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     recipe = Recipe.coerce(recipe, **recipe_fields)
     arch = resolve_architecture(architecture, dataset)
     check_fits(arch, dataset)
-    _check_int("seed", seed, 0)
+    check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
+               batch_size=recipe.batch_size, seed=seed)
+    check_bool("augment", augment)
     check_distribution(distribution, recipe.batch_size)
     callbacks = _with_progress(callbacks, verbose)
     config = {
@@ -503,10 +488,21 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
         "distribution": distribution,
     }
     run = RunStore(runs_dir).create(config, run_id=run_id)
-    return _fit(run, resuming=False, callbacks=callbacks)
+    with run.lock():
+        return _fit(run, resuming=False, callbacks=callbacks)
 
 
-def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
+def check_data(dataset, *, subset, validation_split, data_dir, batch_size, seed):
+    """Raises a `ValueError` naming the first data argument that is wrong, or the dataset if
+    it cannot be had (MNIST falls back to the embedded sample), before anything is written."""
+    check_arguments(dataset, batch_size=batch_size, validation_split=validation_split,
+                    subset=subset, seed=seed)
+    if dataset != "mnist" and not is_available(dataset, data_dir):
+        raise DataUnavailableError(dataset, "it is not prepared locally and cannot be downloaded "
+                                            "from here")
+
+
+def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=False):
     """Continues an interrupted, cancelled or failed run from its last checkpoint.
 
     It reaches the metrics an uninterrupted run would have reached (on the same backend).
@@ -515,25 +511,41 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0):
         run_id_or_path: a run id in ``runs_dir``, or the path of a run directory.
         runs_dir: the run store's root directory.
         callbacks, verbose: as for `train`.
+        force: resume a run whose status names a live process (``running``) once that process
+            is confirmed not to be the run's: its command line does not name the run (its pid
+            was reused). A process that holds the run's lock is never overridden.
 
     Raises:
-        ValueError: if it is not a run, has completed, is still running or was trained on
-            another backend.
+        ValueError: if it is not a run, has completed, is still running, is damaged or was
+            trained on another backend.
     """
     callbacks = _with_progress(callbacks, verbose)
     run = open_run(run_id_or_path, runs_dir)
+    with run.lock():
+        _check_resumable(run, force)
+        run.clear_cancel()
+        return _fit(run, resuming=True, callbacks=callbacks)
+
+
+def _check_resumable(run, force):
     status = run.status
+    if status["state"] == "damaged":
+        fail("run", run.id, f"a run whose files can be read ({status['message']})")
     if status["state"] == "completed":
-        _fail("run", run.id, "a run that has not completed (this one has)")
+        fail("run", run.id, "a run that has not completed (this one has)")
     if status["state"] == "running":
-        _fail("run", run.id, f"a run that is not running (pid {status.get('pid')} is training it)")
+        pid = status.get("pid")
+        if not force:
+            fail("run", run.id, f"a run that is not running (process {pid} is training it; if "
+                                f"that process is not this run's, resume with --force)")
+        if run.id in process_command(pid):
+            fail("run", run.id, f"a run that is not running (process {pid} is training it: its "
+                                f"command line names the run)")
     backend = run.config.get("backend")
     if backend != keras.backend.backend():
-        _fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
+        fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
                              f"with (this process uses {keras.backend.backend()})")
     check_distribution(run.config.get("distribution", "none"), run.config["recipe"]["batch_size"])
-    run.clear_cancel()
-    return _fit(run, resuming=True, callbacks=callbacks)
 
 
 def open_run(run_id_or_path, runs_dir="runs"):
@@ -548,11 +560,11 @@ def open_run(run_id_or_path, runs_dir="runs"):
 
 def _with_progress(callbacks, verbose):
     if verbose not in (0, 1, 2):
-        _fail("verbose", verbose, "0, 1 or 2")
+        fail("verbose", verbose, "0, 1 or 2")
     callbacks = list(callbacks)
     for callback in callbacks:
         if not isinstance(callback, Callback):
-            _fail("callbacks", callback, "keras_resnets.training.Callback instances")
+            fail("callbacks", callback, "keras_resnets.training.Callback instances")
     return callbacks + ([ProgressBar(bar=verbose == 1)] if verbose else [])
 
 
@@ -563,7 +575,7 @@ def _fit(run, resuming, callbacks):
     recipe = Recipe.from_dict(config["recipe"])
     recorder = None
     previous_source = run.status.get("data_source")
-    run.write_status(state="running", pid=os.getpid(), epochs=recipe.epochs,
+    run.write_status(state="running", **identity(), epochs=recipe.epochs,
                      message="loading the data")
     try:
         with distribution_scope(config.get("distribution", "none"), recipe.batch_size):
@@ -598,9 +610,11 @@ def _fit(run, resuming, callbacks):
         run.write_status(state=stop.state, message=stop.message)
     except KeyboardInterrupt:
         epoch = recorder.completed if recorder else 0
+        kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
+                "no epoch had completed, so there is no checkpoint and it starts again from epoch 1")
         run.write_status(state="interrupted", message=(
-            f"interrupted after {epoch} of {recipe.epochs} epochs; the checkpoint of the last "
-            f"completed epoch is kept; resume with: python -m keras_resnets resume {run.id}"))
+            f"interrupted after {epoch} of {recipe.epochs} epochs; {kept}; resume with: "
+            f"python -m keras_resnets resume {run.id}"))
         raise
     except Exception as err:
         run.write_status(state="failed", message=f"{type(err).__name__}: {err}")
@@ -635,17 +649,41 @@ def _epoch_data(config, recipe, arch, epoch):
 
 def _restore(run, model, steps_per_epoch):
     """Loads the run's checkpoint into ``model`` (weights and optimizer), drops the metrics
-    recorded after it and returns its epoch."""
+    recorded after it and returns its epoch. A checkpoint that cannot be read gives way to the
+    previous one (one epoch earlier), with a warning."""
     epoch = 0
-    if run.checkpoint_path.exists():
-        model.load_weights(run.checkpoint_path)
+    path = _readable_checkpoint(run, model)
+    if path is not None:
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         epoch, rest = divmod(steps, steps_per_epoch)
         if rest:
-            raise ValueError(f"{run.checkpoint_path} holds {steps} steps, not whole epochs of "
+            raise ValueError(f"{path} holds {steps} steps, not whole epochs of "
                              f"{steps_per_epoch} steps: it is not this run's checkpoint.")
     run.keep_metrics(epoch)
     return epoch
+
+
+def _readable_checkpoint(run, model):
+    """Loads the newest checkpoint of ``run`` that can be read into ``model``; its path, or
+    None when there is none. A `ValueError` says what to do when none can be read."""
+    problems = []
+    for path in (run.checkpoint_path, run.previous_checkpoint_path):
+        if not path.exists():
+            continue
+        try:
+            model.load_weights(path)
+        except Exception as err:  # h5py and Keras raise many types for a damaged file
+            problems.append(f"{path.name}: {type(err).__name__}: {err}")
+            continue
+        if problems:
+            warnings.warn(f"run {run.id}: {problems[0]}; resuming from {path.name}, one epoch "
+                          "earlier.", stacklevel=4)
+        return path
+    if problems:
+        raise ValueError(
+            f"run {run.id} has no readable checkpoint ({'; '.join(problems)}). To train it "
+            f"again from epoch 1, delete {run.checkpoint_path} and resume.")
+    return None
 
 
 def _save_model(run, arch, model):

@@ -70,19 +70,31 @@ def test_existing_id_and_non_runs_raise(store):
         store.create("not a dict")
 
 
-def test_broken_directories_do_not_break_listing(store):
+def test_broken_directories_are_listed_as_damaged_with_the_reason(store):
     good = store.create({}, run_id="good")
     store.create({}, run_id="half-written")
     (store.path("half-written") / "config.json").write_text('{"architecture": {"na')
     store.create({}, run_id="list-config")
     (store.path("list-config") / "config.json").write_text("[1, 2]")
+    store.create({}, run_id="wrong-type")
+    (store.path("wrong-type") / "config.json").write_text('{"architecture": 5}')
     (store.root / "stray-file").write_text("hello")
     (store.root / "empty-dir").mkdir()
-    assert [run.id for run in store.list()] == ["good"]
+    runs = {run.id: run for run in store.list()}
+    assert sorted(runs) == ["empty-dir", "good", "half-written", "list-config", "wrong-type"]
+    assert runs["good"].damage is None and runs["good"].status["state"] == "created"
+    reasons = {"empty-dir": "no config.json", "half-written": "not readable JSON",
+               "list-config": "holds list", "wrong-type": "architecture=5"}
+    for run_id, reason in reasons.items():
+        status = runs[run_id].status
+        assert status["state"] == "damaged" and reason in status["message"], status
+        assert runs[run_id].metrics() == [] and runs[run_id].config == {}
     with pytest.raises(ValueError, match="half-written"):
         store.get("half-written")
     (good.path / "status.json").write_text('{"state": "runn')
-    assert good.status["state"] == "failed" and "status.json" in good.status["message"]
+    assert good.status["state"] == "damaged" and "status.json" in good.status["message"]
+    (good.path / "status.json").write_text('{"state": "running", "epoch": "three"}')
+    assert good.status["state"] == "damaged" and "epoch='three'" in good.status["message"]
     good.write_status(state="completed", epoch=1)
     assert good.status["state"] == "completed"
 

@@ -108,8 +108,8 @@ def test_run_files(baseline):
     assert [e["learning_rate"] for e in epochs] == pytest.approx([1e-3, 1e-4])
     assert epochs[1]["loss"] == batches[-1]["loss"]
     names = sorted(p.name for p in baseline.path.iterdir())
-    assert names == ["checkpoint.weights.h5", "config.json", "metrics.jsonl", "model.keras",
-                     "status.json"]
+    assert names == [".lock-guard", "checkpoint.previous.weights.h5", "checkpoint.weights.h5",
+                     "config.json", "metrics.jsonl", "model.keras", "status.json"]
     model = baseline.load_model()
     images = np.zeros((2, *ARCH.input_shape), "float32")
     assert keras.ops.convert_to_numpy(model(images)).shape == (2, 10)

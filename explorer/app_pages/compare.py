@@ -10,6 +10,15 @@ from keras_resnets import Architecture
 
 def describe(run) -> str:
     """A short label: the design's name and what sets it apart (plain, option, p_L...)."""
+    try:
+        return _describe(run)
+    except ui.READ_ERRORS:
+        return f"damaged run ({run.id[-4:]})"
+
+
+def _describe(run) -> str:
+    if run.damage is not None:
+        return f"damaged run ({run.id[-4:]})"
     arch = (run.config.get("architecture") or {})
     parts = [arch.get("name", "?")]
     if arch.get("residual") is False:
@@ -35,6 +44,16 @@ def parameters(architecture_json: str):
 
 
 def row(run):
+    error = None
+    if run.damage is None:
+        try:
+            return _row(run)
+        except ui.READ_ERRORS as caught:
+            error = caught
+    return {"run": describe(run), "state": f"damaged: {ui.damage_of(run, error)}", "id": run.id}
+
+
+def _row(run):
     config = run.config
     status = run.status
     events = run.metrics()
@@ -50,7 +69,7 @@ def row(run):
     recipe = config.get("recipe") or {}
     dataset = config.get("dataset") or {}
     return {
-        "run": describe(run),
+        "run": _describe(run),
         "parameters": params,
         "best val. accuracy": best,
         "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,
@@ -84,14 +103,14 @@ def curves_and_table(selected, batches, polling):
 
     @st.fragment(run_every=3.0 if polling else None)
     def show():
-        store = runner.Runner(ui.runs_root())
-        runs = []
-        for run_id in selected:
+        by_id = {run.id: run for run in runner.Runner(ui.runs_root()).runs()}
+        runs = [by_id[run_id] for run_id in selected if run_id in by_id]
+        frames = []
+        for run in runs:
             try:
-                runs.append(store.get(run_id))
-            except ValueError:
-                continue
-        frames = [charts.curve_frame(run.metrics(), run.id, describe(run), run.config) for run in runs]
+                frames.append(charts.curve_frame(run.metrics(), run.id, describe(run), run.config))
+            except ui.READ_ERRORS as error:
+                st.warning(f"{run.id} — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
         if frame.empty:
             st.info("These runs have no metrics yet.")

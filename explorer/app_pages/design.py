@@ -8,6 +8,8 @@ from keras_resnets.summary import format_macs
 from keras_resnets.architecture import BLOCKS, STEMS
 from keras_resnets.layers.activations import ACTIVATIONS
 from keras_resnets.layers.blocks import EXPANSION
+from keras_resnets.limits import limits
+from keras_resnets.validation import MAX_SEED
 
 P = state.WIDGET_PREFIX
 SHORTCUT_HELP = {
@@ -90,8 +92,8 @@ def editor(design):
     family(design, edited)
     c1, c2 = st.columns([3, 2])
     with c1:
-        edited["final_survival_probability"] = st.slider(
-            "Stochastic depth: survival of the last block p_L", min_value=0.05, max_value=1.0, step=0.05,
+        edited["final_survival_probability"] = st.number_input(
+            "Stochastic depth: survival of the last block p_L", min_value=0.0, max_value=1.0, step=0.05,
             key=bind("final_survival_probability", float(design["final_survival_probability"])),
             help="Huang et al. (2016): block l survives with p_l = 1 - l/L (1 - p_L). 1 disables it.")
     with c2:
@@ -104,8 +106,10 @@ def editor(design):
                f"For bottleneck blocks the output is {EXPANSION}x channels wide; the inner width "
                "follows groups and width per group.")
     widths = [0.55, 1, 1.25, 0.9, 0.9, 0.55]
-    fields = (("blocks", "blocks", 1, designs.MAX_BLOCKS, 1), ("channels", "channels", 1, 4096, 1),
-              ("strides", "stride", 1, 8, 1), ("kernel_size", "kernel", 1, 15, 2))
+    # Bounds admit every value the description accepts (the validation and the limits say
+    # no, inline): a widget that clamped a linked value would silently show another design.
+    fields = (("blocks", "blocks", 1, limits().max_blocks, 1), ("channels", "channels", 1, None, 1),
+              ("strides", "stride", 1, None, 1), ("kernel_size", "kernel", 1, limits().max_kernel_size, 2))
     for col, text in zip(st.columns(widths), ["stage"] + [f[1] for f in fields] + [""]):
         col.caption(text)
     for i, stage in enumerate(design["stages"]):
@@ -134,7 +138,7 @@ def editor(design):
         except ValueError as error:
             errors.append(str(error))
     with c2:
-        edited["classes"] = st.number_input("Classes", min_value=1, max_value=100_000,
+        edited["classes"] = st.number_input("Classes", min_value=1,
                                             key=bind("classes", int(design["classes"])))
 
     with st.expander("Stem (before the blocks)"):
@@ -143,13 +147,14 @@ def editor(design):
         with c1:
             new_stem["kind"] = st.selectbox("Stem", STEMS, key=bind("stem.kind", stem["kind"]))
         with c2:
-            new_stem["filters"] = st.number_input("Stem filters", min_value=1, max_value=4096,
+            new_stem["filters"] = st.number_input("Stem filters", min_value=1,
                                                   key=bind("stem.filters", int(stem["filters"])))
         with c3:
-            new_stem["kernel_size"] = st.number_input("Stem kernel", min_value=1, max_value=15, step=2,
+            new_stem["kernel_size"] = st.number_input("Stem kernel", min_value=1,
+                                                      max_value=limits().max_kernel_size, step=2,
                                                       key=bind("stem.kernel_size", int(stem["kernel_size"])))
         with c4:
-            new_stem["strides"] = st.number_input("Stem stride", min_value=1, max_value=8,
+            new_stem["strides"] = st.number_input("Stem stride", min_value=1,
                                                   key=bind("stem.strides", int(stem["strides"])))
         c1, c2, c3, c4 = st.columns(4)
         for col, (field, label) in zip((c1, c2, c3, c4), (("use_bias", "bias"), ("batch_norm", "batch norm"),
@@ -188,7 +193,7 @@ def editor(design):
                 key=bind("transform_gate_bias", float(design["transform_gate_bias"])))
         with c3:
             edited["name"] = st.text_input("Model name", key=bind("name", design["name"]), max_chars=64)
-            edited["seed"] = st.number_input("Stochastic-depth seed", min_value=0, value=None,
+            edited["seed"] = st.number_input("Stochastic-depth seed", min_value=0, max_value=MAX_SEED, value=None,
                                              placeholder="none", key=bind("seed", design["seed"]))
             edited["data_format"] = _none(st.selectbox(
                 "Data format", [NONE, "channels_last", "channels_first"],
@@ -253,6 +258,7 @@ NUMBERS = {"trainable": st.column_config.NumberColumn(format="localized"),
 
 def counts_row(architecture):
     """The parameter counts, full width; returns the summary or ``None``."""
+    st.caption(f"Estimated from the description before building: {designs.estimate_text(architecture)}.")
     try:
         summary, seconds = ui.summary_of(architecture)
     except Exception as error:  # the description validated, so this is a library problem: say it plainly
@@ -297,8 +303,6 @@ def results(architecture, summary):
 
 def page():
     st.title("Design a residual network")
-    for problem in st.session_state.pop("url_problems", []):
-        st.warning(f"From the link: {problem}", icon=":material/link_off:")
     if "start_from" not in st.session_state:
         st.session_state["start_from"] = state.preset_id()
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")

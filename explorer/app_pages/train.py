@@ -8,6 +8,7 @@ import streamlit as st
 from explorer import charts, models, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data import DATASETS, is_available
+from keras_resnets.runs import Run
 
 DEFAULTS = TrainRequest()
 STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
@@ -185,12 +186,28 @@ def progress_of(run, status, events):
 
 
 def show_run(run_id):
-    """The run's state, progress, numbers and curves; polled while it trains."""
+    """The run's state, progress, numbers and curves; polled while it trains. A run whose
+    files cannot be read is shown as damaged, with the reason."""
+    store = runner_instance().store
     try:
-        run = runner_instance().get(run_id)
+        run = store.get(run_id)
     except ValueError as error:
-        st.warning(str(error))
-        return False
+        if run_id not in [r.id for r in store.list()]:
+            st.warning(str(error))
+            return False
+        run = Run.damaged(store.path(run_id), error)
+    try:
+        return damaged(run) if ui.damage_of(run) else run_panel(run)
+    except ui.READ_ERRORS as error:
+        return damaged(run, error)
+
+
+def damaged(run, error=None):
+    st.warning(f"**{run.id}** — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
+    return False
+
+
+def run_panel(run):
     status, line = status_line(run)
     events = run.metrics()
     state_name = status.get("state", "?")
@@ -305,19 +322,26 @@ def start():
 def runs_table(runs):
     rows = []
     for run in runs[:50]:
-        status = run.status
-        config = run.config
-        epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
-        best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
-        rows.append({
-            "run": run.id, "state": status.get("state"),
-            "design": (config.get("architecture") or {}).get("name"),
-            "dataset": (config.get("dataset") or {}).get("name"),
-            "backend": BACKENDS.get(config.get("backend"), config.get("backend")),
-            "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
-            "best val. accuracy": best,
-        })
+        try:
+            rows.append(table_row(run))
+        except ui.READ_ERRORS as error:
+            rows.append({"run": run.id, "state": "damaged", "design": ui.damage_of(run, error)})
     return pd.DataFrame(rows)
+
+
+def table_row(run):
+    status = run.status
+    config = run.config
+    epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+    best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
+    return {
+        "run": run.id, "state": status.get("state"),
+        "design": str((config.get("architecture") or {}).get("name") or run.damage),
+        "dataset": str((config.get("dataset") or {}).get("name")),
+        "backend": str(BACKENDS.get(config.get("backend"), config.get("backend"))),
+        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
+        "best val. accuracy": best,
+    }
 
 
 def page():

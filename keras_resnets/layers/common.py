@@ -1,10 +1,9 @@
 """Small helpers shared by the layers: data format, channel axis and paper-style padding."""
 
-import numbers
-
 import keras
 
 from keras_resnets.layers.fast import BatchNormalization, Conv2D
+from keras_resnets.validation import check_int, check_number, fail
 
 
 def resolve_data_format(data_format):
@@ -27,32 +26,20 @@ def channel_axis(rank, data_format):
 
 def check_positive_int(name, value):
     """Raises a `ValueError` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
-
-
-def check_number(name, value):
-    """``value`` as a float; raises a `ValueError` unless it is a finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not abs(value) < float("inf"):
-        raise ValueError(f"{name}={value!r} must be a finite number.")
-    return float(value)
+    check_int(name, value)
 
 
 def check_probability(name, value):
     """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
-        raise ValueError(f"{name}={value!r} must be a number in (0, 1].")
-    return float(value)
+    return check_number(name, value, 0.0, 1.0, low_open=True)
 
 
 def check_odd_kernel(kernel_size, name="kernel_size"):
     """Raises a `ValueError` unless ``kernel_size`` is a positive odd integer."""
-    check_positive_int(name, kernel_size)
+    check_int(name, kernel_size)
     if kernel_size % 2 == 0:
-        raise ValueError(
-            f"{name}={kernel_size} must be odd: with an even kernel the padded convolution "
-            "changes the map size and the residual sum would not line up."
-        )
+        fail(name, kernel_size, "an odd integer: with an even kernel the padded convolution "
+                                "changes the map size and the residual sum would not line up")
 
 
 def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, data_format, name,
