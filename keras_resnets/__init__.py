@@ -1,6 +1,9 @@
 """keras_resnets: the residual networks of the lecture as portable Keras 3 layers and builders.
 
-Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``).
+Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``). Importing the package first,
+before Keras or the backend, switches on the fastest measured CPU settings
+(`keras_resnets.environment`); the names below load Keras when first used, so the command
+line answers ``--help`` without starting a backend.
 
 Example:
 >>> import keras_resnets
@@ -9,61 +12,88 @@ Example:
 117802
 """
 
-from keras_resnets import layers, presets
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.builders import build_resnet
-from keras_resnets.initializers import LooksLinear
-from keras_resnets.presets import PRESETS, get_preset
-from keras_resnets.runs import Run, RunStore
-from keras_resnets.summary import count_params, format_summary, parameter_table, stage_table
-from keras_resnets.training import Recipe, resume, train
+import importlib
+
+from keras_resnets.environment import use_fast_cpu_settings
+
+use_fast_cpu_settings()  # before anything imports the backend: it reads them once, at import
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it, imported on first use (PEP 562).
+_EXPORTS = {
+    "Architecture": "architecture", "Stage": "architecture", "Stem": "architecture",
+    "build_resnet": "builders", "LooksLinear": "initializers",
+    "PRESETS": "presets", "get_preset": "presets", "Run": "runs", "RunStore": "runs",
+    "count_params": "summary", "format_summary": "summary", "parameter_table": "summary",
+    "stage_table": "summary", "Recipe": "training", "resume": "training", "train": "training",
+}
+_SUBMODULES = ("layers", "presets")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # once
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+def _model(preset, *args, **kwargs):
+    from keras_resnets import builders, presets
+
+    return builders.build_resnet(getattr(presets, preset)(*args, **kwargs))
 
 
 def mnist_resnet(*args, **kwargs):
     """The lecture's MNIST ResNet as a model; arguments of `presets.mnist_resnet`."""
-    return build_resnet(presets.mnist_resnet(*args, **kwargs))
+    return _model("mnist_resnet", *args, **kwargs)
 
 
 def cifar_resnet(depth=20, **kwargs):
     """He et al.'s CIFAR ResNet-``depth`` as a model; arguments of `presets.cifar_resnet`."""
-    return build_resnet(presets.cifar_resnet(depth, **kwargs))
+    return _model("cifar_resnet", depth, **kwargs)
 
 
 def resnet18(**kwargs):
     """ResNet-18 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(18, **kwargs))
+    return _model("resnet", 18, **kwargs)
 
 
 def resnet34(**kwargs):
     """ResNet-34 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(34, **kwargs))
+    return _model("resnet", 34, **kwargs)
 
 
 def resnet50(**kwargs):
     """ResNet-50 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(50, **kwargs))
+    return _model("resnet", 50, **kwargs)
 
 
 def resnet101(**kwargs):
     """ResNet-101 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(101, **kwargs))
+    return _model("resnet", 101, **kwargs)
 
 
 def resnet152(**kwargs):
     """ResNet-152 as a model; arguments of `presets.resnet`."""
-    return build_resnet(presets.resnet(152, **kwargs))
+    return _model("resnet", 152, **kwargs)
 
 
 def highway_net(*args, **kwargs):
     """A highway network as a model; arguments of `presets.highway_net`."""
-    return build_resnet(presets.highway_net(*args, **kwargs))
+    return _model("highway_net", *args, **kwargs)
 
 
 def crelu_net(*args, **kwargs):
     """A CReLU + looks-linear network as a model; arguments of `presets.crelu_net`."""
-    return build_resnet(presets.crelu_net(*args, **kwargs))
+    return _model("crelu_net", *args, **kwargs)
 
 
 __all__ = [

@@ -33,13 +33,12 @@ import numpy as np
 
 from keras_resnets.architecture import Architecture, coerce_architecture
 from keras_resnets.builders import build_resnet
+from keras_resnets.choices import OPTIMIZERS, SCHEDULES
 from keras_resnets.data import DATASETS, load_data
 from keras_resnets.distribution import check_distribution, distribution_scope
 from keras_resnets.presets import PRESETS, get_preset
 from keras_resnets.runs import Run, RunStore, write_atomic
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "step")
 STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
 
 
