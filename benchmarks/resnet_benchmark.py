@@ -44,6 +44,8 @@ if HERE not in sys.path:
 import ablations as ablations_lib  # noqa: E402  (benchmarks/ is not a package)
 import settings as settings_lib  # noqa: E402
 
+from keras_resnets.environment import user_environment  # noqa: E402
+
 BACKENDS = ("tensorflow", "jax", "torch")
 
 # Training cost in FLOP per image (forward + backward ~ 3x the forward multiply-adds x 2).
@@ -451,7 +453,7 @@ def gpu_plan(backends, tiny):
 
 def run_one(run, timeout):
     """Runs one worker process; returns the run with its ``result`` (or ``error``)."""
-    env = dict(os.environ)
+    env = user_environment()  # not what importing keras_resnets set here, for this backend
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     env["KERAS_BACKEND"] = run["backend"]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)

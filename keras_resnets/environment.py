@@ -6,7 +6,7 @@ current process; ``import keras_resnets`` calls it, so a script that imports ker
 before Keras, the command line, the explorer and the notebooks all get them. Where the backend
 was imported first it is too late: a warning says so, once. The explorer's workers start with
 `worker_environment`. A variable the user has set is kept as it is (``XLA_FLAGS``: only what
-is missing is appended).
+is missing is appended); ``KERAS_RESNETS_FAST_CPU=0`` leaves every backend at its defaults.
 
 Example:
 >>> env = worker_environment("tensorflow", {})
@@ -28,10 +28,14 @@ TENSORFLOW_CPU = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 # are slower than XLA's own. An unknown flag aborts XLA, so only jaxlib versions that have it.
 YNN_REDUCE = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE"
 YNN_JAXLIB = (0, 10)
+# Set to "0" by a user who wants the backends' own defaults (to compare, or oneDNN's numerics).
+OPT_OUT = "KERAS_RESNETS_FAST_CPU"
 # The backend's C++ start-up log (TensorFlow: CUDA probing, CPU features) is off.
 QUIET_BACKEND = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 # The modules whose import means the backend has read its settings already.
 _BACKEND_MODULES = {"tensorflow": ("keras", "tensorflow"), "jax": ("keras", "jax")}
+# What `use_fast_cpu_settings` changed in os.environ: variable -> (the user's value, ours).
+_CHANGED = {}
 
 
 def _jaxlib_version():
@@ -45,6 +49,8 @@ def fast_cpu_variables(backend, environ=None):
     """The environment variables that speed up training with ``backend`` on CPU, given the
     current ``environ`` (``os.environ`` by default): ``{}`` for PyTorch."""
     environ = os.environ if environ is None else environ
+    if environ.get(OPT_OUT) == "0":
+        return {}
     if backend == "tensorflow":
         return {k: v for k, v in TENSORFLOW_CPU.items() if k not in environ}
     if backend == "jax":
@@ -55,11 +61,22 @@ def fast_cpu_variables(backend, environ=None):
     return {}
 
 
+def user_environment():
+    """``os.environ`` as the user set it: without what `use_fast_cpu_settings` changed (for
+    this process' backend, which need not be a child process' one)."""
+    environ = dict(os.environ)
+    for key, (before, ours) in _CHANGED.items():
+        if environ.get(key) == ours:
+            environ.pop(key)
+            environ.update({} if before is None else {key: before})
+    return environ
+
+
 def worker_environment(backend, environ=None):
-    """A copy of ``environ`` (``os.environ`` by default) for a worker process training with
-    ``backend``: ``KERAS_BACKEND`` set, the backend's log noise off, output unbuffered, and
-    `fast_cpu_variables`."""
-    environ = dict(os.environ if environ is None else environ)
+    """A copy of ``environ`` (by default `user_environment`) for a worker process training
+    with ``backend``: ``KERAS_BACKEND`` set, the backend's log noise off, output unbuffered,
+    and `fast_cpu_variables`."""
+    environ = dict(user_environment() if environ is None else environ)
     return {**environ, "KERAS_BACKEND": backend, **QUIET_BACKEND,
             "PYTHONUNBUFFERED": "1", **fast_cpu_variables(backend, environ)}
 
@@ -90,6 +107,7 @@ def use_fast_cpu_settings(environ=None, modules=None):
     >>> use_fast_cpu_settings({"KERAS_BACKEND": "torch"}, modules={})
     {}
     """
+    record = environ is None
     environ = os.environ if environ is None else environ
     modules = sys.modules if modules is None else modules
     backend = configured_backend(environ)
@@ -101,6 +119,8 @@ def use_fast_cpu_settings(environ=None, modules=None):
         warnings.warn(f"keras_resnets was imported after {backend}, too late for its fastest "
                       f"CPU settings; import keras_resnets first, or set {advice}", stacklevel=3)
         return {}
+    if record:
+        _CHANGED.update({key: (environ.get(key), value) for key, value in variables.items()})
     environ.update(variables)
     return variables
 

@@ -100,16 +100,14 @@ def test_importing_keras_resnets_first_switches_the_fast_settings_on():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch needs no variable: there is no note")
 def test_importing_the_backend_first_gives_one_note_and_changes_nothing():
     report = _report("import keras; import keras_resnets")
     assert report["env"] == dict.fromkeys(FAST_VARIABLES)
-    if BACKEND == "torch":  # PyTorch needs no variable: nothing to say
-        assert report["notes"] == []
-    else:
-        assert len(report["notes"]) == 1
-        assert "import keras_resnets first" in report["notes"][0]
-        for key, value in fast_cpu_variables(BACKEND, {}).items():
-            assert f"{key}='{value}'" in report["notes"][0]
+    assert len(report["notes"]) == 1
+    assert "import keras_resnets first" in report["notes"][0]
+    for key, value in fast_cpu_variables(BACKEND, {}).items():
+        assert f"{key}='{value}'" in report["notes"][0]
 
 
 def test_a_variable_the_user_set_is_kept(monkeypatch):
@@ -120,6 +118,30 @@ def test_a_variable_the_user_set_is_kept(monkeypatch):
     environ = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     use_fast_cpu_settings(environ, modules={})
     assert environ["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=2 {YNN_REDUCE}"
+
+
+def test_keras_resnets_fast_cpu_0_keeps_the_backends_defaults(monkeypatch):
+    monkeypatch.setattr(environment, "_jaxlib_version", lambda: (0, 10))
+    for backend in ("tensorflow", "jax"):
+        environ = {"KERAS_BACKEND": backend, "KERAS_RESNETS_FAST_CPU": "0"}
+        assert use_fast_cpu_settings(environ, modules={}) == {}
+        assert worker_environment(backend, environ).keys() == {*environ, "TF_CPP_MIN_LOG_LEVEL",
+                                                               "PYTHONUNBUFFERED"}
+
+
+def test_workers_get_the_users_environment_not_what_the_import_set(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--mine")
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    changed = {"XLA_FLAGS": ("--mine", f"--mine {YNN_REDUCE}"),
+               "TF_ENABLE_ONEDNN_OPTS": (None, "1")}
+    monkeypatch.setattr(environment, "_CHANGED", changed)
+    for key, (_, ours) in changed.items():
+        monkeypatch.setenv(key, ours)
+    user = environment.user_environment()
+    assert user["XLA_FLAGS"] == "--mine" and "TF_ENABLE_ONEDNN_OPTS" not in user
+    assert worker_environment("torch")["XLA_FLAGS"] == "--mine"  # a PyTorch worker: the user's
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # set by the user since: theirs
+    assert environment.user_environment()["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 def test_the_backend_comes_from_the_variable_then_keras_json(tmp_path):
