@@ -13,6 +13,7 @@ Example:
 """
 
 import importlib
+import importlib.util
 
 from keras_resnets.environment import use_fast_cpu_settings
 
@@ -28,16 +29,15 @@ _EXPORTS = {
     "count_params": "summary", "format_summary": "summary", "parameter_table": "summary",
     "stage_table": "summary", "Recipe": "training", "resume": "training", "train": "training",
 }
-_SUBMODULES = ("layers", "presets")
 
 
 def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
         globals()[name] = value  # once
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        return importlib.import_module(f"{__name__}.{name}")  # keras_resnets.layers, ...
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -196,3 +196,18 @@ def test_time_to_accuracy_table_takes_medians_over_seeds():
     assert lines[2] == "| native PyTorch (lecture code) | 20.0 (10.0-30.0) | 1.00x | 50 | 3/3 | 0.9850 |"
     assert lines[3] == "| jax ours | 8.0 (8.0-30.0) | 2.50x | 50 | 3/3 | 0.9850 |"
     assert lines[4] == "| torch ours | - | - | - | 0/1 | 0.9850 |"
+
+
+def test_gpu_suite_plans_resnet50_and_the_lecture_net_on_jax_and_torch():
+    runs = rb.gpu_plan(rb.GPU_BACKENDS, tiny=True)
+    assert [rb.label(r) for r in runs] == [
+        "native PyTorch, AMP + channels_last", "jax ours (plain)", "torch ours (plain)",
+        "native PyTorch (lecture code)", "jax ours (plain)", "torch ours (plain)"]
+    assert [r["mixed_precision"] for r in runs if r["framework"] == "keras"] == [
+        "mixed_float16", "mixed_float16", None, None]
+    assert {r["scale"]["model"] for r in runs} == {"imagenet", "mnist"}
+    assert all(r["device"] == "gpu" for r in runs)
+    # A dry run of the lecture net's row on this machine's device (the worker code path).
+    spec = next(r for r in runs if r["scale"]["model"] == "mnist" and r["backend"] == BACKEND)
+    result = rb.run_keras(spec)
+    assert result["params"] == _trainable(keras_resnets.mnist_resnet(nb_blocks=2))
