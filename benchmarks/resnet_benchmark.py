@@ -20,7 +20,7 @@ Usage (from the repository root)::
     python benchmarks/resnet_benchmark.py                 # MNIST + CIFAR scales, writes RESULTS.md
     python benchmarks/resnet_benchmark.py --scales all    # + ResNet-50 at 224x224
     python benchmarks/resnet_benchmark.py --tiny --output /tmp/tiny.md   # seconds: smoke test
-    python benchmarks/resnet_benchmark.py --gpu           # the GPU suite (ResNet-50 mixed precision, MNIST)
+    python benchmarks/resnet_benchmark.py --gpu           # GPU: ResNet-50 mixed precision, MNIST
 
 The workers are this file too (``--worker SPEC``).
 """

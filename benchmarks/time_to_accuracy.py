@@ -160,28 +160,23 @@ def reached(run):
 def table(results, frameworks):
     """Markdown: per framework, the median seconds and steps to the target over the seeds,
     and the native reference's median seconds divided by it (above 1: sooner)."""
-    def median_seconds(name):
-        times = [reached(r) for r in results if r["framework"] == name]
-        times = [t[0] for t in times if t is not None]
-        return statistics.median(times) if times else None
-
-    reference = median_seconds("native")
+    hits = {name: [h for h in map(reached, (r for r in results if r["framework"] == name)) if h]
+            for name in frameworks}
+    median = {name: statistics.median(h[0] for h in hits[name]) if hits[name] else None
+              for name in frameworks}
+    reference = median.get("native")
     lines = ["| run | seconds to target, median (min-max) | vs native | steps, median "
              "| reached | best held-out accuracy |", "|---|---|---|---|---|---|"]
     for name in frameworks:
         runs = [r for r in results if r["framework"] == name]
-        hits = [reached(r) for r in runs]
-        hits = [h for h in hits if h is not None]
         best = max((p["accuracy"] for r in runs for p in r.get("curve", [])), default=None)
-        label = "native PyTorch (lecture code)" if name == "native" else f"{name} ours"
-        mine = median_seconds(name)
-        seconds = (f"{statistics.median(h[0] for h in hits):.1f} "
-                   f"({min(h[0] for h in hits):.1f}-{max(h[0] for h in hits):.1f})" if hits else "-")
-        lines.append(
-            f"| {label} | {seconds} | "
-            f"{f'{reference / mine:.2f}x' if reference and mine else '-'} | "
-            f"{statistics.median(h[1] for h in hits) if hits else '-'} | {len(hits)}/{len(runs)} | "
-            f"{'-' if best is None else f'{best:.4f}'} |")
+        times = [h[0] for h in hits[name]]
+        lines.append(" | ".join([
+            "| native PyTorch (lecture code)" if name == "native" else f"| {name} ours",
+            f"{median[name]:.1f} ({min(times):.1f}-{max(times):.1f})" if times else "-",
+            f"{reference / median[name]:.2f}x" if reference and median[name] else "-",
+            f"{statistics.median(h[1] for h in hits[name])}" if times else "-",
+            f"{len(times)}/{len(runs)}", "-" if best is None else f"{best:.4f}"]) + " |")
     return "\n".join(lines)
 
 

@@ -193,7 +193,8 @@ def test_time_to_accuracy_table_takes_medians_over_seeds():
                run("native", 30), run("jax", 8), run("torch", 5, target=0.99)]
     assert tta.reached(results[0]) == (10, 50) and tta.reached(results[-1]) is None
     lines = tta.table(results, ["native", "jax", "torch"]).splitlines()
-    assert lines[2] == "| native PyTorch (lecture code) | 20.0 (10.0-30.0) | 1.00x | 50 | 3/3 | 0.9850 |"
+    assert lines[2] == ("| native PyTorch (lecture code) | 20.0 (10.0-30.0) | 1.00x | 50 | 3/3 "
+                        "| 0.9850 |")
     assert lines[3] == "| jax ours | 8.0 (8.0-30.0) | 2.50x | 50 | 3/3 | 0.9850 |"
     assert lines[4] == "| torch ours | - | - | - | 0/1 | 0.9850 |"
 

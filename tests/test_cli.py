@@ -207,8 +207,8 @@ def _cli_process(args, **environ):
 
 
 def test_help_and_argument_errors_start_no_backend():
-    argvs = [["--help"], ["train", "--help"], ["train", "--preset", "mnist_resnet", "--epochs", "x"],
-             ["summary", "--optimizer", "sgd"]]
+    argvs = [["--help"], ["train", "--help"],
+             ["train", "--preset", "mnist_resnet", "--epochs", "x"], ["summary", "--optimizer", "sgd"]]
     proc = _cli_process(["-c", PARSE_ONLY.format(argvs=argvs)])
     assert proc.stdout.strip().splitlines()[-1] == "IMPORTED []", proc.stderr[-2000:]
     assert "train an architecture as a new run, resume a run, list the runs, cancel one, or " \
