@@ -209,6 +209,7 @@ def test_gpu_suite_plans_resnet50_and_the_lecture_net_on_jax_and_torch():
     assert {r["scale"]["model"] for r in runs} == {"imagenet", "mnist"}
     assert all(r["device"] == "gpu" for r in runs)
     # A dry run of the lecture net's row on this machine's device (the worker code path).
-    spec = next(r for r in runs if r["scale"]["model"] == "mnist" and r["backend"] == BACKEND)
+    spec = next(r for r in rb.gpu_plan([BACKEND], tiny=True)
+                if r["scale"]["model"] == "mnist" and r["framework"] == "keras")
     result = rb.run_keras(spec)
     assert result["params"] == _trainable(keras_resnets.mnist_resnet(nb_blocks=2))
