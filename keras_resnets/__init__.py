@@ -3,7 +3,9 @@
 Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``). Importing the package first,
 before Keras or the backend, switches on the fastest measured CPU settings
 (`keras_resnets.environment`); the names below load Keras when first used, so the command
-line answers ``--help`` without starting a backend.
+line answers ``--help`` without starting a backend. The layers register themselves for
+``keras.saving.load_model`` when Keras is already loaded, or once any model or layer of the
+package is used; otherwise ``import keras_resnets.layers`` does it.
 
 Example:
 >>> import keras_resnets
@@ -14,6 +16,7 @@ Example:
 
 import importlib
 import importlib.util
+import sys
 
 from keras_resnets.environment import use_fast_cpu_settings
 
@@ -29,6 +32,9 @@ _EXPORTS = {
     "count_params": "summary", "format_summary": "summary", "parameter_table": "summary",
     "stage_table": "summary", "Recipe": "training", "resume": "training", "train": "training",
 }
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register the layers for load_model now
+    importlib.import_module(f"{__name__}.layers")
 
 
 def __getattr__(name):
