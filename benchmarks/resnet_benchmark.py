@@ -20,7 +20,7 @@ Usage (from the repository root)::
     python benchmarks/resnet_benchmark.py                 # MNIST + CIFAR scales, writes RESULTS.md
     python benchmarks/resnet_benchmark.py --scales all    # + ResNet-50 at 224x224
     python benchmarks/resnet_benchmark.py --tiny --output /tmp/tiny.md   # seconds: smoke test
-    python benchmarks/resnet_benchmark.py --gpu           # the GPU suite (ResNet-50, mixed precision)
+    python benchmarks/resnet_benchmark.py --gpu           # GPU: ResNet-50 mixed precision, MNIST
 
 The workers are this file too (``--worker SPEC``).
 """
@@ -43,6 +43,8 @@ if HERE not in sys.path:
 
 import ablations as ablations_lib  # noqa: E402  (benchmarks/ is not a package)
 import settings as settings_lib  # noqa: E402
+
+from keras_resnets.environment import user_environment  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -78,12 +80,24 @@ TINY = {
                  "infer_batch": 2, "infer_warmup": 1, "infer_windows": 2, "infer_window_steps": 1},
 }
 
-GPU_SCALE = {
-    "title": "ResNet-50 (224x224x3), mixed precision, GPU",
-    "model": "imagenet", "size": 224, "channels": 3, "classes": 1000,
-    "batch": 128, "warmup": 5, "windows": 5, "window_steps": 10,
-    "infer_batch": 256, "infer_warmup": 3, "infer_windows": 5, "infer_window_steps": 10,
+# The GPU suite (--gpu): one script that fits in 10 minutes on one large GPU. ResNet-50 in mixed
+# precision against torchvision's with AMP and channels_last, and the lecture's network.
+GPU_SCALES = {
+    "gpu": {
+        "title": "ResNet-50 (224x224x3), mixed precision, GPU",
+        "model": "imagenet", "size": 224, "channels": 3, "classes": 1000,
+        "batch": 128, "warmup": 5, "windows": 5, "window_steps": 10,
+        "infer_batch": 256, "infer_warmup": 3, "infer_windows": 5, "infer_window_steps": 10,
+        "native": "amp", "mixed_precision": "mixed_float16",
+    },
+    "gpu_mnist": {
+        **SCALES["mnist"], "title": "MNIST ResNet (lecture: 25 ResBlocks, 16 channels), GPU",
+        "warmup": 5, "window_steps": 20, "infer_window_steps": 20, "native": "reference",
+        "mixed_precision": None,
+    },
 }
+GPU_BACKENDS = ("jax", "torch")
+GPU_TIMEOUT = 240  # seconds per run: six runs, start-up and compilation included
 
 
 # ============================================================================================
@@ -433,25 +447,29 @@ def plan(scales, backends, setting_names, models, tiny, native_variants=("refere
 
 
 def gpu_plan(backends, tiny):
-    scale = dict(GPU_SCALE)
-    if tiny:
-        scale.update(TINY["imagenet"])
-    runs = [{"framework": "native", "backend": "torch", "variant": "amp", "scale_name": "gpu",
-             "scale": scale, "model": "native", "settings": "amp+channels_last", "device": "gpu"}]
-    for backend in backends:
-        for setting_name in ("default", "best"):
+    """Per GPU scale: the native reference, then keras_resnets on each backend as a user's
+    script runs it (``"plain"``: imported first, Keras' ``jit_compile="auto"``)."""
+    runs = []
+    for name, scale in GPU_SCALES.items():
+        scale = {**scale, **(TINY[scale["model"]] if tiny else {})}
+        variant = scale["native"]
+        runs.append({"framework": "native", "backend": "torch", "variant": variant,
+                     "scale_name": name, "scale": scale, "model": "native",
+                     "settings": "amp+channels_last" if variant == "amp" else variant,
+                     "device": "gpu"})
+        for backend in backends:
             runs.append({
-                "framework": "keras", "backend": backend, "scale_name": "gpu", "scale": scale,
-                "model": "ours", "settings": setting_name, "device": "gpu",
-                "mixed_precision": "mixed_float16",
-                "setting": settings_lib.resolve(setting_name, backend, device="gpu"),
+                "framework": "keras", "backend": backend, "scale_name": name, "scale": scale,
+                "model": "ours", "settings": "plain", "device": "gpu",
+                "mixed_precision": scale["mixed_precision"],
+                "setting": settings_lib.resolve("plain", backend, device="gpu"),
             })
     return runs
 
 
 def run_one(run, timeout):
     """Runs one worker process; returns the run with its ``result`` (or ``error``)."""
-    env = dict(os.environ)
+    env = user_environment()  # not what importing keras_resnets set here, for this backend
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     env["KERAS_BACKEND"] = run["backend"]
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
@@ -618,7 +636,8 @@ def main(argv=None):
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--scales", default="mnist,cifar",
                         help="comma-separated: mnist, cifar, imagenet, or 'all' (default: mnist,cifar)")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", help=f"default: {','.join(BACKENDS)}; "
+                                           f"with --gpu: {','.join(GPU_BACKENDS)}")
     parser.add_argument("--settings", default="default,best")
     parser.add_argument("--models", default="ours,hand")
     parser.add_argument("--native", default="reference,cl",
@@ -639,14 +658,17 @@ def main(argv=None):
         worker_main(args.worker)
         return 0
 
-    backends = [b for b in args.backends.split(",") if b]
+    backends = (args.backends.split(",") if args.backends is not None
+                else GPU_BACKENDS if args.gpu else BACKENDS)
+    backends = [b for b in backends if b]
     for b in backends:
         if b not in BACKENDS:
             parser.error(f"--backends: {b!r} is not one of {BACKENDS}")
     if args.gpu:
         runs = gpu_plan(backends, args.tiny)
-        scales = ["gpu"]
+        scales = list(GPU_SCALES)
         title = ""
+        args.timeout = min(args.timeout, GPU_TIMEOUT)
         if not _gpu_available():
             print("--gpu: no CUDA GPU is visible to PyTorch on this machine; the GPU suite "
                   "needs one (nothing was run).", file=sys.stderr)
@@ -691,7 +713,8 @@ def main(argv=None):
         print()
         print(text)
         if args.output and args.output != "-":
-            _write_section(args.output, text, tag=("GPU" if args.gpu else f"CPU {scale}"))
+            _write_section(args.output, text, tag=(
+                {"gpu": "GPU", "gpu_mnist": "GPU mnist"}[scale] if args.gpu else f"CPU {scale}"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)

@@ -3,6 +3,9 @@
 A setting is a plain dict (JSON, so it can travel to a worker process):
 
 - ``env``: environment variables set before the backend is imported (``XLA_FLAGS``, ...).
+  Every worker imports keras_resnets before Keras, as a user's script does: ``"default"``
+  opts out of its fast CPU settings (Keras' defaults), ``"plain"`` takes what that import
+  sets, ``"best"`` sets them explicitly, as the explorer's workers do.
 - ``jit_compile``: passed to ``model.compile`` (``"auto"`` is Keras' default).
 - ``steps_per_execution``: passed to ``model.compile`` (PyTorch only allows 1).
 - ``data_format``: the image layout of the model and its data.
@@ -14,10 +17,10 @@ says why each one helps; benchmarks/RESULTS.md, written by the benchmark, has th
 
 import copy
 
-from keras_resnets.environment import fast_cpu_variables
+from keras_resnets.environment import OPT_OUT, fast_cpu_variables
 
 DEFAULT = {
-    "env": {},
+    "env": {OPT_OUT: "0"},
     "jit_compile": "auto",
     "steps_per_execution": 1,
     "data_format": "channels_last",
@@ -37,12 +40,16 @@ BEST_GPU = {
 
 
 def resolve(name, backend, device="cpu"):
-    """The full setting called ``name`` (``"default"`` or ``"best"``) for ``backend``."""
+    """The full setting called ``name`` (``"default"``, ``"plain"`` or ``"best"``) for
+    ``backend``."""
     setting = copy.deepcopy(DEFAULT)
     if name == "default":
         return setting
-    if name != "best":
-        raise ValueError(f"settings={name!r} is not known; choose 'default' or 'best'.")
+    if name not in ("plain", "best"):
+        raise ValueError(f"settings={name!r} is not known; choose 'default', 'plain' or 'best'.")
+    del setting["env"][OPT_OUT]
+    if name == "plain":
+        return setting
     table = BEST_GPU if device == "gpu" else BEST_CPU
     for key, value in table.get(backend, {}).items():
         if key == "env":
@@ -54,9 +61,10 @@ def resolve(name, backend, device="cpu"):
 
 def describe(setting):
     """A short human-readable summary of the non-default parts of ``setting``."""
-    parts = []
-    for key, value in setting.get("env", {}).items():
-        parts.append(f"{key}={value}")
+    env = setting.get("env", {})
+    parts = [f"{key}={value}" for key, value in env.items() if key != OPT_OUT]
+    if OPT_OUT not in env and not parts:
+        parts.append("what import keras_resnets sets")
     for key in ("jit_compile", "steps_per_execution", "data_format", "threads"):
         if setting.get(key) != DEFAULT[key]:
             parts.append(f"{key}={setting[key]}")

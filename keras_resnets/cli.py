@@ -1,5 +1,5 @@
-"""The command line: ``python -m keras_resnets`` (or ``keras-resnets``) ``train``, ``resume``,
-``runs``, ``cancel`` and ``summary``.
+"""The command line of keras_resnets (python -m keras_resnets, or keras-resnets): train an
+architecture as a new run, resume a run, list the runs, cancel one, or summarise an architecture.
 
 Examples::
 
@@ -10,16 +10,21 @@ Examples::
     python -m keras_resnets runs
     python -m keras_resnets resume 20250101-120000-mnist_resnet-3fa2
 
-Bad input prints ``error: ...`` and exits with status 2. A run that is interrupted (Ctrl-C,
+Help and bad arguments answer without starting a backend; the backend's start-up log is
+hidden unless ``--verbose``. Bad input prints ``error: ...`` and exits with status 2. A run that is interrupted (Ctrl-C,
 SIGTERM) exits with 130 and can be resumed; a failed run exits with 1.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
+from keras_resnets.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
+from keras_resnets.environment import QUIET_BACKEND, quiet_backend_start
 from keras_resnets.runs import RunStore
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
@@ -51,19 +56,16 @@ def _add_architecture(parser, required=True):
 def build_parser():
     """The `argparse` parser of all commands."""
     from keras_resnets.data import DATASETS
-    from keras_resnets.distribution import DISTRIBUTIONS
-    from keras_resnets.training import (
-        FIRST_MINUTE_SUBSET,
-        OPTIMIZERS,
-        SCHEDULES,
-        VALIDATION_SPLIT,
-        Recipe,
-    )
+    from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
     quick = Recipe()
 
-    parser = argparse.ArgumentParser(prog="keras-resnets", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="keras-resnets",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show the backend's start-up log (hidden by default)")
+    commands = _Commands(parser.add_subparsers(dest="command", required=True), common)
 
     train = commands.add_parser("train", help="train an architecture as a new run")
     _add_architecture(train)
@@ -114,6 +116,16 @@ def build_parser():
     summary.add_argument("--dataset", choices=sorted(DATASETS),
                          help="fit a preset to this dataset's images and classes")
     return parser
+
+
+class _Commands:
+    """``add_parser`` of every command with the options all commands share."""
+
+    def __init__(self, subparsers, common):
+        self.subparsers, self.common = subparsers, common
+
+    def add_parser(self, name, **kwargs):
+        return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
 
 
 def _add_store(parser):
@@ -208,11 +220,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _start_backend(verbose):
+    """Imports Keras, and so the backend, now; unless ``verbose``, without its start-up log."""
+    if not verbose:
+        for key, value in QUIET_BACKEND.items():
+            os.environ.setdefault(key, value)
+    with quiet_backend_start() if not verbose else contextlib.nullcontext():
+        import keras  # noqa: F401
+
+
 def main(argv=None):
     """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
                "summary": _summary}[args.command]
+    if command in (_train, _resume, _summary):
+        _start_backend(args.verbose)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
         return command(args)

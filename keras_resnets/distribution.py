@@ -21,7 +21,7 @@ import contextlib
 
 import keras
 
-DISTRIBUTIONS = ("none", "data_parallel")
+from keras_resnets.choices import DISTRIBUTIONS
 
 
 def _tf_devices():

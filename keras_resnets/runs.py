@@ -41,7 +41,6 @@ import contextlib
 import datetime
 import fcntl
 import json
-import math
 import os
 import re
 import secrets

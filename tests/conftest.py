@@ -10,6 +10,8 @@ from types import SimpleNamespace
 # happen before JAX starts its backend, hence here, before anything imports Keras.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
+# Before Keras, as a user's script would: the suite runs with the settings users get.
+import keras_resnets  # noqa: E402, F401  isort: skip
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -22,6 +22,7 @@ sys.path.insert(0, BENCH)
 import keras_hand  # noqa: E402
 import resnet_benchmark as rb  # noqa: E402
 import settings  # noqa: E402
+import time_to_accuracy as tta  # noqa: E402
 
 BACKEND = keras.backend.backend()
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -69,6 +70,12 @@ def test_settings_resolve_and_describe():
         assert set(best) == set(settings.DEFAULT)
         json.dumps(best)  # travels to a worker process
     assert settings.describe(settings.DEFAULT) == "Keras defaults"
+    # Every worker imports keras_resnets first: "default" opts out of its settings, "plain"
+    # takes what the import sets, "best" sets them itself.
+    assert settings.DEFAULT["env"] == {"KERAS_RESNETS_FAST_CPU": "0"}
+    plain = settings.resolve("plain", "tensorflow")
+    assert plain["env"] == {} and settings.describe(plain) == "what import keras_resnets sets"
+    assert settings.resolve("best", "tensorflow")["env"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
     with pytest.raises(ValueError, match="settings='fast'"):
         settings.resolve("fast", "jax")
 
@@ -156,3 +163,53 @@ def test_gpu_suite_says_clearly_when_there_is_no_gpu():
     )
     assert proc.returncode == 2
     assert "no CUDA GPU" in proc.stderr
+
+
+# -- time to accuracy ---------------------------------------------------------------------------
+
+
+def test_time_to_accuracy_races_on_a_fixed_split(capsys):
+    spec = {**tta.SPLIT, **tta.TINY, "framework": BACKEND, "seed": 0}
+    (x, y), (xh, yh) = tta._split(spec)
+    assert x.shape == (256, 28, 28, 1) and xh.shape == (128, 28, 28, 1)
+    assert not set(map(bytes, x)) & set(map(bytes, xh))  # no digit in both
+    orders = tta._batches(spec, len(x))
+    assert len(orders) == 1 and sorted(orders[0]) == list(range(256))
+    assert tta.main(["--worker", json.dumps(spec)]) == 0
+    curve = json.loads(capsys.readouterr().out.split("RESULT ", 1)[1])
+    assert curve[0]["steps"] == 2 and 0 < curve[0]["seconds"] and 0 <= curve[0]["accuracy"] <= 1
+    if HAS_TORCH:
+        native = tta.run_native({**spec, "framework": "native"})
+        assert native[0]["steps"] == 2
+
+
+def test_time_to_accuracy_table_takes_medians_over_seeds():
+    def run(name, seconds, target=0.98):
+        curve = [{"steps": 25, "seconds": seconds / 2, "accuracy": 0.9},
+                 {"steps": 50, "seconds": seconds, "accuracy": 0.985}]
+        return {"framework": name, "target": target, "curve": curve}
+
+    results = [run("native", 10), run("jax", 8), run("native", 20), run("jax", 30),
+               run("native", 30), run("jax", 8), run("torch", 5, target=0.99)]
+    assert tta.reached(results[0]) == (10, 50) and tta.reached(results[-1]) is None
+    lines = tta.table(results, ["native", "jax", "torch"]).splitlines()
+    assert lines[2] == ("| native PyTorch (lecture code) | 20.0 (10.0-30.0) | 1.00x | 50 | 3/3 "
+                        "| 0.9850 |")
+    assert lines[3] == "| jax ours | 8.0 (8.0-30.0) | 2.50x | 50 | 3/3 | 0.9850 |"
+    assert lines[4] == "| torch ours | - | - | - | 0/1 | 0.9850 |"
+
+
+def test_gpu_suite_plans_resnet50_and_the_lecture_net_on_jax_and_torch():
+    runs = rb.gpu_plan(rb.GPU_BACKENDS, tiny=True)
+    assert [rb.label(r) for r in runs] == [
+        "native PyTorch, AMP + channels_last", "jax ours (plain)", "torch ours (plain)",
+        "native PyTorch (lecture code)", "jax ours (plain)", "torch ours (plain)"]
+    assert [r["mixed_precision"] for r in runs if r["framework"] == "keras"] == [
+        "mixed_float16", "mixed_float16", None, None]
+    assert {r["scale"]["model"] for r in runs} == {"imagenet", "mnist"}
+    assert all(r["device"] == "gpu" for r in runs)
+    # A dry run of the lecture net's row on this machine's device (the worker code path).
+    spec = next(r for r in rb.gpu_plan([BACKEND], tiny=True)
+                if r["scale"]["model"] == "mnist" and r["framework"] == "keras")
+    result = rb.run_keras(spec)
+    assert result["params"] == _trainable(keras_resnets.mnist_resnet(nb_blocks=2))

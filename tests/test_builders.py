@@ -410,6 +410,7 @@ MODULES = [
     "keras_resnets.layers.common",
     "keras_resnets.layers.fast",
     "keras_resnets.environment",
+    "keras_resnets.choices",
     "keras_resnets.layers.highway",
     "keras_resnets.layers.shortcut",
     "keras_resnets.layers.stochastic_depth",

@@ -181,3 +181,45 @@ def test_killed_worker_is_reported_interrupted(workers, store):
     assert json.loads((run.path / "status.json").read_text())["state"] == "running"
     assert run.status["state"] == "interrupted" and "stopped without finishing" in run.status["message"]
     assert {r.id: r.status["state"] for r in store.list()}["killed"] == "interrupted"
+
+
+# -- start-up: help without a backend, no backend log -----------------------------------------
+
+BACKEND_MODULES = ("keras", "tensorflow", "jax", "torch")
+
+# Parses like `python -m keras_resnets ARGS`, then lists the backend modules it imported.
+PARSE_ONLY = f"""
+import runpy, sys
+for sys.argv[1:] in {{argvs}}:
+    try:
+        runpy.run_module("keras_resnets", run_name="__main__")
+    except SystemExit:
+        pass
+print("IMPORTED", sorted(m for m in {BACKEND_MODULES} if m in sys.modules))
+"""
+
+
+def _cli_process(args, **environ):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(KERAS_BACKEND=keras.backend.backend(), **environ)
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_help_and_argument_errors_start_no_backend():
+    argvs = [["--help"], ["train", "--help"],
+             ["train", "--preset", "mnist_resnet", "--epochs", "x"], ["summary", "--optimizer", "sgd"]]
+    proc = _cli_process(["-c", PARSE_ONLY.format(argvs=argvs)])
+    assert proc.stdout.strip().splitlines()[-1] == "IMPORTED []", proc.stderr[-2000:]
+    assert "train an architecture as a new run, resume a run, list the runs, cancel one, or " \
+           "summarise an architecture." in " ".join(proc.stdout.split())  # the description whole
+    assert "invalid int value: 'x'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_commands_print_no_backend_start_up_log():
+    proc = _cli_process(["-m", "keras_resnets", "summary", "--preset", "mnist_resnet",
+                         "--set", "nb_blocks=1"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "total" in proc.stdout
+    assert proc.stderr == ""  # TensorFlow logs CUDA probing and CPU features unless hidden

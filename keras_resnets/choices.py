@@ -1,0 +1,11 @@
+"""The names a recipe and a run accept, importable without Keras: the command line lists them
+in ``--help`` and checks its arguments before a backend starts.
+
+Example:
+>>> OPTIMIZERS, SCHEDULES, DISTRIBUTIONS
+(('adam', 'sgd'), ('constant', 'step'), ('none', 'data_parallel'))
+"""
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "step")
+DISTRIBUTIONS = ("none", "data_parallel")
