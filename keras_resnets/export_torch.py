@@ -203,7 +203,7 @@ def torch_class_name(architecture):
 
     >>> from keras_resnets import presets
     >>> torch_class_name(presets.cifar_resnet(20))
-    'Cifar20'
+    'Cifar20Resnet'
     """
     words = "".join(ch if ch.isalnum() else " " for ch in architecture.name).split()
     name = "".join(word[:1].upper() + word[1:] for word in words) or "Net"

@@ -422,6 +422,8 @@ MODULES = [
     "keras_resnets.distribution",
     "keras_resnets.runs",
     "keras_resnets.training",
+    "keras_resnets.export_torch",
+    "keras_resnets.experiments.scoreboard",
 ]
 
 
