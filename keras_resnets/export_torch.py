@@ -101,8 +101,8 @@ class StochasticDepth(nn.Module):
 class Block(nn.Module):
     """y = post(shortcut(x) + drop(branch(x))); `specs` = (filters, kernel, stride) per layer."""
 
-    def __init__(self, in_channels, specs, *, preactivation, preactivate, residual, shortcut, activation_name,
-                 use_bias, batch_norm, eps, momentum, survival_probability, drop_mode, vectors):
+    def __init__(self, in_channels, specs, *, preactivation, residual, shortcut, activation_name, use_bias,
+                 batch_norm, eps, momentum, drop_mode, vectors, preactivate=True, survival_probability=1.0):
         super().__init__()
         self.order = []
         channels, factor, stride = in_channels, 2 if activation_name == "crelu" else 1, 1
@@ -222,14 +222,13 @@ def _layers(arch):
     """``(name, constructor source)`` of the network's modules, in the order they run."""
     vectors = len(arch.input_shape) == 1
     factor = width_factor(arch.activation)
-    bn = f"eps={arch.bn_epsilon!r}, momentum={1 - arch.bn_momentum!r}, vectors={vectors}"
     stem, channels, layers = arch.stem, arch.input_shape[-1], []
     if stem.kind != "none":
         kernel = f"{channels}, {stem.filters}, {stem.kernel_size}, {stem.strides}, {stem.use_bias}, {vectors}"
         layers.append(("stem_dense" if vectors else "stem_conv", f"linear({kernel})"))
         channels = stem.filters
         if stem.batch_norm:
-            layers.append(("stem_bn", f"norm({channels}, {bn})"))
+            layers.append(("stem_bn", f"norm({channels}, **bn)"))
         if stem.activation:
             layers.append(("stem_act", f"activation({arch.activation!r})"))
             channels *= factor
@@ -244,16 +243,13 @@ def _layers(arch):
             survival = 1.0
             if arch.final_survival_probability < 1.0:
                 survival = linear_decay(index, arch.num_blocks, arch.final_survival_probability)
-            layers.append((f"stage{s}_block{b}", (
-                f"Block({channels}, {specs}, preactivation={arch.preactivation}, "
-                f"preactivate={not (index == 1 and stem_activates)}, residual={arch.residual}, "
-                f"shortcut={arch.shortcut!r}, activation_name={arch.activation!r}, use_bias={arch.use_bias}, "
-                f"batch_norm={arch.batch_norm}, survival_probability={survival!r}, drop_mode={arch.drop_mode!r}, "
-                f"{bn})")))
+            extra = ", preactivate=False" if arch.preactivation and index == 1 and stem_activates else ""
+            extra += f", survival_probability={survival!r}" if survival < 1.0 else ""
+            layers.append((f"stage{s}_block{b}", f"Block({channels}, {specs}{extra}, **blocks)"))
             channels = specs[-1][0] * (1 if arch.preactivation else factor)
     if arch.preactivation:
         if arch.batch_norm:
-            layers.append(("post_bn", f"norm({channels}, {bn})"))
+            layers.append(("post_bn", f"norm({channels}, **bn)"))
         layers.append(("post_act", f"activation({arch.activation!r})"))
         channels *= factor
     return layers + _head(arch, channels)
@@ -333,6 +329,12 @@ def torch_source(architecture=None, /, **fields):
         "",
         "    def __init__(self):",
         "        super().__init__()",
+        f"        bn = dict(eps={arch.bn_epsilon!r}, momentum={round(1 - arch.bn_momentum, 9)!r}, "
+        f"vectors={len(arch.input_shape) == 1})",
+        f"        blocks = dict(preactivation={arch.preactivation}, residual={arch.residual}, "
+        f"shortcut={arch.shortcut!r}, activation_name={arch.activation!r},",
+        f"                      use_bias={arch.use_bias}, batch_norm={arch.batch_norm}, "
+        f"drop_mode={arch.drop_mode!r}, **bn)",
         *(f"        self.{layer} = {source}" for layer, source in layers),
         "",
         "    def forward(self, x):",
