@@ -227,7 +227,7 @@ def test_explorer_in_a_real_browser(server, browser):
         found = [p for p in server["runs"].iterdir() if (p / "status.json").exists()]
         return len(found) == 2 and all('"completed"' in (p / "status.json").read_text() for p in found)
 
-    deadline = time.time() + 300
+    deadline = time.time() + 480
     while not seeded() and time.time() < deadline:
         page.wait_for_timeout(2000)
     assert seeded(), "the second seed did not complete"
@@ -245,6 +245,11 @@ def test_explorer_in_a_real_browser(server, browser):
     page.locator('[data-testid="stFileUploaderDropzone"]').wait_for(timeout=30_000)
     no_exception(page, "Export")
     shot(page, "08-export")
+    go(page, "Experiments")
+    page.get_by_text("The lecture's claims").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run all quick experiments").wait_for(timeout=30_000)
+    no_exception(page, "Experiments")
+    shot(page, "09-experiments-scoreboard")
     assert not errors, errors
 
 

@@ -95,16 +95,19 @@ def curve_charts(groups, batches, grouped):
         return {}
     if banded:
         bands = seeds.bands(frame)
-        return {metric: charts.seed_bands(bands, metric) for metric in charts.METRICS}
-    return {metric: charts.learning_curves(frame, metric, compare=True, batches=batches) for metric in charts.METRICS}
+        return {metric: charts.seed_bands(bands, metric) for metric in ("accuracy", "loss")}
+    return {metric: charts.learning_curves(frame, metric, compare=True, batches=batches)
+            for metric in ("accuracy", "loss")}
 
 
 def comparison_table(groups, grouped) -> pd.DataFrame:
     """A row per run, or per seed group (mean and ± std columns) when grouping."""
     rows = [[row(run) for run in g] for g in groups]
-    if grouped:
-        return pd.DataFrame([seeds.group_row(group_rows) for group_rows in rows])
-    return pd.DataFrame([r for group_rows in rows for r in group_rows])
+    if not grouped:
+        return pd.DataFrame([r for group_rows in rows for r in group_rows])
+    table = pd.DataFrame([seeds.group_row(group_rows) for group_rows in rows])
+    numbers = [c for c in table.columns if c.endswith(" ± std")]
+    return table.astype({c: float for c in numbers})  # a single seed's missing std shows empty, not "None"
 
 
 def downloads(table, chart_by_metric):

@@ -111,8 +111,8 @@ def claims_scoreboard(active):
                "newest completed result of that experiment at this size (any seed or backend).")
     st.button("Run all quick experiments", icon=":material/playlist_play:", on_click=start_all,
               key="experiments.run_all", disabled=active,
-              help="Seven workers at once, with the seed and backend below: about ten minutes on 2 CPU "
-                   "cores." if not active else "Wait for the running experiments to finish.")
+              help="Seven workers at once, with the seed and backend below; each takes a minute or two "
+                   "alone on 2 quiet CPU cores." if not active else "Wait for the running experiments to finish.")
 
 
 def cancel(run_id):
