@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 DESIGNS = {
     "lecture_mnist": presets.mnist_resnet(),
-    "cifar20_option_a": presets.cifar_resnet(20),
+    "cifar20_option_a": presets.cifar_resnet(20, input_shape=(16, 16, 3)),
     "preact_bottleneck_option_c": Architecture(
         name="preact-bottleneck", input_shape=(16, 16, 3), block="bottleneck", preactivation=True,
         shortcut="C", stages=({"blocks": 2, "channels": 8}, {"blocks": 1, "channels": 16, "strides": 2})),
@@ -78,9 +78,10 @@ def test_exported_module_matches_the_keras_model(design, tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
 
 
-def test_the_lecture_network_keeps_its_parameter_count(tmp_path):
-    module = _load(torch_source(presets.mnist_resnet()), tmp_path, "lecture")
-    assert sum(p.numel() for p in module.MnistResnet().parameters()) == 117802
+@pytest.mark.parametrize("arch, count", [(presets.mnist_resnet(), 117802), (presets.cifar_resnet(20), 269722)])
+def test_the_documented_parameter_counts_hold_in_pytorch(arch, count, tmp_path):
+    module = _load(torch_source(arch), tmp_path, arch.name)
+    assert sum(p.numel() for p in getattr(module, torch_class_name(arch))().parameters()) == count
 
 
 def test_a_missing_or_misshaped_weight_is_named(tmp_path):
