@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -39,6 +40,25 @@ def images(notebook) -> list:
     """The PNG outputs of the notebook (its charts)."""
     return [output for cell in notebook.cells for output in cell.get("outputs", [])
             if "image/png" in output.get("data", {})]
+
+
+LOG_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
+"""Lines that TensorFlow's C++ logging prints to stderr when it starts (CUDA probes, CPU flags)."""
+
+
+def drop_log_noise(notebook) -> None:
+    """Removes TensorFlow's start-up log lines from stderr outputs (and outputs left empty)."""
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                output["text"] = "".join(line for line in output["text"].splitlines(keepends=True)
+                                         if not LOG_NOISE.match(line))
+                if not output["text"].strip():
+                    continue
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
 
 
 def clear_outputs(notebook) -> None:
@@ -73,6 +93,7 @@ def execute(path: Path, size: str) -> dict:
                        resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
     import keras
 
+    drop_log_noise(notebook)
     record = {"source_hash": source_hash(notebook), "size": size,
               "backend": os.environ.get("KERAS_BACKEND") or keras.config.backend(),
               "seconds": round(time.perf_counter() - start, 1), "images": len(images(notebook))}
