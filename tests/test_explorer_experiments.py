@@ -106,7 +106,7 @@ def test_a_finished_result_is_read_from_disk(runs_dir):
     assert any(EXPERIMENTS["shattered_gradients"].claim in m for m in texts(at.markdown))
     charts = at.get("vega_lite_chart")
     assert len(charts) == 1 and json.loads(charts[0].proto.spec)["mark"]["type"] == "line"
-    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)  # after the claims scoreboard
+    table = at.dataframe[0].value
     assert dict(zip(table["metric"], table["value"])) == {"lag1_1_layer": "0.97", "points": "256"}
     assert any(b.proto.label == "Download the data (data.csv)" for b in at.get("download_button"))
 

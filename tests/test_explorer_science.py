@@ -40,10 +40,11 @@ def _stored_result(runs_dir, name, summary):
 def test_experiments_page_opens_on_the_scoreboard_of_the_seven_claims(runs_dir):
     _stored_result(runs_dir, "highway", {"plain_loss_increase": 1.2, "highway_loss_increase": 0.01})
     at = app(page="experiments")
-    board = at.dataframe[0].value.set_index("claim")
+    board = at.table[0].value
     assert list(board.index) == [e.title for e in EXPERIMENTS.values()]
-    assert board.loc[EXPERIMENTS["highway"].title, "verdict"] == "✅ agrees"
-    assert (board.drop(EXPERIMENTS["highway"].title).verdict == "⏳ not yet run").all()
+    assert list(board.columns) == ["verdict", "measured (quick)", "criterion", "the paper"]
+    assert board.loc[EXPERIMENTS["highway"].title, "verdict"] == "✓ agrees"
+    assert (board.drop(EXPERIMENTS["highway"].title).verdict == "· not yet run").all()
     assert any("1 of 1 claims measured at the quick size agree" in c.value for c in at.caption)
 
 

@@ -20,7 +20,7 @@ STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/dire
                "completed": ":material/check_circle:", "interrupted": ":material/warning:",
                "cancelled": ":material/stop_circle:", "failed": ":material/error:"}
 SETTINGS = ("name", "size", "seed", "backend")
-VERDICT_ICONS = {"agrees": "✅", "does not agree": "❌", "cannot be judged": "⚠️", "not yet run": "⏳"}
+VERDICT_ICONS = {"agrees": "✓", "does not agree": "✗", "cannot be judged": "?", "not yet run": "·"}
 
 
 def runner_instance():
@@ -100,11 +100,9 @@ def claims_scoreboard(active):
     st.subheader("The lecture's claims")
     board = scoreboard(runner_instance().store, size)
     board["verdict"] = [f"{VERDICT_ICONS[v]} {v}" for v in board["verdict"]]
-    st.dataframe(board.drop(columns=["result"]), hide_index=True, width="stretch", column_config={
-        "paper": st.column_config.TextColumn(width="large"),
-        "measured": st.column_config.TextColumn(f"measured ({size})", width="large"),
-        "criterion": st.column_config.TextColumn(width="medium"),
-    })
+    # A static table: the statements wrap, where a data grid would cut them.
+    st.table(board.set_index("claim")[["verdict", "measured", "criterion", "paper"]].rename(
+        columns={"measured": f"measured ({size})", "paper": "the paper"}))
     agree = sum(v.endswith(" agrees") for v in board["verdict"])
     run = sum(not v.endswith("not yet run") for v in board["verdict"])
     st.caption(f"{agree} of {run} claims measured at the {size} size agree with the paper; each row reads the "
