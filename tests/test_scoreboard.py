@@ -22,7 +22,7 @@ SUMMARIES = {
                   {"drop_one_block_resnet": 0.01, "drop_one_block_plain": 0.6, "gradient_path_length": 7,
                    "median_path_length": 5.0}),
     "stochastic_depth": ({"time_ratio": 0.8, "test_error_constant": 0.1, "test_error_stochastic": 0.09},
-                         {"time_ratio": 1.1, "test_error_constant": 0.1, "test_error_stochastic": 0.09}),
+                         {"time_ratio": 1.23, "test_error_constant": 0.178, "test_error_stochastic": 0.129}),
     "highway": ({"plain_loss_increase": 1.5, "highway_loss_increase": 0.02},
                 {"plain_loss_increase": 0.01, "highway_loss_increase": 0.02}),
     "gradient_norms": ({"log10_ratio_resnet_bn": 0.3, "log10_ratio_plain_bn": 2.5},
