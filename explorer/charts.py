@@ -8,6 +8,7 @@ Figure 4 (thin: training, bold: validation).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import altair as alt
@@ -106,3 +107,50 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
     if pick is not None:
         chart = chart.add_params(pick)
     return chart.interactive(bind_y=False)
+
+
+def seed_bands(bands: pd.DataFrame, metric: str) -> alt.LayerChart:
+    """Mean curves of seed groups with a band of ± one standard deviation (`explorer.seeds.bands`).
+
+    Colour is the group (click the legend to pick groups), dash the split, as in `learning_curves`.
+    """
+    data = bands[bands["metric"] == metric]
+    title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
+    pick = alt.selection_point(fields=["label"], bind="legend")
+    base = alt.Chart(data).encode(
+        x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False)),
+        color=alt.Color("label:N", title="seed group", legend=alt.Legend(orient="right", labelLimit=360)),
+        detail=alt.Detail("split:N"),
+        tooltip=[alt.Tooltip("label:N", title="group"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
+                 alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("std:Q", format=".4f"),
+                 alt.Tooltip("count:Q", title="seeds")],
+    )
+    axis_title = f"{title} (mean ± std over seeds)"
+    y = alt.Y("mean:Q", title=axis_title, scale=alt.Scale(zero=metric == "accuracy", nice=True))
+    band = base.mark_area(opacity=0.18).encode(y=alt.Y("low:Q", title=axis_title), y2="high:Q",
+                                               opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
+    line = base.mark_line(strokeWidth=2.5, point=True).encode(
+        y=y, strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
+    return alt.layer(band, line).properties(title=title).add_params(pick).interactive(bind_y=False)
+
+
+IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def can_export_images() -> bool:
+    """Whether charts can be written as PNG or SVG here (`vl-convert-python`, the explorer extra)."""
+    return importlib.util.find_spec("vl_convert") is not None
+
+
+def image(chart, fmt: str) -> bytes:
+    """The chart as a PNG (twice the screen's resolution) or SVG file, rendered by vl-convert."""
+    import vl_convert
+
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"fmt={fmt!r} is not allowed: one of {list(IMAGE_FORMATS)}.")
+    with alt.data_transformers.disable_max_rows():
+        spec = chart.to_json()
+    if fmt == "png":
+        return vl_convert.vegalite_to_png(spec, scale=2)
+    return vl_convert.vegalite_to_svg(spec).encode()

@@ -76,6 +76,8 @@ class TrainRequest:
     backend: str = field(default_factory=default_backend)
     distribution: str = "none"
     extra: dict = field(default_factory=dict)
+    """Other recipe fields, by name (``momentum``, ``weight_decay``, ``warmup_epochs``): each
+    becomes the worker's ``--momentum``-style option."""
 
     def arguments(self) -> list[str]:
         args = ["--dataset", self.dataset, "--validation-split", repr(float(self.validation_split)),
@@ -91,6 +93,8 @@ class TrainRequest:
             args += ["--schedule", self.schedule]
         if self.distribution != "none":
             args += ["--distribution", self.distribution]
+        for name, value in self.extra.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
         return args
 
 

@@ -219,12 +219,43 @@ def test_explorer_in_a_real_browser(server, browser):
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
     no_exception(page, "Compare")
     shot(page, "07-compare")
+
+    # A seed group: one more seed of that run, then its mean curve with a band of ± one std
+    seed_count = page.locator('input[aria-label="Seeds"]')
+    seed_count.fill("1")
+    seed_count.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Run seeds").click()
+    settle(page)
+    no_exception(page, "Compare, starting a seed")
+
+    def seeded():
+        found = [p for p in server["runs"].iterdir() if (p / "status.json").exists()]
+        return len(found) == 2 and all('"completed"' in (p / "status.json").read_text() for p in found)
+
+    deadline = time.time() + 480
+    while not seeded() and time.time() < deadline:
+        page.wait_for_timeout(2000)
+    assert seeded(), "the second seed did not complete"
+    go(page, "Train")
+    go(page, "Compare")
+    page.get_by_text("Run seeds").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    no_exception(page, "Compare with a seed group")
+    assert page.get_by_role("button", name="Table (CSV)").count() == 1
+    shot(page, "07b-compare-seed-group")
     go(page, "Export and share")
     page.get_by_text("Rebuild it in Python").wait_for(timeout=60_000)
     page.get_by_text("keras_resnets.build_resnet(architecture)").first.wait_for(timeout=30_000)
     page.locator('[data-testid="stFileUploaderDropzone"]').wait_for(timeout=30_000)
     no_exception(page, "Export")
     shot(page, "08-export")
+    go(page, "Experiments")
+    page.get_by_text("The lecture's claims").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Run all quick experiments").wait_for(timeout=30_000)
+    no_exception(page, "Experiments")
+    shot(page, "09-experiments-scoreboard")
     assert not errors, errors
 
 

@@ -425,6 +425,8 @@ MODULES = [
     "keras_resnets.training",
     "keras_resnets.pretrained",
     "keras_resnets.experiments.lesions",
+    "keras_resnets.export_torch",
+    "keras_resnets.experiments.scoreboard",
 ]
 
 

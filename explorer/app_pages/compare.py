@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, runner, state, ui
+from explorer import charts, runner, seeds, state, ui
 from explorer.runner import BACKENDS
 from keras_resnets import Architecture
 
@@ -98,42 +98,142 @@ def open_design():
     st.toast(f"Opened the design of {run_id} on the Design page.", icon=":material/architecture:")
 
 
-def curves_and_table(selected, batches, polling):
+def group_label(group) -> str:
+    """A seed group's label: its first run's, with the number of seeds."""
+    return describe(group[0]) + (f" · {len(group)} seeds" if len(group) > 1 else "")
+
+
+def curve_charts(groups, batches, grouped):
+    """``{metric: chart}`` of the runs' curves: mean ± std bands of seed groups when grouping and
+    some group has several seeds, one curve per run otherwise; ``{}`` without metrics."""
+    banded = grouped and any(len(g) > 1 for g in groups)
+    frames = []
+    for g in groups:
+        for run in g:
+            try:
+                frames.append(charts.curve_frame(run.metrics(), run.id,
+                                                 group_label(g) if banded else describe(run), run.config))
+            except ui.READ_ERRORS as error:
+                st.warning(f"{run.id} — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
+    if frame.empty:
+        return {}
+    if banded:
+        bands = seeds.bands(frame)
+        return {metric: charts.seed_bands(bands, metric) for metric in ("accuracy", "loss")}
+    return {metric: charts.learning_curves(frame, metric, compare=True, batches=batches)
+            for metric in ("accuracy", "loss")}
+
+
+def comparison_table(groups, grouped) -> pd.DataFrame:
+    """A row per run, or per seed group (mean and ± std columns) when grouping."""
+    rows = [[row(run) for run in g] for g in groups]
+    if not grouped:
+        return pd.DataFrame([r for group_rows in rows for r in group_rows])
+    table = pd.DataFrame([seeds.group_row(group_rows) for group_rows in rows])
+    numbers = [c for c in table.columns if c.endswith(" ± std")]
+    return table.astype({c: float for c in numbers})  # a single seed's missing std shows empty, not "None"
+
+
+def downloads(table, chart_by_metric):
+    """The table as CSV; each chart as PNG or SVG."""
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 2], vertical_alignment="bottom")
+    with c1:
+        st.download_button("Table (CSV)", data=table.to_csv(index=False), file_name="comparison.csv",
+                           mime="text/csv", icon=":material/table:", key="compare.csv", on_click="ignore")
+    if not chart_by_metric:
+        return
+    if not charts.can_export_images():
+        c3.caption("PNG and SVG need `vl-convert-python` (`pip install keras-resnets[explorer]`).")
+        return
+    with c2:
+        fmt = st.segmented_control("Chart format", list(charts.IMAGE_FORMATS), format_func=str.upper,
+                                   key="compare.image_format", default="png") or "png"
+    for column, (metric, chart) in zip((c3, c4), chart_by_metric.items()):
+        with column:
+            st.download_button(f"{metric.capitalize()} chart ({fmt.upper()})",
+                               data=lambda chart=chart: charts.image(chart, fmt), file_name=f"{metric}.{fmt}",
+                               mime=charts.IMAGE_FORMATS[fmt], icon=":material/image:",
+                               key=f"compare.image_{metric}", on_click="ignore")
+
+
+def curves_and_table(selected, batches, polling, grouped=False):
     """The overlaid curves and the table; refreshed every few seconds while a run trains."""
 
     @st.fragment(run_every=3.0 if polling else None)
     def show():
         by_id = {run.id: run for run in runner.Runner(ui.runs_root()).runs()}
         runs = [by_id[run_id] for run_id in selected if run_id in by_id]
-        frames = []
-        for run in runs:
-            try:
-                frames.append(charts.curve_frame(run.metrics(), run.id, describe(run), run.config))
-            except ui.READ_ERRORS as error:
-                st.warning(f"{run.id} — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
-        if frame.empty:
+        groups = seeds.group(runs) if grouped else [[run] for run in runs]
+        chart_by_metric = curve_charts(groups, batches, grouped)
+        if not chart_by_metric:
             st.info("These runs have no metrics yet.")
-        else:
-            st.altair_chart(charts.learning_curves(frame, "accuracy", compare=True, batches=batches),
-                            width="stretch", height=320, key="compare_accuracy")
-            st.altair_chart(charts.learning_curves(frame, "loss", compare=True, batches=batches), width="stretch",
-                            height=320, key="compare_loss")
-            st.caption("Solid: training, dashed: validation. Click a run in the legend to highlight it "
-                       "(shift-click for several); hover for values; drag to pan, scroll to zoom.")
-        table = pd.DataFrame([row(run) for run in runs])
+        for metric, chart in chart_by_metric.items():
+            st.altair_chart(chart, width="stretch", height=320, key=f"compare_{metric}")
+        if chart_by_metric:
+            st.caption("Solid: training, dashed: validation; seed groups: mean, with a band of ± one standard "
+                       "deviation. Click a run in the legend to highlight it (shift-click for several); hover "
+                       "for values; drag to pan, scroll to zoom.")
+        table = comparison_table(groups, grouped)
         st.dataframe(table, hide_index=True, width="stretch", column_config={
             "parameters": st.column_config.NumberColumn(format="localized"),
             "best val. accuracy": st.column_config.NumberColumn(format="percent"),
+            "best val. accuracy ± std": st.column_config.NumberColumn(format="percent"),
             "final train loss": st.column_config.NumberColumn(format="%.4f"),
+            "final train loss ± std": st.column_config.NumberColumn(format="%.4f"),
             "time per epoch (s)": st.column_config.NumberColumn(format="%.1f"),
+            "time per epoch (s) ± std": st.column_config.NumberColumn(format="%.1f"),
         })
+        downloads(table, chart_by_metric)
         if polling:
             if not any(runner.is_active(run) for run in runs):
                 st.rerun()
             st.caption("Some of these runs are training: refreshing every 3 s.")
 
     show()
+
+
+def run_seeds():
+    """Launches N more seeds of the chosen run: its design, data, recipe and backend."""
+    store = runner.Runner(ui.runs_root())
+    try:
+        source = store.get(st.session_state.get("compare.seed_source"))
+        group = next(g for g in seeds.group(store.runs()) if source.id in {r.id for r in g})
+        architecture = Architecture.from_dict(source.config["architecture"])
+        for seed in seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3))):
+            run_id = store.launch(architecture, seeds.replica_request(source.config, seed))
+            st.session_state["compare.starting"] = [*st.session_state.get("compare.starting", []), run_id]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        st.session_state["compare.seed_error"] = f"Could not start the seeds: {error}"
+
+
+def take_arrivals(store, by_id) -> list[str]:
+    """Selects the launched seeds whose run has appeared; returns those still starting."""
+    launched = st.session_state.get("compare.starting", [])
+    starting_now = {p["run_id"] for p in store.pending() if p["state"] == "starting"}
+    arrived = [i for i in launched if i in by_id]
+    if arrived and "compare.runs" in st.session_state:
+        st.session_state["compare.runs"] = [*st.session_state["compare.runs"], *arrived]
+    elif arrived:
+        st.session_state["compare.selected"] = [*(st.session_state.get("compare.selected") or []), *arrived]
+    st.session_state["compare.starting"] = [i for i in launched if i not in by_id and i in starting_now]
+    return st.session_state["compare.starting"]
+
+
+def seeds_section(selected, by_id):
+    """Run N more seeds of a selected run (a new seed each), so that it becomes a seed group."""
+    st.subheader("Run more seeds")
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    with c1:
+        st.selectbox("Design, data, recipe and backend of", selected, key="compare.seed_source",
+                     format_func=lambda i: f"{describe(by_id[i])} — {i}")
+    with c2:
+        st.number_input("Seeds", min_value=1, max_value=10, value=3, key="compare.seed_count")
+    with c3:
+        st.button("Run seeds", on_click=run_seeds, key="compare.seed_button", icon=":material/casino:",
+                  help="Starts one worker per seed, each with a seed no run of the group has used.")
+    if "compare.seed_error" in st.session_state:
+        st.error(st.session_state.pop("compare.seed_error"), icon=":material/error:")
 
 
 def page():
@@ -146,6 +246,7 @@ def page():
         st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
     by_id = {run.id: run for run in runs}
+    starting = take_arrivals(store, by_id)
     default = [r.id for r in runs[:2]]
     if "compare.runs" not in st.session_state:  # first visit, or back from another page
         wanted = st.session_state.get("compare.selected")
@@ -165,8 +266,14 @@ def page():
         return
     batches = st.toggle("Show batch curves", value=False, key="compare.batches",
                         help="Off: one point per epoch (clearer); on: also every few batches.")
-    active = any(runner.is_active(by_id[i]) for i in selected)
-    curves_and_table(selected, batches, polling=active)
+    grouped = st.toggle("Group seeds", value=True, key="compare.group_seeds",
+                        help="Runs that differ only by their seed: one mean curve with a band of ± one standard "
+                             "deviation, and one table row with mean and ± std.")
+    if starting:
+        st.info(f"Starting {len(starting)} seed run(s); they join the comparison as their workers begin.",
+                icon=":material/hourglass_top:")
+    active = any(runner.is_active(by_id[i]) for i in selected) or bool(starting)
+    curves_and_table(selected, batches, polling=active, grouped=grouped)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     with c1:
         st.selectbox("Open a run's design", selected, key="compare.open",
@@ -174,6 +281,7 @@ def page():
     with c2:
         st.button("Open in Design", on_click=open_design, key="compare.open_button",
                   icon=":material/architecture:")
+    seeds_section(selected, by_id)
 
 
 page()

@@ -10,6 +10,7 @@ from explorer import runner, ui
 from explorer.experiment_runner import ExperimentRunner
 from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS
+from keras_resnets.experiments.scoreboard import scoreboard
 from keras_resnets.experiments.store import ACTIVE_STATES
 
 SIZES = {"quick": "quick", "full": "full (for a GPU)"}
@@ -19,6 +20,7 @@ STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/dire
                "completed": ":material/check_circle:", "interrupted": ":material/warning:",
                "cancelled": ":material/stop_circle:", "failed": ":material/error:"}
 SETTINGS = ("name", "size", "seed", "backend")
+VERDICT_ICONS = {"agrees": "✓", "does not agree": "✗", "cannot be judged": "?", "not yet run": "·"}
 
 
 def runner_instance():
@@ -78,6 +80,37 @@ def start():
         st.session_state["experiments.error"] = f"Could not start the worker: {error}"
         return
     st.session_state["experiments.follow"] = run_id
+
+
+def start_all():
+    """Launches every experiment at the quick size, each in its own worker."""
+    store = runner_instance()
+    seed, backend = int(setting("seed", 0)), setting("backend", runner.default_backend())
+    try:
+        ids = [store.launch(name, "quick", seed, backend) for name in EXPERIMENTS]
+    except (OSError, ValueError) as error:
+        st.session_state["experiments.error"] = f"Could not start the workers: {error}"
+        return
+    st.session_state["experiments.follow"] = ids[0]
+
+
+def claims_scoreboard(active):
+    """The seven claims: the paper's number, ours at the chosen size, the criterion, a verdict."""
+    size = setting("size", "quick")
+    st.subheader("The lecture's claims")
+    board = scoreboard(runner_instance().store, size)
+    board["verdict"] = [f"{VERDICT_ICONS[v]} {v}" for v in board["verdict"]]
+    # A static table: the statements wrap, where a data grid would cut them.
+    st.table(board.set_index("claim")[["verdict", "measured", "criterion", "paper"]].rename(
+        columns={"measured": f"measured ({size})", "paper": "the paper"}))
+    agree = sum(v.endswith(" agrees") for v in board["verdict"])
+    run = sum(not v.endswith("not yet run") for v in board["verdict"])
+    st.caption(f"{agree} of {run} claims measured at the {size} size agree with the paper; each row reads the "
+               "newest completed result of that experiment at this size (any seed or backend).")
+    st.button("Run all quick experiments", icon=":material/playlist_play:", on_click=start_all,
+              key="experiments.run_all", disabled=active,
+              help="Seven workers at once, with the seed and backend below; each takes a minute or two "
+                   "alone on 2 quiet CPU cores." if not active else "Wait for the running experiments to finish.")
 
 
 def cancel(run_id):
@@ -175,11 +208,13 @@ def page():
     st.caption("The lecture's claims about why residual networks train, each as a small experiment on the "
                "embedded MNIST sample or synthetic data. Each run is a worker process: it keeps going if you "
                "close or reload this page.")
+    store = runner_instance()
+    runs = store.runs()
+    claims_scoreboard(any(r.status.get("state") in ACTIVE_STATES for r in runs))
     with st.container(border=True):
         settings()
     if "experiments.error" in st.session_state:
         st.error(st.session_state.pop("experiments.error"), icon=":material/error:")
-    store = runner_instance()
     runs = store.runs()
     if not runs:
         st.caption(f"No experiment results yet in `{store.store.root}`.")

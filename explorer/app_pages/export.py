@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from explorer import designs, models, state, ui
-from keras_resnets import Architecture
+from keras_resnets import Architecture, export_torch
 
 
 def load_json():
@@ -27,6 +27,21 @@ def load_json():
     state.set_design(architecture.to_dict())
     st.session_state.pop("start_from", None)
     st.session_state["export.message"] = ("success", f"Loaded `{architecture.name}`: it is now the design.")
+
+
+def torch_download(architecture, safe_name):
+    """The design as a plain PyTorch file, or why it cannot be exported."""
+    st.subheader("As a PyTorch module")
+    try:
+        source = export_torch.torch_source(architecture)
+    except ValueError as error:
+        st.info(str(error), icon=":material/info:")
+        return
+    st.download_button("PyTorch module (.py)", data=source, file_name=f"{safe_name}_torch.py",
+                       mime="text/x-python", icon=":material/code:", key="export.torch", on_click="ignore")
+    st.caption(f"Plain `torch`, no Keras: `{export_torch.torch_class_name(architecture)}()` builds the same "
+               "network, and `load_keras_weights(module, keras_resnets.export_torch.keras_weights(model))` "
+               "copies a Keras model's weights into it (outputs equal to 1e-4).")
 
 
 def share_link() -> str:
@@ -76,6 +91,7 @@ def page():
                                file_name=f"{safe_name}.keras", mime="application/zip", icon=":material/download:",
                                key="export.keras", on_click="ignore", width="stretch",
                                help="Built when you click; trained models are on the Train page.")
+        torch_download(architecture, safe_name)
         st.subheader("Rebuild it in Python")
         st.code(designs.python_snippet(architecture), language="python")
         st.caption("Or from the JSON: `keras_resnets.build_resnet(keras_resnets.Architecture.from_json(text))`; "

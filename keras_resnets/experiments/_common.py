@@ -34,6 +34,23 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """How a run's headline numbers are judged against the paper.
+
+    Attributes:
+        paper: the paper's number or statement.
+        test: the criterion, in words.
+        measure: ``measure(summary) -> str``, our numbers that the criterion reads.
+        holds: ``holds(summary) -> bool``, whether they agree with the paper.
+    """
+
+    paper: str
+    test: str
+    measure: Callable
+    holds: Callable
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A registry entry: one claim of the lecture and the function that shows it.
 
@@ -42,12 +59,14 @@ class Experiment:
         title: a short human title.
         claim: the lecture's claim in two or three sentences, citing the paper.
         run: ``run(size="quick", seed=0, progress=None) -> Result``.
+        criterion: a `Criterion` that says whether a run's summary agrees with the paper.
     """
 
     name: str
     title: str
     claim: str
     run: Callable
+    criterion: Criterion
 
 
 @dataclass(frozen=True)

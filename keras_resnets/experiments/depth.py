@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import altair as alt
 
-from keras_resnets.experiments._common import Experiment, Result, Setup, depth_sweep, resolve_size
+from keras_resnets.experiments._common import Criterion, Experiment, Result, Setup, depth_sweep, resolve_size
 
 
 @dataclass(frozen=True)
@@ -96,4 +96,13 @@ EXPERIMENT = Experiment(
         "layers with identity skips, train better as depth grows."
     ),
     run=run,
+    criterion=Criterion(
+        paper="ImageNet (Table 2): plain-34 has a higher error than plain-18 (28.54% against 27.94% "
+              "top-1), ResNet-34 a lower one than ResNet-18 (25.03% against 27.88%).",
+        test="From the shallowest to the deepest network, the final training error grows more for the "
+             "plain networks than for the residual ones.",
+        measure=lambda s: (f"training error, deepest minus shallowest: plain {s['plain_error_increase']:+.1%}, "
+                           f"residual {s['residual_error_increase']:+.1%}"),
+        holds=lambda s: s["plain_error_increase"] > s["residual_error_increase"],
+    ),
 )

@@ -25,6 +25,7 @@ import pandas as pd
 from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._autodiff import input_gradient
 from keras_resnets.experiments._common import (
+    Criterion,
     Experiment,
     Progress,
     Result,
@@ -154,4 +155,13 @@ EXPERIMENT = Experiment(
         "keep the norm level (their problem is shattering, Balduzzi et al. 2017)."
     ),
     run=run,
+    criterion=Criterion(
+        paper="With batch normalisation, a plain stack's gradient explodes towards the input; identity "
+              "skips keep it nearly level (the lecture, after He et al. 2015 and Balduzzi et al. 2017).",
+        test="With batch normalisation, the gradient norm changes less from the last block to the first "
+             "(|log10 ratio|) in the ResNet than in the plain stack.",
+        measure=lambda s: (f"log10 of the gradient-norm ratio, first / last block: ResNet "
+                           f"{s['log10_ratio_resnet_bn']:+.2f}, plain {s['log10_ratio_plain_bn']:+.2f}"),
+        holds=lambda s: abs(s["log10_ratio_resnet_bn"]) < abs(s["log10_ratio_plain_bn"]),
+    ),
 )

@@ -17,7 +17,7 @@ import altair as alt
 
 from keras_resnets import presets
 from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.experiments._common import Experiment, Result, Setup, depth_sweep, resolve_size
+from keras_resnets.experiments._common import Criterion, Experiment, Result, Setup, depth_sweep, resolve_size
 
 
 @dataclass(frozen=True)
@@ -124,4 +124,13 @@ EXPERIMENT = Experiment(
         "100 layers train as well as shallow ones."
     ),
     run=run,
+    criterion=Criterion(
+        paper="Plain networks get harder to optimise beyond about 20 layers, while highway networks of up "
+              "to 100 layers reach as low a training loss (Srivastava et al., Figure 1).",
+        test="From the shallowest to the deepest network, the final training loss grows more for the "
+             "plain networks than for the highway ones.",
+        measure=lambda s: (f"training loss, deepest minus shallowest: plain {s['plain_loss_increase']:+.3f}, "
+                           f"highway {s['highway_loss_increase']:+.3f}"),
+        holds=lambda s: s["plain_loss_increase"] > s["highway_loss_increase"],
+    ),
 )

@@ -23,7 +23,7 @@ import pandas as pd
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._autodiff import input_gradient
-from keras_resnets.experiments._common import Experiment, Progress, Result, resolve_size
+from keras_resnets.experiments._common import Criterion, Experiment, Progress, Result, resolve_size
 from keras_resnets.initializers import LooksLinear
 from keras_resnets.layers import CReLU
 
@@ -234,4 +234,12 @@ EXPERIMENT = Experiment(
         "initialisation, which is exactly linear at initialisation."
     ),
     run=run,
+    criterion=Criterion(
+        paper="Gradients with respect to the input: a 1-layer net's look like brown noise, a 24-layer "
+              "net's like white noise, a 50-layer ResNet's in between (Balduzzi et al., Figure 1).",
+        test="Lag-1 autocorrelation of the gradient: 1-layer > ResNet > 24-layer.",
+        measure=lambda s: (f"lag-1 autocorrelation: 1-layer {s['lag1_1_layer']:.2f}, ResNet {s['lag1_resnet']:.2f}, "
+                           f"24-layer {s['lag1_24_layer']:.2f}"),
+        holds=lambda s: s["lag1_1_layer"] > s["lag1_resnet"] > s["lag1_24_layer"],
+    ),
 )

@@ -1,0 +1,359 @@
+"""The design as a plain PyTorch source file: `torch_source` writes an ``nn.Module`` that builds
+the same network, and a function that copies a Keras model's weights into it.
+
+The file imports only ``torch``. Its modules carry the Keras layers' names
+(``stage1_block1.conv1`` for ``stage1_block1/conv1``), so copying weights is a renaming plus
+a transposition of kernels; `keras_weights` gives the arrays to copy. It takes NCHW images
+whatever the Keras model's ``data_format``. Highway blocks are not exported.
+
+Example:
+>>> from keras_resnets import presets
+>>> source = torch_source(presets.mnist_resnet())
+>>> "class MnistResnet(nn.Module):" in source and "def load_keras_weights" in source
+True
+"""
+
+import json
+
+import keras
+import numpy as np
+
+from keras_resnets.architecture import coerce_architecture
+from keras_resnets.layers.activations import width_factor
+from keras_resnets.layers.common import conv_output_size
+from keras_resnets.layers.stochastic_depth import linear_decay
+
+KERAS_TO_TORCH = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
+                  "moving_mean": "running_mean", "moving_variance": "running_var"}
+"""Keras variable name -> PyTorch parameter or buffer name (one home: the file embeds it)."""
+
+_RUNTIME = '''import torch
+import torch.nn.functional as F
+from torch import nn
+
+KERAS_TO_TORCH = %(names)s
+
+
+class CReLU(nn.Module):
+    """relu(x) and relu(-x), interleaved along the channels: the width doubles."""
+
+    def forward(self, x):
+        return torch.stack([F.relu(x), F.relu(-x)], dim=2).flatten(1, 2)
+
+
+def activation(name):
+    return {"relu": nn.ReLU, "crelu": CReLU, "elu": nn.ELU, "gelu": nn.GELU, "swish": nn.SiLU,
+            "tanh": nn.Tanh, "linear": nn.Identity}[name]()
+
+
+def linear(in_channels, out_channels, kernel_size, stride, bias, vectors):
+    """A convolution padded by (k - 1) // 2 on each side, or a Linear layer for vectors."""
+    if vectors:
+        return nn.Linear(in_channels, out_channels, bias=bias)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=bias)
+
+
+def norm(channels, eps, momentum, vectors):
+    return (nn.BatchNorm1d if vectors else nn.BatchNorm2d)(channels, eps=eps, momentum=momentum)
+
+
+class ShortcutA(nn.Module):
+    """Option A: subsample by `stride` and append zero channels up to `filters`."""
+
+    def __init__(self, filters, stride):
+        super().__init__()
+        self.filters, self.stride = filters, stride
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, [0, 0] * (x.dim() - 2) + [0, self.filters - x.shape[1]])
+
+
+class Projection(nn.Module):
+    """Options B and C: a 1x1 convolution (Linear for vectors), then batch norm."""
+
+    def __init__(self, in_channels, filters, stride, batch_norm, eps, momentum, vectors):
+        super().__init__()
+        self.projection = linear(in_channels, filters, 1, stride, False, vectors)
+        self.bn = norm(filters, eps, momentum, vectors) if batch_norm else nn.Identity()
+
+    def forward(self, x):
+        return self.bn(self.projection(x))
+
+
+class StochasticDepth(nn.Module):
+    """Keeps the branch with probability p: per batch (scaled by p at test) or per sample."""
+
+    def __init__(self, p, mode):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, h):
+        if not self.training:
+            return h * self.p if self.mode == "batch" else h
+        if self.mode == "batch":
+            return h if torch.rand(()) < self.p else h * 0
+        keep = torch.rand((h.shape[0],) + (1,) * (h.dim() - 1), device=h.device) < self.p
+        return h * keep.to(h.dtype) / self.p
+
+
+class Block(nn.Module):
+    """y = post(shortcut(x) + drop(branch(x))); `specs` = (filters, kernel, stride) per layer."""
+
+    def __init__(self, in_channels, specs, *, preactivation, residual, shortcut, activation_name, use_bias,
+                 batch_norm, eps, momentum, drop_mode, vectors, preactivate=True, survival_probability=1.0):
+        super().__init__()
+        self.order = []
+        channels, factor, stride = in_channels, 2 if activation_name == "crelu" else 1, 1
+        for i, (filters, kernel_size, layer_stride) in enumerate(specs, start=1):
+            last = i == len(specs)
+            if preactivation and (i > 1 or preactivate):
+                if batch_norm:
+                    self._add(f"bn{i}", norm(channels, eps, momentum, vectors))
+                self._add(f"act{i}", activation(activation_name))
+                channels *= factor
+            if i == 1:
+                preactivated_channels = channels
+            self._add(f"conv{i}", linear(channels, filters, kernel_size, layer_stride, use_bias, vectors))
+            channels, stride = filters, stride * layer_stride
+            if not preactivation:
+                if batch_norm:
+                    self._add(f"bn{i}", norm(filters, eps, momentum, vectors))
+                if not last:
+                    self._add(f"act{i}", activation(activation_name))
+                    channels *= factor
+        self.residual, self.option = residual, shortcut
+        self.shortcut = None
+        if residual and (shortcut == "C" or stride != 1 or in_channels != filters):
+            self.shortcut = (ShortcutA(filters, stride) if shortcut == "A" else
+                             Projection(preactivated_channels, filters, stride, batch_norm, eps, momentum,
+                                        vectors))
+        self.drop = StochasticDepth(survival_probability, drop_mode) if survival_probability < 1 else None
+        self.post_act = None if preactivation else activation(activation_name)
+
+    def _add(self, name, module):
+        setattr(self, name, module)
+        self.order.append(name)
+
+    def forward(self, x):
+        h = preactivated = x
+        for name in self.order:
+            if name == "conv1":
+                preactivated = h
+            h = getattr(self, name)(h)
+        if self.drop is not None:
+            h = self.drop(h)
+        if self.residual:
+            h = h + (x if self.shortcut is None else self.shortcut(x if self.option == "A" else preactivated))
+        return h if self.post_act is None else self.post_act(h)
+
+
+class MaxPool3x3(nn.Module):
+    """Zero padding of 1, then 3x3 max pooling with stride 2 (as the Keras stem pads)."""
+
+    def forward(self, x):
+        return F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 3, 2)
+
+
+class GlobalPool(nn.Module):
+    """avg or max over the map, or flatten in Keras' (height, width, channel) order."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        if self.kind == "avg":
+            return x.mean(dim=(2, 3))
+        if self.kind == "max":
+            return x.amax(dim=(2, 3))
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+def load_keras_weights(module, arrays):
+    """Copies Keras weights into `module`.
+
+    `arrays` maps Keras weight paths ("stage1_block1/conv1/kernel") to arrays, e.g.
+    keras_resnets.export_torch.keras_weights(model); every parameter and batch-norm
+    statistic of `module` must get one, with the right shape.
+    """
+    state = module.state_dict()
+    copied = set()
+    for path, array in arrays.items():
+        *layers, variable = path.split("/")
+        key = ".".join(layers + [KERAS_TO_TORCH[variable]])
+        value = torch.tensor(array, dtype=torch.float32)
+        if variable == "kernel":
+            value = value.permute(3, 2, 0, 1) if value.dim() == 4 else value.T
+        if key not in state or state[key].shape != value.shape:
+            raise ValueError(f"{path} {tuple(value.shape)} has no PyTorch counterpart of that shape ({key}).")
+        state[key] = value
+        copied.add(key)
+    missing = [key for key in state if key not in copied and not key.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"No Keras weight for {missing[:5]} ({len(missing)} in all).")
+    module.load_state_dict(state)
+    return module
+'''
+
+
+def torch_class_name(architecture):
+    """The name of the exported module's class: the design's name in CamelCase.
+
+    >>> from keras_resnets import presets
+    >>> torch_class_name(presets.cifar_resnet(20))
+    'Cifar20Resnet'
+    """
+    words = "".join(ch if ch.isalnum() else " " for ch in architecture.name).split()
+    name = "".join(word[:1].upper() + word[1:] for word in words) or "Net"
+    return name if name[0].isalpha() else f"Net{name}"
+
+
+def _specs(arch, stage, first):
+    stride = stage.strides if first else 1
+    if arch.block == "bottleneck":
+        return [(stage.channels, 1, 1), (stage.channels, stage.kernel_size, stride), (stage.channels * 4, 1, 1)]
+    kernel = 1 if arch.block == "dense" else stage.kernel_size
+    return [(stage.channels, kernel, stride), (stage.channels, kernel, 1)]
+
+
+def _layers(arch):
+    """``(name, constructor source)`` of the network's modules, in the order they run."""
+    vectors = len(arch.input_shape) == 1
+    factor = width_factor(arch.activation)
+    stem, channels, layers = arch.stem, arch.input_shape[-1], []
+    if stem.kind != "none":
+        kernel = f"{channels}, {stem.filters}, {stem.kernel_size}, {stem.strides}, {stem.use_bias}, {vectors}"
+        layers.append(("stem_dense" if vectors else "stem_conv", f"linear({kernel})"))
+        channels = stem.filters
+        if stem.batch_norm:
+            layers.append(("stem_bn", f"norm({channels}, **bn)"))
+        if stem.activation:
+            layers.append(("stem_act", f"activation({arch.activation!r})"))
+            channels *= factor
+        if stem.pool:
+            layers.append(("stem_pool", "MaxPool3x3()"))
+    stem_activates = stem.kind != "none" and stem.activation
+    index = 0
+    for s, stage in enumerate(arch.stages, start=1):
+        for b in range(1, stage.blocks + 1):
+            index += 1
+            specs = _specs(arch, stage, b == 1)
+            survival = 1.0
+            if arch.final_survival_probability < 1.0:
+                survival = linear_decay(index, arch.num_blocks, arch.final_survival_probability)
+            extra = ", preactivate=False" if arch.preactivation and index == 1 and stem_activates else ""
+            extra += f", survival_probability={survival!r}" if survival < 1.0 else ""
+            layers.append((f"stage{s}_block{b}", f"Block({channels}, {specs}{extra}, **blocks)"))
+            channels = specs[-1][0] * (1 if arch.preactivation else factor)
+    if arch.preactivation:
+        if arch.batch_norm:
+            layers.append(("post_bn", f"norm({channels}, **bn)"))
+        layers.append(("post_act", f"activation({arch.activation!r})"))
+        channels *= factor
+    return layers + _head(arch, channels)
+
+
+def _head(arch, channels):
+    layers = []
+    if arch.pooling is not None:
+        name = {"avg": "avg_pool", "max": "max_pool", "flatten": "flatten"}[arch.pooling]
+        layers.append((name, f"GlobalPool({arch.pooling!r})"))
+        if arch.pooling == "flatten":
+            h, w = _map_size(arch)
+            channels *= h * w
+        if arch.pool_activation:
+            layers.append(("pool_act", f"activation({arch.activation!r})"))
+            channels *= width_factor(arch.activation)
+    if arch.include_top:
+        layers.append(("classifier", f"nn.Linear({channels}, {arch.classes})"))
+        if arch.classifier_activation == "softmax":
+            layers.append(("softmax", "nn.Softmax(dim=-1)"))
+    return layers
+
+
+def _map_size(arch):
+    """Height and width of the last map (for ``pooling="flatten"``)."""
+    h, w = arch.input_shape[:2]
+    steps = []
+    if arch.stem.kind == "conv":
+        steps.append((arch.stem.kernel_size, arch.stem.strides))
+        if arch.stem.pool:
+            steps.append((3, 2))
+    steps += [(stage.kernel_size, stage.strides) for stage in arch.stages]
+    for kernel, strides in steps:
+        h, w = conv_output_size(h, kernel, strides), conv_output_size(w, kernel, strides)
+    return h, w
+
+
+def torch_source(architecture=None, /, **fields):
+    """The source of a Python file defining the design as a PyTorch ``nn.Module``.
+
+    Args:
+        architecture: an `Architecture`, a dict of its fields or its JSON.
+        **fields: `Architecture` fields overriding those of ``architecture``.
+
+    Returns:
+        The file's text: the module class (named after the design), its building blocks and
+        ``load_keras_weights(module, arrays)``. It needs only ``torch``.
+
+    Raises:
+        ValueError: the design has highway blocks, which the export does not cover.
+    """
+    arch = coerce_architecture(architecture, **fields)
+    if arch.block == "highway":
+        raise ValueError("block='highway' is not supported by the PyTorch export: one of 'basic', "
+                         "'bottleneck' or 'dense' (export a highway network as .keras instead).")
+    layers = _layers(arch)
+    name = torch_class_name(arch)
+    shape = "(batch, features)" if len(arch.input_shape) == 1 else "(batch, channels, height, width)"
+    lines = [
+        f'"""{arch.name} as a plain PyTorch module, generated by keras_resnets.export_torch.',
+        "",
+        f"    model = {name}().eval()",
+        "    load_keras_weights(model, arrays)  # arrays: keras_resnets.export_torch.keras_weights(keras_model)",
+        f"    logits = model(images)  # images: {shape}",
+        "",
+        "Initialisation is PyTorch's: copy the weights to get the Keras model's outputs.",
+        '"""',
+        "",
+        _RUNTIME % {"names": json.dumps(KERAS_TO_TORCH)},
+        "",
+        f"ARCHITECTURE = {arch.to_json()!r}",
+        '"""The description this file was generated from (keras_resnets.Architecture.from_json)."""',
+        "",
+        "",
+        f"class {name}(nn.Module):",
+        f'    """{arch.name}: {arch.depth} weighted layers, input {shape}."""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        f"        bn = dict(eps={arch.bn_epsilon!r}, momentum={round(1 - arch.bn_momentum, 9)!r}, "
+        f"vectors={len(arch.input_shape) == 1})",
+        f"        blocks = dict(preactivation={arch.preactivation}, residual={arch.residual}, "
+        f"shortcut={arch.shortcut!r}, activation_name={arch.activation!r},",
+        f"                      use_bias={arch.use_bias}, batch_norm={arch.batch_norm}, "
+        f"drop_mode={arch.drop_mode!r}, **bn)",
+        *(f"        self.{layer} = {source}" for layer, source in layers),
+        "",
+        "    def forward(self, x):",
+        *(f"        x = self.{layer}(x)" for layer, _ in layers),
+        "        return x",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def keras_weights(model):
+    """The weights of a Keras model as ``{path: NumPy array}``, the argument of the exported
+    file's ``load_keras_weights``; random-number state (stochastic depth's seeds) is left out.
+
+    Example:
+    >>> from keras_resnets import build_resnet, presets
+    >>> arrays = keras_weights(build_resnet(presets.mnist_resnet()))
+    >>> arrays["stage1_block1/conv1/kernel"].shape
+    (3, 3, 16, 16)
+    """
+    return {w.path: np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights
+            if w.path.rsplit("/", 1)[-1] in KERAS_TO_TORCH}
