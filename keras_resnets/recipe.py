@@ -19,8 +19,9 @@ from keras_resnets.validation import check_int, check_number, fail
 class Recipe:
     """How to train: optimizer, learning-rate schedule, weight decay, epochs and batch size.
 
-    The default is the first minute's recipe (see `FIRST_MINUTE_SUBSET`): Adam at 1e-3,
-    constant (a decay would slow so short a run), no weight decay, 1 epoch of batches of 32.
+    The default is the first minute's recipe (see `FIRST_MINUTE_SUBSET`): Adam at 3e-3
+    divided by 10 at 50% and 75% of the steps (the decay settles the batch-norm statistics),
+    no weight decay, 1 epoch of batches of 16.
     `Recipe.paper` is He et al.'s CIFAR recipe.
 
     Weight decay is an L2 penalty ``weight_decay / 2 * sum(W**2)`` over the kernels of the
@@ -49,13 +50,13 @@ class Recipe:
     """
 
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 1
-    batch_size: int = 32
+    batch_size: int = 16
     warmup_epochs: int = 0
-    schedule: str = "constant"
+    schedule: str = "step"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -110,7 +111,8 @@ class Recipe:
 FIRST_MINUTE_SUBSET = 2048
 """Training digits of the embedded sample in a default run (the command line's and the
 explorer's): with the default `Recipe` and `VALIDATION_SPLIT` the lecture's MNIST ResNet
-reaches >= 90% accuracy on 1,000 held-out digits in about a minute on 2 CPU cores."""
+trains for about 40 s on 2 CPU cores (PyTorch) and reaches about 80% on 1,000 held-out
+digits (measured: 79.6%; 64% with Adam 1e-3 at batches of 32)."""
 VALIDATION_SPLIT = 0.1
 """The fraction of the training data held out by default (1,000 digits of the sample)."""
 
