@@ -22,7 +22,7 @@ DESIGNS = {
                                              shortcut="B"),
     "plain_twin": presets.mnist_resnet(16, 3, 4, residual=False),
     "crelu_flatten_max_pool_stem": Architecture(
-        name="crelu flatten", input_shape=(20, 20, 3), activation="crelu", residual=False,
+        name="crelu_flatten", input_shape=(20, 20, 3), activation="crelu", residual=False,
         stem={"filters": 8, "kernel_size": 5, "strides": 2, "pool": True}, pooling="flatten",
         stages=({"blocks": 1, "channels": 8},), classifier_activation="softmax"),
     "dense": Architecture(name="dense", input_shape=(20,), block="dense", pooling=None, shortcut="A",
