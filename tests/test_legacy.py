@@ -2,6 +2,8 @@
 VERSION) still load, on every backend, to the same numbers."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -51,3 +53,14 @@ def test_run_checkpoint_and_model_agree(legacy_store, run):
     assert count_params(rebuilt) == count_params(trained)
     x = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(run(rebuilt, x), run(trained, x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_bare_import_registers_the_layers_for_load_model():
+    """``import keras_resnets`` alone lets Keras load our models (a fresh process: nothing else
+    has imported the layers)."""
+    code = ("import sys, keras_resnets, keras; "
+            "print(keras.saving.load_model(sys.argv[1]).count_params())")
+    proc = subprocess.run([sys.executable, "-c", code, str(LEGACY / "highway.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) > 0
