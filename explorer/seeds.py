@@ -54,7 +54,8 @@ def mean_and_std(values) -> tuple[float | None, float | None]:
 def group_row(rows: list[dict]) -> dict:
     """One table row for a group's rows (from the Compare table): the first row's shared
     fields, ``seeds``, and each `SUMMARISED` column as its mean with a ``± std`` column."""
-    out = {"run": rows[0]["run"], "seeds": len(rows)}
+    out = {"run": rows[0]["run"], "seeds": len(rows),
+           "state": ", ".join(dict.fromkeys(str(row.get("state")) for row in rows))}
     for column in SUMMARISED:
         out[column], out[f"{column} ± std"] = mean_and_std(row.get(column) for row in rows)
     shared = {k: v for k, v in rows[0].items() if k not in (*SUMMARISED, "run", "id", "state", "epochs")}

@@ -190,6 +190,7 @@ BACKEND_MODULES = ("keras", "tensorflow", "jax", "torch")
 # Parses like `python -m keras_resnets ARGS`, then lists the backend modules it imported.
 PARSE_ONLY = f"""
 import runpy, sys
+sys.argv[:1] = ["-m"]  # what `python -m keras_resnets` shows the package while it imports it
 for sys.argv[1:] in {{argvs}}:
     try:
         runpy.run_module("keras_resnets", run_name="__main__")

@@ -130,7 +130,12 @@ def comparison_table(groups, grouped) -> pd.DataFrame:
     rows = [[row(run) for run in g] for g in groups]
     if not grouped:
         return pd.DataFrame([r for group_rows in rows for r in group_rows])
-    table = pd.DataFrame([seeds.group_row(group_rows) for group_rows in rows])
+    table_rows = []
+    for group_rows in rows:  # a damaged run is shown on its own, never averaged into a group
+        readable = [r for r in group_rows if not str(r.get("state")).startswith("damaged")]
+        table_rows += [seeds.group_row(readable)] if readable else []
+        table_rows += [r for r in group_rows if r not in readable]
+    table = pd.DataFrame(table_rows)
     numbers = [c for c in table.columns if c.endswith(" ± std")]
     return table.astype({c: float for c in numbers})  # a single seed's missing std shows empty, not "None"
 
