@@ -88,7 +88,7 @@ def settings(architecture):
     c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                     format_func={"quick": "quick: Adam 1e-3", "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
+                     format_func={"quick": "quick: Adam 3e-3, step decay", "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
                      help="With the rate schedule \"the recipe's\", quick keeps its rate constant (the first "
                           "minute's recipe) and paper divides it by 10 at 50% and 75% of the steps.")
     with c2:
