@@ -252,7 +252,7 @@ def test_explorer_in_a_real_browser(server, browser):
     no_exception(page, "Export")
     shot(page, "08-export")
     go(page, "Experiments")
-    page.get_by_text("The lecture's claims").wait_for(timeout=60_000)
+    page.get_by_text("The lecture's claims", exact=True).wait_for(timeout=60_000)
     page.get_by_role("button", name="Run all quick experiments").wait_for(timeout=30_000)
     no_exception(page, "Experiments")
     shot(page, "09-experiments-scoreboard")
