@@ -8,6 +8,7 @@ import streamlit as st
 from explorer import charts, models, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data import DATASETS, is_available
+from keras_resnets.recipe import Recipe
 from keras_resnets.runs import Run
 
 DEFAULTS = TrainRequest()
@@ -87,10 +88,13 @@ def settings(architecture):
                         help="Held out of the training data, evaluated after each epoch.")
     c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
+        quick = Recipe()
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                     format_func={"quick": "quick: Adam 3e-3, step decay", "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
-                     help="With the rate schedule \"the recipe's\", quick keeps its rate constant (the first "
-                          "minute's recipe) and paper divides it by 10 at 50% and 75% of the steps.")
+                     format_func={"quick": f"quick: {quick.optimizer.capitalize()} {quick.learning_rate:g}, "
+                                           f"{quick.schedule} rate",
+                                  "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
+                     help="quick is the first minute's recipe; with the rate schedule \"the recipe's\", "
+                          "a step rate is divided by 10 at 50% and 75% of the steps.")
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
