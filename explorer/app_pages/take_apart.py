@@ -8,7 +8,7 @@ import streamlit as st
 
 from explorer import dissect, models, runner, ui
 from keras_resnets.experiments import lesions
-from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped
+from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped, weights_path
 
 NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
 SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
@@ -16,9 +16,9 @@ SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def load(source: str, stamp: float):
-    """The model of a source: ``pretrained:<name>`` or ``run:<path of its model.keras>``."""
+    """The model of a source: ``pretrained:<name>:<its file>`` or ``run:<path of its model.keras>``."""
     kind, _, name = source.partition(":")
-    return load_pretrained(name) if kind == "pretrained" else models.load_model(name)
+    return load_pretrained(name.partition(":")[0]) if kind == "pretrained" else models.load_model(name)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -46,11 +46,19 @@ def studies(source: str, stamp: float, config_json: str, limit: int) -> dict:
     return found
 
 
+def shipped_source(name):
+    """``(config, source key, stamp)`` of a shipped network; the key names its file, so a
+    rebuilt or moved file is loaded again."""
+    path = weights_path(name)
+    return pretrained_config(name), f"pretrained:{name}:{path}", path.stat().st_mtime
+
+
 def sources():
     """``{label: (config, status, source key, stamp)}``: the shipped network and every run."""
     found = {}
     if "mnist_resnet" in shipped():
-        found[SHIPPED] = (pretrained_config("mnist_resnet"), {"state": "completed"}, "pretrained:mnist_resnet", 0.0)
+        config, source, stamp = shipped_source("mnist_resnet")
+        found[SHIPPED] = (config, {"state": "completed"}, source, stamp)
     for run in runner.Runner(ui.runs_root()).runs():
         path = run.model_path
         stamp = path.stat().st_mtime if path.exists() else 0.0
@@ -61,7 +69,7 @@ def sources():
 def twin(label, config, found):
     """The plain twin's ``(config, source key, stamp)``, or None."""
     if label == SHIPPED:
-        return (pretrained_config("mnist_plain"), "pretrained:mnist_plain", 0.0) if "mnist_plain" in shipped() else None
+        return shipped_source("mnist_plain") if "mnist_plain" in shipped() else None
     candidates = [(key, c, s) for key, (c, s, _, _) in found.items() if key != label]
     match = dissect.twin_of(config, candidates)
     return None if match is None else (found[match][0], found[match][2], found[match][3])
