@@ -55,18 +55,32 @@ def _add_architecture(parser, required=True):
 
 def build_parser():
     """The `argparse` parser of all commands."""
-    from keras_resnets.data import DATASETS
-    from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
-
-    quick = Recipe()
-
     parser = argparse.ArgumentParser(prog="keras-resnets",
                                      description=" ".join(__doc__.split("\n\n")[0].split()))
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--verbose", action="store_true",
                         help="show the backend's start-up log (hidden by default)")
     commands = _Commands(parser.add_subparsers(dest="command", required=True), common)
+    _add_train_command(commands)
+    _add_resume_command(commands)
 
+    runs = commands.add_parser("runs", help="list the runs, newest first")
+    _add_store(runs)
+
+    cancel = commands.add_parser("cancel", help="ask a running run to stop")
+    cancel.add_argument("run_id")
+    _add_store(cancel)
+
+    _add_summary_command(commands)
+    return parser
+
+
+def _add_train_command(commands):
+    """``train``: the architecture, the data, the recipe and its overrides, and where the run goes."""
+    from keras_resnets.data import DATASETS
+    from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+
+    quick = Recipe()
     train = commands.add_parser("train", help="train an architecture as a new run")
     _add_architecture(train)
     train.add_argument("--dataset", default="mnist_sample", choices=sorted(DATASETS))
@@ -96,6 +110,8 @@ def build_parser():
     train.add_argument("--run-id", help="the run's id (default: time, name and random hex)")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
+
+def _add_resume_command(commands):
     resume = commands.add_parser("resume", help="resume an interrupted or cancelled run")
     resume.add_argument("run_id")
     _add_store(resume)
@@ -104,18 +120,14 @@ def build_parser():
                              "is confirmed not to be the run's (its pid was reused)")
     resume.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
-    runs = commands.add_parser("runs", help="list the runs, newest first")
-    _add_store(runs)
 
-    cancel = commands.add_parser("cancel", help="ask a running run to stop")
-    cancel.add_argument("run_id")
-    _add_store(cancel)
+def _add_summary_command(commands):
+    from keras_resnets.data import DATASETS
 
     summary = commands.add_parser("summary", help="print the parameter table per stage")
     _add_architecture(summary)
     summary.add_argument("--dataset", choices=sorted(DATASETS),
                          help="fit a preset to this dataset's images and classes")
-    return parser
 
 
 class _Commands:

@@ -159,22 +159,11 @@ class Data:
     steps_per_epoch: int
 
 
-def load_data(
-    name: str = SAMPLE_NAME,
-    *,
-    batch_size: int = 64,
-    validation_split: float = 0.1,
-    subset: int | None = None,
-    data_dir: str | Path | None = None,
-    augment: bool = False,
-    seed: int = 0,
-    data_format: str | None = None,
-    validation_batch_size: int | None = None,
-    fallback: bool = True,
-    drop_remainder: bool = False,
-    reshuffle: bool = True,
-    shuffle_seed: int | None = None,
-) -> Data:
+def load_data(name: str = SAMPLE_NAME, *, batch_size: int = 64, validation_split: float = 0.1,
+              subset: int | None = None, data_dir: str | Path | None = None, augment: bool = False,
+              seed: int = 0, data_format: str | None = None, validation_batch_size: int | None = None,
+              fallback: bool = True, drop_remainder: bool = False, reshuffle: bool = True,
+              shuffle_seed: int | None = None) -> Data:
     """Loads a dataset as normalised, batched ``tf.data`` pipelines.
 
     Validation examples are held out of the training split (the whole sample for
@@ -225,20 +214,11 @@ def load_data(
     train_idx, val_idx = _split(len(images), validation_split, subset, seed)
     validation_batch_size = validation_batch_size or batch_size
     if drop_remainder:
-        train_idx = train_idx[: len(train_idx) - len(train_idx) % batch_size]
-        val_idx = val_idx[: len(val_idx) - len(val_idx) % validation_batch_size]
-        if not len(train_idx):
-            raise ValueError(f"batch_size={batch_size} is larger than the training examples "
-                             "left; with drop_remainder no batch would remain.")
-    pipeline = functools.partial(_pipeline, info=info, channels_first=channels_first)
-    train = pipeline(images[train_idx], labels[train_idx], batch_size=batch_size,
-                     training=True, augment=augment, reshuffle=reshuffle,
-                     seed=seed if shuffle_seed is None else shuffle_seed)
-    validation = None
-    if len(val_idx):
-        validation = pipeline(images[val_idx], labels[val_idx], batch_size=validation_batch_size)
-    return Data(train, validation, info, len(train_idx), len(val_idx), source,
-                math.ceil(len(train_idx) / batch_size))
+        train_idx, val_idx = _whole_batches(train_idx, val_idx, batch_size, validation_batch_size)
+    return _batched_data(images, labels, train_idx, val_idx, info=info, source=source,
+                         channels_first=channels_first, batch_size=batch_size,
+                         validation_batch_size=validation_batch_size, augment=augment,
+                         reshuffle=reshuffle, seed=seed if shuffle_seed is None else shuffle_seed)
 
 
 def load_arrays(
@@ -461,6 +441,30 @@ def _split(n: int, validation_split: float, subset: int | None, seed: int):
                                    f"validation_split={validation_split}")
         train = train[:subset]
     return train, validation
+
+
+def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):
+    """The training and validation indices cut to whole batches (``drop_remainder``)."""
+    train_idx = train_idx[: len(train_idx) - len(train_idx) % batch_size]
+    val_idx = val_idx[: len(val_idx) - len(val_idx) % validation_batch_size]
+    if not len(train_idx):
+        raise ValueError(f"batch_size={batch_size} is larger than the training examples "
+                         "left; with drop_remainder no batch would remain.")
+    return train_idx, val_idx
+
+
+def _batched_data(images, labels, train_idx, val_idx, *, info, source, channels_first, batch_size,
+                  validation_batch_size, augment, reshuffle, seed) -> Data:
+    """The `Data` of the indexed examples: a training pipeline, and a validation one when there
+    are validation examples."""
+    pipeline = functools.partial(_pipeline, info=info, channels_first=channels_first)
+    train = pipeline(images[train_idx], labels[train_idx], batch_size=batch_size,
+                     training=True, augment=augment, reshuffle=reshuffle, seed=seed)
+    validation = None
+    if len(val_idx):
+        validation = pipeline(images[val_idx], labels[val_idx], batch_size=validation_batch_size)
+    return Data(train, validation, info, len(train_idx), len(val_idx), source,
+                math.ceil(len(train_idx) / batch_size))
 
 
 def _pipeline(images, labels, *, info, channels_first, batch_size, training=False,

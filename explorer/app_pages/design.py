@@ -65,10 +65,18 @@ def remove_stage(index):
 
 def editor(design):
     """Draws the widgets and returns ``(edited design, parse errors)``."""
-    errors = []
     edited = state.design()
-    stem = design["stem"]
+    block_fields(design, edited)
+    stage_fields(design, edited)
+    errors = input_output_fields(design, edited)
+    stem_fields(design["stem"], edited)
+    head_fields(design, edited)
+    detail_fields(design, edited)
+    return edited, errors
 
+
+def block_fields(design, edited):
+    """The widgets of the block: kind, activation, skips, shortcut, family and stochastic depth."""
     st.markdown("#### Blocks")
     c1, c2 = st.columns(2)
     with c1:
@@ -101,6 +109,9 @@ def editor(design):
                                        horizontal=True,
                                        help="batch: one draw per mini-batch (the paper); sample: drop path.")
 
+
+def stage_fields(design, edited):
+    """The table of stages, one row of widgets each, with buttons to remove and add stages."""
     st.markdown("#### Stages")
     st.caption("Each stage is a run of blocks; its first block subsamples by the stride. "
                f"For bottleneck blocks the output is {EXPANSION}x channels wide; the inner width "
@@ -127,6 +138,10 @@ def editor(design):
         edited["stages"][i] = values
     st.button("Add a stage", icon=":material/add:", on_click=add_stage, key="add_stage")
 
+
+def input_output_fields(design, edited):
+    """The widgets of the input shape and the classes; returns the input shape's parse errors."""
+    errors = []
     st.markdown("#### Input and output")
     c1, c2 = st.columns(2)
     with c1:
@@ -140,7 +155,11 @@ def editor(design):
     with c2:
         edited["classes"] = st.number_input("Classes", min_value=1,
                                             key=bind("classes", int(design["classes"])))
+    return errors
 
+
+def stem_fields(stem, edited):
+    """The widgets of the stem, the layers before the blocks, in an expander."""
     with st.expander("Stem (before the blocks)"):
         new_stem = dict(stem)
         c1, c2, c3, c4 = st.columns(4)
@@ -163,6 +182,9 @@ def editor(design):
                 new_stem[field] = st.checkbox(f"Stem {label}", key=bind(f"stem.{field}", bool(stem[field])))
         edited["stem"] = new_stem
 
+
+def head_fields(design, edited):
+    """The widgets of the head, the layers after the blocks, in an expander."""
     with st.expander("Head (after the blocks)"):
         c1, c2 = st.columns(2)
         with c1:
@@ -176,6 +198,9 @@ def editor(design):
                 key=bind("classifier_activation", _text(design["classifier_activation"]))))
             edited["include_top"] = st.checkbox("Include the classifier", key=bind("include_top", design["include_top"]))
 
+
+def detail_fields(design, edited):
+    """The widgets of the remaining fields (batch norm, biases, gate bias, name, seed, data format), in an expander."""
     with st.expander("Details"):
         c1, c2, c3 = st.columns(3)
         with c1:
@@ -199,7 +224,6 @@ def editor(design):
                 "Data format", [NONE, "channels_last", "channels_first"],
                 format_func=lambda v: "Keras default" if v == NONE else v,
                 key=bind("data_format", _text(design["data_format"]))))
-    return edited, errors
 
 
 def family(design, edited):

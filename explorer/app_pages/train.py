@@ -58,6 +58,17 @@ def fit_design():
 
 def settings(architecture):
     """The settings widgets; returns ``(TrainRequest, problem or None)``."""
+    dataset, available = dataset_fields()
+    size_fields()
+    recipe_fields()
+    backend_fields()
+    keep_settings()
+    request = current_request()
+    return request, training_problem(architecture, request, dataset, available)
+
+
+def dataset_fields():
+    """The dataset's selectbox and whether it can be loaded here; returns ``(name, available)``."""
     names = list(DATASETS)
     c1, c2 = st.columns([3, 2])
     with c1:
@@ -74,6 +85,11 @@ def settings(architecture):
             fallback = " (it would fall back to the embedded sample)" if dataset == "mnist" else ""
             st.warning(f"{dataset} is not prepared here and its download host does not answer{fallback}.",
                        icon=":material/cloud_off:")
+    return dataset, available
+
+
+def size_fields():
+    """The widgets of how much to train: images, epochs, batch size and the validation fraction."""
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
@@ -86,6 +102,10 @@ def settings(architecture):
         st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
                         key=bind("validation_split", DEFAULTS.validation_split),
                         help="Held out of the training data, evaluated after each epoch.")
+
+
+def recipe_fields():
+    """The widgets of the recipe and what overrides it: optimizer, rate schedule, learning rate, seed."""
     c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
         quick = Recipe()
@@ -108,6 +128,10 @@ def settings(architecture):
                         placeholder="the recipe's", key=bind("learning_rate", None))
     with c5:
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", DEFAULTS.seed))
+
+
+def backend_fields():
+    """The widgets of where the worker trains: the backend (of those installed) and the devices."""
     installed = runner.available_backends()
     choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
     st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
@@ -121,23 +145,25 @@ def settings(architecture):
              help="Data parallelism splits each batch (the global batch) over all devices the worker sees: "
                   "keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow. "
                   "The learning rate is not rescaled.")
-    keep_settings()
-    request = current_request()
-    problem = None
+
+
+def training_problem(architecture, request, dataset, available):
+    """Why ``architecture`` cannot train as ``request`` asks, for the user; ``None`` when it can."""
+    info = DATASETS[dataset]
     if len(architecture.input_shape) == 1:
-        problem = (f"the design takes vectors of {architecture.input_shape[0]} features; the datasets here are "
-                   "images (use a convolutional stem and basic, bottleneck or highway blocks).")
-    elif not architecture.include_top:
-        problem = "the design has no classifier (include_top is off): training needs one."
-    elif tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
-        problem = (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
-                   f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
-    elif not available and dataset != "mnist":
-        problem = f"{dataset} cannot be loaded here (offline)."
-    elif request.distribution != "none" and request.backend == "torch":
-        problem = ("data parallelism runs on JAX and TensorFlow here; with PyTorch, launch your own "
-                   "DistributedDataParallel script with torchrun.")
-    return request, problem
+        return (f"the design takes vectors of {architecture.input_shape[0]} features; the datasets here are "
+                "images (use a convolutional stem and basic, bottleneck or highway blocks).")
+    if not architecture.include_top:
+        return "the design has no classifier (include_top is off): training needs one."
+    if tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
+        return (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
+                f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
+    if not available and dataset != "mnist":
+        return f"{dataset} cannot be loaded here (offline)."
+    if request.distribution != "none" and request.backend == "torch":
+        return ("data parallelism runs on JAX and TensorFlow here; with PyTorch, launch your own "
+                "DistributedDataParallel script with torchrun.")
+    return None
 
 
 def estimate(architecture, request):
@@ -356,28 +382,38 @@ def page():
         return
     store = runner_instance()
     with st.container(border=True):
-        summary, _ = ui.summary_of(architecture)
-        request, problem = settings(architecture)
-        images = f"{request.subset:,} training images" if request.subset else "all training images"
-        st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
-                    f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
-                    f"{request.epochs} epochs of batches of {request.batch_size}, {request.recipe} recipe"
-                    f"{RATE_PHRASES[request.schedule]}, with **{BACKENDS[request.backend]}** "
-                    "in a background worker process.")
-        guess = estimate(architecture, request)
-        if guess:
-            st.caption(f"The last run of this design trained at {guess[1]:.0f} images/s: about {guess[0]:.0f} s of "
-                       "training, plus the time to start the worker and compile the model.")
-        if problem:
-            st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
-            if problem.startswith("the design takes") and len(architecture.input_shape) == 3:
-                st.button(f"Fit the design to {request.dataset}", on_click=fit_design,
-                          icon=":material/fit_screen:", key="fit_design")
-        st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=problem is not None,
-                  on_click=start, key="start_training")
+        launch_panel(architecture)
     if "train.error" in st.session_state:
         st.error(st.session_state.pop("train.error"))
+    pending_launches(store)
+    runs_section(store)
 
+
+def launch_panel(architecture):
+    """The settings, what they will train, how long it may take, and the button that starts it."""
+    summary, _ = ui.summary_of(architecture)
+    request, problem = settings(architecture)
+    images = f"{request.subset:,} training images" if request.subset else "all training images"
+    st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
+                f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
+                f"{request.epochs} epochs of batches of {request.batch_size}, {request.recipe} recipe"
+                f"{RATE_PHRASES[request.schedule]}, with **{BACKENDS[request.backend]}** "
+                "in a background worker process.")
+    guess = estimate(architecture, request)
+    if guess:
+        st.caption(f"The last run of this design trained at {guess[1]:.0f} images/s: about {guess[0]:.0f} s of "
+                   "training, plus the time to start the worker and compile the model.")
+    if problem:
+        st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
+        if problem.startswith("the design takes") and len(architecture.input_shape) == 3:
+            st.button(f"Fit the design to {request.dataset}", on_click=fit_design,
+                      icon=":material/fit_screen:", key="fit_design")
+    st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=problem is not None,
+              on_click=start, key="start_training")
+
+
+def pending_launches(store):
+    """Workers still starting, and those that stopped before their run began (with their log)."""
     for launch in store.pending():
         if launch["state"] == "starting":
             st.info(f"Starting worker for {launch['run_id']} on {BACKENDS.get(launch['backend'])}…",
@@ -387,6 +423,9 @@ def page():
                      f"```\n{launch['log'] or '(no output)'}\n```")
             st.button("Dismiss", key=f"dismiss_{launch['run_id']}", on_click=store.dismiss, args=(launch["run_id"],))
 
+
+def runs_section(store):
+    """The run picker, the shown run (live while something trains or starts) and the table of all runs."""
     runs = store.runs()
     active = [r.id for r in runs if runner.is_active(r)]
     polling = bool(active) or any(p["state"] == "starting" for p in store.pending())
@@ -397,12 +436,7 @@ def page():
             st.caption(f"No runs yet in `{ui.runs_root()}`. Runs keep training if you close or reload this page.")
         return
     ids = [r.id for r in runs]
-    viewing = st.session_state.get("train.view")
-    if st.session_state.get("train.follow") in ids:
-        viewing = st.session_state.pop("train.follow")
-    if viewing not in ids:
-        viewing = active[0] if active else ids[0]
-    st.session_state["train.view"] = viewing
+    st.session_state["train.view"] = shown_run(ids, active)
     st.subheader("Runs")
     # The labels must not change while the page is open (the browser answers with the label):
     # no "running"/"finished" in them; the state is shown below.
@@ -411,6 +445,16 @@ def page():
     with st.expander(f"All runs ({len(runs)})", expanded=False):
         st.dataframe(runs_table(runs), hide_index=True, width="stretch",
                      column_config={"best val. accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+def shown_run(ids, active):
+    """The id of the run to show: a just-started one, else the one picked, else the first active or newest."""
+    viewing = st.session_state.get("train.view")
+    if st.session_state.get("train.follow") in ids:
+        viewing = st.session_state.pop("train.follow")
+    if viewing not in ids:
+        viewing = active[0] if active else ids[0]
+    return viewing
 
 
 def live(polling, known_ids):

@@ -71,26 +71,10 @@ class _ResidualBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("nb_channels", nb_channels)
-        check_odd_kernel(kernel_size)
-        check_positive_int("strides", strides)
-        check_activation(activation)
-        needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
-        if drop_mode not in DROP_MODES:
-            raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
-        survival_probability = check_probability("survival_probability", survival_probability)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
-        if survival_probability < 1.0 and not residual:
-            raise ValueError(
-                "stochastic depth (survival_probability < 1) needs residual=True: dropping the "
-                "branch of a plain block would cut the network."
-            )
-        if activation == "crelu" and residual and not self.preactivation:
-            raise ValueError(
-                "activation='crelu' doubles the width after the sum, so the next shortcut would "
-                "not line up: use it with residual=False."
-            )
+        survival_probability = self._check_arguments(
+            nb_channels, kernel_size, strides, shortcut, residual, survival_probability, drop_mode,
+            activation, dropout,
+        )
         self.nb_channels = nb_channels
         self.kernel_size = kernel_size
         self.strides = strides
@@ -118,6 +102,32 @@ class _ResidualBlock(keras.layers.Layer):
             if survival_probability < 1.0
             else None
         )
+
+    def _check_arguments(self, nb_channels, kernel_size, strides, shortcut, residual,
+                         survival_probability, drop_mode, activation, dropout):
+        """Raises a `ValueError` for the first bad argument; returns ``survival_probability``
+        as a float."""
+        check_positive_int("nb_channels", nb_channels)
+        check_odd_kernel(kernel_size)
+        check_positive_int("strides", strides)
+        check_activation(activation)
+        needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
+        if drop_mode not in DROP_MODES:
+            raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
+        survival_probability = check_probability("survival_probability", survival_probability)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
+        if survival_probability < 1.0 and not residual:
+            raise ValueError(
+                "stochastic depth (survival_probability < 1) needs residual=True: dropping the "
+                "branch of a plain block would cut the network."
+            )
+        if activation == "crelu" and residual and not self.preactivation:
+            raise ValueError(
+                "activation='crelu' doubles the width after the sum, so the next shortcut would "
+                "not line up: use it with residual=False."
+            )
+        return survival_probability
 
     # -- what subclasses define -------------------------------------------------------------
     def _specs(self):
