@@ -108,11 +108,12 @@ class Recipe:
         return recipe.replace(**fields) if fields else recipe
 
 
-FIRST_MINUTE_SUBSET = 2048
+FIRST_MINUTE_SUBSET = 4096
 """Training digits of the embedded sample in a default run (the command line's and the
 explorer's): with the default `Recipe` and `VALIDATION_SPLIT` the lecture's MNIST ResNet
-trains for about 40 s on 2 CPU cores (PyTorch) and reaches about 80% on 1,000 held-out
-digits (measured: 79.6%; 64% with Adam 1e-3 at batches of 32)."""
+trains for 40-55 s on 2 quiet CPU cores and reaches 90-94% on 1,000 held-out digits
+(measured, seeds 0-2: PyTorch 91.4/94.4/90.9%, TensorFlow 91.5/90.6%, JAX 93.2/93.2%;
+2,048 digits gave 79.6%)."""
 VALIDATION_SPLIT = 0.1
 """The fraction of the training data held out by default (1,000 digits of the sample)."""
 

@@ -1,13 +1,14 @@
 """Rebuild the pretrained lecture networks shipped in ``keras_resnets/_data/pretrained/``.
 
 Trains the lecture's MNIST ResNet and its plain twin as runs of
-`keras_resnets.training.train` on the embedded MNIST sample (the default recipe; digits held
+`keras_resnets.training.train` on the embedded MNIST sample (by default the first minute's
+run, `keras_resnets.recipe`: the default recipe on `FIRST_MINUTE_SUBSET` digits; digits held
 out by ``--validation-split`` and ``--seed``, which the networks never see), then writes each
 run's config with its final metrics (``<name>.json``) and its weights
 (``<name>.weights.h5``). The package only reads these files; this script is for maintainers.
 
 Example:
-    KERAS_BACKEND=torch python scripts/make_pretrained.py --subset 4096 --epochs 3
+    KERAS_BACKEND=torch python scripts/make_pretrained.py   # as the shipped files were made
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 
 from keras_resnets.presets import mnist_resnet
 from keras_resnets.pretrained import FOLDER
+from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 from keras_resnets.training import train
 
 TWINS = {"mnist_resnet": True, "mnist_plain": False}  # the names of PRETRAINED -> residual
@@ -26,9 +28,9 @@ TWINS = {"mnist_resnet": True, "mnist_plain": False}  # the names of PRETRAINED 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--subset", type=int, default=4096, help="training digits")
-    parser.add_argument("--validation-split", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=FIRST_MINUTE_SUBSET, help="training digits")
+    parser.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
+    parser.add_argument("--epochs", type=int, default=Recipe().epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--names", nargs="+", choices=list(TWINS), default=list(TWINS))
     args = parser.parse_args(argv)

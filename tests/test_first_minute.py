@@ -1,6 +1,7 @@
 """The first minute: the default run (the Train page's and the command line's) learns the
 lecture's network far above chance (10%) on 1,000 held-out digits, with one home for its
-settings. About 80% is measured on PyTorch; 60% leaves room for other backends' and seeds' draws."""
+settings. Seed 0 measures 91.4% on PyTorch, 91.5% on TensorFlow and 93.2% on JAX; 88% leaves
+room for the last digits of floating point, not for a recipe that learns less."""
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_the_default_run_learns_on_1000_held_out_digits(tmp_path):
     assert run.status["state"] == "completed" and len(epochs) == Recipe().epochs
     assert run.status["data_source"].startswith("embedded MNIST sample")
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
-    assert epochs[-1]["val_accuracy"] >= 0.60, epochs
+    assert epochs[-1]["val_accuracy"] >= 0.88, epochs
     # Batches are recorded every 5% of an epoch, so the curves move from the first seconds.
     steps = epochs[0]["step"]
     assert batches[0]["step"] == max(1, steps // 20) and len(batches) >= 20
