@@ -1,8 +1,10 @@
 """End to end: ``streamlit run explorer/app.py`` driven by a real headless Chromium.
 
 Opens the app, sees the lecture network's 117,802 trainable parameters, opens a small design
-from a link, starts a short training run, sees the curves appear and the run finish, visits
-every page and checks that none shows a Streamlit exception. Screenshots of every page go to
+from a link, trains the lecture's network with the Train page's defaults (the first minute) and
+sees the curves appear and the run reach 88% or more, deletes a block of it on Take apart, runs
+a second seed of it on Compare, visits every page and checks that none shows a Streamlit
+exception. Screenshots of every page go to
 ``test-artifacts/browser/`` (git-ignored) for people to look at.
 
 It needs Debian's ``chromium`` (``apt-get install chromium``; Playwright's own browser download
@@ -14,6 +16,7 @@ test runs once, in the TensorFlow pass of ``tests/run.py`` (``KERAS_BACKEND`` un
 ``tensorflow``); it drives the worker's backend choice through the page (JAX when installed).
 """
 
+import json
 import os
 import shutil
 import socket
@@ -166,15 +169,13 @@ def test_explorer_in_a_real_browser(server, browser):
     settle(page)
     page.get_by_text("Trainable parameters").first.wait_for(timeout=60_000)
 
-    # Train: fit to the embedded MNIST sample's 10 classes, a short run, live curves, completion
+    # Train: the lecture's network with the page's defaults (the first minute), live curves
+    page.goto(server["url"])
+    page.get_by_text("117,802").first.wait_for(timeout=180_000)
+    settle(page)
     go(page, "Train")
     page.get_by_text("Will train").wait_for(timeout=60_000)
     no_exception(page, "Train")
-    for label, value in (("Training images (subset)", "768"), ("Epochs", "3"), ("Batch size", "32")):
-        field = page.locator(f'input[aria-label="{label}"]')
-        field.fill(value)
-        field.press("Enter")
-        settle(page)
     shot(page, "04-train-settings")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Starting worker").or_(page.get_by_text("— running")).first.wait_for(timeout=60_000)
@@ -187,7 +188,7 @@ def test_explorer_in_a_real_browser(server, browser):
     first_text = progress.inner_text()
     page.wait_for_timeout(1500)
     shot(page, "05-train-live")
-    page.get_by_text("— completed", exact=False).first.wait_for(timeout=300_000)
+    page.get_by_text("— completed", exact=False).first.wait_for(timeout=600_000)
     assert progress.inner_text() != first_text and "100%" in progress.inner_text()
     settle(page)
     page.locator('[data-testid="stVegaLiteChart"]').nth(1).wait_for(timeout=60_000)
@@ -201,18 +202,29 @@ def test_explorer_in_a_real_browser(server, browser):
     shot(page, "06b-train-try-the-model")
     runs = [p for p in server["runs"].iterdir() if (p / "status.json").exists()]
     assert len(runs) == 1 and '"completed"' in (runs[0] / "status.json").read_text()
+    epochs = [e for e in map(json.loads, (runs[0] / "metrics.jsonl").read_text().splitlines())
+              if e["event"] == "epoch"]
+    assert epochs[-1]["val_accuracy"] >= 0.88, f"the default run should learn: {epochs}"
 
     # A reload loses nothing: the run is read back from the run store
     page.reload()
     settle(page)
     page.get_by_text(runs[0].name).first.wait_for(timeout=60_000)
-    assert "stages=1x8" in page.url
+    assert "preset=mnist_resnet" in page.url
 
-    # Take apart opens on a trained run (its own AppTests cover the lesions)
+    # Take apart the run just trained: delete its first block
     go(page, "Take apart")
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Network").click()
+    page.get_by_role("option", name=f"Run {runs[0].name}").click()
     settle(page)
-    no_exception(page, "Take apart")
-    shot(page, "07a-take-apart-refused")
+    page.get_by_text("ResNet: held-out accuracy").wait_for(timeout=120_000)
+    page.locator('[data-testid="stMultiSelect"]').filter(has_text="Delete blocks").click()
+    page.get_by_role("option", name="1", exact=True).click()
+    page.keyboard.press("Escape")
+    settle(page)
+    page.locator('[data-testid="stMetricDelta"]').filter(has_text="points").first.wait_for(timeout=120_000)
+    no_exception(page, "Take apart, one block deleted")
+    shot(page, "07a-take-apart-lesion")
 
     # Compare and Export
     go(page, "Compare")

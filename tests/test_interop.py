@@ -94,18 +94,8 @@ class Case:
         interop.from_torchvision(self.state, self.model)
 
 
-SMALL_MODELS = ("resnet18", "resnet34", "resnet50", "resnext50_32x4d")
-# The six large models (44 to 127 M parameters) cost minutes each to build and step on a
-# 2-core CI machine: the suite compares them on PyTorch, where they build fastest, and every
-# backend compares the four that cover basic, bottleneck and grouped blocks.
-# ``KR_TEST_ALL_MODELS=1`` compares all ten on any backend (about 25 minutes on 2 cores).
-ALL_MODELS = keras.backend.backend() == "torch" or os.environ.get("KR_TEST_ALL_MODELS") == "1"
-CASE_MODELS = refs.MODELS if ALL_MODELS else SMALL_MODELS
-
-
 @pytest.fixture(scope="module", ids=lambda p: f"{p[0]}-{p[1]}", params=[
-    pytest.param((n, f), marks=() if n in SMALL_MODELS else pytest.mark.slow)
-    for n in CASE_MODELS for f in FORMATS])
+    pytest.param((n, f), marks=pytest.mark.slow) for n in refs.MODELS for f in FORMATS])
 def case(request):
     case = Case(*request.param)
     case.load()
