@@ -396,7 +396,8 @@ def launch_panel(architecture):
     images = f"{request.subset:,} training images" if request.subset else "all training images"
     st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
                 f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
-                f"{request.epochs} epochs of batches of {request.batch_size}, {request.recipe} recipe"
+                f"{request.epochs} epoch{'s' * (request.epochs != 1)} of batches of {request.batch_size}, "
+                f"{request.recipe} recipe"
                 f"{RATE_PHRASES[request.schedule]}, with **{BACKENDS[request.backend]}** "
                 "in a background worker process.")
     guess = estimate(architecture, request)
