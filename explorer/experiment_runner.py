@@ -19,8 +19,7 @@ from pathlib import Path
 
 from explorer.runner import BACKENDS
 from keras_resnets.environment import worker_environment
-from keras_resnets.experiments import EXPERIMENTS
-from keras_resnets.experiments._common import SIZE_NAMES
+from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import ACTIVE_STATES, LOG, ExperimentStore
 from keras_resnets.runs import now, process_alive
 

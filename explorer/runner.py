@@ -23,6 +23,7 @@ from pathlib import Path
 
 from keras_resnets.environment import worker_environment
 from keras_resnets.runs import (
+    CONFIG,
     RunStore,
     check_run_id,
     new_run_id,
@@ -152,7 +153,7 @@ class Runner:
                 run_id = check_run_id(record["run_id"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if (self.root / run_id / "config.json").exists():
+            if (self.root / run_id / CONFIG).exists():
                 continue
             alive = process_alive(record.get("pid"))
             age = time.time() - float(record.get("started", 0))

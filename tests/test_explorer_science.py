@@ -110,6 +110,16 @@ def test_compare_groups_seeds_with_mean_and_std(seed_runs):
     assert all('"area"' not in c.proto.spec for c in at.get("vega_lite_chart"))
 
 
+def test_single_epoch_runs_open_with_their_batch_curves(runs_dir):
+    for seed in (0, 1):
+        _completed_run(runs_dir, f"2025010{seed}-one-epoch", seed, [0.6 + seed / 10])
+    at = app(page="compare")
+    assert at.toggle(key="compare.batches").value is True  # the first minute's runs: one epoch
+    _completed_run(runs_dir, "20250103-two-epochs", 2, [0.5, 0.7])
+    at = app(page="compare")
+    assert at.toggle(key="compare.batches").value is False and not at.exception
+
+
 def test_run_seeds_launches_new_seeds_of_the_chosen_run(seed_runs, monkeypatch):
     from explorer import runner
 

@@ -246,6 +246,45 @@ def test_imagenet_weights_offline_fail_at_once_naming_the_file(tmp_path, monkeyp
         torchvision_weights.imagenet_file("resnet18", cache_dir=str(tmp_path))
 
 
+def test_imagenet_weights_are_fetched_checked_cached_and_loaded(tmp_path, monkeypatch, run):
+    """``weights="imagenet"`` end to end against a local server that publishes a torchvision
+    resnet18 file as download.pytorch.org does (name ending in its SHA-256 prefix)."""
+    import functools
+    import hashlib
+    import http.server
+    import shutil
+    import threading
+
+    from keras.src.backend import config
+
+    source = _reference_file("resnet18.pth")
+    prefix = hashlib.sha256(open(source, "rb").read()).hexdigest()[:8]
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(source, served / f"resnet18-{prefix}.pth")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(torchvision_weights, "_BASE_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.setitem(torchvision_weights.IMAGENET_WEIGHTS, "resnet18",
+                        torchvision_weights.ImagenetWeights(f"resnet18-{prefix}.pth", 69.758))
+    (tmp_path / "keras").mkdir()  # get_file falls back to /tmp/.keras for a missing one
+    monkeypatch.setattr(config, "keras_home", lambda: str(tmp_path / "keras"))
+    try:
+        with _zero_init():
+            model = keras_resnets.resnet18(weights="imagenet", input_shape=(64, 64, 3),
+                                           data_format="channels_last")
+        cached = tmp_path / "keras" / "models" / f"resnet18-{prefix}.pth"
+        assert cached.exists()
+        server.shutdown()  # a second model reads the cache, not the network
+        assert torchvision_weights.imagenet_file("resnet18") == str(cached)
+    finally:
+        server.server_close()
+    ref = _reference("resnet18")
+    assert _relative_error(run(model, _nhwc(ref["input"], "channels_last")), ref["logits"]) < 1e-4
+
+
 def test_imagenet_file_with_another_hash_is_refused_and_removed(tmp_path):
     cached = tmp_path / "models" / "resnet34-b627a593.pth"
     cached.parent.mkdir()

@@ -8,6 +8,14 @@ from explorer.runner import BACKENDS
 from keras_resnets import Architecture
 
 
+def few_epochs(run) -> bool:
+    """Whether ``run`` trains for a single epoch (an unknown count is not)."""
+    try:
+        return int(run.status.get("epochs") or 0) == 1
+    except ui.READ_ERRORS:
+        return False
+
+
 def describe(run) -> str:
     """A short label: the design's name and what sets it apart (plain, option, p_L...)."""
     try:
@@ -269,8 +277,10 @@ def page():
     if not selected:
         st.info("Pick runs to compare.")
         return
-    batches = st.toggle("Show batch curves", value=False, key="compare.batches",
-                        help="Off: one point per epoch (clearer); on: also every few batches.")
+    batches = st.toggle("Show batch curves", value=all(few_epochs(by_id[i]) for i in selected),
+                        key="compare.batches",
+                        help="Off: one point per epoch (clearer); on: also every few batches. On at first "
+                             "when every run has a single epoch, whose epoch curve is one point.")
     grouped = st.toggle("Group seeds", value=True, key="compare.group_seeds",
                         help="Runs that differ only by their seed: one mean curve with a band of ± one standard "
                              "deviation, and one table row with mean and ± std.")

@@ -26,7 +26,7 @@ from keras_resnets.experiments import (
     stochastic_depth,
 )
 from keras_resnets.experiments._autodiff import input_gradient
-from keras_resnets.experiments._common import Experiment, Result
+from keras_resnets.experiments._common import SIZE_NAMES, Experiment, Result
 
 EXPERIMENTS = {
     module.EXPERIMENT.name: module.EXPERIMENT
@@ -36,6 +36,7 @@ EXPERIMENTS = {
 
 __all__ = [
     "EXPERIMENTS",
+    "SIZE_NAMES",
     "Experiment",
     "Result",
     "depth",
