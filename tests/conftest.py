@@ -54,8 +54,11 @@ def _jax_model_call(model, x, training):
 
     calls = _JAX_CALLS.setdefault(model, {})
     if training not in calls:
+        # A weak reference: a function that held the model would keep its own key (and the
+        # model, with its compiled code) alive in the weak dictionary for the whole session.
+        model_ref = weakref.ref(model)
         calls[training] = jax.jit(
-            lambda trainable, non_trainable, t: model.stateless_call(
+            lambda trainable, non_trainable, t: model_ref().stateless_call(
                 trainable, non_trainable, t, training=training
             )
         )

@@ -68,6 +68,15 @@ def finish_backend(backend, proc, log, junit, start):
     return code == 0 and ran > 0, counts, seconds
 
 
+def _first_to_end(running):
+    """Waits until one of the running backends' pytest ends, and returns its entry."""
+    while True:
+        for entry in running:
+            if entry[1].poll() is not None:
+                return entry
+        time.sleep(1)
+
+
 def run_all(pytest_args, workdir, jobs):
     """Runs the backends, ``jobs`` at a time, and returns {backend: (ok, counts, seconds)}.
 
@@ -81,7 +90,8 @@ def run_all(pytest_args, workdir, jobs):
             results[backend] = (False, {"passed": 0, "failed": 1, "skipped": 0}, 0.0)
             continue
         if len(running) >= jobs:
-            done = running.pop(0)
+            done = _first_to_end(running)
+            running.remove(done)
             results[done[0]] = finish_backend(*done)
         running.append((backend, *start_backend(backend, pytest_args, workdir)))
     for done in running:
