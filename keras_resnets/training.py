@@ -189,6 +189,12 @@ def _float(logs, key):
     return None if logs is None or key not in logs else float(logs[key])
 
 
+def record_interval(steps_per_epoch):
+    """Steps between the batch events written to ``metrics.jsonl``: about 20 per epoch, so
+    that a short run's curves move from its first seconds and a long run's file stays small."""
+    return max(1, steps_per_epoch // 20)
+
+
 class _Recorder(keras.callbacks.Callback):
     """Writes a run's metrics, checkpoints and status while ``model.fit`` trains it, checks
     for a cancel request before each batch and stops on a non-finite loss."""
@@ -199,7 +205,7 @@ class _Recorder(keras.callbacks.Callback):
         self.steps, self.num_train = data.steps_per_epoch, data.num_train
         self.completed = initial_epoch
         self.callbacks = callbacks
-        self.interval = max(1, self.steps // 20)
+        self.interval = record_interval(self.steps)
         self.seed_states = None
 
     def on_train_begin(self, logs=None):

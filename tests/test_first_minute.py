@@ -45,5 +45,4 @@ def test_the_default_run_learns_on_1000_held_out_digits(tmp_path):
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
     assert epochs[-1]["val_accuracy"] >= 0.88, epochs
     # Batches are recorded every 5% of an epoch, so the curves move from the first seconds.
-    steps = epochs[0]["step"]
-    assert batches[0]["step"] == max(1, steps // 20) and len(batches) >= 20
+    assert batches[0]["step"] == training.record_interval(epochs[0]["step"]) and len(batches) >= 20

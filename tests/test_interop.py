@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import os
 import socket
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -258,7 +259,7 @@ def test_imagenet_weights_are_fetched_checked_cached_and_loaded(tmp_path, monkey
     from keras.src.backend import config
 
     source = _reference_file("resnet18.pth")
-    prefix = hashlib.sha256(open(source, "rb").read()).hexdigest()[:8]
+    prefix = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:8]
     served = tmp_path / "served"
     served.mkdir()
     shutil.copy(source, served / f"resnet18-{prefix}.pth")

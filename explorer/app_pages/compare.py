@@ -8,7 +8,7 @@ from explorer.runner import BACKENDS
 from keras_resnets import Architecture
 
 
-def few_epochs(run) -> bool:
+def single_epoch(run) -> bool:
     """Whether ``run`` trains for a single epoch (an unknown count is not)."""
     try:
         return int(run.status.get("epochs") or 0) == 1
@@ -277,7 +277,7 @@ def page():
     if not selected:
         st.info("Pick runs to compare.")
         return
-    batches = st.toggle("Show batch curves", value=all(few_epochs(by_id[i]) for i in selected),
+    batches = st.toggle("Show batch curves", value=all(single_epoch(by_id[i]) for i in selected),
                         key="compare.batches",
                         help="Off: one point per epoch (clearer); on: also every few batches. On at first "
                              "when every run has a single epoch, whose epoch curve is one point.")
