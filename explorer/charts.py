@@ -14,24 +14,26 @@ import math
 import altair as alt
 import pandas as pd
 
+from keras_resnets import records
+from keras_resnets.records import RunConfig
+
 METRICS = {"loss": "loss", "accuracy": "accuracy"}
 COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "value"]
 
 
-def steps_per_epoch(events, config=None) -> float | None:
+def steps_per_epoch(events, config: RunConfig | None = None) -> float | None:
     """Steps of one epoch: from an epoch event if there is one, else from the run's config."""
-    for event in events:
-        if event.get("event") == "epoch" and event.get("step"):
+    for event in records.epochs(events):
+        if event.get("step"):
             return event["step"] / (event["epoch"] + 1)
-    config = config or {}
-    subset = (config.get("dataset") or {}).get("subset")
-    batch = (config.get("recipe") or {}).get("batch_size")
+    subset = config and config.dataset.subset
+    batch = config and config.recipe.get("batch_size")
     if subset and batch:
         return math.ceil(subset / batch)
     return None
 
 
-def curve_frame(events, run_id="run", label=None, config=None) -> pd.DataFrame:
+def curve_frame(events, run_id="run", label=None, config: RunConfig | None = None) -> pd.DataFrame:
     """The learning-curve rows of one run."""
     per_epoch = steps_per_epoch(events, config)
     rows = []

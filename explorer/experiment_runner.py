@@ -11,25 +11,18 @@ shows is read back from there.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from explorer import workers
 from explorer.runner import BACKENDS
-from keras_resnets.environment import worker_environment
 from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
-from keras_resnets.experiments.store import ACTIVE_STATES, LOG, ExperimentStore
-from keras_resnets.runs import now, process_alive
+from keras_resnets.experiments.store import LOG, ExperimentStore
+from keras_resnets.runs import ACTIVE_STATES, now
 
 EXPERIMENTS_DIR = ".experiments"
 ROOT = Path(__file__).resolve().parent.parent
-CANCEL_WAIT_SECONDS = 5.0
-"""How long Cancel waits for the worker to exit after each signal."""
-
-_PROCESSES: dict[str, subprocess.Popen] = {}
-"""Workers started by this app process, kept so that finished ones are reaped."""
+WORKER_MODULE = "keras_resnets.experiments"
 
 
 class ExperimentRunner:
@@ -49,13 +42,9 @@ class ExperimentRunner:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} is not allowed: an integer >= 0.")
         run = self.store.create(name)
-        command = [sys.executable, "-m", "keras_resnets.experiments", name, "--size", size, "--seed", str(seed),
+        command = [sys.executable, "-m", WORKER_MODULE, name, "--size", size, "--seed", str(seed),
                    "--out", str(run.path.resolve())]
-        env = worker_environment(backend)
-        with open(run.path / LOG, "wb") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=env, start_new_session=True, cwd=str(ROOT))
-        _PROCESSES[run.id] = process
+        process = workers.start(run.id, command, backend, run.path / LOG, cwd=ROOT)
         # The worker imports Keras for seconds before it first writes its status.
         run.write_status(state="created", fraction=0.0, message="starting the worker", pid=process.pid, name=name,
                          size=size, seed=seed, backend=backend, started=now())
@@ -63,9 +52,7 @@ class ExperimentRunner:
 
     def runs(self):
         """All experiment runs, newest first."""
-        for run_id, process in list(_PROCESSES.items()):
-            if process.poll() is not None:
-                del _PROCESSES[run_id]
+        workers.reap()
         return self.store.list()
 
     def get(self, run_id: str):
@@ -73,8 +60,7 @@ class ExperimentRunner:
         return self.store.get(run_id)
 
     def cancel(self, run_id: str) -> None:
-        """Stops the run's worker and marks the run cancelled: SIGTERM to its process group,
-        then SIGKILL if it is still there after `CANCEL_WAIT_SECONDS` (busy in compiled code).
+        """Stops the run's worker (`explorer.workers.stop`) and marks the run cancelled.
 
         Where the worker cannot be signalled, it stops at its next progress report.
         """
@@ -82,25 +68,6 @@ class ExperimentRunner:
         status = run.status
         if status.get("state") not in ACTIVE_STATES:
             return
-        pid = status["pid"]
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if _is_worker(pid):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not process_alive(pid):
-                break
+        workers.stop(status["pid"], WORKER_MODULE)
         if run.status.get("state") in (*ACTIVE_STATES, "interrupted"):
             run.write_status(state="cancelled", message="cancelled")
-
-
-def _is_worker(pid) -> bool:
-    """Whether ``pid`` is an experiment worker leading its own process group (so that a
-    reused pid never gets a signal)."""
-    try:
-        if os.getpgid(pid) != pid:
-            return False
-        return b"keras_resnets.experiments" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, TypeError):
-        return False

@@ -15,14 +15,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_resnets.environment import worker_environment
+from explorer import workers
 from keras_resnets.runs import (
+    ACTIVE_STATES,
     CONFIG,
     RunStore,
     check_run_id,
@@ -33,13 +33,9 @@ from keras_resnets.runs import (
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
-ACTIVE_STATES = ("created", "running")
 LAUNCH_DIR = ".launch"
 START_GRACE_SECONDS = 300
 """How long a worker may take to create its run directory before it is reported as stuck."""
-
-_PROCESSES: dict[str, subprocess.Popen] = {}
-"""Workers started by this app process, kept so that finished ones are reaped."""
 
 
 def available_backends() -> dict[str, bool]:
@@ -119,11 +115,7 @@ class Runner:
         log_path = launch_dir / f"{run_id}.log"
         command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
                    *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
-        env = worker_environment(request.backend)
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=env, start_new_session=True, cwd=str(self.root.resolve().parent))
-        _PROCESSES[run_id] = process
+        process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent)
         write_json(launch_dir / f"{run_id}.json", {
             "run_id": run_id, "pid": process.pid, "backend": request.backend, "started": time.time(),
             "command": command[1:],
@@ -131,16 +123,10 @@ class Runner:
         return run_id
 
     # -- reading ------------------------------------------------------------------------------
-    def reap(self) -> None:
-        """Collects workers of this process that have exited (so they leave no zombies)."""
-        for run_id, process in list(_PROCESSES.items()):
-            if process.poll() is not None:
-                del _PROCESSES[run_id]
-
     def pending(self) -> list[dict]:
         """Launches whose run directory does not exist yet, each with ``state``:
         ``starting`` (the worker is alive) or ``failed`` (it exited; ``log`` says why)."""
-        self.reap()
+        workers.reap()
         launch_dir = self.root / LAUNCH_DIR
         if not launch_dir.is_dir():
             return []
@@ -181,7 +167,7 @@ class Runner:
 
     def runs(self):
         """All runs of the store, newest first."""
-        self.reap()
+        workers.reap()
         return self.store.list()
 
     def get(self, run_id: str):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Mapping
 
 import pandas as pd
 
 from explorer.runner import TrainRequest
+from keras_resnets.records import RunConfig
 
 IGNORED = ("seed", "created", "versions", "run_id")
 """Fields of ``config.json`` that do not shape what a run learns (or change with every run)."""
@@ -28,7 +30,7 @@ SUMMARISED = ("best val. accuracy", "final train loss", "time per epoch (s)")
 """Columns of the Compare table given as mean and standard deviation over a group."""
 
 
-def group_key(config: dict) -> str:
+def group_key(config: Mapping) -> str:
     """The canonical JSON of ``config`` without its seed and bookkeeping fields."""
     return json.dumps({k: v for k, v in config.items() if k not in IGNORED}, sort_keys=True, default=str)
 
@@ -74,16 +76,16 @@ def bands(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def replica_request(config: dict, seed: int) -> TrainRequest:
+def replica_request(config: RunConfig, seed: int) -> TrainRequest:
     """The `TrainRequest` that trains a run of ``config`` again, with ``seed``: its data, every
     recipe field and its backend, so that the new run falls in the same group."""
-    dataset, recipe = config.get("dataset") or {}, config.get("recipe") or {}
+    dataset, recipe = config.dataset, config.recipe
     return TrainRequest(
-        dataset=dataset.get("name", "mnist_sample"), subset=dataset.get("subset"),
-        validation_split=dataset.get("validation_split", 0.1), epochs=recipe["epochs"],
-        batch_size=recipe["batch_size"], optimizer=recipe["optimizer"], learning_rate=recipe["learning_rate"],
-        schedule=recipe["schedule"], seed=seed, backend=config["backend"],
-        distribution=config.get("distribution", "none"),
+        dataset=dataset.name or "mnist_sample", subset=dataset.subset,
+        validation_split=0.1 if dataset.validation_split is None else dataset.validation_split,
+        epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=recipe["optimizer"],
+        learning_rate=recipe["learning_rate"], schedule=recipe["schedule"], seed=seed,
+        backend=config.backend, distribution=config.distribution,
         extra={"momentum": recipe["momentum"], "weight_decay": recipe["weight_decay"],
                "warmup_epochs": recipe["warmup_epochs"]},
     )
@@ -91,6 +93,6 @@ def replica_request(config: dict, seed: int) -> TrainRequest:
 
 def next_seeds(runs, n: int) -> list[int]:
     """``n`` seeds that no run of ``runs`` used: after the largest one."""
-    used = [int(run.config.get("seed", 0)) for run in runs]
+    used = [run.config.seed or 0 for run in runs]
     start = max(used, default=-1) + 1
     return list(range(start, start + n))

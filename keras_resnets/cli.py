@@ -199,12 +199,12 @@ def _runs(args):
           f"{'val_accuracy':>12}")
     for run in runs:
         status = run.status
-        epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+        epochs = run.epochs()
         accuracy = epochs[-1].get("val_accuracy") if epochs else None
         progress = f"{status.get('epoch', 0)}/{status.get('epochs', '?')}"
         print(f"{run.id:<44} {status['state']:<11} {progress:>7} "
-              f"{str(run.config.get('architecture', {}).get('name', '?')):<16} "
-              f"{str(run.config.get('dataset', {}).get('name', '?')):<14} "
+              f"{run.config.architecture.get('name', '?')!s:<16} "
+              f"{run.config.dataset.name or '?'!s:<14} "
               f"{'' if accuracy is None else f'{accuracy:.4f}':>12}")
         if run.damage is not None:
             print(f"  {run.damage}")

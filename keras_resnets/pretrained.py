@@ -11,12 +11,14 @@ MNIST sample; ``<name>.json`` keeps that run's config (architecture, digits, rec
 Example:
 >>> sorted(PRETRAINED)
 ['mnist_plain', 'mnist_resnet']
->>> all(pretrained_config(name)["dataset"]["name"] == "mnist_sample" for name in shipped())
+>>> all(pretrained_config(name).dataset.name == "mnist_sample" for name in shipped())
 True
 """
 
 import json
 from pathlib import Path
+
+from keras_resnets.records import RunConfig
 
 FOLDER = Path(__file__).resolve().parent / "_data" / "pretrained"
 PRETRAINED = {
@@ -38,8 +40,8 @@ def shipped():
 
 
 def pretrained_config(name):
-    """The config of the run that trained ``name``, with its ``final`` metrics."""
-    return json.loads((FOLDER / f"{_check(name)}.json").read_text())
+    """The `RunConfig` of the run that trained ``name``, with its ``final`` metrics."""
+    return RunConfig.from_dict(json.loads((FOLDER / f"{_check(name)}.json").read_text()))
 
 
 def weights_path(name):
@@ -55,9 +57,8 @@ def load_pretrained(name="mnist_resnet"):
     >>> model.count_params()  # doctest: +SKIP
     118154
     """
-    from keras_resnets.architecture import Architecture
     from keras_resnets.builders import build_resnet
 
-    model = build_resnet(Architecture.from_dict(pretrained_config(name)["architecture"]))
+    model = build_resnet(pretrained_config(name).design())
     model.load_weights(weights_path(name))
     return model

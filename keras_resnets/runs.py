@@ -45,10 +45,15 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
+from keras_resnets.records import RunConfig, batches, epochs
+
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-STATES = ("created", "running", "completed", "interrupted", "cancelled", "failed")
+ACTIVE_STATES = ("created", "running")
+"""The states of a run whose process is (or should be) at work."""
+STATES = (*ACTIVE_STATES, "completed", "interrupted", "cancelled", "failed")
 CONFIG, STATUS, METRICS, CANCEL = "config.json", "status.json", "metrics.jsonl", "CANCEL"
 CHECKPOINT, MODEL = "checkpoint.weights.h5", "model.keras"
 PREVIOUS_CHECKPOINT = "checkpoint.previous.weights.h5"
@@ -197,16 +202,6 @@ def clean_temp_files(directory):
                 entry.unlink()
 
 
-def _check_config(config):
-    """Raises a `ValueError` naming the first field of ``config`` that readers cannot use."""
-    for name, kind in (("architecture", dict), ("dataset", dict), ("recipe", dict)):
-        if name in config and not isinstance(config[name], kind):
-            raise ValueError(f"{CONFIG} has {name}={config[name]!r:.80}, not a JSON object")
-    for name in ("backend", "created"):
-        if name in config and not isinstance(config[name], str):
-            raise ValueError(f"{CONFIG} has {name}={config[name]!r:.80}, not a string")
-
-
 def _check_status(status):
     state, epoch = status.get("state"), status.get("epoch", 0)
     if not isinstance(state, str) or state not in STATES:
@@ -238,7 +233,7 @@ class Run:
     Attributes:
         id: the run id (the directory's name).
         path: the run directory, a `pathlib.Path`.
-        config: the dict in ``config.json``.
+        config: a `RunConfig`: ``config.json``, typed.
         damage: why the run cannot be read (``None`` for a readable run); `RunStore.list`
             reports such runs with state ``damaged``.
     """
@@ -248,15 +243,19 @@ class Run:
         self.id = self.path.name
         if not (self.path / CONFIG).is_file():
             raise ValueError(f"{self.path} is not a run: it has no {CONFIG}.")
-        self.config = read_json(self.path / CONFIG)
-        _check_config(self.config)
+        raw = read_json(self.path / CONFIG)
+        try:
+            self.config = RunConfig.from_dict(raw)
+        except ValueError as err:
+            raise ValueError(f"{CONFIG} has {err}") from None
         self.damage = None
 
     @classmethod
     def damaged(cls, path, reason):
         """A run that cannot be read: empty config, state ``damaged``, ``reason`` as message."""
         run = cls.__new__(cls)
-        run.path, run.id, run.config, run.damage = Path(path), Path(path).name, {}, str(reason)
+        run.path, run.id, run.damage = Path(path), Path(path).name, str(reason)
+        run.config = RunConfig.from_dict({})
         return run
 
     def __repr__(self):
@@ -309,6 +308,14 @@ class Run:
             if _good_event(event):
                 events.append(event)
         return events
+
+    def epochs(self):
+        """The ``"epoch"`` events of `metrics` (`keras_resnets.records.EpochEvent`)."""
+        return epochs(self.metrics())
+
+    def batches(self):
+        """The ``"batch"`` events of `metrics` (`keras_resnets.records.BatchEvent`)."""
+        return batches(self.metrics())
 
     def append_metrics(self, *events):
         """Appends ``events`` to ``metrics.jsonl``, one line each, in one write."""
@@ -406,12 +413,11 @@ class Run:
         """The trained model: ``model.keras``, else the last checkpoint's weights."""
         import keras
 
-        from keras_resnets.architecture import Architecture
         from keras_resnets.builders import build_resnet
 
         if self.model_path.exists():
             return keras.saving.load_model(self.model_path)
-        model = build_resnet(Architecture.from_dict(self.config["architecture"]))
+        model = build_resnet(self.config.design())
         if self.checkpoint_path.exists():
             model.load_weights(self.checkpoint_path, skip_mismatch=True)
         return model
@@ -446,10 +452,11 @@ class RunStore:
         ``run_id=None`` makes one from the architecture's name; an existing id raises a
         `ValueError`.
         """
-        if not isinstance(config, dict):
+        if not isinstance(config, Mapping):
             raise ValueError(f"config={config!r} is not allowed: a dict.")
+        config = dict(config)
         if run_id is None:
-            run_id = new_run_id(config.get("architecture", {}).get("name", "run"))
+            run_id = new_run_id(RunConfig.from_dict(config).name)
         path = self.path(run_id)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -492,5 +499,5 @@ class RunStore:
                 runs.append(Run(path))
             except ValueError as err:
                 runs.append(Run.damaged(path, err))
-        return sorted(runs, key=lambda run: (str(run.config.get("created", "")), run.id),
+        return sorted(runs, key=lambda run: (run.config.created, run.id),
                       reverse=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resnets.architecture import Architecture, coerce_architecture
+from keras_resnets.architecture import coerce_architecture
 from keras_resnets.builders import build_resnet
 from keras_resnets.data import DATASETS, DataUnavailableError, check_arguments, is_available, load_data
 from keras_resnets.distribution import check_distribution, distribution_scope
@@ -430,11 +430,11 @@ def _check_resumable(run, force):
         if run.id in process_command(pid):
             fail("run", run.id, f"a run that is not running (process {pid} is training it: its "
                                 f"command line names the run)")
-    backend = run.config.get("backend")
+    backend = run.config.backend
     if backend != keras.backend.backend():
         fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
                              f"with (this process uses {keras.backend.backend()})")
-    check_distribution(run.config.get("distribution", "none"), run.config["recipe"]["batch_size"])
+    check_distribution(run.config.distribution, run.config.recipe["batch_size"])
 
 
 def open_run(run_id_or_path, runs_dir="runs"):
@@ -460,15 +460,15 @@ def _with_progress(callbacks, verbose):
 def _fit(run, resuming, callbacks):
     """Trains ``run`` from scratch or from its checkpoint, recording state as it goes."""
     config = run.config
-    arch = Architecture.from_dict(config["architecture"])
-    recipe = Recipe.from_dict(config["recipe"])
+    arch = config.design()
+    recipe = Recipe.from_dict(config.recipe)
     recorder = None
     previous_source = run.status.get("data_source")
     run.write_status(state="running", **identity(), epochs=recipe.epochs,
                      message="loading the data")
     try:
-        with distribution_scope(config.get("distribution", "none"), recipe.batch_size):
-            keras.utils.set_random_seed(config["seed"])
+        with distribution_scope(config.distribution, recipe.batch_size):
+            keras.utils.set_random_seed(config.seed)
             model = build_resnet(arch)
             data = _epoch_data(config, recipe, arch, epoch=0)
             schedule = compile_model(model, recipe, data.steps_per_epoch,
@@ -492,7 +492,7 @@ def _fit(run, resuming, callbacks):
                 model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
                           epochs=epoch + 1, callbacks=[recorder], shuffle=False, verbose=0)
             _save_model(run, arch, model)
-            last = [e for e in run.metrics() if e.get("event") == "epoch"][-1:]
+            last = run.epochs()[-1:]
             run.write_status(state="completed", message="completed: " + (
                 format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
     except Stop as stop:
@@ -527,13 +527,13 @@ def _epoch_data(config, recipe, arch, epoch):
     it. (Not through the global seed: ``tf.random.set_seed`` clears TensorFlow's kernel
     caches, and the next step would then prepare the whole train function again.)
     """
-    dataset = config["dataset"]
-    return load_data(dataset["name"], batch_size=recipe.batch_size,
-                     validation_split=dataset["validation_split"], subset=dataset["subset"],
-                     data_dir=dataset["data_dir"], augment=dataset["augment"],
-                     seed=config["seed"], shuffle_seed=epoch_seed(config["seed"], epoch),
-                     data_format=arch.data_format,
-                     drop_remainder=config.get("distribution", "none") != "none", reshuffle=False)
+    dataset = config.dataset
+    return load_data(dataset.name, batch_size=recipe.batch_size,
+                     validation_split=dataset.validation_split, subset=dataset.subset,
+                     data_dir=dataset.data_dir, augment=dataset.augment,
+                     seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
+                     data_format=arch.data_format, drop_remainder=config.distribution != "none",
+                     reshuffle=False)
 
 
 def _restore(run, model, steps_per_epoch):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from keras_resnets.records import DataConfig, RunConfig, batches, epochs
 from keras_resnets.runs import CANCEL, Run, RunStore, new_run_id, write_atomic, write_json
 
 
@@ -175,3 +176,37 @@ def test_cancel_file(store):
 def test_run_of_a_plain_directory_raises(tmp_path):
     with pytest.raises(ValueError, match="not a run"):
         Run(tmp_path)
+
+
+def test_run_config_is_typed_and_reads_as_its_json(store):
+    written = {"architecture": {"name": "tiny", "residual": False}, "seed": 3, "backend": "jax",
+               "dataset": {"name": "mnist_sample", "subset": 96, "validation_split": 0.1},
+               "recipe": {"batch_size": 32}, "versions": {"keras": "3"}, "future_field": [1]}
+    run = store.create(written, run_id="typed")
+    config = store.get("typed").config
+    assert (config.name, config.seed, config.backend, config.distribution) == ("tiny", 3, "jax", "none")
+    assert config.dataset == DataConfig("mnist_sample", 96, 0.1) and config.recipe == {"batch_size": 32}
+    assert config.created and config == {**written, "created": config.created}
+    assert config["future_field"] == [1] and json.loads(json.dumps(config.raw)) == dict(config)
+    copy = store.create(run.config, run_id="copy")  # a record is a config to create from
+    assert copy.config.architecture == written["architecture"] and copy.config.created >= config.created
+
+
+@pytest.mark.parametrize("field, value", [("seed", "three"), ("seed", True), ("backend", 5), ("dataset", [1]),
+                                          ("distribution", {}), ("versions", "3")])
+def test_a_wrongly_typed_config_field_is_named(store, field, value):
+    store.create({}, run_id="odd")
+    (store.path("odd") / "config.json").write_text(json.dumps({field: value}))
+    (run,) = store.list()
+    assert run.status["state"] == "damaged" and f"config.json has {field}=" in run.status["message"]
+    with pytest.raises(ValueError, match=f"{field}="):
+        RunConfig.from_dict({field: value})
+
+
+def test_epochs_and_batches_pick_their_events(store):
+    run = store.create({}, run_id="events")
+    run.append_metrics({"event": "batch", "epoch": 0, "step": 1, "loss": 2.0},
+                       {"event": "epoch", "epoch": 0, "step": 2, "loss": 1.5, "val_accuracy": 0.5},
+                       {"event": "note", "epoch": 0}, {"event": "batch", "epoch": 1, "step": 3, "loss": 1.0})
+    assert [e["step"] for e in run.batches()] == [1, 3] and [e["loss"] for e in run.epochs()] == [1.5]
+    assert epochs(run.metrics()) == run.epochs() and batches(run.metrics()) == run.batches()

@@ -11,6 +11,7 @@ pytest.importorskip("altair")
 
 from explorer import charts, seeds  # noqa: E402
 from keras_resnets import cli, presets  # noqa: E402
+from keras_resnets.records import RunConfig  # noqa: E402
 from keras_resnets.training import Recipe  # noqa: E402
 
 CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(), "dataset": {"name": "mnist_sample",
@@ -21,8 +22,8 @@ CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(), "dataset": {"
 def fake_run(run_id, seed, accuracies, **changes):
     events = [{"event": "epoch", "epoch": e, "step": 8 * (e + 1), "loss": 1.0 / (e + 1 + seed),
                "accuracy": a - 0.05, "val_accuracy": a, "val_loss": 1.0} for e, a in enumerate(accuracies)]
-    return SimpleNamespace(id=run_id, config={**CONFIG, "seed": seed, "created": run_id, **changes},
-                           metrics=lambda: events)
+    config = RunConfig.from_dict({**CONFIG, "seed": seed, "created": run_id, **changes})
+    return SimpleNamespace(id=run_id, config=config, metrics=lambda: events)
 
 
 def test_runs_that_differ_only_by_seed_are_one_group():
@@ -64,7 +65,7 @@ def test_bands_are_mean_plus_and_minus_std_per_epoch():
 
 
 def test_a_replica_trains_the_same_recipe_and_data_with_a_new_seed():
-    request = seeds.replica_request(CONFIG, seed=7)
+    request = seeds.replica_request(RunConfig.from_dict(CONFIG), seed=7)
     args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet", *request.arguments()])
     recipe = Recipe().replace(**{n: getattr(args, n) for n in cli.RECIPE_OPTIONS if getattr(args, n) is not None})
     assert recipe.to_dict() == CONFIG["recipe"]

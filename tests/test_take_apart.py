@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
 
 from explorer import dissect  # noqa: E402
 from keras_resnets import build_resnet, presets  # noqa: E402
+from keras_resnets.records import RunConfig  # noqa: E402
 from keras_resnets.runs import RunStore  # noqa: E402
 
 DIGITS = {"name": "mnist_sample", "validation_split": 0.1, "subset": None, "data_dir": None,
@@ -124,7 +125,8 @@ def test_twin_of_finds_the_same_design_with_residual_flipped():
     resnet = {"architecture": presets.mnist_resnet(nb_blocks=2).to_dict(), "dataset": DIGITS,
               "seed": 0}
     plain = {**resnet, "architecture": presets.mnist_resnet(nb_blocks=2, residual=False).to_dict()}
+    resnet, plain, other_seed = map(RunConfig.from_dict, (resnet, plain, {**plain, "seed": 1}))
     done, running = {"state": "completed"}, {"state": "running"}
     assert dissect.twin_of(resnet, [("a", plain, running), ("b", plain, done)]) == "b"
     assert dissect.twin_of(plain, [("r", resnet, done)]) == "r"
-    assert dissect.twin_of(resnet, [("c", {**plain, "seed": 1}, done)]) is None
+    assert dissect.twin_of(resnet, [("c", other_seed, done)]) is None

@@ -5,7 +5,6 @@ import streamlit as st
 
 from explorer import charts, runner, seeds, state, ui
 from explorer.runner import BACKENDS
-from keras_resnets import Architecture
 
 
 def single_epoch(run) -> bool:
@@ -27,7 +26,7 @@ def describe(run) -> str:
 def _describe(run) -> str:
     if run.damage is not None:
         return f"damaged run ({run.id[-4:]})"
-    arch = (run.config.get("architecture") or {})
+    arch = run.config.architecture
     parts = [arch.get("name", "?")]
     if arch.get("residual") is False:
         parts.append("plain")
@@ -37,7 +36,7 @@ def _describe(run) -> str:
         parts.append(f"p_L={arch['final_survival_probability']:g}")
     if arch.get("preactivation"):
         parts.append("pre-act")
-    parts.append(BACKENDS.get(run.config.get("backend"), run.config.get("backend", "?")))
+    parts.append(BACKENDS.get(run.config.backend, run.config.backend or "?"))
     return f"{' · '.join(parts)} ({run.id[-4:]})"
 
 
@@ -64,30 +63,28 @@ def row(run):
 def _row(run):
     config = run.config
     status = run.status
-    events = run.metrics()
-    epochs = [e for e in events if e.get("event") == "epoch"]
+    epochs = run.epochs()
     best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
     seconds = [e["seconds"] for e in epochs if e.get("seconds")]
     try:
-        arch = Architecture.from_dict(config.get("architecture") or {})
+        arch = config.design()
         params = parameters(arch.to_json())
         depth = arch.depth
     except (TypeError, ValueError):
         params, depth = None, None
-    recipe = config.get("recipe") or {}
-    dataset = config.get("dataset") or {}
+    recipe, dataset = config.recipe, config.dataset
     return {
         "run": _describe(run),
         "parameters": params,
         "best val. accuracy": best,
         "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,
-        "backend": BACKENDS.get(config.get("backend"), config.get("backend")),
+        "backend": BACKENDS.get(config.backend, config.backend),
         "final train loss": epochs[-1].get("loss") if epochs else None,
         "depth": depth,
         "state": status.get("state"),
         "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.get('epochs', '?'))}",
-        "dataset": dataset.get("name"),
-        "images": dataset.get("subset") or "all",
+        "dataset": dataset.name,
+        "images": dataset.subset or "all",
         "optimizer": f"{recipe.get('optimizer', '?')} {recipe.get('learning_rate', '')}",
         "id": run.id,
     }
@@ -97,7 +94,7 @@ def open_design():
     run_id = st.session_state.get("compare.open")
     try:
         run = runner.Runner(ui.runs_root()).get(run_id)
-        design = Architecture.from_dict(run.config["architecture"]).to_dict()
+        design = run.config.design().to_dict()
     except (ValueError, KeyError, TypeError) as error:
         st.toast(f"Could not open that design: {error}")
         return
@@ -212,7 +209,7 @@ def run_seeds():
     try:
         source = store.get(st.session_state.get("compare.seed_source"))
         group = next(g for g in seeds.group(store.runs()) if source.id in {r.id for r in g})
-        architecture = Architecture.from_dict(source.config["architecture"])
+        architecture = source.config.design()
         for seed in seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3))):
             run_id = store.launch(architecture, seeds.replica_request(source.config, seed))
             st.session_state["compare.starting"] = [*st.session_state.get("compare.starting", []), run_id]

@@ -9,6 +9,7 @@ import streamlit as st
 from explorer import dissect, models, runner, ui
 from keras_resnets.experiments import lesions
 from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped, weights_path
+from keras_resnets.records import RunConfig
 
 NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
 SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
@@ -23,7 +24,7 @@ def load(source: str, stamp: float):
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def digits(config_json: str, limit: int):
-    return lesions.held_out(json.loads(config_json), limit=limit)
+    return lesions.held_out(RunConfig.from_dict(json.loads(config_json)), limit=limit)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -40,7 +41,7 @@ def studies(source: str, stamp: float, config_json: str, limit: int) -> dict:
     n = len(lesions.blocks_of(model))
     found = {"each": lesions.delete_each(model, x, y),
              "random": lesions.delete_random(model, x, y, samples=2, ks=range(0, n, max(1, n // 8)))}
-    if json.loads(config_json)["architecture"].get("residual", True):
+    if RunConfig.from_dict(json.loads(config_json)).architecture.get("residual", True):
         found["ratios"] = lesions.branch_ratios(model, x[:64])
         found["gradient"] = lesions.gradient_by_length(model, x[:4], y[:4], samples=2)
     return found
@@ -78,8 +79,8 @@ def twin(label, config, found):
 def lesion_metrics(picked, limit, deleted):
     """The held-out accuracy of each network with the blocks ``deleted`` (0-based)."""
     for column, (key, (config, source, stamp)) in zip(st.columns(len(picked)), picked.items()):
-        intact = lesion_accuracy(source, stamp, json.dumps(config), limit, ())
-        value = lesion_accuracy(source, stamp, json.dumps(config), limit, tuple(deleted))
+        intact = lesion_accuracy(source, stamp, json.dumps(config.raw), limit, ())
+        value = lesion_accuracy(source, stamp, json.dumps(config.raw), limit, tuple(deleted))
         column.metric(f"{NETWORKS[key]}: held-out accuracy", f"{value:.1%}",
                       delta=f"{(value - intact) * 100:+.1f} points" if deleted else None)
 
@@ -119,7 +120,7 @@ def ratio_chart(ratios):
 
 
 def show_studies(picked, limit):
-    results = {key: studies(source, stamp, json.dumps(config), limit)
+    results = {key: studies(source, stamp, json.dumps(config.raw), limit)
                for key, (config, source, stamp) in picked.items()}
     one, several = charts(results)
     c1, c2 = st.columns([3, 2])
@@ -166,7 +167,7 @@ def page():
     limit = int(st.number_input("Held-out digits", min_value=10, max_value=10_000, value=500, step=100,
                                 key="apart.digits", help="The first of the digits the run held out "
                                                          "for validation, which it never trained on."))
-    kind = "resnet" if config["architecture"].get("residual", True) else "plain"
+    kind = "resnet" if config.architecture.get("residual", True) else "plain"
     picked = {kind: (config, source, stamp)}
     other = twin(label, config, found)
     if other is not None:
@@ -174,7 +175,7 @@ def page():
     try:
         with st.spinner("Loading the network(s) and the held-out digits…"):
             loaded = {key: load(s, t) for key, (_, s, t) in picked.items()}
-            x, y = digits(json.dumps(config), limit)
+            x, y = digits(json.dumps(config.raw), limit)
     except Exception as error:  # a damaged or foreign model must not break the page
         st.warning(f"Could not load this network: {type(error).__name__}: {error}", icon=":material/warning:")
         return

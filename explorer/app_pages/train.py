@@ -7,6 +7,7 @@ import streamlit as st
 
 from explorer import charts, models, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
+from keras_resnets import records
 from keras_resnets.data import DATASETS, is_available
 from keras_resnets.recipe import Recipe
 from keras_resnets.runs import Run
@@ -171,10 +172,9 @@ def estimate(architecture, request):
     in the store; ``None`` when there is none."""
     wanted = architecture.to_dict()
     for run in runner_instance().runs()[:50]:
-        if run.config.get("architecture") != wanted:
+        if run.config.architecture != wanted:
             continue
-        speeds = sorted(e["images_per_second"] for e in run.metrics()
-                        if e.get("event") == "batch" and e.get("images_per_second"))
+        speeds = sorted(e["images_per_second"] for e in run.batches() if e.get("images_per_second"))
         if not speeds:
             continue
         speed = speeds[len(speeds) // 2]
@@ -191,25 +191,22 @@ def estimate(architecture, request):
 def status_line(run):
     status = run.status
     config = run.config
-    dataset = (config.get("dataset") or {}).get("name", "?")
-    backend = BACKENDS.get(config.get("backend"), config.get("backend", "?"))
-    arch = (config.get("architecture") or {}).get("name", "?")
-    return status, f"`{arch}` on {dataset} with {backend}"
+    backend = BACKENDS.get(config.backend, config.backend or "?")
+    return status, f"`{config.architecture.get('name', '?')}` on {config.dataset.name or '?'} with {backend}"
 
 
 def progress_of(run, status, events):
     """``(fraction done, epochs, seconds left or None)``."""
-    recipe = run.config.get("recipe") or {}
-    epochs = status.get("epochs") or recipe.get("epochs") or 1
+    epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
     per_epoch = charts.steps_per_epoch(events, run.config)
-    batches = [e for e in events if e.get("event") == "batch"]
+    batches = records.batches(events)
     done = status.get("epoch", 0)
     left = None
     if per_epoch and batches:
         fraction = max(done, batches[-1]["step"] / per_epoch) / epochs
-        speed = batches[-1].get("images_per_second")
-        if speed and recipe.get("batch_size"):
-            left = (epochs * per_epoch - batches[-1]["step"]) * recipe["batch_size"] / speed
+        speed, batch_size = batches[-1].get("images_per_second"), run.config.recipe.get("batch_size")
+        if speed and batch_size:
+            left = (epochs * per_epoch - batches[-1]["step"]) * batch_size / speed
     else:
         fraction = done / epochs
     return min(max(fraction, 0.0), 1.0), epochs, left
@@ -251,8 +248,7 @@ def run_panel(run):
     st.progress(fraction, text=text)
     if status.get("message"):
         st.caption(status["message"])
-    epoch_events = [e for e in events if e.get("event") == "epoch"]
-    batches = [e for e in events if e.get("event") == "batch"]
+    epoch_events, batches = records.epochs(events), records.batches(events)
     c1, c2, c3, c4 = st.columns(4)
     last = batches[-1] if batches else {}
     c1.metric("Training loss", f"{last['loss']:.3f}" if last.get("loss") is not None else "–")
@@ -287,7 +283,7 @@ def run_panel(run):
 
 def try_model(run):
     """Predictions of a trained MNIST-shaped model on a few embedded digits."""
-    arch = run.config.get("architecture") or {}
+    arch = run.config.architecture
     if list(arch.get("input_shape") or []) != [28, 28, 1] or arch.get("classes") != 10:
         return
     if not st.toggle("Try the trained model on 16 digits of the embedded MNIST sample", key=f"try_{run.id}",
@@ -362,13 +358,13 @@ def runs_table(runs):
 def table_row(run):
     status = run.status
     config = run.config
-    epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+    epochs = run.epochs()
     best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
     return {
         "run": run.id, "state": status.get("state"),
-        "design": str((config.get("architecture") or {}).get("name") or run.damage),
-        "dataset": str((config.get("dataset") or {}).get("name")),
-        "backend": str(BACKENDS.get(config.get("backend"), config.get("backend"))),
+        "design": str(config.architecture.get("name") or run.damage),
+        "dataset": str(config.dataset.name),
+        "backend": str(BACKENDS.get(config.backend, config.backend)),
         "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
         "best val. accuracy": best,
     }

@@ -30,6 +30,7 @@ from keras_resnets.experiments.ensembles import (
     path_length_counts,
     random_paths,
 )
+from keras_resnets.records import RunConfig
 
 
 def blocks_of(model):
@@ -142,15 +143,16 @@ def gradient_by_length(model, x, y, samples=2, seed=0, ks=None):
 
 
 def held_out(config, limit=None):
-    """The validation digits of a run's ``config`` (its ``dataset`` and ``seed``), which it
-    never trained on, as normalised NumPy arrays ``(x, y)`` (the first ``limit`` of them);
-    `ValueError` if the run held none out."""
-    dataset = config["dataset"]
-    data = load_data(dataset["name"], batch_size=500, validation_split=dataset["validation_split"],
-                     subset=dataset.get("subset"), data_dir=dataset.get("data_dir"),
-                     seed=config["seed"], data_format=config["architecture"].get("data_format"))
+    """The validation digits of a run's ``config`` (a `RunConfig` or its JSON object: its
+    dataset and seed), which it never trained on, as normalised NumPy arrays ``(x, y)`` (the
+    first ``limit`` of them); `ValueError` if the run held none out."""
+    config = RunConfig.from_dict(config)
+    dataset = config.dataset
+    data = load_data(dataset.name, batch_size=500, validation_split=dataset.validation_split,
+                     subset=dataset.subset, data_dir=dataset.data_dir, seed=config.seed,
+                     data_format=config.architecture.get("data_format"))
     if data.validation is None:
-        raise ValueError(f"validation_split={dataset['validation_split']!r} is not allowed: the "
+        raise ValueError(f"validation_split={dataset.validation_split!r} is not allowed: the "
                          "run held no digits out, so there are none it has not seen.")
     batches = list(data.validation.as_numpy_iterator())
     x = np.concatenate([b[0] for b in batches])[:limit]

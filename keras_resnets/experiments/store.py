@@ -16,11 +16,10 @@ from pathlib import Path
 
 import altair as alt
 
-from keras_resnets.runs import (check_run_id, new_run_id, process_alive, read_json, update_status,
-                                write_atomic, write_json)
+from keras_resnets.runs import (ACTIVE_STATES, check_run_id, new_run_id, process_alive, read_json,
+                                update_status, write_atomic, write_json)
 
 STATUS, DATA, CHART, SUMMARY, LOG = "status.json", "data.csv", "chart.json", "summary.json", "log.txt"
-ACTIVE_STATES = ("created", "running")
 STATES = (*ACTIVE_STATES, "completed", "failed", "cancelled")
 
 
