@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TypedDict
 
+
 class BatchEvent(TypedDict, total=False):
     """A ``"batch"`` line: written every few batches while an epoch trains."""
 
@@ -28,7 +29,7 @@ class BatchEvent(TypedDict, total=False):
     loss: float
     accuracy: float
     images_per_second: float
-    time: float  # seconds since the epoch (Unix time)
+    time: float  # when it was written (Unix time)
 
 
 class EpochEvent(TypedDict, total=False):
@@ -68,6 +69,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data):
+        """The known fields of ``data``; others (from a newer version) are left out."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
 

@@ -48,16 +48,18 @@ def _chromium():
 def _wait_for_runs(root, count, timeout):
     """Waits until ``count`` runs of the store at ``root`` have completed; fails, saying what
     each run and worker last wrote, when one fails or the time is up."""
+    from explorer.runner import LAUNCH_DIR
+    from keras_resnets.runs import RunStore
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        states = {p.name: json.loads((p / "status.json").read_text())
-                  for p in root.iterdir() if (p / "status.json").exists()}
+        states = {run.id: run.status for run in RunStore(root).list()}
         if len(states) == count and all(s["state"] == "completed" for s in states.values()):
             return
         if any(s["state"] in ("failed", "cancelled", "interrupted") for s in states.values()):
             break
         time.sleep(2)
-    logs = {p.name: p.read_text()[-2000:] for p in (root / ".launch").glob("*.log")}
+    logs = {p.name: p.read_text()[-2000:] for p in (root / LAUNCH_DIR).glob("*.log")}
     pytest.fail(f"{count} completed runs expected within {timeout} s; run states: {states}; worker logs: {logs}")
 
 
