@@ -1,11 +1,17 @@
 """Residual blocks: the lecture's `ResBlock`, bottlenecks, their pre-activation versions and
 a fully-connected block, each with a plain twin (``residual=False``).
 
-All blocks compute ``y = post(shortcut(x) + drop(branch(x)))`` where ``branch`` is a chain of
-linear layers (convolutions, or `Dense` for vectors) with batch normalisation and activation,
-``drop`` is optional stochastic depth and ``post`` is the final activation of post-activation
-blocks (He et al. 2015); pre-activation blocks (He et al. 2016) have none.
+All blocks compute ``y = post(shortcut(x) + drop(F(x)))``. The residual function ``F`` is a
+chain of linear maps ``W_i`` (convolutions, or `Dense` for vectors), each with a batch norm and
+an activation ``σ``: ``F(x) = BN(W_2 σ(BN(W_1 x)))`` after He et al. (2015), whose blocks end
+with ``post = σ``; ``F(x) = W_2 σ(BN(W_1 σ(BN(x))))`` after He et al. (2016), whose
+pre-activation blocks have no ``post`` and feed their projection shortcut ``σ(BN(x))`` too.
+``drop`` is optional stochastic depth (Huang et al. 2016). ``_ResidualBlock.call`` reads in that
+order; sub-layers are called through `call_sublayer` (PyTorch's fast path, see
+`keras_resnets.layers.fast`).
 """
+
+import math
 
 import keras
 
@@ -158,35 +164,14 @@ class _ResidualBlock(keras.layers.Layer):
         return last if self.preactivation else last * width_factor(self.activation)
 
     def build(self, input_shape):
-        rank = len(input_shape)
-        self._axis = channel_axis(rank, self.data_format)
-        in_channels = input_shape[self._axis]
+        self._axis = channel_axis(len(input_shape), self.data_format)
         specs = self._specs()
-        self.units = []
-        for i, (filters, kernel_size, strides, groups) in enumerate(specs, start=1):
-            unit = {}
-            is_last = i == len(specs)
-            zero = self.zero_init_last_bn and is_last
-            if self.preactivation and self._preactivates(i):
-                if self.batch_norm:
-                    unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
-                unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
-            unit["linear"] = self._linear(filters, kernel_size, strides, groups, f"conv{i}")
-            if not self.preactivation:
-                if self.batch_norm:
-                    unit["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero)
-                if not is_last:
-                    unit["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
-            self.units.append(unit)
-        total_strides = 1
-        for spec in specs:
-            total_strides *= spec[2]
+        self.units = [self._make_unit(i, spec, last=i == len(specs)) for i, spec in enumerate(specs, start=1)]
+        strides = math.prod(spec[2] for spec in specs)
         self.shortcut_layer = None
-        if self.residual and needs_shortcut_layer(
-            self.shortcut, in_channels, specs[-1][0], total_strides
-        ):
+        if self.residual and needs_shortcut_layer(self.shortcut, input_shape[self._axis], specs[-1][0], strides):
             self.shortcut_layer = Shortcut(
-                self.shortcut, specs[-1][0], total_strides,
+                self.shortcut, specs[-1][0], strides,
                 batch_norm=self.batch_norm and self.shortcut_batch_norm,
                 bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
                 kernel_initializer=self._fresh_initializer(), data_format=self.data_format,
@@ -198,82 +183,104 @@ class _ResidualBlock(keras.layers.Layer):
         self._build_sublayers(tuple(input_shape))
         self.built = True
 
+    def _make_unit(self, i, spec, last):
+        """The sub-layers of the branch's ``i``-th linear map (from 1): ``{"linear": [...]}``
+        with the batch norm and activation that follow it (post-activation; no activation after
+        the last) or precede it (pre-activation, where `_preactivates`)."""
+        filters, kernel_size, strides, groups = spec
+        zero_scale = self.zero_init_last_bn and last
+        norm_act = {}
+        if self.batch_norm:
+            norm_act["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero_scale)
+        if self.preactivation or not last:
+            norm_act["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
+        linear = self._linear(filters, kernel_size, strides, groups, f"conv{i}")
+        if not self.preactivation:
+            return {"linear": linear, **norm_act}
+        return {**(norm_act if self._preactivates(i) else {}), "linear": linear}
+
     def _preactivates(self, index):
         return True
 
     def _build_sublayers(self, input_shape):
-        shape = input_shape
-        preactivated_shape = input_shape
+        """Builds every sub-layer on the shape it sees in `call`, in `call`'s order."""
+        x_hat = self._build_norm_act(self.units[0], input_shape) if self.preactivation else input_shape
+        shape = x_hat
         for i, unit in enumerate(self.units):
-            if "bn" in unit and self.preactivation:
-                unit["bn"].build(shape)
-            if "act" in unit and self.preactivation:
-                unit["act"].build(shape)
-                shape = unit["act"].compute_output_shape(shape)
-            if i == 0:
-                preactivated_shape = shape
+            if self.preactivation and i > 0:
+                shape = self._build_norm_act(unit, shape)
             if i == 1 and self.dropout_layer is not None:
                 self.dropout_layer.build(shape)
             for layer in unit["linear"]:
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)
             if not self.preactivation:
-                if "bn" in unit:
-                    unit["bn"].build(shape)
-                if "act" in unit:
-                    unit["act"].build(shape)
-                    shape = unit["act"].compute_output_shape(shape)
+                shape = self._build_norm_act(unit, shape)
         for layer in (self.drop, self.post_activation):  # they see the branch's output
             if layer is not None:
                 layer.build(shape)
         if self.shortcut_layer is not None:
-            # The projection sees what `call` gives it: the pre-activated input (wider after a
-            # pre-activation CReLU), option A the raw one.
-            source = input_shape if self.shortcut == "A" else preactivated_shape
-            self.shortcut_layer.build(source)
+            self.shortcut_layer.build(input_shape if self.shortcut == "A" else x_hat)
 
+    @staticmethod
+    def _build_norm_act(unit, shape):
+        for key in ("bn", "act"):
+            if key in unit:
+                unit[key].build(shape)
+                shape = unit[key].compute_output_shape(shape)
+        return shape
+
+    # -- the equations ---------------------------------------------------------------------
     def call(self, inputs, training=False):
+        """``y = post(shortcut(x) + drop(F(x)))`` (see the module's docstring)."""
         if training and self.drop is not None and self.drop.mode == "batch":
             return self._call_stochastic_depth(inputs, training)
-        h, preactivated = self._branch(inputs, training)
+        x_hat = self._preactivate(inputs, training)
+        h = self._residual_function(x_hat, training)
         if self.drop is not None:
             h = call_sublayer(self, self.drop, h, training=training)
         if self.residual:
-            h = h + self._shortcut(inputs, preactivated, training)
-        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
+            h = h + self._shortcut(inputs, x_hat, training)
+        return self._activate_sum(h)
 
-    def _branch(self, inputs, training, until=None):
-        """``(branch output, pre-activated input)``; with ``until=1``, only the first unit's
-        pre-activation (what a projection shortcut needs) is computed, and the output is None."""
-        h = inputs
-        preactivated = inputs
+    def _preactivate(self, x, training):
+        """``σ(BN(x))``: a pre-activation block's first batch norm and activation, which its
+        branch and its projection shortcut share (He et al. 2016); ``x`` itself otherwise."""
+        return self._norm_act(self.units[0], x, training) if self.preactivation else x
+
+    def _residual_function(self, x_hat, training):
+        """``F``: linear maps ``W_i``, each followed by ``σ(BN(·))`` (post-activation, no σ
+        after the last) or preceded by it (pre-activation; the first one is in ``x_hat``)."""
+        h = x_hat
         for i, unit in enumerate(self.units):
-            if self.preactivation:
-                if "bn" in unit:
-                    h = call_sublayer(self, unit["bn"], h, training=training)
-                if "act" in unit:
-                    h = call_sublayer(self, unit["act"], h)
-                if i == 0:
-                    preactivated = h
-                    if until == 1:
-                        return None, preactivated
+            if self.preactivation and i > 0:
+                h = self._norm_act(unit, h, training)
             if i == 1 and self.dropout_layer is not None:  # Zagoruyko & Komodakis (2016)
                 h = self.dropout_layer(h, training=training)
             for layer in unit["linear"]:
                 h = call_sublayer(self, layer, h)
             if not self.preactivation:
-                if "bn" in unit:
-                    h = call_sublayer(self, unit["bn"], h, training=training)
-                if "act" in unit:
-                    h = call_sublayer(self, unit["act"], h)
-        return h, preactivated
+                h = self._norm_act(unit, h, training)
+        return h
 
-    def _shortcut(self, inputs, preactivated, training):
+    def _norm_act(self, unit, h, training):
+        """``σ(BN(h))`` with the unit's batch norm and activation, where it has them."""
+        if "bn" in unit:
+            h = call_sublayer(self, unit["bn"], h, training=training)
+        if "act" in unit:
+            h = call_sublayer(self, unit["act"], h)
+        return h
+
+    def _shortcut(self, inputs, x_hat, training):
+        """The identity, or the shortcut layer: option A on the raw input, a projection on the
+        pre-activated one (He et al. 2016)."""
         if self.shortcut_layer is None:
             return inputs
-        # He et al. (2016): a projection sees the pre-activated input; option A the raw one.
-        source = inputs if self.shortcut == "A" else preactivated
-        return self.shortcut_layer(source, training=training)
+        return self.shortcut_layer(inputs if self.shortcut == "A" else x_hat, training=training)
+
+    def _activate_sum(self, h):
+        """A post-activation block's ``σ`` after the sum (He et al. 2015); none in pre-activation."""
+        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
 
     def _zero(self):
         """0, with a zero gradient for every weight of the block. A skipped branch's weights
@@ -290,27 +297,22 @@ class _ResidualBlock(keras.layers.Layer):
         the side that ran leave the conditional (``jax.lax.cond`` cannot assign variables)."""
         seeds = {id(v) for v in self.drop.variables}
         state = [v for v in self.variables if not v.trainable and id(v) not in seeds]
-        needs_preactivation = (self.preactivation and self.shortcut_layer is not None
-                               and self.shortcut != "A")
+        shortcut_sees_x_hat = self.shortcut_layer is not None and self.shortcut != "A"
 
         def side(keep):
             def run():
                 mapping = [(v, v.value) for v in self.variables]
                 with keras.StatelessScope(state_mapping=mapping) as scope:
-                    if keep:
-                        h, preactivated = self._branch(inputs, training)
-                        out = h + self._shortcut(inputs, preactivated, training)
-                    else:
-                        _, preactivated = (self._branch(inputs, training, until=1)
-                                           if needs_preactivation else (None, inputs))
-                        out = self._shortcut(inputs, preactivated, training) + self._zero()
+                    x_hat = self._preactivate(inputs, training) if keep or shortcut_sees_x_hat else inputs
+                    branch = self._residual_function(x_hat, training) if keep else self._zero()
+                    out = self._shortcut(inputs, x_hat, training) + branch
                 return out, [scope.get_current_value(v) for v in state]
             return run
 
         h, values = keras.ops.cond(self.drop.draw(), side(True), side(False))
         for variable, value in zip(state, values):
             variable.assign(value)
-        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
+        return self._activate_sum(h)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
