@@ -18,7 +18,7 @@ from explorer import workers
 from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import LOG, ExperimentStore
-from keras_resnets.runs import ACTIVE_STATES, now
+from keras_resnets.runs import ACTIVE_STATES, now, process_start
 
 EXPERIMENTS_DIR = ".experiments"
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +46,9 @@ class ExperimentRunner:
                    "--out", str(run.path.resolve())]
         process = workers.start(run.id, command, backend, run.path / LOG, cwd=ROOT)
         # The worker imports Keras for seconds before it first writes its status.
-        run.write_status(state="created", fraction=0.0, message="starting the worker", pid=process.pid, name=name,
-                         size=size, seed=seed, backend=backend, started=now())
+        run.write_status(state="created", fraction=0.0, message="starting the worker", pid=process.pid,
+                         process_start=process_start(process.pid), name=name, size=size, seed=seed,
+                         backend=backend, started=now())
         return run.id
 
     def runs(self):
@@ -60,14 +61,14 @@ class ExperimentRunner:
         return self.store.get(run_id)
 
     def cancel(self, run_id: str) -> None:
-        """Stops the run's worker (`explorer.workers.stop`) and marks the run cancelled.
-
-        Where the worker cannot be signalled, it stops at its next progress report.
-        """
+        """Asks the run's worker to stop, as a training run is asked (its ``CANCEL`` file), and
+        stops it at once (`explorer.workers.stop`): an experiment has no checkpoint to finish.
+        Where the worker cannot be signalled, it stops at its next progress report."""
         run = self.store.get(run_id)
         status = run.status
         if status.get("state") not in ACTIVE_STATES:
             return
+        run.request_cancel()
         workers.stop(status["pid"], WORKER_MODULE)
         if run.status.get("state") in (*ACTIVE_STATES, "interrupted"):
             run.write_status(state="cancelled", message="cancelled")

@@ -227,7 +227,50 @@ def _good_event(event):
     return True
 
 
-class Run:
+class WorkerDirectory:
+    """The directory a worker process writes, named by its id: what training runs (`Run`) and
+    experiment runs (`keras_resnets.experiments.store.ExperimentRun`) share.
+
+    Its ``status.json`` holds a ``state`` of `STATES`; an active state whose worker (``pid``,
+    ``process_start``) is gone reads as ``interrupted``. A ``CANCEL`` file asks the worker to
+    stop at its next check.
+
+    Attributes:
+        id: the directory's name.
+        path: the directory, a `pathlib.Path`.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.id = self.path.name
+
+    def write_status(self, **fields):
+        """Updates ``status.json`` with ``fields`` (and the time), atomically."""
+        update_status(self.path / STATUS, STATES, **fields)
+
+    def _unless_dead(self, status, advice=""):
+        """``status``, read as ``interrupted`` when its state is active but its worker is gone."""
+        if status.get("state") in ACTIVE_STATES and not owner_alive(
+                status.get("pid"), status.get("process_start")):
+            status["state"] = "interrupted"
+            status["message"] = f"the worker (pid {status.get('pid')}) stopped without finishing{advice}"
+        return status
+
+    def request_cancel(self):
+        """Asks the worker to stop (a training run checks at every batch)."""
+        (self.path / CANCEL).write_text(now() + "\n")
+
+    @property
+    def cancel_requested(self):
+        """Whether a ``CANCEL`` file is present."""
+        return (self.path / CANCEL).exists()
+
+    def clear_cancel(self):
+        """Removes the ``CANCEL`` file, if any."""
+        (self.path / CANCEL).unlink(missing_ok=True)
+
+
+class Run(WorkerDirectory):
     """One run directory: its config, status, metrics, checkpoint and cancel flag.
 
     Attributes:
@@ -239,8 +282,7 @@ class Run:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
-        self.id = self.path.name
+        super().__init__(path)
         if not (self.path / CONFIG).is_file():
             raise ValueError(f"{self.path} is not a run: it has no {CONFIG}.")
         raw = read_json(self.path / CONFIG)
@@ -279,18 +321,7 @@ class Run:
             _check_status(status)
         except ValueError as err:
             return {"state": DAMAGED, "epoch": 0, "message": str(err)}
-        if status["state"] in ("created", "running") and not owner_alive(
-                status.get("pid"), status.get("process_start")):
-            status["state"] = "interrupted"
-            status["message"] = (
-                f"the worker (pid {status.get('pid')}) stopped without finishing; "
-                f"resume it with: python -m keras_resnets resume {self.id}"
-            )
-        return status
-
-    def write_status(self, **fields):
-        """Updates ``status.json`` with ``fields`` (and the time), atomically."""
-        update_status(self.path / STATUS, STATES, **fields)
+        return self._unless_dead(status, f"; resume it with: python -m keras_resnets resume {self.id}")
 
     def metrics(self):
         """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn and
@@ -370,19 +401,6 @@ class Run:
         except ValueError:
             return {} if (self.path / LOCK).exists() else None
 
-    def request_cancel(self):
-        """Asks the worker training this run to stop (it checks at every batch)."""
-        (self.path / CANCEL).write_text(now() + "\n")
-
-    @property
-    def cancel_requested(self):
-        """Whether a ``CANCEL`` file is present."""
-        return (self.path / CANCEL).exists()
-
-    def clear_cancel(self):
-        """Removes the ``CANCEL`` file, if any."""
-        (self.path / CANCEL).unlink(missing_ok=True)
-
     @property
     def checkpoint_path(self):
         """``checkpoint.weights.h5``: the model and optimizer after the last completed epoch."""
@@ -423,17 +441,9 @@ class Run:
         return model
 
 
-class RunStore:
-    """The runs under ``root``, one directory each.
-
-    Example:
-    >>> import tempfile
-    >>> store = RunStore(tempfile.mkdtemp())
-    >>> store.get("no-such-run")
-    Traceback (most recent call last):
-    ...
-    ValueError: run_id='no-such-run' is not a run in ...
-    """
+class DirectoryStore:
+    """Directories named by run ids under ``root``, one per worker's run: what `RunStore` and
+    `keras_resnets.experiments.store.ExperimentStore` share."""
 
     def __init__(self, root="runs"):
         self.root = Path(root)
@@ -446,6 +456,48 @@ class RunStore:
             raise ValueError(f"run_id={run_id!r} is not allowed: it leads outside {self.root}.")
         return path
 
+    def _make(self, run_id):
+        """Creates the directory of a new ``run_id``; a `ValueError` if it exists or cannot be made."""
+        path = self.path(run_id)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            raise ValueError(f"run_id={run_id!r} is not allowed: {path} already exists.") from None
+        except OSError as err:
+            raise ValueError(f"runs_dir={str(self.root)!r} is not allowed: it must be a writable "
+                             f"directory ({err.strerror})") from None
+        return path
+
+    def _directories(self):
+        """The run directories under ``root`` (hidden entries, files and unsafe names left out),
+        with the temporary files of dead writers removed."""
+        try:
+            entries = [e for e in self.root.iterdir() if e.is_dir() and not e.name.startswith(".")]
+        except OSError:
+            return []
+        paths = []
+        for entry in entries:
+            try:
+                paths.append(self.path(entry.name))
+            except ValueError:
+                continue
+            clean_temp_files(paths[-1])
+        return paths
+
+
+class RunStore(DirectoryStore):
+    """The training runs under ``root``, one directory each.
+
+    Example:
+    >>> import tempfile
+    >>> store = RunStore(tempfile.mkdtemp())
+    >>> store.get("no-such-run")
+    Traceback (most recent call last):
+    ...
+    ValueError: run_id='no-such-run' is not a run in ...
+    """
+
     def create(self, config, run_id=None):
         """A new run with ``config`` (plus its creation time) and status ``created``.
 
@@ -457,15 +509,7 @@ class RunStore:
         config = dict(config)
         if run_id is None:
             run_id = new_run_id(RunConfig.from_dict(config).name)
-        path = self.path(run_id)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.mkdir()
-        except FileExistsError:
-            raise ValueError(f"run_id={run_id!r} is not allowed: {path} already exists.") from None
-        except OSError as err:
-            raise ValueError(f"runs_dir={str(self.root)!r} is not allowed: it must be a writable "
-                             f"directory ({err.strerror})") from None
+        path = self._make(run_id)
         write_json(path / CONFIG, {**config, "created": now()})
         write_json(path / STATUS, {"state": "created", "epoch": 0, **identity(), "message": "",
                                    "updated": now()})
@@ -482,22 +526,11 @@ class RunStore:
 
     def list(self):
         """All runs, newest first; a directory whose config cannot be read is listed as a
-        damaged run (state ``damaged``, the reason in its message). Hidden entries and files
-        are skipped."""
-        try:
-            entries = [e for e in self.root.iterdir() if e.is_dir() and not e.name.startswith(".")]
-        except OSError:
-            return []
+        damaged run (state ``damaged``, the reason in its message)."""
         runs = []
-        for entry in entries:
-            try:
-                path = self.path(entry.name)
-            except ValueError:
-                continue
-            clean_temp_files(path)
+        for path in self._directories():
             try:
                 runs.append(Run(path))
             except ValueError as err:
                 runs.append(Run.damaged(path, err))
-        return sorted(runs, key=lambda run: (run.config.created, run.id),
-                      reverse=True)
+        return sorted(runs, key=lambda run: (run.config.created, run.id), reverse=True)

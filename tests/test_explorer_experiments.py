@@ -7,6 +7,7 @@ Runs on the test process's ``KERAS_BACKEND`` (workers are started with it).
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import keras_resnets.experiments.__main__ as worker  # noqa: E402
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentRun, ExperimentStore  # noqa: E402
-from keras_resnets.runs import process_alive  # noqa: E402
+from keras_resnets.runs import RunStore, identity, process_alive  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 DEAD_PID = 2**22 + 12345
@@ -196,3 +197,33 @@ def test_store_lists_runs_newest_first(runs_dir):
     newer = fake_result(runs_dir, "20250102-120000-highway-0001")
     (runs_dir / EXPERIMENTS_DIR / "no-status").mkdir()
     assert [r.id for r in ExperimentStore(runs_dir / EXPERIMENTS_DIR).list()] == [newer.id, older.id]
+
+
+def test_a_worker_asked_to_cancel_stops_at_its_progress_report_like_a_training_run(tmp_path):
+    run = ExperimentRun(tmp_path / "out")
+    run.path.mkdir()
+    run.request_cancel()  # the CANCEL file a training run's worker checks at every batch
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        code = worker.main(["shattered_gradients", "--size", "tiny", "--out", str(run.path)])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert code == 143 and run.status["state"] == "cancelled"
+    assert not (run.path / "summary.json").exists()
+
+
+def test_experiment_runs_read_a_dead_or_replaced_worker_as_training_runs_do(runs_dir):
+    """An active status whose pid is gone, or whose pid now names another process (its start
+    time differs), reads as interrupted; the live process it names stays running."""
+    store = ExperimentStore(runs_dir / EXPERIMENTS_DIR)
+    me = identity()
+    cases = {"gone": {"pid": DEAD_PID}, "reused": {**me, "process_start": me["process_start"] + 1},
+             "alive": me}
+    for name, fields in cases.items():
+        run = store.create(name)
+        run.write_status(state="running", **fields)
+        training = RunStore(runs_dir).create({"seed": 0}, run_id=name)
+        training.write_status(state="running", **fields)
+        expected = "running" if name == "alive" else "interrupted"
+        assert run.status["state"] == training.status["state"] == expected, name
+        assert name == "alive" or "stopped without finishing" in run.status["message"]

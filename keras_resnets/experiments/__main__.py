@@ -2,13 +2,12 @@
 
 Runs one experiment of `EXPERIMENTS` on the backend of ``KERAS_BACKEND`` and writes its
 progress, data, chart and summary into ``DIR`` (see `keras_resnets.experiments.store`).
-SIGTERM stops it with the state ``cancelled``. Exit status: 0 completed, 1 failed,
+SIGTERM, or a ``CANCEL`` file seen at a progress report, stops it with the state ``cancelled``. Exit status: 0 completed, 1 failed,
 2 bad arguments, 143 cancelled.
 """
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -16,10 +15,9 @@ import traceback
 
 import keras
 
-from keras_resnets.experiments import EXPERIMENTS
-from keras_resnets.experiments._common import SIZE_NAMES
+from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import ExperimentRun
-from keras_resnets.runs import now
+from keras_resnets.runs import identity, now
 
 
 class Cancelled(BaseException):
@@ -50,12 +48,12 @@ def main(argv=None):
     run.path.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _cancel)
     started = time.perf_counter()
-    run.write_status(state="running", fraction=0.0, message="running", pid=os.getpid(), name=args.name,
+    run.write_status(state="running", fraction=0.0, message="running", **identity(), name=args.name,
                      size=args.size, seed=args.seed, backend=keras.backend.backend(),
                      started=run.status.get("started") or now())
 
     def progress(fraction, message):
-        if run.status.get("state") == "cancelled":
+        if run.cancel_requested:
             raise Cancelled
         run.write_status(state="running", fraction=float(fraction), message=message)
 

@@ -1,29 +1,36 @@
 """Experiment results on disk: one directory per run of an experiment, written atomically.
 
-A worker (``python -m keras_resnets.experiments NAME --out DIR``) writes into its directory:
+Experiment runs are worker directories like training runs (`keras_resnets.runs.WorkerDirectory`):
+the same states, the same rule for a worker that died, the same ``CANCEL`` flag. A worker
+(``python -m keras_resnets.experiments NAME --out DIR``) writes into its directory:
 
 - ``status.json``: ``state`` (``created``, written by whoever starts the worker, then
-  ``running``, ``completed``, ``failed`` or ``cancelled``), ``fraction`` done, ``message``, ``pid``, ``name``, ``size``, ``seed``,
-  ``backend``, ``started``, ``updated`` and, once done, ``seconds``.
+  ``running``, ``completed``, ``failed`` or ``cancelled``), ``fraction`` done, ``message``,
+  ``pid``, ``process_start``, ``name``, ``size``, ``seed``, ``backend``, ``started``,
+  ``updated`` and, once done, ``seconds``.
 - ``data.csv``, ``chart.json`` (the chart's Vega-Lite spec) and ``summary.json``, at the end.
 - ``log.txt``: the worker's output, where the explorer started it.
 
-A status that says ``created`` or ``running`` while its process is gone reads as
-``interrupted``. The explorer keeps these directories in ``<runs>/.experiments/``.
-"""
+The explorer keeps these directories in ``<runs>/.experiments/``.
 
-from pathlib import Path
+Example:
+>>> import tempfile
+>>> store = ExperimentStore(tempfile.mkdtemp())
+>>> run = store.create("depth")
+>>> run.write_status(state="running", pid=0)
+>>> [r.status["state"] for r in store.list()]  # pid 0 is no live worker
+['interrupted']
+"""
 
 import altair as alt
 
-from keras_resnets.runs import (ACTIVE_STATES, check_run_id, new_run_id, process_alive, read_json,
-                                update_status, write_atomic, write_json)
+from keras_resnets.runs import (STATUS, DirectoryStore, WorkerDirectory, new_run_id, read_json,
+                                write_atomic, write_json)
 
-STATUS, DATA, CHART, SUMMARY, LOG = "status.json", "data.csv", "chart.json", "summary.json", "log.txt"
-STATES = (*ACTIVE_STATES, "completed", "failed", "cancelled")
+DATA, CHART, SUMMARY, LOG = "data.csv", "chart.json", "summary.json", "log.txt"
 
 
-class ExperimentRun:
+class ExperimentRun(WorkerDirectory):
     """The directory of one experiment run.
 
     Attributes:
@@ -31,26 +38,15 @@ class ExperimentRun:
         path: the directory, a `pathlib.Path`.
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
-        self.id = self.path.name
-
     @property
     def status(self):
-        """The dict in ``status.json``; an active state whose process is gone reads as
+        """The dict in ``status.json``; an active state whose worker is gone reads as
         ``interrupted``, an unreadable file as ``failed``."""
         try:
             status = read_json(self.path / STATUS)
         except ValueError as err:
             return {"state": "failed", "fraction": 0.0, "message": str(err)}
-        if status.get("state") in ACTIVE_STATES and not process_alive(status.get("pid")):
-            status["state"] = "interrupted"
-            status["message"] = f"the worker (pid {status.get('pid')}) stopped without finishing."
-        return status
-
-    def write_status(self, **fields):
-        """Updates ``status.json`` with ``fields`` (and the time), atomically."""
-        update_status(self.path / STATUS, STATES, **fields)
+        return self._unless_dead(status, ".")
 
     def save(self, result):
         """Writes a `Result`: ``data.csv``, ``chart.json`` and ``summary.json``."""
@@ -83,25 +79,12 @@ class ExperimentRun:
             return ""
 
 
-class ExperimentStore:
+class ExperimentStore(DirectoryStore):
     """The experiment runs under ``root``, one directory each."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-
-    def path(self, run_id):
-        """The directory of ``run_id``; a `ValueError` for ids that could leave ``root``."""
-        check_run_id(run_id)
-        path = self.root / run_id
-        if path.resolve().parent != self.root.resolve():
-            raise ValueError(f"run_id={run_id!r} is not allowed: it leads outside {self.root}.")
-        return path
 
     def create(self, name):
         """A new, empty directory for a run of experiment ``name``."""
-        path = self.path(new_run_id(name))
-        path.mkdir(parents=True)
-        return ExperimentRun(path)
+        return ExperimentRun(self._make(new_run_id(name)))
 
     def get(self, run_id):
         """The run ``run_id``; a `ValueError` if there is none."""
@@ -112,12 +95,5 @@ class ExperimentStore:
 
     def list(self):
         """All runs with a status, newest first (ids start with their creation time)."""
-        if not self.root.is_dir():
-            return []
-        runs = []
-        for entry in self.root.iterdir():
-            try:
-                runs.append(self.get(entry.name))
-            except ValueError:
-                continue
+        runs = [ExperimentRun(path) for path in self._directories() if (path / STATUS).is_file()]
         return sorted(runs, key=lambda run: run.id, reverse=True)
