@@ -16,6 +16,7 @@ import pandas as pd
 
 from keras_resnets import records
 from keras_resnets.records import RunConfig
+from keras_resnets.validation import check_choice
 
 METRICS = {"loss": "loss", "accuracy": "accuracy"}
 COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "value"]
@@ -149,8 +150,7 @@ def image(chart, fmt: str) -> bytes:
     """The chart as a PNG (twice the screen's resolution) or SVG file, rendered by vl-convert."""
     import vl_convert
 
-    if fmt not in IMAGE_FORMATS:
-        raise ValueError(f"fmt={fmt!r} is not allowed: one of {list(IMAGE_FORMATS)}.")
+    check_choice("fmt", fmt, list(IMAGE_FORMATS))
     with alt.data_transformers.disable_max_rows():
         spec = chart.to_json()
     if fmt == "png":

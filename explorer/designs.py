@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from keras_resnets import Architecture, Stage, Stem, estimate, get_preset
 from keras_resnets.limits import limits
+from keras_resnets.validation import check_choice, fail
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,7 @@ DESIGN_PARAMS = ({"preset", "input_shape", "stages"} | _BOOL_FIELDS | _INT_FIELD
 
 def preset_design(preset_id: str) -> dict:
     """The design dict of a "start from" choice; `ValueError` for unknown ids."""
-    if preset_id not in PRESET_CHOICES:
-        raise ValueError(f"preset={preset_id!r} is not known; choose one of {sorted(PRESET_CHOICES)}.")
-    return PRESET_CHOICES[preset_id].architecture().to_dict()
+    return PRESET_CHOICES[check_choice("preset", preset_id, sorted(PRESET_CHOICES))].architecture().to_dict()
 
 
 def validate(design: Mapping) -> tuple[Architecture | None, str | None]:
@@ -122,8 +121,8 @@ def parse_shape(text: str) -> list[int]:
     """``'28x28x1'`` (or ``'28, 28, 1'``) → ``[28, 28, 1]``; `ValueError` naming ``input_shape``."""
     parts = [p for p in re.split(r"[x×,\s()]+", str(text).strip().lower()) if p]
     if len(parts) not in (1, 3) or not all(p.isdigit() for p in parts):
-        raise ValueError(f"input_shape={text!r} is not allowed: height x width x channels such as "
-                         "28x28x1, or a number of features such as 784.")
+        fail("input_shape", text, "height x width x channels such as 28x28x1, or a number of "
+                                  "features such as 784")
     return [int(p) for p in parts]
 
 
@@ -150,8 +149,8 @@ def parse_stages(text: str) -> list[dict]:
     for part in str(text).replace(" ", "").split(","):
         match = _STAGE.fullmatch(part)
         if not match:
-            raise ValueError(f"stages={text!r} is not allowed: comma-separated <blocks>x<channels>[/<strides>]"
-                             "[k<kernel_size>] such as 3x16,3x32/2,3x64/2.")
+            fail("stages", text, "comma-separated <blocks>x<channels>[/<strides>][k<kernel_size>] "
+                                 "such as 3x16,3x32/2,3x64/2")
         blocks, channels, strides, kernel = match.groups()
         stages.append({"blocks": int(blocks), "channels": int(channels), "strides": int(strides or 1),
                        "kernel_size": int(kernel or 3)})

@@ -19,6 +19,7 @@ from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import LOG, ExperimentStore
 from keras_resnets.runs import ACTIVE_STATES, now, process_start
+from keras_resnets.validation import check_choice, check_seed
 
 EXPERIMENTS_DIR = ".experiments"
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,14 +34,10 @@ class ExperimentRunner:
 
     def launch(self, name: str, size: str = "quick", seed: int = 0, backend: str = "tensorflow") -> str:
         """Starts a worker running experiment ``name``; returns the run id at once."""
-        if name not in EXPERIMENTS:
-            raise ValueError(f"name={name!r} is not allowed: one of {list(EXPERIMENTS)}.")
-        if size not in SIZE_NAMES:
-            raise ValueError(f"size={size!r} is not allowed: one of {list(SIZE_NAMES)}.")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend={backend!r} is not allowed: one of {list(BACKENDS)}.")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed={seed!r} is not allowed: an integer >= 0.")
+        check_choice("name", name, list(EXPERIMENTS))
+        check_choice("size", size, list(SIZE_NAMES))
+        check_choice("backend", backend, list(BACKENDS))
+        check_seed("seed", seed)
         run = self.store.create(name)
         command = [sys.executable, "-m", WORKER_MODULE, name, "--size", size, "--seed", str(seed),
                    "--out", str(run.path.resolve())]

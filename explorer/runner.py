@@ -31,6 +31,7 @@ from keras_resnets.runs import (
     write_json,
 )
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+from keras_resnets.validation import check_choice
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 LAUNCH_DIR = ".launch"
@@ -105,8 +106,7 @@ class Runner:
     # -- starting ---------------------------------------------------------------------------
     def launch(self, architecture, request: TrainRequest) -> str:
         """Starts a worker training ``architecture`` as a new run; returns the run id at once."""
-        if request.backend not in BACKENDS:
-            raise ValueError(f"backend={request.backend!r} is not allowed: one of {sorted(BACKENDS)}.")
+        check_choice("backend", request.backend, sorted(BACKENDS))
         run_id = new_run_id(architecture.name)
         launch_dir = self.root / LAUNCH_DIR
         launch_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ Stage(blocks=6, channels=256, strides=2, kernel_size=3)
 import functools
 
 from keras_resnets.architecture import Architecture, Stage, Stem
+from keras_resnets.validation import check_choice, check_int, fail, is_int
 
 IMAGENET_LAYOUTS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -58,8 +59,8 @@ def resnet(depth=50, *, residual=True, include_top=True, input_shape=(224, 224, 
 
     Parameter counts equal torchvision's (11,689,512 trainable for ResNet-18).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in IMAGENET_LAYOUTS:
-        raise ValueError(f"depth={depth!r} is not allowed: one of {sorted(IMAGENET_LAYOUTS)}.")
+    if not is_int(depth) or depth not in IMAGENET_LAYOUTS:
+        fail("depth", depth, f"one of {sorted(IMAGENET_LAYOUTS)}")
     block, counts = IMAGENET_LAYOUTS[depth]
     stages = tuple(
         Stage(blocks=n, channels=64 * 2**i, strides=1 if i == 0 else 2)
@@ -116,8 +117,8 @@ def cifar_resnet(depth=20, *, residual=True, include_top=True, input_shape=(32, 
                  classes=10, pooling="avg", **overrides):
     """The CIFAR-10 networks of He et al. (2015), §4.2: ``depth = 6n + 2``, 16/32/64 channels,
     option-A shortcuts (269,722 trainable parameters for depth 20)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"depth={depth!r} is not allowed: 6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...).")
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
+        fail("depth", depth, "6n + 2 with n >= 1 (20, 32, 44, 56, 110, ...)")
     n = (depth - 2) // 6
     return Architecture.from_dict({
         "name": _name(f"cifar{depth}", residual),
@@ -141,10 +142,9 @@ def cifar_wide_resnet(depth=28, widen_factor=10, dropout=0.0, *, residual=True, 
     ``64k`` (``depth = 6n + 4``), ``dropout`` between their convolutions, 1x1 projections
     (without batch norm) where the width changes, a final BN-ReLU (36,479,194 trainable
     parameters for WRN-28-10)."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"depth={depth!r} is not allowed: 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...).")
-    if isinstance(widen_factor, bool) or not isinstance(widen_factor, int) or widen_factor < 1:
-        raise ValueError(f"widen_factor={widen_factor!r} is not allowed: an integer >= 1.")
+    if not is_int(depth) or depth < 10 or (depth - 4) % 6:
+        fail("depth", depth, "6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...)")
+    check_int("widen_factor", widen_factor)
     n = (depth - 4) // 6
     k = widen_factor
     return Architecture.from_dict({
@@ -231,6 +231,4 @@ def get_preset(name, /, **kwargs):
     >>> get_preset("cifar_resnet20", residual=False).name
     'cifar20_plain'
     """
-    if name not in PRESETS:
-        raise ValueError(f"preset={name!r} is not known; choose one of {sorted(PRESETS)}.")
-    return PRESETS[name](**kwargs)
+    return PRESETS[check_choice("preset", name, sorted(PRESETS))](**kwargs)

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from keras_resnets.records import RunConfig
+from keras_resnets.validation import check_choice
 
 FOLDER = Path(__file__).resolve().parent / "_data" / "pretrained"
 PRETRAINED = {
@@ -28,9 +29,7 @@ PRETRAINED = {
 
 
 def _check(name):
-    if name not in PRETRAINED:
-        raise ValueError(f"name={name!r} is not allowed: one of {sorted(PRETRAINED)}.")
-    return name
+    return check_choice("name", name, sorted(PRETRAINED))
 
 
 def shipped():

@@ -14,6 +14,7 @@ from keras_resnets import presets
 from keras_resnets.builders import build_resnet
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.data import DATASETS, load_arrays
+from keras_resnets.validation import check_choice
 
 SIZE_NAMES = ("tiny", "quick", "full")
 
@@ -103,9 +104,7 @@ class Setup:
 def resolve_size(size, sizes):
     """The configuration for ``size``: a name of ``sizes`` or a configuration itself."""
     if isinstance(size, str):
-        if size not in sizes:
-            raise ValueError(f"size={size!r} is not allowed: one of {tuple(sizes)}.")
-        return sizes[size]
+        return sizes[check_choice("size", size, tuple(sizes))]
     if isinstance(size, type(sizes["quick"])):
         return size
     raise ValueError(
@@ -169,8 +168,7 @@ def digit_architecture(setup, blocks, **fields):
     side = 28 // setup.pool
     if setup.network == "conv":
         return presets.mnist_resnet(setup.width, 3, blocks, input_shape=(side, side, 1), **fields)
-    if setup.network != "dense":
-        raise ValueError(f"network={setup.network!r} is not allowed: 'dense' or 'conv'.")
+    check_choice("network", setup.network, ("dense", "conv"))
     return Architecture(**{
         "name": f"dense{blocks}",
         "input_shape": (side * side,),

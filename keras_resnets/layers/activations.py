@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_resnets.layers.fast import ReLU
+from keras_resnets.validation import check_choice, fail, is_int
 
 ACTIVATIONS = ("relu", "crelu", "elu", "gelu", "swish", "tanh", "linear")
 
@@ -27,8 +28,8 @@ class CReLU(keras.layers.Layer):
 
     def __init__(self, axis=None, **kwargs):
         super().__init__(**kwargs)
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
-            raise ValueError(f"axis={axis!r} must be an integer or None.")
+        if axis is not None and not is_int(axis):
+            fail("axis", axis, "an integer or None")
         self.axis = axis
 
     def _channel_axis(self, rank):
@@ -58,8 +59,7 @@ class CReLU(keras.layers.Layer):
 
 def check_activation(activation):
     """Raises a `ValueError` unless ``activation`` is one of `ACTIVATIONS`."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r} is not supported; choose one of {ACTIVATIONS}.")
+    check_choice("activation", activation, ACTIVATIONS)
 
 
 def width_factor(activation):

@@ -29,6 +29,7 @@ from keras_resnets.layers.common import (
 from keras_resnets.layers.fast import call_sublayer
 from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
 from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
+from keras_resnets.validation import check_choice, check_number
 
 EXPANSION = 4
 """Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
@@ -118,11 +119,9 @@ class _ResidualBlock(keras.layers.Layer):
         check_positive_int("strides", strides)
         check_activation(activation)
         needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
-        if drop_mode not in DROP_MODES:
-            raise ValueError(f"drop_mode={drop_mode!r} is not supported; choose one of {DROP_MODES}.")
+        check_choice("drop_mode", drop_mode, DROP_MODES)
         survival_probability = check_probability("survival_probability", survival_probability)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout={dropout!r} must be a number in [0, 1).")
+        check_number("dropout", dropout, 0, 1, high_open=True)
         if survival_probability < 1.0 and not residual:
             raise ValueError(
                 "stochastic depth (survival_probability < 1) needs residual=True: dropping the "

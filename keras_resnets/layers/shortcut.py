@@ -10,6 +10,7 @@ from keras_resnets.layers.common import (
     resolve_data_format,
 )
 from keras_resnets.layers.fast import Conv2D
+from keras_resnets.validation import check_choice, fail
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
@@ -19,8 +20,7 @@ def needs_shortcut_layer(option, in_channels, out_channels, strides):
 
     Option C projects in every block; options A and B only where the shape changes.
     """
-    if option not in SHORTCUT_OPTIONS:
-        raise ValueError(f"shortcut={option!r} is not supported; choose one of {SHORTCUT_OPTIONS}.")
+    check_choice("shortcut", option, SHORTCUT_OPTIONS)
     return option == "C" or strides != 1 or in_channels != out_channels
 
 
@@ -90,7 +90,7 @@ class Shortcut(keras.layers.Layer):
         in_channels = input_shape[self._axis]
         self.pool = None
         if rank == 2 and self.strides != 1:
-            raise ValueError(f"strides={self.strides} must be 1 for a shortcut on vectors.")
+            fail("strides", self.strides, "1 for a shortcut on vectors")
         if self.option == "A":
             if in_channels > self.filters:
                 raise ValueError(

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_resnets.layers.common import check_positive_int, check_probability
+from keras_resnets.layers.common import check_probability
+from keras_resnets.validation import check_choice, check_int
 
 DROP_MODES = ("batch", "sample")
 
@@ -20,10 +21,8 @@ def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
     >>> [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)]
     [0.875, 0.75, 0.625, 0.5]
     """
-    check_positive_int("num_blocks", num_blocks)
-    check_positive_int("block_index", block_index)
-    if block_index > num_blocks:
-        raise ValueError(f"block_index={block_index} must lie in [1, num_blocks={num_blocks}].")
+    check_int("num_blocks", num_blocks)
+    check_int("block_index", block_index, maximum=num_blocks)
     final_survival_probability = check_probability(
         "final_survival_probability", final_survival_probability
     )
@@ -60,8 +59,7 @@ class StochasticDepth(keras.layers.Layer):
     def __init__(self, survival_probability=0.5, mode="batch", seed=None, **kwargs):
         super().__init__(**kwargs)
         survival_probability = check_probability("survival_probability", survival_probability)
-        if mode not in DROP_MODES:
-            raise ValueError(f"mode={mode!r} is not supported; choose one of {DROP_MODES}.")
+        check_choice("mode", mode, DROP_MODES)
         self.survival_probability = float(survival_probability)
         self.mode = mode
         self.seed = seed
