@@ -19,9 +19,7 @@ import keras
 import numpy as np
 
 from keras_resnets.architecture import coerce_architecture
-from keras_resnets.layers.activations import width_factor
-from keras_resnets.layers.common import conv_output_size
-from keras_resnets.layers.stochastic_depth import linear_decay
+from keras_resnets.plan import branch_specs
 
 KERAS_TO_TORCH = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
                   "moving_mean": "running_mean", "moving_variance": "running_var"}
@@ -210,81 +208,58 @@ def torch_class_name(architecture):
     return name if name[0].isalpha() else f"Net{name}"
 
 
-def _specs(arch, stage, first):
-    stride = stage.strides if first else 1
-    if arch.block == "bottleneck":
-        return [(stage.channels, 1, 1), (stage.channels, stage.kernel_size, stride), (stage.channels * 4, 1, 1)]
-    kernel = 1 if arch.block == "dense" else stage.kernel_size
-    return [(stage.channels, kernel, stride), (stage.channels, kernel, 1)]
+def _not_exported(arch):
+    """The fields of ``arch`` whose parts the PyTorch export does not write, with their values."""
+    fields = (
+        ("block", arch.block, arch.block != "highway"),
+        ("stem.kind", arch.stem.kind, arch.stem.kind != "deep"),
+        ("groups", arch.groups, arch.groups == 1),
+        ("avg_down", arch.avg_down, not arch.avg_down),
+        ("dropout", arch.dropout, arch.dropout == 0),
+        ("shortcut_batch_norm", arch.shortcut_batch_norm, arch.shortcut_batch_norm or not arch.batch_norm),
+    )
+    return {name: value for name, value, covered in fields if not covered}
 
 
 def _layers(arch):
-    """``(name, constructor source)`` of the network's modules, in the order they run."""
-    vectors = len(arch.input_shape) == 1
-    factor = width_factor(arch.activation)
-    stem, channels, layers = arch.stem, arch.input_shape[-1], []
-    if stem.kind != "none":
-        kernel = f"{channels}, {stem.filters}, {stem.kernel_size}, {stem.strides}, {stem.use_bias}, {vectors}"
+    """``(name, constructor source)`` of the network's modules, in the order they run; every
+    width from the design's `keras_resnets.plan.Plan`."""
+    plan, stem, layers = arch.plan(), arch.stem, []
+    if plan.stem is not None:
+        vectors = len(arch.input_shape) == 1
+        kernel = f"{plan.stem.in_channels}, {stem.filters}, {stem.kernel_size}, {stem.strides}, {stem.use_bias}, {vectors}"
         layers.append(("stem_dense" if vectors else "stem_conv", f"linear({kernel})"))
-        channels = stem.filters
         if stem.batch_norm:
-            layers.append(("stem_bn", f"norm({channels}, **bn)"))
+            layers.append(("stem_bn", f"norm({stem.filters}, **bn)"))
         if stem.activation:
             layers.append(("stem_act", f"activation({arch.activation!r})"))
-            channels *= factor
         if stem.pool:
             layers.append(("stem_pool", "MaxPool3x3()"))
-    stem_activates = stem.kind != "none" and stem.activation
-    index = 0
-    for s, stage in enumerate(arch.stages, start=1):
-        for b in range(1, stage.blocks + 1):
-            index += 1
-            specs = _specs(arch, stage, b == 1)
-            survival = 1.0
-            if arch.final_survival_probability < 1.0:
-                survival = linear_decay(index, arch.num_blocks, arch.final_survival_probability)
-            extra = ", preactivate=False" if arch.preactivation and index == 1 and stem_activates else ""
-            extra += f", survival_probability={survival!r}" if survival < 1.0 else ""
-            layers.append((f"stage{s}_block{b}", f"Block({channels}, {specs}{extra}, **blocks)"))
-            channels = specs[-1][0] * (1 if arch.preactivation else factor)
-    if arch.preactivation:
+    for block in plan.blocks:
+        specs = [spec[:3] for spec in branch_specs(arch, arch.stages[block.stage - 1], block.strides)]
+        extra = ", preactivate=False" if block.preactivate is False else ""
+        if block.survival_probability < 1.0:
+            extra += f", survival_probability={block.survival_probability!r}"
+        layers.append((block.name, f"Block({block.in_channels}, {specs}{extra}, **blocks)"))
+    if plan.head.post_norm:
         if arch.batch_norm:
-            layers.append(("post_bn", f"norm({channels}, **bn)"))
+            layers.append(("post_bn", f"norm({plan.head.in_channels}, **bn)"))
         layers.append(("post_act", f"activation({arch.activation!r})"))
-        channels *= factor
-    return layers + _head(arch, channels)
+    return layers + _head(arch, plan.head)
 
 
-def _head(arch, channels):
+def _head(arch, head):
     layers = []
-    if arch.pooling is not None:
-        name = {"avg": "avg_pool", "max": "max_pool", "flatten": "flatten"}[arch.pooling]
-        layers.append((name, f"GlobalPool({arch.pooling!r})"))
-        if arch.pooling == "flatten":
-            h, w = _map_size(arch)
-            channels *= h * w
+    if head.pooling is not None:
+        name = {"avg": "avg_pool", "max": "max_pool", "flatten": "flatten"}[head.pooling]
+        layers.append((name, f"GlobalPool({head.pooling!r})"))
         if arch.pool_activation:
             layers.append(("pool_act", f"activation({arch.activation!r})"))
-            channels *= width_factor(arch.activation)
-    if arch.include_top:
-        layers.append(("classifier", f"nn.Linear({channels}, {arch.classes})"))
+    if head.classes:
+        layers.append(("classifier", f"nn.Linear({head.features}, {head.classes})"))
         if arch.classifier_activation == "softmax":
             layers.append(("softmax", "nn.Softmax(dim=-1)"))
     return layers
-
-
-def _map_size(arch):
-    """Height and width of the last map (for ``pooling="flatten"``)."""
-    h, w = arch.input_shape[:2]
-    steps = []
-    if arch.stem.kind == "conv":
-        steps.append((arch.stem.kernel_size, arch.stem.strides))
-        if arch.stem.pool:
-            steps.append((3, 2))
-    steps += [(stage.kernel_size, stage.strides) for stage in arch.stages]
-    for kernel, strides in steps:
-        h, w = conv_output_size(h, kernel, strides), conv_output_size(w, kernel, strides)
-    return h, w
 
 
 def torch_source(architecture=None, /, **fields):
@@ -299,12 +274,13 @@ def torch_source(architecture=None, /, **fields):
         ``load_keras_weights(module, arrays)``. It needs only ``torch``.
 
     Raises:
-        ValueError: the design has highway blocks, which the export does not cover.
+        ValueError: the design has a part the export does not write (highway blocks, a
+            deep stem, groups, average-pool shortcuts, dropout, projections without batch norm).
     """
     arch = coerce_architecture(architecture, **fields)
-    if arch.block == "highway":
-        raise ValueError("block='highway' is not supported by the PyTorch export: one of 'basic', "
-                         "'bottleneck' or 'dense' (export a highway network as .keras instead).")
+    for name, value in _not_exported(arch).items():
+        raise ValueError(f"{name}={value!r} is not supported by the PyTorch export: export this "
+                         "network as a .keras file instead.")
     layers = _layers(arch)
     name = torch_class_name(arch)
     shape = "(batch, features)" if len(arch.input_shape) == 1 else "(batch, channels, height, width)"

@@ -90,12 +90,14 @@ class BlockSpec:
 @dataclass(frozen=True)
 class HeadSpec:
     """After the blocks: the final BN-activation of pre-activation networks (``post_norm``),
-    the pooling, and the classifier (``classes`` 0 without one). ``out_channels`` is the width
-    of the model's output."""
+    the pooling, and the classifier (``classes`` 0 without one). ``features`` is the width of
+    the vectors the classifier reads (after the pooling and its activation), ``out_channels``
+    the width of the model's output."""
 
     post_norm: bool
     pooling: str | None
     in_channels: int
+    features: int
     out_channels: int
     classes: int
     cost: Cost
@@ -224,8 +226,9 @@ def _stem(arch, channels, size):
 
 
 def branch_specs(arch, stage, strides):
-    """``(filters, kernel_size, strides, groups)`` of each linear layer of a block's branch."""
-    k = stage.kernel_size
+    """``(filters, kernel_size, strides, groups)`` of each linear layer of a block's branch
+    (a dense block's layers have kernel size 1, whatever the stage says)."""
+    k = 1 if arch.block == "dense" else stage.kernel_size
     if arch.block == "bottleneck":
         width = bottleneck_width(stage.channels, arch.groups, arch.width_per_group)
         return ((width, 1, 1, 1), (width, k, strides, arch.groups),
@@ -334,10 +337,12 @@ def _head(arch, channels, size):
         tally.activations += tally.channels
         if arch.pool_activation:
             tally.activation()
+    features = tally.channels
     if arch.include_top:
         tally.linear(arch.classes, use_bias=True)
-    return HeadSpec(arch.preactivation, arch.pooling, channels, tally.channels,
-                    arch.classes if arch.include_top else 0, tally.cost())
+    return HeadSpec(post_norm=arch.preactivation, pooling=arch.pooling, in_channels=channels,
+                    features=features, out_channels=tally.channels,
+                    classes=arch.classes if arch.include_top else 0, cost=tally.cost())
 
 
 def _product(values):

@@ -20,6 +20,9 @@ DESIGNS = {
         shortcut="C", stages=({"blocks": 2, "channels": 8}, {"blocks": 1, "channels": 16, "strides": 2})),
     "stochastic_depth": presets.cifar_resnet(20, input_shape=(16, 16, 3), final_survival_probability=0.5,
                                              shortcut="B"),
+    "wide_bottleneck": Architecture(
+        name="wide-bottleneck", input_shape=(16, 16, 3), block="bottleneck", width_per_group=128,
+        stages=({"blocks": 1, "channels": 8}, {"blocks": 1, "channels": 16, "strides": 2})),
     "plain_twin": presets.mnist_resnet(16, 3, 4, residual=False),
     "crelu_flatten_max_pool_stem": Architecture(
         name="crelu_flatten", input_shape=(20, 20, 3), activation="crelu", residual=False,
@@ -95,6 +98,16 @@ def test_a_missing_or_misshaped_weight_is_named(tmp_path):
         module.load_keras_weights(module.MnistResnet(), arrays)
 
 
-def test_highway_designs_are_refused_with_a_reason():
-    with pytest.raises(ValueError, match="block='highway' is not supported by the PyTorch export"):
-        torch_source(presets.highway_net(3))
+@pytest.mark.parametrize("field, value", [
+    ("block", "highway"), ("stem.kind", "deep"), ("groups", 2), ("avg_down", True), ("dropout", 0.3),
+    ("shortcut_batch_norm", False),
+])
+def test_parts_the_export_does_not_write_are_refused_with_a_reason(field, value):
+    """Each of these designs builds in Keras, but the generated module would not be the same
+    network: the export refuses it instead of writing a different one."""
+    base = DESIGNS["wide_bottleneck"]
+    arch = presets.highway_net(3) if field == "block" else base.replace(
+        **({"stem": {"kind": value, "filters": 8}} if field == "stem.kind" else {field: value}))
+    build_resnet(arch)
+    with pytest.raises(ValueError, match=f"{field}={value!r} is not supported by the PyTorch export"):
+        torch_source(arch)
