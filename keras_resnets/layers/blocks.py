@@ -255,7 +255,7 @@ class _ResidualBlock(keras.layers.Layer):
             if self.preactivation and i > 0:
                 h = self._norm_act(unit, h, training)
             if i == 1 and self.dropout_layer is not None:  # Zagoruyko & Komodakis (2016)
-                h = self.dropout_layer(h, training=training)
+                h = call_sublayer(self, self.dropout_layer, h, training=training)
             for layer in unit["linear"]:
                 h = call_sublayer(self, layer, h)
             if not self.preactivation:
@@ -275,7 +275,8 @@ class _ResidualBlock(keras.layers.Layer):
         pre-activated one (He et al. 2016)."""
         if self.shortcut_layer is None:
             return inputs
-        return self.shortcut_layer(inputs if self.shortcut == "A" else x_hat, training=training)
+        return call_sublayer(self, self.shortcut_layer, inputs if self.shortcut == "A" else x_hat,
+                             training=training)
 
     def _activate_sum(self, h):
         """A post-activation block's ``σ`` after the sum (He et al. 2015); none in pre-activation."""

@@ -11,7 +11,7 @@ from keras_resnets.layers.common import (
     check_odd_kernel,
     resolve_data_format,
 )
-from keras_resnets.layers.fast import Conv2D
+from keras_resnets.layers.fast import Conv2D, call_sublayer
 
 
 class _Highway(keras.layers.Layer):
@@ -62,13 +62,13 @@ class _Highway(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=False):
-        h = self.transform(inputs)
+        h = call_sublayer(self, self.transform, inputs)
         if self.bn is not None:
-            h = self.bn(h, training=training)
-        h = self.act(h)
+            h = call_sublayer(self, self.bn, h, training=training)
+        h = call_sublayer(self, self.act, h)
         if self.gate is None:
             return h
-        t = ops.sigmoid(self.gate(inputs))
+        t = ops.sigmoid(call_sublayer(self, self.gate, inputs))
         return t * h + (1.0 - t) * inputs
 
     def compute_output_shape(self, input_shape):

@@ -9,7 +9,7 @@ from keras_resnets.layers.common import (
     check_positive_int,
     resolve_data_format,
 )
-from keras_resnets.layers.fast import Conv2D
+from keras_resnets.layers.fast import Conv2D, call_sublayer
 from keras_resnets.validation import check_choice, fail
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
@@ -126,9 +126,9 @@ class Shortcut(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         if self.option != "A":
-            x = inputs if self.pool is None else self.pool(inputs)
-            x = self.projection(x)
-            return self.bn(x, training=training) if self.batch_norm else x
+            x = inputs if self.pool is None else call_sublayer(self, self.pool, inputs)
+            x = call_sublayer(self, self.projection, x)
+            return call_sublayer(self, self.bn, x, training=training) if self.batch_norm else x
         x = inputs
         s = self.strides
         if s != 1:
