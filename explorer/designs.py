@@ -82,21 +82,6 @@ def _choices():
 PRESET_CHOICES: dict[str, PresetChoice] = _choices()
 DEFAULT_PRESET = "mnist_resnet"
 
-_BOOL_FIELDS = {"residual", "preactivation", "looks_linear", "use_bias", "batch_norm", "zero_init_last_bn",
-                "pool_activation", "include_top", "avg_down", "shortcut_batch_norm"}
-_INT_FIELDS = {"classes", "groups", "width_per_group"}
-_FLOAT_FIELDS = {"bn_momentum", "bn_epsilon", "final_survival_probability", "transform_gate_bias", "dropout"}
-_STR_FIELDS = {"name", "block", "shortcut", "activation", "drop_mode"}
-_OPTIONAL_STR_FIELDS = {"pooling", "classifier_activation", "data_format"}
-_OPTIONAL_INT_FIELDS = {"seed"}
-_STEM_BOOL = {"use_bias", "batch_norm", "activation", "pool"}
-_STEM_INT = {"filters", "kernel_size", "strides"}
-
-DESIGN_PARAMS = ({"preset", "input_shape", "stages"} | _BOOL_FIELDS | _INT_FIELDS | _FLOAT_FIELDS | _STR_FIELDS
-                 | _OPTIONAL_STR_FIELDS | _OPTIONAL_INT_FIELDS
-                 | {f"stem.{f.name}" for f in dataclasses.fields(Stem)})
-"""Query-parameter names that belong to the design (others, like ``runs``, are left alone)."""
-
 
 def preset_design(preset_id: str) -> dict:
     """The design dict of a "start from" choice; `ValueError` for unknown ids."""
@@ -191,34 +176,33 @@ def _parse_float(name, text):
     return value
 
 
+def _optional(parse):
+    return lambda name, text: None if str(text).lower() == "none" else parse(name, text)
+
+
+_PARSERS = {bool: _parse_bool, int: _parse_int, float: _parse_float, str: lambda name, text: str(text)}
+_PARSERS.update({t | None: _optional(parse) for t, parse in list(_PARSERS.items())})
+
+
+def _field_parsers(cls, prefix=""):
+    """The query parser of each scalar field of the dataclass ``cls``, read from its annotations."""
+    return {prefix + f.name: _PARSERS[f.type] for f in dataclasses.fields(cls) if f.type in _PARSERS}
+
+
+_FIELD_PARSERS = {**_field_parsers(Architecture), **_field_parsers(Stem, "stem."),
+                  "input_shape": lambda name, text: parse_shape(text),
+                  "stages": lambda name, text: parse_stages(text)}
+
+DESIGN_PARAMS = {"preset", *_FIELD_PARSERS}
+"""Query-parameter names that belong to the design (others, like ``runs``, are left alone)."""
+
+
 def _parse_field(name: str, text: str) -> tuple[str, Any]:
     """``(key, value)`` of one query parameter; ``key`` is ``stem.<field>`` for the stem's."""
     if len(str(text)) > 2000:
         raise ValueError(f"{name}: the value is too long.")
-    if name == "input_shape":
-        return name, parse_shape(text)
-    if name == "stages":
-        return name, parse_stages(text)
-    if name in _BOOL_FIELDS:
-        return name, _parse_bool(name, text)
-    if name in _INT_FIELDS:
-        return name, _parse_int(name, text)
-    if name in _FLOAT_FIELDS:
-        return name, _parse_float(name, text)
-    if name in _STR_FIELDS:
-        return name, str(text)
-    if name in _OPTIONAL_STR_FIELDS:
-        return name, None if str(text).lower() == "none" else str(text)
-    if name in _OPTIONAL_INT_FIELDS:
-        return name, None if str(text).lower() == "none" else _parse_int(name, text)
-    if name.startswith("stem."):
-        sub = name[len("stem."):]
-        if sub in _STEM_BOOL:
-            return name, _parse_bool(name, text)
-        if sub in _STEM_INT:
-            return name, _parse_int(name, text)
-        if sub == "kind":
-            return name, str(text)
+    if name in _FIELD_PARSERS:
+        return name, _FIELD_PARSERS[name](name, text)
     raise ValueError(f"{name} is not a design field.")
 
 
