@@ -21,6 +21,8 @@ import os
 import keras
 import numpy as np
 
+from keras_resnets.validation import fail
+
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -54,8 +56,7 @@ def preprocess_input(images, *, resize_size=256, crop_size=224, data_format=None
     if crop_size is not None:
         height, width = x.shape[-3:-1]
         if crop_size > min(height, width):
-            raise ValueError(f"crop_size={crop_size} is not allowed for {height}x{width} images: "
-                             "at most the shorter side.")
+            fail("crop_size", crop_size, f"at most the shorter side of {height}x{width} images")
         top, left = round((height - crop_size) / 2), round((width - crop_size) / 2)
         x = x[..., top:top + crop_size, left:left + crop_size, :]
     x = (x / 255.0 - np.array(MEAN, "float32")) / np.array(STD, "float32")

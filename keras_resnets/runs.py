@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from keras_resnets.records import RunConfig, batches, epochs
+from keras_resnets.validation import check_choice, fail
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ACTIVE_STATES = ("created", "running")
@@ -123,8 +124,8 @@ def read_json(path):
 def update_status(path, states, **fields):
     """Updates the status file ``path`` with ``fields`` (and the time), atomically; a
     ``state`` must be one of ``states``. A missing or unreadable file starts afresh."""
-    if "state" in fields and fields["state"] not in states:
-        raise ValueError(f"state={fields['state']!r} is not allowed: one of {states}.")
+    if "state" in fields:
+        check_choice("state", fields["state"], states)
     try:
         status = read_json(path)
     except ValueError:
@@ -453,7 +454,7 @@ class DirectoryStore:
         check_run_id(run_id)
         path = self.root / run_id
         if path.resolve().parent != self.root.resolve():
-            raise ValueError(f"run_id={run_id!r} is not allowed: it leads outside {self.root}.")
+            fail("run_id", run_id, f"it leads outside {self.root}")
         return path
 
     def _make(self, run_id):
@@ -505,7 +506,7 @@ class RunStore(DirectoryStore):
         `ValueError`.
         """
         if not isinstance(config, Mapping):
-            raise ValueError(f"config={config!r} is not allowed: a dict.")
+            fail("config", config, "a dict")
         config = dict(config)
         if run_id is None:
             run_id = new_run_id(RunConfig.from_dict(config).name)

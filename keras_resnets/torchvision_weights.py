@@ -21,6 +21,7 @@ import keras
 
 from keras_resnets import interop
 from keras_resnets.builders import build_resnet
+from keras_resnets.validation import fail
 
 _BASE_URL = "https://download.pytorch.org/models/"
 
@@ -99,8 +100,8 @@ def check_weights(weights, architecture):
         return
     is_path = isinstance(weights, (str, os.PathLike)) and weights != "imagenet"
     if not (weights == "imagenet" or is_path):
-        raise ValueError(f"weights={weights!r} is not allowed: None, 'imagenet' or the path of "
-                         "a torchvision state-dict file (.pth, .pt or .npz).")
+        fail("weights", weights, "None, 'imagenet' or the path of a torchvision state-dict file "
+                                 "(.pth, .pt or .npz)")
     if is_path and not os.path.exists(weights):
         raise ValueError(f"weights={weights!r}: no such file.")
     if architecture.include_top and architecture.classes != IMAGENET_CLASSES:
@@ -109,9 +110,8 @@ def check_weights(weights, architecture):
             f"include_top=True: the classifier has {IMAGENET_CLASSES} classes. Pass "
             "include_top=False (and add your own classifier) or classes=1000.")
     if architecture.include_top and architecture.pooling != "avg":
-        raise ValueError(f"pooling={architecture.pooling!r} is not allowed with "
-                         f"weights={weights!r} and include_top=True: the classifier was "
-                         "trained on average pooling ('avg').")
+        fail("pooling", architecture.pooling, f"'avg' with weights={weights!r} and include_top=True: "
+                                              "the classifier was trained on average pooling")
 
 
 def build(name, architecture, weights=None):

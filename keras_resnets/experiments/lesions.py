@@ -31,6 +31,7 @@ from keras_resnets.experiments.ensembles import (
     random_paths,
 )
 from keras_resnets.records import RunConfig
+from keras_resnets.validation import fail
 
 
 def blocks_of(model):
@@ -52,10 +53,10 @@ def check_deleted(deleted, n):
     distinct indices in ``[0, n)`` and leave at least one block."""
     deleted = tuple(sorted(set(int(i) for i in deleted)))
     if any(i < 0 or i >= n for i in deleted):
-        raise ValueError(f"deleted={list(deleted)} is not allowed: block indices in [0, {n}).")
+        fail("deleted", list(deleted), f"block indices in [0, {n})")
     if len(deleted) == n:
-        raise ValueError(f"deleted={list(deleted)} is not allowed: keep at least one of the "
-                         f"{n} blocks (deleting every block leaves no network to take apart).")
+        fail("deleted", list(deleted), f"keep at least one of the {n} blocks (deleting every block "
+                                       "leaves no network to take apart)")
     return deleted
 
 
@@ -152,8 +153,8 @@ def held_out(config, limit=None):
                      subset=dataset.subset, data_dir=dataset.data_dir, seed=config.seed,
                      data_format=config.architecture.get("data_format"))
     if data.validation is None:
-        raise ValueError(f"validation_split={dataset.validation_split!r} is not allowed: the "
-                         "run held no digits out, so there are none it has not seen.")
+        fail("validation_split", dataset.validation_split,
+             "above 0: the run held no digits out, so there are none it has not seen")
     batches = list(data.validation.as_numpy_iterator())
     x = np.concatenate([b[0] for b in batches])[:limit]
     y = np.concatenate([b[1] for b in batches])[:limit]
