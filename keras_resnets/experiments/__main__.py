@@ -2,8 +2,8 @@
 
 Runs one experiment of `EXPERIMENTS` on the backend of ``KERAS_BACKEND`` and writes its
 progress, data, chart and summary into ``DIR`` (see `keras_resnets.experiments.store`).
-SIGTERM, or a ``CANCEL`` file seen at a progress report, stops it with the state ``cancelled``. Exit status: 0 completed, 1 failed,
-2 bad arguments, 143 cancelled.
+SIGTERM, or a ``CANCEL`` file seen at a progress report, stops it with the state
+``cancelled``. Exit status: 0 completed, 1 failed, 2 bad arguments, 143 cancelled.
 """
 
 import argparse

@@ -20,7 +20,6 @@ from keras_resnets.layers.common import (
     batch_norm,
     channel_axis,
     check_odd_kernel,
-    check_positive_int,
     check_probability,
     conv_layers,
     conv_output_size,
@@ -29,7 +28,7 @@ from keras_resnets.layers.common import (
 from keras_resnets.layers.fast import call_sublayer
 from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
 from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
-from keras_resnets.validation import check_choice, check_number
+from keras_resnets.validation import check_choice, check_int, check_number
 
 EXPANSION = 4
 """Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
@@ -114,9 +113,9 @@ class _ResidualBlock(keras.layers.Layer):
                          survival_probability, drop_mode, activation, dropout):
         """Raises a `ValueError` for the first bad argument; returns ``survival_probability``
         as a float."""
-        check_positive_int("nb_channels", nb_channels)
+        check_int("nb_channels", nb_channels)
         check_odd_kernel(kernel_size)
-        check_positive_int("strides", strides)
+        check_int("strides", strides)
         check_activation(activation)
         needs_shortcut_layer(shortcut, 0, 0, 1)  # validates the option
         check_choice("drop_mode", drop_mode, DROP_MODES)
@@ -434,9 +433,9 @@ class BottleneckBlock(_ResidualBlock):
 
     def __init__(self, nb_channels, kernel_size=3, strides=1, *, expansion=EXPANSION, groups=1,
                  width_per_group=64, **kwargs):
-        check_positive_int("expansion", expansion)
-        check_positive_int("groups", groups)
-        check_positive_int("width_per_group", width_per_group)
+        check_int("expansion", expansion)
+        check_int("groups", groups)
+        check_int("width_per_group", width_per_group)
         self.expansion = expansion
         self.groups = groups
         self.width_per_group = width_per_group

@@ -24,11 +24,6 @@ def channel_axis(rank, data_format):
     return rank - 1
 
 
-def check_positive_int(name, value):
-    """Raises a `ValueError` unless ``value`` is an integer >= 1."""
-    check_int(name, value)
-
-
 def check_probability(name, value):
     """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
     return check_number(name, value, 0.0, 1.0, low_open=True)

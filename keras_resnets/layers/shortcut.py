@@ -6,11 +6,10 @@ from keras import ops
 from keras_resnets.layers.common import (
     batch_norm,
     channel_axis,
-    check_positive_int,
     resolve_data_format,
 )
 from keras_resnets.layers.fast import Conv2D, call_sublayer
-from keras_resnets.validation import check_choice, fail
+from keras_resnets.validation import check_choice, check_int, fail
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
@@ -72,8 +71,8 @@ class Shortcut(keras.layers.Layer):
             raise ValueError(
                 f"shortcut={option!r} is not supported; choose one of {SHORTCUT_OPTIONS}."
             )
-        check_positive_int("filters", filters)
-        check_positive_int("strides", strides)
+        check_int("filters", filters)
+        check_int("strides", strides)
         self.option = option
         self.filters = filters
         self.strides = strides
