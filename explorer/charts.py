@@ -113,29 +113,37 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
 
 
 def seed_bands(bands: pd.DataFrame, metric: str) -> alt.LayerChart:
-    """Mean curves of seed groups with a band of ± one standard deviation (`explorer.seeds.bands`).
+    """Mean curves of seed groups with a band of ± one standard deviation (`explorer.seeds.bands`):
+    per epoch bold with points, per logged step (when the frame has them) thin and lighter.
 
     Colour is the group (click the legend to pick groups), dash the split, as in `learning_curves`.
     """
     data = bands[bands["metric"] == metric]
     title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
+    axis_title = f"{title} (mean ± std over seeds)"
     pick = alt.selection_point(fields=["label"], bind="legend")
     base = alt.Chart(data).encode(
         x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False)),
         color=alt.Color("label:N", title="seed group", legend=alt.Legend(orient="right", labelLimit=360)),
         detail=alt.Detail("split:N"),
-        tooltip=[alt.Tooltip("label:N", title="group"), alt.Tooltip("split:N"), alt.Tooltip("epoch:Q"),
+        tooltip=[alt.Tooltip("label:N", title="group"), alt.Tooltip("split:N"),
+                 alt.Tooltip("granularity:N", title="from"), alt.Tooltip("epoch:Q", format=".2f"),
                  alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("std:Q", format=".4f"),
                  alt.Tooltip("count:Q", title="seeds")],
     )
-    axis_title = f"{title} (mean ± std over seeds)"
     y = alt.Y("mean:Q", title=axis_title, scale=alt.Scale(zero=metric == "accuracy", nice=True))
-    band = base.mark_area(opacity=0.18).encode(y=alt.Y("low:Q", title=axis_title), y2="high:Q",
-                                               opacity=alt.condition(pick, alt.value(0.18), alt.value(0.03)))
-    line = base.mark_line(strokeWidth=2.5, point=True).encode(
-        y=y, strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.12)))
-    return alt.layer(band, line).properties(title=title).add_params(pick).interactive(bind_y=False)
+    dash = alt.StrokeDash("split:N", title="split", sort=["train", "validation"])
+    layers = []
+    for granularity, band_opacity, line_opacity, line in (
+            ("batch", 0.10, 0.45, {"strokeWidth": 1}),
+            ("epoch", 0.18, 1.0, {"strokeWidth": 2.5, "point": True})):
+        rows = base.transform_filter(alt.datum.granularity == granularity)
+        layers.append(rows.mark_area().encode(
+            y=alt.Y("low:Q", title=axis_title), y2="high:Q",
+            opacity=alt.condition(pick, alt.value(band_opacity), alt.value(0.03))))
+        layers.append(rows.mark_line(**line).encode(
+            y=y, strokeDash=dash, opacity=alt.condition(pick, alt.value(line_opacity), alt.value(0.06))))
+    return alt.layer(*layers).properties(title=title).add_params(pick).interactive(bind_y=False)
 
 
 IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}

@@ -32,8 +32,10 @@ class ExperimentRunner:
     def __init__(self, runs_root: str | os.PathLike = "runs"):
         self.store = ExperimentStore(Path(runs_root) / EXPERIMENTS_DIR)
 
-    def launch(self, name: str, size: str = "quick", seed: int = 0, backend: str = "tensorflow") -> str:
-        """Starts a worker running experiment ``name``; returns the run id at once."""
+    def launch(self, name: str, size: str = "quick", seed: int = 0, backend: str = "tensorflow",
+               starting: int = 1) -> str:
+        """Starts a worker running experiment ``name``; returns the run id at once.
+        ``starting``: the workers being started together, this one and those after it."""
         check_choice("name", name, list(EXPERIMENTS))
         check_choice("size", size, list(SIZE_NAMES))
         check_choice("backend", backend, list(BACKENDS))
@@ -41,7 +43,7 @@ class ExperimentRunner:
         run = self.store.create(name)
         command = [sys.executable, "-m", WORKER_MODULE, name, "--size", size, "--seed", str(seed),
                    "--out", str(run.path.resolve())]
-        process = workers.start(run.id, command, backend, run.path / LOG, cwd=ROOT)
+        process = workers.start(run.id, command, backend, run.path / LOG, cwd=ROOT, starting=starting)
         # The worker imports Keras for seconds before it first writes its status.
         run.write_status(state="created", fraction=0.0, message="starting the worker", pid=process.pid,
                          process_start=process_start(process.pid), name=name, size=size, seed=seed,

@@ -104,8 +104,9 @@ class Runner:
         self.store = RunStore(self.root)
 
     # -- starting ---------------------------------------------------------------------------
-    def launch(self, architecture, request: TrainRequest) -> str:
-        """Starts a worker training ``architecture`` as a new run; returns the run id at once."""
+    def launch(self, architecture, request: TrainRequest, starting: int = 1) -> str:
+        """Starts a worker training ``architecture`` as a new run; returns the run id at once.
+        ``starting``: the workers being started together, this one and those after it."""
         check_choice("backend", request.backend, sorted(BACKENDS))
         run_id = new_run_id(architecture.name)
         launch_dir = self.root / LAUNCH_DIR
@@ -115,7 +116,8 @@ class Runner:
         log_path = launch_dir / f"{run_id}.log"
         command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
                    *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
-        process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent)
+        process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent,
+                                starting=starting)
         write_json(launch_dir / f"{run_id}.json", {
             "run_id": run_id, "pid": process.pid, "backend": request.backend, "started": time.time(),
             "command": command[1:],

@@ -64,13 +64,14 @@ def group_row(rows: list[dict]) -> dict:
     return {**out, **shared, "ids": " ".join(row["id"] for row in rows)}
 
 
-def bands(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-epoch mean, standard deviation and band (``low``/``high`` = mean ∓ std) of the
-    ``label`` groups of a learning-curve frame (`explorer.charts.curve_frame` rows whose
-    ``label`` names the group). Batch rows are left out: seeds are compared epoch by epoch."""
-    epochs = frame[frame["granularity"] == "epoch"]
-    keys = ["label", "metric", "split", "epoch"]
-    out = epochs.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+def bands(frame: pd.DataFrame, batches: bool = False) -> pd.DataFrame:
+    """Mean, standard deviation and band (``low``/``high`` = mean ∓ std) of the ``label``
+    groups of a learning-curve frame (`explorer.charts.curve_frame` rows whose ``label`` names
+    the group), per epoch and, with ``batches``, per logged step too: the seeds of a group share
+    their recipe, so they log the same steps."""
+    rows = frame if batches else frame[frame["granularity"] == "epoch"]
+    keys = ["label", "metric", "split", "granularity", "epoch"]
+    out = rows.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     out["std"] = out["std"].fillna(0.0)
     out["low"], out["high"] = out["mean"] - out["std"], out["mean"] + out["std"]
     return out

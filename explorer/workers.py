@@ -33,13 +33,16 @@ _PROCESSES: dict[str, subprocess.Popen] = {}
 
 
 def start(key: str, command: list[str], backend: str, log_path: str | os.PathLike,
-          cwd: str | os.PathLike | None = None) -> subprocess.Popen:
+          cwd: str | os.PathLike | None = None, starting: int = 1) -> subprocess.Popen:
     """Starts ``command`` as a worker on ``backend`` in its own session, its output in
-    ``log_path``; ``key`` names it for `reap`."""
+    ``log_path``; ``key`` names it for `reap`. ``starting``: the workers being started together,
+    this one and those after it; they and the running ones share the cores
+    (`keras_resnets.environment.core_share`)."""
+    reap()
+    env = worker_environment(backend, workers=len(_PROCESSES) + starting)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=worker_environment(backend), start_new_session=True,
-                                   cwd=None if cwd is None else str(cwd))
+                                   env=env, start_new_session=True, cwd=None if cwd is None else str(cwd))
     _PROCESSES[key] = process
     return process
 

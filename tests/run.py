@@ -39,22 +39,23 @@ def _counts(junit_path):
             "skipped": total["skipped"]}
 
 
-def threads_per_job(jobs):
-    """OpenMP threads for each of ``jobs`` concurrent passes: the cores shared out.
-
-    PyTorch's OpenMP threads spin at each barrier: with as many threads as cores beside another
-    busy process, a PyTorch step ran 2-6x slower than with one thread each (a docstring example
-    14.4 s against 7.1 s beside a busy core). A value the user has set is kept.
-    """
-    return os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
+def _load(name, path):
+    """The module of the file ``path`` (relative to the repository), without its package."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), "..", path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def start_backend(backend, pytest_args, workdir, threads):
-    """Starts pytest with ``KERAS_BACKEND=backend``, its output going to a log file."""
+def start_backend(backend, pytest_args, workdir, jobs):
+    """Starts pytest with ``KERAS_BACKEND=backend``, its output going to a log file; the
+    ``jobs`` passes that run at once share the cores (their OpenMP threads)."""
     junit = os.path.join(workdir, f"{backend}.xml")
     log = open(os.path.join(workdir, f"{backend}.log"), "w+")
+    # keras_resnets/environment.py alone: the package's import would set the fast settings here.
+    environment = _load("environment", os.path.join("keras_resnets", "environment.py"))
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "OMP_NUM_THREADS": threads}
+           **environment.core_share(jobs)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -104,19 +105,14 @@ def run_all(pytest_args, workdir, jobs):
             done = _first_to_end(running)
             running.remove(done)
             results[done[0]] = finish_backend(*done)
-        running.append((backend, *start_backend(backend, pytest_args, workdir,
-                                                threads_per_job(jobs))))
+        running.append((backend, *start_backend(backend, pytest_args, workdir, jobs)))
     for done in running:
         results[done[0]] = finish_backend(*done)
     return results
 
 
 def _load_refs():
-    spec = importlib.util.spec_from_file_location(
-        "torchvision_refs", os.path.join(os.path.dirname(__file__), "reference", "torchvision_refs.py"))
-    refs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(refs)
-    return refs
+    return _load("torchvision_refs", os.path.join("tests", "reference", "torchvision_refs.py"))
 
 
 def _references_current(refs):

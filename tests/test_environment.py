@@ -14,6 +14,7 @@ from keras_resnets import environment
 from keras_resnets.environment import (
     YNN_REDUCE,
     configured_backend,
+    core_share,
     fast_cpu_variables,
     quiet_backend_start,
     use_fast_cpu_settings,
@@ -27,6 +28,16 @@ def test_a_worker_gets_its_backend_and_keeps_the_rest():
     env = worker_environment("torch", {"PATH": "/bin", "KERAS_BACKEND": "jax"})
     assert env["KERAS_BACKEND"] == "torch" and env["PATH"] == "/bin"
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_workers_that_train_at_once_share_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert core_share(1, {}) == {} and "OMP_NUM_THREADS" not in worker_environment("torch", {})
+    assert core_share(3, {}) == {"OMP_NUM_THREADS": "2"}
+    assert core_share(16, {}) == {"OMP_NUM_THREADS": "1"}
+    assert core_share(3, {"OMP_NUM_THREADS": "4"}) == {}  # the user's choice
+    assert worker_environment("torch", {}, workers=2)["OMP_NUM_THREADS"] == "4"
+    assert worker_environment("jax", {"OMP_NUM_THREADS": "3"}, workers=2)["OMP_NUM_THREADS"] == "3"
 
 
 def test_tensorflow_gets_onednn_unless_the_user_chose():

@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import keras_resnets.experiments.__main__ as worker  # noqa: E402
+from explorer import workers  # noqa: E402
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentRun, ExperimentStore  # noqa: E402
@@ -227,3 +228,19 @@ def test_experiment_runs_read_a_dead_or_replaced_worker_as_training_runs_do(runs
         expected = "running" if name == "alive" else "interrupted"
         assert run.status["state"] == training.status["state"] == expected, name
         assert name == "alive" or "stopped without finishing" in run.status["message"]
+
+
+def test_workers_started_together_share_the_cores(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(workers, "_PROCESSES", {})  # none of other tests' workers
+    # Each worker lives a few seconds: the first of the two is still running when the second starts.
+    show = [sys.executable, "-c", "import os, time; print(os.environ.get('OMP_NUM_THREADS')); time.sleep(3)"]
+    alone = workers.start("alone", show, BACKEND, tmp_path / "alone.log")
+    alone.wait()
+    batch = [workers.start(f"w{i}", show, BACKEND, tmp_path / f"w{i}.log", starting=2 - i) for i in range(2)]
+    for process in batch:
+        process.wait()
+    workers.reap()
+    threads = [(tmp_path / f"{key}.log").read_text().strip() for key in ("alone", "w0", "w1")]
+    assert threads == ["None", "2", "2"]

@@ -20,8 +20,14 @@ CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(), "dataset": {"
 
 
 def fake_run(run_id, seed, accuracies, **changes):
-    events = [{"event": "epoch", "epoch": e, "step": 8 * (e + 1), "loss": 1.0 / (e + 1 + seed),
-               "accuracy": a - 0.05, "val_accuracy": a, "val_loss": 1.0} for e, a in enumerate(accuracies)]
+    """A run of ``CONFIG`` (8 steps an epoch) with these validation accuracies, and a batch event
+    every 4 steps."""
+    events = []
+    for e, a in enumerate(accuracies):
+        events += [{"event": "batch", "epoch": e, "step": 8 * e + s, "loss": 2.0 / (e + 1 + seed),
+                    "accuracy": a - 0.1} for s in (4, 8)]
+        events.append({"event": "epoch", "epoch": e, "step": 8 * (e + 1), "loss": 1.0 / (e + 1 + seed),
+                       "accuracy": a - 0.05, "val_accuracy": a, "val_loss": 1.0})
     config = RunConfig.from_dict({**CONFIG, "seed": seed, "created": run_id, **changes})
     return SimpleNamespace(id=run_id, config=config, metrics=lambda: events)
 
@@ -60,8 +66,24 @@ def test_bands_are_mean_plus_and_minus_std_per_epoch():
     assert list(val.index) == [1.0, 2.0] and list(val["count"]) == [2, 2]
     assert val.loc[2.0, "mean"] == pytest.approx(0.8)
     assert val.loc[2.0, "high"] - val.loc[2.0, "low"] == pytest.approx(2 * math.sqrt(0.02))
+    assert set(bands["granularity"]) == {"epoch"}
+
+
+def test_batch_bands_follow_the_logged_steps_of_the_seeds():
+    runs = [fake_run("a", 0, [0.5, 0.7]), fake_run("b", 1, [0.7, 0.9])]
+    frame = pd.concat([charts.curve_frame(r.metrics(), r.id, "group", r.config) for r in runs])
+    bands = seeds.bands(frame, batches=True)
+    batch = bands[(bands.granularity == "batch") & (bands.metric == "accuracy")].set_index("epoch")
+    assert list(batch.index) == [0.5, 1.0, 1.5, 2.0] and set(batch["count"]) == {2}
+    assert batch.loc[1.5, "mean"] == pytest.approx(0.7) and batch.loc[1.5, "std"] == pytest.approx(math.sqrt(0.02))
+    loss = bands[(bands.granularity == "batch") & (bands.metric == "loss")].set_index("epoch")
+    assert loss.loc[0.5, "mean"] == pytest.approx((2.0 + 1.0) / 2)
     chart = charts.seed_bands(bands, "accuracy").to_dict()
-    assert [layer["mark"]["type"] for layer in chart["layer"]] == ["area", "line"]
+    layers = chart["layer"]
+    assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers] == [
+        "area", "line", "area", "line"]
+    filters = [layer["transform"][0]["filter"] for layer in layers]
+    assert ["batch" in str(f) for f in filters] == [True, True, False, False]
 
 
 def test_a_replica_trains_the_same_recipe_and_data_with_a_new_seed():

@@ -124,7 +124,7 @@ def curve_charts(groups, batches, grouped):
     if frame.empty:
         return {}
     if banded:
-        bands = seeds.bands(frame)
+        bands = seeds.bands(frame, batches=batches)
         return {metric: charts.seed_bands(bands, metric) for metric in ("accuracy", "loss")}
     return {metric: charts.learning_curves(frame, metric, compare=True, batches=batches)
             for metric in ("accuracy", "loss")}
@@ -210,8 +210,10 @@ def run_seeds():
         source = store.get(st.session_state.get("compare.seed_source"))
         group = next(g for g in seeds.group(store.runs()) if source.id in {r.id for r in g})
         architecture = source.config.design()
-        for seed in seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3))):
-            run_id = store.launch(architecture, seeds.replica_request(source.config, seed))
+        new_seeds = seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3)))
+        for i, seed in enumerate(new_seeds):
+            run_id = store.launch(architecture, seeds.replica_request(source.config, seed),
+                                  starting=len(new_seeds) - i)
             st.session_state["compare.starting"] = [*st.session_state.get("compare.starting", []), run_id]
     except (OSError, ValueError, KeyError, TypeError) as error:
         st.session_state["compare.seed_error"] = f"Could not start the seeds: {error}"

@@ -87,7 +87,8 @@ def start_all():
     store = runner_instance()
     seed, backend = int(setting("seed", 0)), setting("backend", runner.default_backend())
     try:
-        ids = [store.launch(name, "quick", seed, backend) for name in EXPERIMENTS]
+        ids = [store.launch(name, "quick", seed, backend, starting=len(EXPERIMENTS) - i)
+               for i, name in enumerate(EXPERIMENTS)]
     except (OSError, ValueError) as error:
         st.session_state["experiments.error"] = f"Could not start the workers: {error}"
         return
