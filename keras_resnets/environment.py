@@ -93,8 +93,8 @@ def user_environment():
 def core_share(workers, environ=None):
     """``{"OMP_NUM_THREADS": ...}`` giving each of ``workers`` processes that train at once its
     share of the cores (at least one thread), or ``{}`` for a process alone or where the user set
-    the variable. PyTorch's OpenMP threads spin at every barrier: a PyTorch worker with as many
-    threads as cores trained 2x slower beside one busy core than with one thread.
+    the variable. PyTorch's OpenMP threads spin at every barrier: on 2 cores beside one busy
+    core, a PyTorch training example took 14.4 s with 2 threads and 7.1 s with 1.
 
     >>> core_share(3, {"OMP_NUM_THREADS": "4"}), core_share(1, {})
     ({}, {})
