@@ -50,11 +50,13 @@ def test_experiments_page_opens_on_the_scoreboard_of_the_seven_claims(runs_dir):
 
 def test_run_all_launches_every_experiment_at_the_quick_size(monkeypatch):
     calls = []
-    monkeypatch.setattr(ExperimentRunner, "launch", lambda self, *args: calls.append(args) or f"id{len(calls)}")
+    monkeypatch.setattr(ExperimentRunner, "launch",
+                        lambda self, *args, starting: calls.append((*args, starting)) or f"id{len(calls)}")
     at = app(page="experiments")
     at.button(key="experiments.run_all").click().run()
     assert not at.exception
     assert [c[:2] for c in calls] == [(name, "quick") for name in EXPERIMENTS]
+    assert [c[-1] for c in calls] == list(range(len(EXPERIMENTS), 0, -1))  # they share the cores
 
 
 # -- Compare: seed groups and exports --------------------------------------------------------------
@@ -125,13 +127,14 @@ def test_run_seeds_launches_new_seeds_of_the_chosen_run(seed_runs, monkeypatch):
 
     launched = []
     monkeypatch.setattr(runner.Runner, "launch",
-                        lambda self, arch, request: launched.append((arch, request)) or f"new{len(launched)}")
+                        lambda self, arch, request, starting: launched.append((arch, request, starting))
+                        or f"new{len(launched)}")
     at = app(page="compare")
     at.multiselect(key="compare.runs").set_value([seed_runs[0].id]).run()
     assert at.selectbox(key="compare.seed_source").value == seed_runs[0].id
     at.number_input(key="compare.seed_count").set_value(2)
     at.button(key="compare.seed_button").click().run()
     assert not at.exception and not at.error
-    assert [request.seed for _, request in launched] == [3, 4]
-    assert all(arch.to_dict() == seed_runs[0].config["architecture"] for arch, _ in launched)
-    assert {(r.backend, r.subset, r.epochs, r.schedule) for _, r in launched} == {("jax", 64, 2, "constant")}
+    assert [(request.seed, starting) for _, request, starting in launched] == [(3, 2), (4, 1)]  # share the cores
+    assert all(arch.to_dict() == seed_runs[0].config["architecture"] for arch, _, _ in launched)
+    assert {(r.backend, r.subset, r.epochs, r.schedule) for _, r, _ in launched} == {("jax", 64, 2, "constant")}
