@@ -47,15 +47,12 @@ def _load(name, path):
     return module
 
 
-def start_backend(backend, pytest_args, workdir, jobs):
-    """Starts pytest with ``KERAS_BACKEND=backend``, its output going to a log file; the
-    ``jobs`` passes that run at once share the cores (their OpenMP threads)."""
+def start_backend(backend, pytest_args, workdir, share):
+    """Starts pytest with ``KERAS_BACKEND=backend`` and the environment variables ``share``,
+    its output going to a log file."""
     junit = os.path.join(workdir, f"{backend}.xml")
     log = open(os.path.join(workdir, f"{backend}.log"), "w+")
-    # keras_resnets/environment.py alone: the package's import would set the fast settings here.
-    environment = _load("environment", os.path.join("keras_resnets", "environment.py"))
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           **environment.core_share(jobs)}
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **share}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -95,6 +92,9 @@ def run_all(pytest_args, workdir, jobs):
     Two at a time keep both cores of a small machine busy: much of a test's time is one
     thread of Python or of a compiler.
     """
+    # The passes that run at once share the cores (their OpenMP threads). environment.py alone:
+    # the package's import would set the fast settings in this process.
+    share = _load("environment", os.path.join("keras_resnets", "environment.py")).core_share(jobs)
     results, running = {}, []
     for backend, package in BACKENDS.items():
         if importlib.util.find_spec(package) is None:
@@ -105,7 +105,7 @@ def run_all(pytest_args, workdir, jobs):
             done = _first_to_end(running)
             running.remove(done)
             results[done[0]] = finish_backend(*done)
-        running.append((backend, *start_backend(backend, pytest_args, workdir, jobs)))
+        running.append((backend, *start_backend(backend, pytest_args, workdir, share)))
     for done in running:
         results[done[0]] = finish_backend(*done)
     return results
