@@ -2,20 +2,26 @@
 
 import os
 import weakref
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
+
+# The environment a user's process starts with: a child that trains as a user's would (the
+# command line, a notebook's kernel) gets it through the `user_environment` fixture, without
+# the two settings below, which are for this process only.
+USER_ENVIRONMENT = dict(os.environ)
 
 # JAX compiles each random initialiser anew for every weight shape, and on CPU XLA's
 # optimisation passes make that take seconds per shape. The suite builds many small models,
 # so it skips those passes (about 5x faster builds) unless XLA_FLAGS is already set. This must
-# happen before JAX starts its backend, hence here, before anything imports Keras.
+# happen before JAX starts its backend, hence here, before anything imports Keras. Compiled
+# that way, the lecture's network trains 2.6x slower.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
-# TensorFlow without oneDNN, as before the fast settings. The looks-linear CReLU network of
-# test_experiments is linear, but its batch norms see a one-dimensional signal and amplify
-# float32 rounding about sixfold per layer, so over 24 layers its input gradient is set by
-# rounding on every backend. It comes out constant only where every row of the batch gets the
-# same arithmetic; oneDNN computes the last rows of a batch with another kernel, and their
-# gradient differs (lag-1 autocorrelation 0.5 instead of 1).
+# TensorFlow without oneDNN (2.2x slower training of the lecture's network). The looks-linear
+# CReLU network of test_experiments is linear, but its batch norms see a one-dimensional signal
+# and amplify float32 rounding about sixfold per layer, so over 24 layers its input gradient is
+# set by rounding on every backend. It comes out constant only where every row of the batch
+# gets the same arithmetic; oneDNN computes the last rows of a batch with another kernel, and
+# their gradient differs (lag-1 autocorrelation 0.5 instead of 1).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # Before Keras, as a user's script would: the suite runs with the settings users get.
@@ -34,6 +40,14 @@ def data_format(request):
     keras.config.set_image_data_format(request.param)
     yield request.param
     keras.config.set_image_data_format(previous)
+
+
+@pytest.fixture(scope="session")
+def user_environment():
+    """The environment a user's process starts with (`USER_ENVIRONMENT`, read-only), with this
+    pass's ``KERAS_BACKEND``: a child process given it runs with keras_resnets' own settings."""
+    return MappingProxyType({**USER_ENVIRONMENT, "KERAS_BACKEND": BACKEND,
+                             "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Runs the whole test suite once per Keras backend and fails if any backend fails.
 
 Usage: ``python tests/run.py [pytest args...]`` (from the repository root). Backends run
-two at a time (``KR_TEST_JOBS=1`` runs them one after another); each one's output is
-printed when it ends.
+two at a time, the last one in two halves (`passes`; ``KR_TEST_JOBS=1`` runs them one after
+another, whole); each run's output is printed when it ends.
 
 First it makes the torchvision reference files that ``tests/test_interop.py`` compares with,
 unless they are there and current: `tests/reference/torchvision_refs.py` runs in a Python with
@@ -47,11 +47,28 @@ def _load(name, path):
     return module
 
 
-def start_backend(backend, pytest_args, workdir, share):
+def passes(pytest_args, jobs):
+    """The pytest runs: ``(label, backend, args)``, one per backend. With two at a time and no
+    test paths given, the last backend's run is split in two halves of the test files: it
+    starts when one of the first two ends, and its halves end on both cores at about the same
+    time."""
+    runs = [(backend, backend, list(pytest_args)) for backend in BACKENDS]
+    given = any(os.path.exists(arg.split("::")[0]) for arg in pytest_args)
+    if jobs != 2 or given:
+        return runs
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = sorted(os.path.join(here, name) for name in os.listdir(here)
+                   if name.startswith("test_") and name.endswith(".py"))
+    backend = runs.pop()[1]
+    return runs + [(f"{backend} {i + 1}/2", backend, [*pytest_args, *files[i::2]]) for i in (0, 1)]
+
+
+def start_pass(label, backend, pytest_args, workdir, share):
     """Starts pytest with ``KERAS_BACKEND=backend`` and the environment variables ``share``,
     its output going to a log file."""
-    junit = os.path.join(workdir, f"{backend}.xml")
-    log = open(os.path.join(workdir, f"{backend}.log"), "w+")
+    name = label.replace(" ", "-").replace("/", "of")
+    junit = os.path.join(workdir, f"{name}.xml")
+    log = open(os.path.join(workdir, f"{name}.log"), "w+")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **share}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", f"--junitxml={junit}", *pytest_args],
@@ -60,12 +77,12 @@ def start_backend(backend, pytest_args, workdir, share):
     return proc, log, junit, time.monotonic()
 
 
-def finish_backend(backend, proc, log, junit, start):
-    """Waits for one backend's pytest, prints its output; returns (ok, counts, seconds)."""
+def finish_pass(label, proc, log, junit, start):
+    """Waits for one pytest run, prints its output; returns (ok, counts, seconds)."""
     code = proc.wait()
     seconds = time.monotonic() - start
     log.seek(0)
-    print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
+    print(f"\n===== KERAS_BACKEND={label} =====", flush=True)
     sys.stdout.write(log.read())
     log.close()
     if not os.path.exists(junit):
@@ -73,12 +90,12 @@ def finish_backend(backend, proc, log, junit, start):
     counts = _counts(junit)
     ran = counts["passed"] + counts["failed"]
     if ran == 0:
-        print(f"[{backend}] FAILED: no test ran (pytest exit code {code}).", flush=True)
+        print(f"[{label}] FAILED: no test ran (pytest exit code {code}).", flush=True)
     return code == 0 and ran > 0, counts, seconds
 
 
 def _first_to_end(running):
-    """Waits until one of the running backends' pytest ends, and returns its entry."""
+    """Waits until one of the running pytest runs ends, and returns its entry."""
     while True:
         for entry in running:
             if entry[1].poll() is not None:
@@ -87,27 +104,28 @@ def _first_to_end(running):
 
 
 def run_all(pytest_args, workdir, jobs):
-    """Runs the backends, ``jobs`` at a time, and returns {backend: (ok, counts, seconds)}.
+    """Runs the `passes`, ``jobs`` at a time, and returns {label: (ok, counts, seconds)}.
 
     Two at a time keep both cores of a small machine busy: much of a test's time is one
     thread of Python or of a compiler.
     """
-    # The passes that run at once share the cores (their OpenMP threads). environment.py alone:
+    # The runs that run at once share the cores (their OpenMP threads). environment.py alone:
     # the package's import would set the fast settings in this process.
     share = _load("environment", os.path.join("keras_resnets", "environment.py")).core_share(jobs)
     results, running = {}, []
-    for backend, package in BACKENDS.items():
-        if importlib.util.find_spec(package) is None:
-            print(f"\n[{backend}] FAILED: the package {package!r} is not installed.", flush=True)
-            results[backend] = (False, {"passed": 0, "failed": 1, "skipped": 0}, 0.0)
+    for label, backend, args in passes(pytest_args, jobs):
+        if importlib.util.find_spec(BACKENDS[backend]) is None:
+            print(f"\n[{label}] FAILED: the package {BACKENDS[backend]!r} is not installed.",
+                  flush=True)
+            results[label] = (False, {"passed": 0, "failed": 1, "skipped": 0}, 0.0)
             continue
         if len(running) >= jobs:
             done = _first_to_end(running)
             running.remove(done)
-            results[done[0]] = finish_backend(*done)
-        running.append((backend, *start_backend(backend, pytest_args, workdir, share)))
+            results[done[0]] = finish_pass(*done)
+        running.append((label, *start_pass(label, backend, args, workdir, share)))
     for done in running:
-        results[done[0]] = finish_backend(*done)
+        results[done[0]] = finish_pass(*done)
     return results
 
 
@@ -178,9 +196,8 @@ def main(argv):
     with tempfile.TemporaryDirectory() as workdir:
         results = run_all(pytest_args, workdir, jobs)
     print("\n===== all backends =====")
-    for backend in BACKENDS:
-        ok, counts, seconds = results[backend]
-        print(f"{backend:<11} {'ok' if ok else 'FAILED':<7} {counts['passed']:>5} passed "
+    for label, (ok, counts, seconds) in results.items():
+        print(f"{label:<12} {'ok' if ok else 'FAILED':<7} {counts['passed']:>5} passed "
               f"{counts['failed']:>4} failed {counts['skipped']:>4} skipped  {seconds:7.1f} s")
     total = {k: sum(r[1][k] for r in results.values()) for k in ("passed", "failed", "skipped")}
     print(f"{total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")

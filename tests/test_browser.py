@@ -75,7 +75,7 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, user_environment):
     """A Streamlit server of the explorer on a free local port, with an empty run store."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         pytest.skip("the browser test runs once, in the TensorFlow pass of the suite")
@@ -84,8 +84,8 @@ def server(tmp_path_factory):
     runs = tmp_path_factory.mktemp("browser") / "runs"
     port = _free_port()
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
-    env = {**os.environ, "KERAS_RESNETS_RUNS_DIR": str(runs), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("KERAS_BACKEND", None)
+    env = {**user_environment, "KERAS_RESNETS_RUNS_DIR": str(runs)}
+    env.pop("KERAS_BACKEND")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",

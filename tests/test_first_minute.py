@@ -3,9 +3,13 @@ lecture's network far above chance (10%) on 1,000 held-out digits, with one home
 settings. Seed 0 measures 91.4% on PyTorch, 91.5% on TensorFlow and 93.2% on JAX; 88% leaves
 room for the last digits of floating point, not for a recipe that learns less."""
 
+import subprocess
+import sys
+
 import pytest
 
 from keras_resnets import cli, training
+from keras_resnets.runs import RunStore
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
 
@@ -34,14 +38,22 @@ def _recorder(calls):
 
 
 @pytest.mark.slow
-def test_the_default_run_learns_on_1000_held_out_digits(tmp_path):
-    run = training.train("mnist_resnet", "mnist_sample", subset=FIRST_MINUTE_SUBSET,
-                         runs_dir=tmp_path)
+def test_the_default_run_learns_on_1000_held_out_digits(tmp_path, user_environment):
+    """Run as a user runs it: the command line, in a process of its own with the settings that
+    ``import keras_resnets`` gives (not the test process's)."""
+    command = [sys.executable, "-m", "keras_resnets", "train", "--preset", "mnist_resnet",
+               "--dataset", "mnist_sample", "--runs-dir", str(tmp_path), "--run-id", "first",
+               "--quiet"]
+    done = subprocess.run(command, env=user_environment, capture_output=True, text=True,
+                          timeout=1800)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    run = RunStore(tmp_path).get("first")
     events = run.metrics()
     epochs = [e for e in events if e["event"] == "epoch"]
     batches = [e for e in events if e["event"] == "batch"]
     assert run.status["state"] == "completed" and len(epochs) == Recipe().epochs
     assert run.status["data_source"].startswith("embedded MNIST sample")
+    assert run.config["dataset"]["subset"] == FIRST_MINUTE_SUBSET
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
     assert epochs[-1]["val_accuracy"] >= 0.88, epochs
     # Batches are recorded every 5% of an epoch, so the curves move from the first seconds.
