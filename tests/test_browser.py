@@ -280,9 +280,11 @@ def test_explorer_in_a_real_browser(server, browser):
     go(page, "Compare")
     page.get_by_text("Run seeds").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1500)
+    # The table's download comes after the charts: on a loaded machine, seconds after them.
+    csv = page.get_by_role("button", name="Table (CSV)")
+    csv.wait_for(timeout=60_000)
     no_exception(page, "Compare with a seed group")
-    assert page.get_by_role("button", name="Table (CSV)").count() == 1
+    assert csv.count() == 1
     shot(page, "07b-compare-seed-group")
     go(page, "Export and share")
     page.get_by_text("Rebuild it in Python").wait_for(timeout=60_000)
