@@ -5,7 +5,7 @@ import weakref
 from types import MappingProxyType, SimpleNamespace
 
 # The environment a user's process starts with: a child that trains as a user's would (the
-# command line, a notebook's kernel) gets it through the `user_environment` fixture, without
+# command line, the explorer's server) gets it through the `user_environment` fixture, without
 # the two settings below, which are for this process only.
 USER_ENVIRONMENT = dict(os.environ)
 
