@@ -2,9 +2,10 @@
 accuracy on the embedded real digits, side by side in one run.
 
 Every framework trains the lecture's MNIST ResNet (25 ResBlocks, 16 channels) from scratch
-with one recipe (Adam, learning rate 1e-3, batch 64, the same shuffled order for all) on a
-fixed split of the embedded MNIST sample (8,000 digits to train on, 2,000 held out), and
-measures its held-out accuracy every ``--eval-every`` steps. The clock runs while it trains
+with one recipe, a `keras_resnets.Recipe` (by default Adam at 1e-3 for 10 epochs of batches of
+64, divided by 10 at 50% and 75% of the steps; the same shuffled order for all) on a fixed split
+of the embedded MNIST sample (8,000 digits to train on, 2,000 held out), and measures its
+held-out accuracy every ``--eval-every`` steps, until the target or the end of the recipe. The clock runs while it trains
 (first steps and compilation included: what a user waits for), not while it evaluates. The
 frameworks: the lecture's PyTorch code and loop (``native``, benchmarks/native_torch.py) and
 ``keras_resnets.mnist_resnet()`` with ``model.fit`` on TensorFlow, JAX and PyTorch, each run in
@@ -15,6 +16,7 @@ Usage (from the repository root)::
 
     python benchmarks/time_to_accuracy.py                       # 3 seeds, writes RESULTS.md
     python benchmarks/time_to_accuracy.py --seeds 0,1,2,3,4 --frameworks native,torch
+    python benchmarks/time_to_accuracy.py --schedule constant --epochs 12   # a constant rate
     python benchmarks/time_to_accuracy.py --tiny --output -     # seconds: the smoke test
 """
 
@@ -35,10 +37,19 @@ for path in (HERE, ROOT):
 
 FRAMEWORKS = ("native", "tensorflow", "jax", "torch")
 SPLIT = {"train": 8000, "held_out": 2000}
-RECIPE = {"learning_rate": 1e-3, "batch": 64}
+RECIPE = {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 64, "epochs": 10,
+          "schedule": "step"}
 # Seconds: every code path runs; the target is reached at the first evaluation.
 TINY = {"nb_blocks": 1, "nb_channels": 4, "train": 256, "held_out": 128, "target": 0.0,
-        "eval_every": 2, "max_epochs": 1}
+        "eval_every": 2, "recipe": {**RECIPE, "epochs": 1}}
+
+
+def _recipe(spec):
+    """The run's `keras_resnets.Recipe`, and its steps per epoch (whole batches only)."""
+    from keras_resnets.recipe import Recipe
+
+    recipe = Recipe.from_dict(spec["recipe"])
+    return recipe, spec["train"] // recipe.batch_size
 
 
 def _split(spec):
@@ -58,22 +69,23 @@ def _batches(spec, n):
     """The example order of every epoch: the same for every framework, given the seed."""
     import numpy as np
 
+    recipe, steps = _recipe(spec)
     rng = np.random.default_rng(spec["seed"])
-    per_epoch = n // RECIPE["batch"] * RECIPE["batch"]
-    return [rng.permutation(n)[:per_epoch] for _ in range(spec["max_epochs"])]
+    return [rng.permutation(n)[:steps * recipe.batch_size] for _ in range(recipe.epochs)]
 
 
 def _race(spec, train_chunk, accuracy, n):
     """Trains chunk by chunk until the held-out accuracy reaches the target; the curve."""
     curve, seconds, steps = [], 0.0, 0
-    chunk = spec["eval_every"] * RECIPE["batch"]
+    batch = spec["recipe"]["batch_size"]
+    chunk = spec["eval_every"] * batch
     for order in _batches(spec, n):
         for start in range(0, len(order), chunk):
             indices = order[start:start + chunk]
             begin = time.perf_counter()
             train_chunk(indices)
             seconds += time.perf_counter() - begin
-            steps += len(indices) // RECIPE["batch"]
+            steps += len(indices) // batch
             curve.append({"steps": steps, "seconds": seconds, "accuracy": accuracy()})
             if curve[-1]["accuracy"] >= spec["target"]:
                 return curve
@@ -81,7 +93,8 @@ def _race(spec, train_chunk, accuracy, n):
 
 
 def run_native(spec):
-    """The lecture's network and training loop in plain PyTorch."""
+    """The lecture's network and training loop in plain PyTorch, the recipe's learning rate
+    divided by 10 at its decay steps by PyTorch's own `MultiStepLR`."""
     import torch
 
     import native_torch
@@ -89,15 +102,19 @@ def run_native(spec):
     (x, y), (xh, yh) = _split(spec)
     x, xh = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) for a in (x, xh))
     y, yh = torch.from_numpy(y), torch.from_numpy(yh)
+    recipe, steps_per_epoch = _recipe(spec)
     torch.manual_seed(spec["seed"])
     model = native_torch.ResNet(spec["nb_channels"], 3, spec["nb_blocks"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=RECIPE["learning_rate"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=recipe.decay_steps(steps_per_epoch), gamma=0.1)
     criterion = torch.nn.CrossEntropyLoss()
 
     def train_chunk(indices):
         idx = torch.from_numpy(indices)
-        native_torch.train_steps(model, optimizer, criterion, x[idx], y[idx], RECIPE["batch"],
-                                 len(indices) // RECIPE["batch"])
+        native_torch.train_steps(model, optimizer, criterion, x[idx], y[idx], recipe.batch_size,
+                                 len(indices) // recipe.batch_size,
+                                 on_step=lambda _: scheduler.step())
 
     def accuracy():
         model.eval()
@@ -115,14 +132,17 @@ def run_keras(spec):
 
     import keras
 
+    from keras_resnets.training import make_schedule
+
     (x, y), (xh, yh) = _split(spec)
+    recipe, steps_per_epoch = _recipe(spec)
     keras.utils.set_random_seed(spec["seed"])
     model = keras_resnets.mnist_resnet(nb_channels=spec["nb_channels"], nb_blocks=spec["nb_blocks"])
-    model.compile(optimizer=keras.optimizers.Adam(RECIPE["learning_rate"]),
+    model.compile(optimizer=keras.optimizers.Adam(make_schedule(recipe, steps_per_epoch)),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     def train_chunk(indices):
-        model.fit(x[indices], y[indices], batch_size=RECIPE["batch"], epochs=1, shuffle=False,
+        model.fit(x[indices], y[indices], batch_size=recipe.batch_size, epochs=1, shuffle=False,
                   verbose=0)
 
     def accuracy():
@@ -180,6 +200,15 @@ def table(results, frameworks):
     return "\n".join(lines)
 
 
+def _describe(recipe):
+    """The recipe in words."""
+    rate = f"{recipe['optimizer'].capitalize()} {recipe['learning_rate']:g}"
+    if recipe["schedule"] == "step":
+        rate += " divided by 10 at 50% and 75% of the steps"
+    epochs = recipe["epochs"]
+    return f"{rate}, batch {recipe['batch_size']}, {epochs} epoch{'s' * (epochs != 1)}"
+
+
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -187,7 +216,9 @@ def _parse(argv):
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--eval-every", type=int, default=25, help="steps between evaluations")
-    parser.add_argument("--max-epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"],
+                        help="the recipe's epochs: its schedule's length, and the most a run trains")
+    parser.add_argument("--schedule", default=RECIPE["schedule"], choices=("step", "constant"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
@@ -211,7 +242,8 @@ def main(argv=None):
 
     frameworks = args.frameworks.split(",")
     base = {"nb_blocks": 25, "nb_channels": 16, **SPLIT, "target": args.target,
-            "eval_every": args.eval_every, "max_epochs": args.max_epochs}
+            "eval_every": args.eval_every,
+            "recipe": {**RECIPE, "epochs": args.epochs, "schedule": args.schedule}}
     base.update(TINY if args.tiny else {})
     load_before, start, results = rb._load(), time.perf_counter(), []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -229,9 +261,9 @@ def main(argv=None):
         f"cores; load average before: {load_before}, after: {rb._load()}; "
         f"{(time.perf_counter() - start) / 60:.1f} min.",
         f"Command: `python benchmarks/time_to_accuracy.py {' '.join(argv or sys.argv[1:])}`.",
-        f"Recipe: Adam {RECIPE['learning_rate']:g}, batch {RECIPE['batch']}; {base['train']} "
-        f"digits to train on, {base['held_out']} held out; an evaluation every "
-        f"{base['eval_every']} steps; seeds {args.seeds}.", "", table(results, frameworks), ""])
+        f"Recipe: {_describe(base['recipe'])}; {base['train']} digits to train on, {base['held_out']} "
+        f"held out; an evaluation every {base['eval_every']} steps; seeds {args.seeds}.", "",
+        table(results, frameworks), ""])
     print("\n" + text)
     if args.output != "-":
         rb._write_section(args.output, text, tag="CPU time to accuracy")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from keras_resnets.choices import OPTIMIZERS, SCHEDULES
 from keras_resnets.validation import check_int, check_number, fail
 
+STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -80,6 +82,17 @@ class Recipe:
         return cls(**{"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9,
                       "weight_decay": 1e-4, "epochs": 164, "batch_size": 128,
                       "schedule": "step", **overrides})
+
+    def decay_steps(self, steps_per_epoch):
+        """The steps at which the learning rate is divided by 10: `STEP_BOUNDARIES` of all the
+        steps for the ``"step"`` schedule, none for ``"constant"``.
+
+        Example:
+        >>> Recipe(epochs=8).decay_steps(steps_per_epoch=124)
+        [496, 744]
+        """
+        total = self.epochs * steps_per_epoch
+        return [round(f * total) for f in STEP_BOUNDARIES] if self.schedule == "step" else []
 
     def replace(self, **changes):
         """A copy with some fields changed (and validated)."""

@@ -38,8 +38,6 @@ from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe, 
 from keras_resnets.runs import Run, RunStore, identity, process_command, write_atomic
 from keras_resnets.validation import check_bool, fail
 
-STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
-
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``learning_rate / 10`` for ``warmup_steps`` steps, then ``learning_rate`` divided by 10
@@ -70,9 +68,8 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_schedule(recipe, steps_per_epoch):
     """The `StepSchedule` of ``recipe`` for epochs of ``steps_per_epoch`` steps."""
-    total = recipe.epochs * steps_per_epoch
-    boundaries = [round(f * total) for f in STEP_BOUNDARIES] if recipe.schedule == "step" else []
-    return StepSchedule(recipe.learning_rate, boundaries, recipe.warmup_epochs * steps_per_epoch)
+    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch),
+                        recipe.warmup_epochs * steps_per_epoch)
 
 
 def compile_model(model, recipe, steps_per_epoch, from_logits=True):

@@ -171,6 +171,14 @@ def _copy_torch_weights(module, layer, rename):
 
 
 @pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """An empty run store (``KERAS_RESNETS_RUNS_DIR``): the explorer's tests use one each."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv("KERAS_RESNETS_RUNS_DIR", str(path))
+    return path
+
+
+@pytest.fixture
 def torch_port():
     """``torch_port.randomise(module)`` and ``torch_port.copy(module, keras_layer, rename)``."""
     return SimpleNamespace(randomise=_randomise_torch, copy=_copy_torch_weights)

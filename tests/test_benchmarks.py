@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 import keras_resnets
@@ -181,6 +182,27 @@ def test_time_to_accuracy_races_on_a_fixed_split(capsys):
     if HAS_TORCH:
         native = tta.run_native({**spec, "framework": "native"})
         assert native[0]["steps"] == 2
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="the native reference's scheduler is PyTorch's")
+def test_time_to_accuracy_decays_the_rate_at_the_same_steps_in_keras_and_pytorch():
+    import torch
+
+    from keras_resnets.training import make_schedule
+
+    recipe = keras_resnets.Recipe.from_dict({**tta.RECIPE, "epochs": 4})
+    steps = 10
+    keras_rates = [float(make_schedule(recipe, steps)(k)) for k in range(4 * steps)]
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=recipe.learning_rate)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=recipe.decay_steps(steps), gamma=0.1)
+    torch_rates = []
+    for _ in range(4 * steps):  # the rate of each step, then the step
+        torch_rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(keras_rates, torch_rates, rtol=1e-6)
+    assert sorted(set(np.round(np.log10(keras_rates), 3))) == [-5, -4, -3]
 
 
 def test_time_to_accuracy_table_takes_medians_over_seeds():

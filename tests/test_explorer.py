@@ -31,14 +31,7 @@ from keras_resnets.runs import RunStore  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 TINY = {"stages": "1x4", "stem.filters": "4"}  # the lecture's network with one block of 4 channels
-
-
-@pytest.fixture(autouse=True)
-def runs_dir(tmp_path, monkeypatch):
-    """Each test gets an empty run store."""
-    path = tmp_path / "runs"
-    monkeypatch.setenv("KERAS_RESNETS_RUNS_DIR", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("runs_dir")
 
 
 _SHARED = {}

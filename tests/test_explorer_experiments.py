@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,8 @@ pytest.importorskip("streamlit")
 alt = pytest.importorskip("altair")
 
 import pandas as pd  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "explorer" / "app.py"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from test_explorer import app as explorer_app  # noqa: E402
+from test_explorer import new_app_test  # noqa: E402
 
 import keras_resnets.experiments.__main__ as worker  # noqa: E402
 from explorer import workers  # noqa: E402
@@ -36,28 +31,12 @@ BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 DEAD_PID = 2**22 + 12345
 
 
-@pytest.fixture(autouse=True)
-def runs_dir(tmp_path, monkeypatch):
-    """Each test gets an empty run store."""
-    path = tmp_path / "runs"
-    monkeypatch.setenv("KERAS_RESNETS_RUNS_DIR", str(path))
-    return path
-
-
-_SHARED = {}
+pytestmark = pytest.mark.usefixtures("runs_dir")
 
 
 def app():
-    """The explorer on its Experiments page. The scan of installed Streamlit components (about
-    2 s per AppTest) is shared between the tests."""
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    if _SHARED.get("components") is not None and hasattr(at, "_bidi_component_manager"):
-        at._bidi_component_manager = _SHARED["components"]
-    at.run()
-    _SHARED.setdefault("components", getattr(at, "_bidi_component_manager", None))
-    at.switch_page("app_pages/experiments.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    """The explorer on its Experiments page."""
+    return explorer_app(page="experiments")
 
 
 def fake_result(runs_dir, run_id="20250101-120000-shattered_gradients-abcd", **status):
@@ -151,7 +130,7 @@ def test_unsafe_ids_never_leave_the_experiment_store(runs_dir, tmp_path):
         with pytest.raises(ValueError):
             runner.cancel(bad)
     assert runner.runs() == []
-    at = AppTest.from_file(str(APP), default_timeout=120)
+    at = new_app_test()
     at.session_state["experiments.view"] = "../../.experiments/secret"
     at.run()
     at.switch_page("app_pages/experiments.py").run()

@@ -8,11 +8,13 @@ alt = pytest.importorskip("altair")
 
 import pandas as pd  # noqa: E402
 from streamlit import dataframe_util  # noqa: E402
-from test_explorer import TINY, app, runs_dir  # noqa: E402,F401  (runs_dir: an empty store per test)
+from test_explorer import TINY, app  # noqa: E402
 
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentStore  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("runs_dir")
 
 
 # -- Export ------------------------------------------------------------------------------------

@@ -99,6 +99,10 @@ class Case:
         interop.from_torchvision(self.state, self.model)
 
 
+def test_channels_first_cases_name_compared_models():
+    assert set(CHANNELS_FIRST) <= set(refs.MODELS)  # a typo would drop its case silently
+
+
 @pytest.fixture(scope="module", ids=lambda p: f"{p[0]}-{p[1]}", params=[
     pytest.param((n, f), marks=pytest.mark.slow) for f in FORMATS for n in refs.MODELS
     if f == "channels_last" or n in CHANNELS_FIRST])
