@@ -5,8 +5,9 @@ Every framework trains the lecture's MNIST ResNet (25 ResBlocks, 16 channels) fr
 with one recipe, a `keras_resnets.Recipe` (by default Adam at 1e-3 for 10 epochs of batches of
 64, divided by 10 at 50% and 75% of the steps; the same shuffled order for all) on a fixed split
 of the embedded MNIST sample (8,000 digits to train on, 2,000 held out), and measures its
-held-out accuracy every ``--eval-every`` steps, until the target or the end of the recipe. The clock runs while it trains
-(first steps and compilation included: what a user waits for), not while it evaluates. The
+held-out accuracy every ``--eval-every`` steps, until the target or the end of the recipe. The
+clock runs while it trains (first steps and compilation included: what a user waits for), not
+while it evaluates. The
 frameworks: the lecture's PyTorch code and loop (``native``, benchmarks/native_torch.py) and
 ``keras_resnets.mnist_resnet()`` with ``model.fit`` on TensorFlow, JAX and PyTorch, each run in
 its own process that imports keras_resnets first, as a user's script does. Runs are
@@ -202,14 +203,19 @@ def table(results, frameworks):
 
 def _describe(recipe):
     """The recipe in words."""
+    from keras_resnets.recipe import STEP_BOUNDARIES
+
     rate = f"{recipe['optimizer'].capitalize()} {recipe['learning_rate']:g}"
     if recipe["schedule"] == "step":
-        rate += " divided by 10 at 50% and 75% of the steps"
+        at = " and ".join(f"{f:.0%}" for f in STEP_BOUNDARIES)
+        rate += f" divided by 10 at {at} of the steps"
     epochs = recipe["epochs"]
     return f"{rate}, batch {recipe['batch_size']}, {epochs} epoch{'s' * (epochs != 1)}"
 
 
 def _parse(argv):
+    from keras_resnets.choices import SCHEDULES
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
@@ -217,8 +223,8 @@ def _parse(argv):
     parser.add_argument("--target", type=float, default=0.98)
     parser.add_argument("--eval-every", type=int, default=25, help="steps between evaluations")
     parser.add_argument("--epochs", type=int, default=RECIPE["epochs"],
-                        help="the recipe's epochs: its schedule's length, and the most a run trains")
-    parser.add_argument("--schedule", default=RECIPE["schedule"], choices=("step", "constant"))
+                        help="the recipe's epochs: its schedule's length, the most a run trains")
+    parser.add_argument("--schedule", default=RECIPE["schedule"], choices=SCHEDULES)
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
@@ -261,8 +267,8 @@ def main(argv=None):
         f"cores; load average before: {load_before}, after: {rb._load()}; "
         f"{(time.perf_counter() - start) / 60:.1f} min.",
         f"Command: `python benchmarks/time_to_accuracy.py {' '.join(argv or sys.argv[1:])}`.",
-        f"Recipe: {_describe(base['recipe'])}; {base['train']} digits to train on, {base['held_out']} "
-        f"held out; an evaluation every {base['eval_every']} steps; seeds {args.seeds}.", "",
+        f"Recipe: {_describe(base['recipe'])}; {base['train']} digits to train on, "
+        f"{base['held_out']} held out; an evaluation every {base['eval_every']} steps; seeds {args.seeds}.", "",
         table(results, frameworks), ""])
     print("\n" + text)
     if args.output != "-":
