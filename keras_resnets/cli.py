@@ -11,8 +11,9 @@ Examples::
     python -m keras_resnets resume 20250101-120000-mnist_resnet-3fa2
 
 Help and bad arguments answer without starting a backend; the backend's start-up log is
-hidden unless ``--verbose``. Bad input prints ``error: ...`` and exits with status 2. A run that is interrupted (Ctrl-C,
-SIGTERM) exits with 130 and can be resumed; a failed run exits with 1.
+hidden unless ``--verbose``. Bad input prints ``error: ...`` and exits with status 2. Ctrl-C
+or SIGTERM stops a run before its next step (a second one at once); it exits with 130 and can
+be resumed. A failed run exits with 1.
 """
 
 import argparse

@@ -33,6 +33,7 @@ from keras_resnets.architecture import coerce_architecture
 from keras_resnets.builders import build_resnet
 from keras_resnets.data import DATASETS, DataUnavailableError, check_arguments, is_available, load_data
 from keras_resnets.distribution import check_distribution, distribution_scope
+from keras_resnets.interrupts import deferred_interrupts
 from keras_resnets.presets import PRESETS, get_preset
 from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe, default_subset  # noqa: F401
 from keras_resnets.runs import Run, RunStore, identity, process_command, write_atomic
@@ -194,11 +195,12 @@ def record_interval(steps_per_epoch):
 
 class _Recorder(keras.callbacks.Callback):
     """Writes a run's metrics, checkpoints and status while ``model.fit`` trains it, checks
-    for a cancel request before each batch and stops on a non-finite loss."""
+    for an interrupt or a cancel request before each batch and stops on a non-finite loss."""
 
-    def __init__(self, run, schedule, data, recipe, initial_epoch, callbacks):
+    def __init__(self, run, schedule, data, recipe, initial_epoch, callbacks, interrupts):
         super().__init__()
         self.run, self.schedule, self.recipe = run, schedule, recipe
+        self.interrupts = interrupts
         self.steps, self.num_train = data.steps_per_epoch, data.num_train
         self.completed = initial_epoch
         self.callbacks = callbacks
@@ -220,6 +222,7 @@ class _Recorder(keras.callbacks.Callback):
         self.window = deque(maxlen=self.interval)
 
     def on_train_batch_begin(self, batch, logs=None):
+        self.interrupts.check()
         if self.run.cancel_requested:
             raise Stop("cancelled", f"cancelled during epoch {self.epoch + 1}; "
                        f"{self._kept()}")
@@ -341,7 +344,8 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
 
     Returns:
         The `Run`; ``run.status["state"]`` is ``completed``, ``cancelled`` or ``failed``
-        (a diverged loss). Ctrl-C marks it ``interrupted`` and raises `KeyboardInterrupt`.
+        (a diverged loss). Ctrl-C or SIGTERM stops it before its next step, marks it
+        ``interrupted`` and raises `KeyboardInterrupt` (a second one raises at once).
 
     Raises:
         ValueError: for an unknown dataset, a bad recipe or seed, an architecture that does not
@@ -455,7 +459,14 @@ def _with_progress(callbacks, verbose):
 
 
 def _fit(run, resuming, callbacks):
-    """Trains ``run`` from scratch or from its checkpoint, recording state as it goes."""
+    """Trains ``run`` from scratch or from its checkpoint; Ctrl-C and SIGTERM stop it before
+    the next step (see `keras_resnets.interrupts`)."""
+    with deferred_interrupts() as interrupts:
+        return _fit_recording(run, resuming, callbacks, interrupts)
+
+
+def _fit_recording(run, resuming, callbacks, interrupts):
+    """Trains ``run``, recording its state as it goes."""
     config = run.config
     arch = config.design()
     recipe = Recipe.from_dict(config.recipe)
@@ -475,7 +486,8 @@ def _fit(run, resuming, callbacks):
                 warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
                               f"the {data.source}: it will not reach the result it would have.",
                               stacklevel=3)
-            recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks)
+            recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks,
+                                 interrupts)
             run.write_status(epoch=initial_epoch, data_source=data.source,
                              message=f"training from epoch {initial_epoch + 1}")
             info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,

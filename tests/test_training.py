@@ -3,7 +3,9 @@ resume, cancel, Ctrl-C, NaN stop and bad input. Tiny runs: 4 steps of 32 digits 
 
 import json
 import math
+import os
 import shutil
+import signal
 
 import keras
 import numpy as np
@@ -58,6 +60,19 @@ class CancelAfterFirstEpoch(Callback):
 class CtrlC(Callback):
     def on_begin(self, run, info):
         raise KeyboardInterrupt
+
+
+class SigtermsAtFirstStep(Callback):
+    """Sends this process ``count`` SIGTERMs at the end of the first step; notes every step."""
+
+    def __init__(self, count):
+        self.count, self.steps = count, []
+
+    def on_batch(self, event):
+        self.steps.append(event["step"])
+        if len(self.steps) == 1:
+            for _ in range(self.count):
+                os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +172,17 @@ def test_ctrl_c_marks_the_run_interrupted(store):
         train(ARCH, runs_dir=store.root, run_id="ctrl-c", callbacks=[CtrlC()], **RUN)
     status = store.get("ctrl-c").status
     assert status["state"] == "interrupted" and "resume" in status["message"]
+
+
+@pytest.mark.parametrize("count, raised", [(1, "signal 15$"), (2, "second time")])
+def test_sigterm_stops_before_the_next_step_and_a_second_one_at_once(store, count, raised):
+    handler = signal.getsignal(signal.SIGTERM)
+    sigterms = SigtermsAtFirstStep(count)
+    with pytest.raises(KeyboardInterrupt, match=raised):
+        train(ARCH, runs_dir=store.root, run_id=f"sigterm-{count}", callbacks=[sigterms], **RUN)
+    assert sigterms.steps == [1]
+    assert store.get(f"sigterm-{count}").status["state"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is handler
 
 
 def test_resume_refuses_running_runs_and_other_backends(store, baseline):
