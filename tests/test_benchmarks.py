@@ -174,14 +174,19 @@ def test_time_to_accuracy_races_on_a_fixed_split(capsys):
     (x, y), (xh, yh) = tta._split(spec)
     assert x.shape == (256, 28, 28, 1) and xh.shape == (128, 28, 28, 1)
     assert not set(map(bytes, x)) & set(map(bytes, xh))  # no digit in both
-    orders = tta._batches(spec, len(x))
-    assert len(orders) == 1 and sorted(orders[0]) == list(range(256))
-    assert tta.main(["--worker", json.dumps(spec)]) == 0
+    two_epochs = {**spec, "recipe": {**spec["recipe"], "epochs": 2}}
+    order = tta._order(two_epochs, len(x))
+    assert sorted(order[:256]) == sorted(order[256:]) == list(range(256))
+    assert tta.main(["--worker", json.dumps(spec)]) == 0  # on target at the first evaluation
     curve = json.loads(capsys.readouterr().out.split("RESULT ", 1)[1])
-    assert curve[0]["steps"] == 2 and 0 < curve[0]["seconds"] and 0 <= curve[0]["accuracy"] <= 1
+    assert [p["steps"] for p in curve] == [2]
+    assert 0 < curve[0]["seconds"] and 0 <= curve[0]["accuracy"] <= 1
+    unreachable = {**two_epochs, "target": 1.1}  # every evaluation of both epochs, in one fit
+    curve = tta.run_keras(unreachable)
+    assert [p["steps"] for p in curve] == [2, 4, 6, 8]
+    assert all(a["seconds"] < b["seconds"] for a, b in zip(curve, curve[1:]))
     if HAS_TORCH:
-        native = tta.run_native({**spec, "framework": "native"})
-        assert native[0]["steps"] == 2
+        assert [p["steps"] for p in tta.run_native({**unreachable, "framework": "native"})] == [2, 4, 6, 8]
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="the native reference's scheduler is PyTorch's")
