@@ -457,6 +457,34 @@ def test_fast_batch_norm_trains_as_keras_does(input_shape, axis, affine, jit_com
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(("policy", "tolerance"), [("mixed_bfloat16", 1e-2), ("mixed_float16", 1e-3)])
+def test_fast_batch_norm_fuses_mixed_precision_and_trains_as_keras_does(policy, tolerance, rng):
+    """Under a mixed policy (half-precision inputs, float32 statistics) the fused kernels take
+    the layer too: the same outputs and moving statistics as Keras' own layer, and the same
+    weights after two epochs of SGD, to the half precision's rounding."""
+    from keras_resnets.precision import dtype_policy_scope
+
+    keras.utils.set_random_seed(0)
+    with dtype_policy_scope(policy):
+        reference = _twin_models(keras.layers.BatchNormalization, (6, 6, 2), -1)
+        fast = _twin_models(functools.partial(BatchNormalization, unbiased_variance=False),
+                            (6, 6, 2), -1)
+    fast.set_weights(reference.get_weights())
+    bn = next(layer for layer in fast.layers if isinstance(layer, BatchNormalization))
+    x = (3 * rng.standard_normal((16, 6, 6, 2)) + 1).astype("float32")
+    h = keras.ops.cast(keras.ops.ones((1, 4, 4, 3)), policy.removeprefix("mixed_"))
+    assert bn.fuses(h) == (BACKEND in ("torch", "tensorflow"))
+    assert bn.moving_mean.dtype == "float32"
+    y = np.arange(16) % 2
+    for model in (reference, fast):
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(reference.weights, fast.weights):
+        np.testing.assert_allclose(_values(b), _values(a), rtol=tolerance, atol=tolerance,
+                                   err_msg=a.path)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), reference.predict(x, verbose=0),
+                               rtol=10 * tolerance, atol=10 * tolerance)
+
+
 @pytest.mark.parametrize(("shape", "axis"), [((4, 5, 3, 3), 1), ((4, 3, 3, 5), -1), ((6, 5), -1)])
 def test_batch_norm_moves_its_statistics_as_pytorch_does(shape, axis, run, rng):
     """One training-mode call moves the moving mean and variance as ``torch.nn.BatchNorm``
@@ -656,14 +684,15 @@ def test_direct_sublayer_calls_leave_to_keras_what_keras_call_does(rng, monkeypa
         keras.config.set_dtype_policy(previous)
     assert all(fast.calls_directly(mixed, layer, keras.ops.cast(x, "bfloat16"))
                for layer in _sublayers(mixed))
-    wide = ResBlock(4, dtype="float64")  # its sub-layers keep the global float32 policy
+    assert not any(fast.calls_directly(mixed, layer, x) for layer in _sublayers(mixed))
+    wide = ResBlock(4, dtype="float64")  # its sub-layers compute in its policy
     x64 = keras.ops.cast(x, "float64")
     wide(x64)
-    assert not any(fast.calls_directly(wide, layer, x64) for layer in _sublayers(wide))
+    assert {layer.compute_dtype for layer in _sublayers(wide)} == {"float64"}
 
     direct = [mixed(x), wide(x64)]
     monkeypatch.setattr(fast, "calls_directly", lambda *args: False)
     for got, expected in zip(direct, [mixed(x), wide(x64)]):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(_values(got.float()), _values(expected.float()))
-    assert [keras.backend.standardize_dtype(y.dtype) for y in direct] == ["bfloat16", "float32"]
+    assert [keras.backend.standardize_dtype(y.dtype) for y in direct] == ["bfloat16", "float64"]

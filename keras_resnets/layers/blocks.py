@@ -18,6 +18,7 @@ import keras
 from keras_resnets.layers.activations import check_activation, make_activation, width_factor
 from keras_resnets.layers.common import (
     batch_norm,
+    builds_in_its_dtype_policy,
     channel_axis,
     check_odd_kernel,
     check_probability,
@@ -101,10 +102,13 @@ class _ResidualBlock(keras.layers.Layer):
         self.avg_down = bool(avg_down)
         self.shortcut_batch_norm = bool(shortcut_batch_norm)
         self.dropout_layer = (
-            keras.layers.Dropout(dropout, seed=seed, name="dropout") if dropout > 0 else None
+            keras.layers.Dropout(dropout, seed=seed, dtype=self.dtype_policy, name="dropout")
+            if dropout > 0
+            else None
         )
         self.drop = (
-            StochasticDepth(survival_probability, drop_mode, seed=seed, name="stochastic_depth")
+            StochasticDepth(survival_probability, drop_mode, seed=seed, dtype=self.dtype_policy,
+                            name="stochastic_depth")
             if survival_probability < 1.0
             else None
         )
@@ -161,6 +165,7 @@ class _ResidualBlock(keras.layers.Layer):
         last = self._specs()[-1][0]
         return last if self.preactivation else last * width_factor(self.activation)
 
+    @builds_in_its_dtype_policy
     def build(self, input_shape):
         self._axis = channel_axis(len(input_shape), self.data_format)
         specs = self._specs()
@@ -284,9 +289,11 @@ class _ResidualBlock(keras.layers.Layer):
     def _zero(self):
         """0, with a zero gradient for every weight of the block. A skipped branch's weights
         then get a zero gradient on every backend, as in a graph; PyTorch's autograd would give
-        them none, and Keras would leave them out of the optimizer's step (momentum too)."""
+        them none, and Keras would leave them out of the optimizer's step (momentum too). It has
+        the branch's dtype, bfloat16 under a mixed policy, whose weights are float32."""
         ops = keras.ops
-        return 0.0 * ops.sum(ops.stack([ops.sum(w) for w in self.trainable_weights]))
+        zero = 0.0 * ops.sum(ops.stack([ops.sum(w) for w in self.trainable_weights]))
+        return ops.cast(zero, self.compute_dtype)
 
     def _call_stochastic_depth(self, inputs, training):
         """Huang et al.'s rule as they compute it: one draw per mini-batch, and a dropped branch

@@ -1,8 +1,12 @@
-"""Small helpers shared by the layers: data format, channel axis and paper-style padding."""
+"""Small helpers shared by the layers: data format, channel axis, paper-style padding and
+the dtype policy of sub-layers."""
+
+import functools
 
 import keras
 
 from keras_resnets.layers.fast import BatchNormalization, Conv2D
+from keras_resnets.precision import dtype_policy_scope
 from keras_resnets.validation import check_int, check_number, fail
 
 
@@ -15,6 +19,19 @@ def resolve_data_format(data_format):
             "choose 'channels_last' or 'channels_first'."
         )
     return data_format
+
+
+def builds_in_its_dtype_policy(build):
+    """Decorates a composite layer's ``build``: the sub-layers it makes compute in the layer's
+    dtype policy, also where Keras rebuilds the layer from a `.keras` file, outside the policy
+    its model was built in."""
+
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        with dtype_policy_scope(self.dtype_policy):
+            return build(self, *args, **kwargs)
+
+    return wrapper
 
 
 def channel_axis(rank, data_format):

@@ -46,9 +46,11 @@ class ReLU(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization`, with one fused kernel for float32 training and
-    inference on PyTorch and TensorFlow (see the module's docstring), and PyTorch's moving
-    variance.
+    """`keras.layers.BatchNormalization`, with one fused kernel for training and inference on
+    PyTorch and TensorFlow (see the module's docstring), and PyTorch's moving variance.
+
+    The fused kernels take inputs in the statistics' dtype, or in bfloat16 or float16 with
+    float32 statistics (a mixed policy); they compute the statistics in float32 either way.
 
     In training, the batch is normalised with its biased variance (as Keras and PyTorch do),
     but the moving variance is updated with the unbiased one, ``n / (n - 1)`` times larger for
@@ -80,8 +82,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
             fusable = len(inputs.shape) == 4 and self.axis % 4 in (1, 3)
         else:
             fusable = backend == "torch"
-        return (fusable and mask is None and not self.synchronized and not self.renorm
-                and keras.backend.standardize_dtype(inputs.dtype) == self.moving_mean.dtype)
+        if not fusable or mask is not None or self.synchronized or self.renorm:
+            return False
+        dtype, statistics = keras.backend.standardize_dtype(inputs.dtype), self.moving_mean.dtype
+        return dtype == statistics or (dtype in ("bfloat16", "float16") and statistics == "float32")
 
     def call(self, inputs, training=None, mask=None):
         training = bool(training) and self.trainable
@@ -150,8 +154,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
         channels = inputs.shape[self.axis]
         gamma, beta = self._scale_and_offset()
-        gamma = tf.ones([channels], inputs.dtype) if gamma is None else gamma
-        beta = tf.zeros([channels], inputs.dtype) if beta is None else beta
+        gamma = tf.ones([channels], self.moving_mean.dtype) if gamma is None else gamma
+        beta = tf.zeros([channels], self.moving_mean.dtype) if beta is None else beta
         data_format = "NHWC" if self.axis % 4 == 3 else "NCHW"
         if not training:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(

@@ -6,6 +6,7 @@ from keras import ops
 from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
     batch_norm,
+    builds_in_its_dtype_policy,
     channel_axis,
     check_number,
     check_odd_kernel,
@@ -44,6 +45,7 @@ class _Highway(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.data_format = resolve_data_format(data_format)
 
+    @builds_in_its_dtype_policy
     def build(self, input_shape):
         axis = channel_axis(len(input_shape), self.data_format)
         width = input_shape[axis]

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_resnets.layers.common import (
     batch_norm,
+    builds_in_its_dtype_policy,
     channel_axis,
     resolve_data_format,
 )
@@ -83,6 +84,7 @@ class Shortcut(keras.layers.Layer):
         self.data_format = resolve_data_format(data_format)
         self.avg_down = bool(avg_down)
 
+    @builds_in_its_dtype_policy
     def build(self, input_shape):
         rank = len(input_shape)
         self._axis = channel_axis(rank, self.data_format)
