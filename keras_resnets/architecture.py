@@ -24,6 +24,7 @@ from keras_resnets.layers.common import conv_output_size
 from keras_resnets.layers.shortcut import SHORTCUT_OPTIONS
 from keras_resnets.layers.stochastic_depth import DROP_MODES
 from keras_resnets.plan import BRANCH_LAYERS, make_plan
+from keras_resnets.precision import DTYPE_POLICIES
 from keras_resnets.validation import check_bool, check_choice, check_int, check_number, check_seed, fail
 
 BLOCKS = ("basic", "bottleneck", "dense", "highway")
@@ -138,6 +139,9 @@ class Architecture:
         classes: its number of outputs.
         classifier_activation: ``None`` (logits) or ``"softmax"``.
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
+        dtype_policy: the Keras dtype policy the model computes in, ``"float32"``,
+            ``"mixed_bfloat16"`` or ``"mixed_float16"`` (weights stay float32), or ``None``:
+            bfloat16 on CPUs with AMX, else float32 (`precision.default_dtype_policy`).
         seed: seed of the stochastic-depth draws.
     """
 
@@ -170,6 +174,7 @@ class Architecture:
     classes: int = 10
     classifier_activation: str | None = None
     data_format: str | None = None
+    dtype_policy: str | None = None
     seed: int | None = None
 
     def __post_init__(self):
@@ -220,6 +225,7 @@ class Architecture:
         check_choice("pooling", self.pooling, POOLINGS)
         check_choice("classifier_activation", self.classifier_activation, (None, "softmax"))
         check_choice("data_format", self.data_format, DATA_FORMATS)
+        check_choice("dtype_policy", self.dtype_policy, DTYPE_POLICIES)
         check_int("groups", self.groups)
         check_int("width_per_group", self.width_per_group)
         check_number("dropout", self.dropout, 0.0, 1.0)

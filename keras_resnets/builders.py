@@ -15,6 +15,7 @@ from keras_resnets.layers import (
 )
 from keras_resnets.layers.activations import make_activation
 from keras_resnets.layers.common import batch_norm, channel_axis, conv_layers, resolve_data_format
+from keras_resnets.precision import dtype_policy_scope
 
 _BLOCK_CLASSES = {
     ("basic", False): ResBlock,
@@ -34,7 +35,9 @@ def build_resnet(architecture=None, /, **fields):
         **fields: `Architecture` fields, overriding those of ``architecture``.
 
     Returns:
-        A functional `keras.Model` whose blocks are named ``stage{s}_block{b}``.
+        A functional `keras.Model` whose blocks are named ``stage{s}_block{b}``, computing in
+        the architecture's ``dtype_policy`` (by default bfloat16 on CPUs with AMX, else
+        float32: `keras_resnets.precision`).
 
     Raises:
         ValueError: a field is wrong; the message names it, its value and what is allowed.
@@ -48,7 +51,12 @@ def build_resnet(architecture=None, /, **fields):
     True
     """
     arch = coerce_architecture(architecture, **fields)
-    plan = arch.plan()
+    with dtype_policy_scope(arch.dtype_policy):
+        return _build(arch, arch.plan())
+
+
+def _build(arch, plan):
+    """The layers of ``plan`` as a functional model, in the current dtype policy."""
     data_format = resolve_data_format(arch.data_format)
     shape = arch.input_shape
     if len(shape) == 3 and data_format == "channels_first":
@@ -166,6 +174,8 @@ def _head(arch, data_format):
                 arch.classes,
                 activation=arch.classifier_activation,
                 kernel_initializer=LooksLinear() if arch.looks_linear else "glorot_uniform",
+                # Logits and probabilities in the weights' precision, float32 under a mixed policy.
+                dtype=keras.config.dtype_policy().variable_dtype,
                 name="classifier",
             )
         )

@@ -41,7 +41,8 @@ def check_backend(environ=None):
 
 
 # oneDNN convolutions: TensorFlow enables them by default only on CPUs with AVX-512.
-TENSORFLOW_CPU = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+TENSORFLOW_CPU = {ONEDNN: "1"}
 # XLA:CPU (JAX): YNNPACK for reductions (batch-norm statistics, pooling); its convolutions
 # are slower than XLA's own. An unknown flag aborts XLA, so only jaxlib versions that have it.
 YNN_REDUCE = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE"

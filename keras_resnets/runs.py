@@ -6,7 +6,8 @@ A run lives in ``<root>/<run-id>/``:
   library versions, seed, creation time); written once.
 - ``status.json``: ``state`` (``created``, ``running``, ``completed``, ``interrupted``,
   ``cancelled`` or ``failed``), ``epoch`` (completed epochs), ``epochs``, ``pid``,
-  ``message``, ``updated`` and ``data_source``; rewritten as the run goes.
+  ``message``, ``updated``, ``data_source`` and ``dtype_policy`` (the policy the model
+  computes in); rewritten as the run goes.
 - ``metrics.jsonl``: one JSON object per line, appended as the run trains.
 - ``checkpoint.weights.h5``: model and optimizer state at the end of the last completed epoch;
   ``checkpoint.previous.weights.h5`` the one before, in case the last cannot be read.
@@ -209,7 +210,7 @@ def _check_status(status):
         raise ValueError(f"{STATUS} has state={state!r:.80}, not one of {STATES}")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"{STATUS} has epoch={epoch!r:.80}, not a count of epochs")
-    for name in ("message", "data_source"):
+    for name in ("message", "data_source", "dtype_policy"):
         if not isinstance(status.get(name, ""), str):
             raise ValueError(f"{STATUS} has {name}={status[name]!r:.80}, not a string")
 

@@ -116,7 +116,7 @@ class Callback:
 
     def on_begin(self, run, info):
         """Training starts; ``info`` has ``epochs``, ``initial_epoch``, ``steps_per_epoch``,
-        ``num_train``, ``num_validation`` and ``data_source``."""
+        ``num_train``, ``num_validation``, ``data_source`` and ``dtype_policy`` (the model's)."""
 
     def on_batch(self, event):
         """A batch has been trained (``event["event"] == "batch"``)."""
@@ -149,7 +149,8 @@ class ProgressBar(Callback):
         self.epochs, self.steps = info["epochs"], info["steps_per_epoch"]
         start = f", resuming after epoch {info['initial_epoch']}" if info["initial_epoch"] else ""
         print(f"run {run.id}: {info['num_train']:,} training / {info['num_validation']:,} "
-              f"validation images from the {info['data_source']}{start}", flush=True)
+              f"validation images from the {info['data_source']}, in {info['dtype_policy']}"
+              f"{start}", flush=True)
 
     def on_batch(self, event):
         if not self.bar:
@@ -488,11 +489,13 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                               stacklevel=3)
             recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks,
                                  interrupts)
-            run.write_status(epoch=initial_epoch, data_source=data.source,
+            policy = model.dtype_policy.name
+            run.write_status(epoch=initial_epoch, data_source=data.source, dtype_policy=policy,
                              message=f"training from epoch {initial_epoch + 1}")
             info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
                     "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
-                    "num_validation": data.num_validation, "data_source": data.source}
+                    "num_validation": data.num_validation, "data_source": data.source,
+                    "dtype_policy": policy}
             for callback in callbacks:
                 callback.on_begin(run, info)
             for epoch in range(initial_epoch, recipe.epochs):

@@ -27,7 +27,7 @@ def test_round_trip_keeps_every_field():
     arch = presets.cifar_resnet(
         32, preactivation=True, shortcut="C", final_survival_probability=0.5, drop_mode="sample",
         zero_init_last_bn=True, bn_momentum=0.99, bn_epsilon=1e-3, seed=7, data_format="channels_first",
-        classifier_activation="softmax", input_shape=(24, 24, 3),
+        classifier_activation="softmax", input_shape=(24, 24, 3), dtype_policy="mixed_bfloat16",
     )
     back = Architecture.from_json(arch.to_json(indent=2))
     assert back == arch
@@ -176,6 +176,7 @@ def test_presets_follow_the_papers():
         ({"pooling": "mean"}, "pooling"),
         ({"classifier_activation": "sigmoid"}, "classifier_activation"),
         ({"data_format": "NCHW"}, "data_format"),
+        ({"dtype_policy": "bfloat16"}, "dtype_policy"),
         # combinations
         ({"activation": "crelu"}, "activation"),
         ({"activation": "crelu", "residual": True, "block": "bottleneck"}, "activation"),

@@ -178,15 +178,17 @@ def test_time_to_accuracy_races_on_a_fixed_split(capsys):
     order = tta._order(two_epochs, len(x))
     assert sorted(order[:256]) == sorted(order[256:]) == list(range(256))
     assert tta.main(["--worker", json.dumps(spec)]) == 0  # on target at the first evaluation
-    curve = json.loads(capsys.readouterr().out.split("RESULT ", 1)[1])
+    result = json.loads(capsys.readouterr().out.split("RESULT ", 1)[1])
+    curve = result["curve"]
     assert [p["steps"] for p in curve] == [2]
+    assert result["dtype_policy"] == keras_resnets.mnist_resnet(nb_blocks=1).dtype_policy.name
     assert 0 < curve[0]["seconds"] and 0 <= curve[0]["accuracy"] <= 1
     unreachable = {**two_epochs, "target": 1.1}  # every evaluation of both epochs, in one fit
-    curve = tta.run_keras(unreachable)
+    curve = tta.run_keras(unreachable)["curve"]
     assert [p["steps"] for p in curve] == [2, 4, 6, 8]
     assert all(a["seconds"] < b["seconds"] for a, b in zip(curve, curve[1:]))
     if HAS_TORCH:
-        assert [p["steps"] for p in tta.run_native({**unreachable, "framework": "native"})] == [2, 4, 6, 8]
+        assert [p["steps"] for p in tta.run_native({**unreachable, "framework": "native"})["curve"]] == [2, 4, 6, 8]
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="the native reference's scheduler is PyTorch's")
@@ -218,12 +220,13 @@ def test_time_to_accuracy_table_takes_medians_over_seeds():
 
     results = [run("native", 10), run("jax", 8), run("native", 20), run("jax", 30),
                run("native", 30), run("jax", 8), run("torch", 5, target=0.99)]
+    results[-1]["dtype_policy"] = "mixed_bfloat16"
     assert tta.reached(results[0]) == (10, 50) and tta.reached(results[-1]) is None
     lines = tta.table(results, ["native", "jax", "torch"]).splitlines()
     assert lines[2] == ("| native PyTorch (lecture code) | 20.0 (10.0-30.0) | 1.00x | 50 | 3/3 "
                         "| 0.9850 |")
     assert lines[3] == "| jax ours | 8.0 (8.0-30.0) | 2.50x | 50 | 3/3 | 0.9850 |"
-    assert lines[4] == "| torch ours | - | - | - | 0/1 | 0.9850 |"
+    assert lines[4] == "| torch ours (mixed_bfloat16) | - | - | - | 0/1 | 0.9850 |"
 
 
 def test_gpu_suite_plans_resnet50_and_the_lecture_net_on_jax_and_torch():

@@ -3,6 +3,7 @@ are cancelled, terminated and killed."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -106,6 +107,7 @@ def test_train_shows_progress_and_records_the_run(capsys, arch_file, store):
     assert code == 0
     out = capsys.readouterr().out
     assert "run cli:" in out and "epoch 1/1" in out and "run cli completed" in out
+    assert re.search(r"images from the embedded MNIST sample .*, in float32\n", out)  # the pin
     config = store.get("cli").config
     assert config["recipe"]["optimizer"] == "sgd" and config["recipe"]["learning_rate"] == 0.05
     assert config["seed"] == 3 and config["architecture"] == ARCH.to_dict()

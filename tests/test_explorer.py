@@ -164,6 +164,16 @@ def test_preset_change_updates_counts_and_url():
     assert metric(at, "Trainable parameters") == f"{269_722 - 2 * (2 * 9 * 16 * 16 + 2 * 32):,}"  # two blocks of two convs and BNs fewer
 
 
+def test_precision_is_a_design_choice_kept_in_the_url():
+    at = app(TINY)
+    assert at.session_state["design"]["dtype_policy"] is None  # automatic
+    params = metric(at, "Trainable parameters")
+    at.selectbox(key="design.dtype_policy").select("mixed_bfloat16").run()
+    assert at.session_state["design"]["dtype_policy"] == "mixed_bfloat16"
+    assert at.query_params["dtype_policy"] == "mixed_bfloat16"
+    assert metric(at, "Trainable parameters") == params and not errors(at)
+
+
 def test_editing_widgets_changes_the_design():
     at = app(TINY)
     at.toggle(key="design.preactivation").set_value(True).run()

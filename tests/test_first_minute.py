@@ -6,9 +6,11 @@ room for the last digits of floating point, not for a recipe that learns less.""
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from keras_resnets import cli, training
+from keras_resnets.precision import default_dtype_policy
 from keras_resnets.runs import RunStore
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
@@ -53,6 +55,9 @@ def test_the_default_run_learns_on_1000_held_out_digits(tmp_path, user_environme
     batches = [e for e in events if e["event"] == "batch"]
     assert run.status["state"] == "completed" and len(epochs) == Recipe().epochs
     assert run.status["data_source"].startswith("embedded MNIST sample")
+    # The user's precision: bfloat16 on CPUs with AMX (TensorFlow, PyTorch), else float32.
+    assert run.status["dtype_policy"] == default_dtype_policy(
+        keras.backend.backend(), user_environment, gpu=False)
     assert run.config["dataset"]["subset"] == FIRST_MINUTE_SUBSET
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
     assert epochs[-1]["val_accuracy"] >= 0.88, epochs

@@ -108,6 +108,7 @@ def test_run_files(baseline):
     status = baseline.status
     assert (status["state"], status["epoch"], status["epochs"]) == ("completed", 2, 2)
     assert isinstance(status["pid"], int) and "MNIST" in status["data_source"]
+    assert status["dtype_policy"] == "float32"  # this suite's pin (conftest)
     events = baseline.metrics()
     batches = [e for e in events if e["event"] == "batch"]
     epochs = [e for e in events if e["event"] == "epoch"]

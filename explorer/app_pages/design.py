@@ -9,6 +9,7 @@ from keras_resnets.architecture import BLOCKS, STEMS
 from keras_resnets.layers.activations import ACTIVATIONS
 from keras_resnets.layers.blocks import EXPANSION
 from keras_resnets.limits import limits
+from keras_resnets.precision import DTYPE_POLICIES
 from keras_resnets.validation import MAX_SEED
 
 P = state.WIDGET_PREFIX
@@ -200,7 +201,8 @@ def head_fields(design, edited):
 
 
 def detail_fields(design, edited):
-    """The widgets of the remaining fields (batch norm, biases, gate bias, name, seed, data format), in an expander."""
+    """The widgets of the remaining fields (batch norm, biases, gate bias, name, seed, data format,
+    precision), in an expander."""
     with st.expander("Details"):
         c1, c2, c3 = st.columns(3)
         with c1:
@@ -224,6 +226,12 @@ def detail_fields(design, edited):
                 "Data format", [NONE, "channels_last", "channels_first"],
                 format_func=lambda v: "Keras default" if v == NONE else v,
                 key=bind("data_format", _text(design["data_format"]))))
+            edited["dtype_policy"] = _none(st.selectbox(
+                "Precision", [NONE, *DTYPE_POLICIES[1:]],
+                format_func=lambda v: "automatic" if v == NONE else v,
+                key=bind("dtype_policy", _text(design["dtype_policy"])),
+                help="The Keras dtype policy the model computes in; weights stay float32. "
+                     "Automatic: bfloat16 on CPUs with AMX (TensorFlow, PyTorch), else float32."))
 
 
 def family(design, edited):

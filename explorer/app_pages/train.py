@@ -245,6 +245,8 @@ def run_panel(run):
         text += f" · about {left:.0f} s of training left"
     if status.get("data_source"):
         text += f" · data: {status['data_source']}"
+    if status.get("dtype_policy"):
+        text += f" · computes in {status['dtype_policy']}"
     st.progress(fraction, text=text)
     if status.get("message"):
         st.caption(status["message"])

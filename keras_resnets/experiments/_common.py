@@ -17,6 +17,9 @@ from keras_resnets.data import DATASETS, load_arrays
 from keras_resnets.validation import check_choice
 
 SIZE_NAMES = ("tiny", "quick", "full")
+DTYPE_POLICY = "float32"
+"""What every experiment's networks compute in, on every machine: the properties they measure
+(linearity, gradient correlations, accuracies to compare with the papers') are float32's."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ def digit_architecture(setup, blocks, **fields):
     ``fields`` override `Architecture` fields (``residual=False`` for the plain twin).
     """
     side = 28 // setup.pool
+    fields = {"dtype_policy": DTYPE_POLICY, **fields}
     if setup.network == "conv":
         return presets.mnist_resnet(setup.width, 3, blocks, input_shape=(side, side, 1), **fields)
     check_choice("network", setup.network, ("dense", "conv"))

@@ -17,7 +17,8 @@ import altair as alt
 
 from keras_resnets import presets
 from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.experiments._common import Criterion, Experiment, Result, Setup, depth_sweep, resolve_size
+from keras_resnets.experiments._common import (
+    DTYPE_POLICY, Criterion, Experiment, Result, Setup, depth_sweep, resolve_size)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ def highway_architecture(config, blocks, **fields):
     """A highway network for the digits of ``config``: fully-connected (`HighwayDense`) for
     ``network="dense"``, convolutional (`presets.highway_net`) for ``"conv"``."""
     side = 28 // config.pool
-    fields = {"transform_gate_bias": config.transform_gate_bias, **fields}
+    fields = {"transform_gate_bias": config.transform_gate_bias, "dtype_policy": DTYPE_POLICY,
+              **fields}
     if config.network == "conv":
         return presets.highway_net(blocks, config.width, input_shape=(side, side, 1), **fields)
     return Architecture(**{

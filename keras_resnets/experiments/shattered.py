@@ -23,7 +23,8 @@ import pandas as pd
 from keras_resnets.architecture import Architecture, Stage, Stem
 from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._autodiff import input_gradient
-from keras_resnets.experiments._common import Criterion, Experiment, Progress, Result, resolve_size
+from keras_resnets.experiments._common import (
+    DTYPE_POLICY, Criterion, Experiment, Progress, Result, resolve_size)
 from keras_resnets.initializers import LooksLinear
 from keras_resnets.layers import CReLU
 
@@ -123,6 +124,7 @@ def resblock_resnet(blocks, width):
         name="resnet_r_to_r", input_shape=(1,),
         stem=Stem(kind="dense", filters=width, kernel_size=1, use_bias=True, batch_norm=False),
         stages=(Stage(blocks=blocks, channels=width),), block="dense", pooling=None, classes=1,
+        dtype_policy=DTYPE_POLICY,
     ))
     stem = model.get_layer("stem_dense")
     stem.bias.assign(keras.random.uniform((width,), -1.0, 1.0))
