@@ -371,7 +371,7 @@ def run_keras(spec):
         "train": train, "train_cpu": train_cpu, "infer": infer, "first_step_s": first_step,
         "peak_rss_mib": _peak_rss_mib(), "rss_before_mib": rss_before, "peak_gpu_mib": peak_gpu,
         "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "jit_compile": bool(model.jit_compile),
+        "jit_compile": bool(model.jit_compile), "dtype_policy": model.dtype_policy.name,
     }
 
 
@@ -556,6 +556,8 @@ def table(results, scale_name):
                    else "torch defaults" if r["variant"] == "reference" else r["settings"])
         if r["framework"] == "keras" and r["settings"] == "default":
             setting += f"; jit_compile resolved to {res.get('jit_compile')}"
+        if res.get("dtype_policy", "float32") != "float32":
+            setting += f"; computes in {res['dtype_policy']}"
         lines.append(
             f"| {label(r)} | {_fmt(tr['median'])} ({_fmt(tr['min'])}-{_fmt(tr['max'])}) "
             f"| {_ratio(tr['median'], ref_train)} | {_fmt(inf['median'])} "

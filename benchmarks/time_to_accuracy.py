@@ -126,12 +126,13 @@ def run_native(spec):
                                  len(idx) // recipe.batch_size, on_step=lambda _: scheduler.step())
         if race.evaluate((start + len(idx)) // recipe.batch_size, accuracy):
             break
-    return race.curve
+    return {"curve": race.curve, "dtype_policy": "float32"}
 
 
 def run_keras(spec):
     """``keras_resnets.mnist_resnet()`` trained by one ``model.fit`` call over the recipe's
-    epochs in the race's order, as a user's script trains it; a callback evaluates it."""
+    epochs in the race's order, as a user's script trains it (in its default dtype policy); a
+    callback evaluates it."""
     import keras_resnets  # first: its fast CPU settings
 
     import keras
@@ -158,11 +159,12 @@ def run_keras(spec):
     order = _order(spec, len(x))
     model.fit(x[order], y[order], batch_size=recipe.batch_size, epochs=1, shuffle=False,
               callbacks=[Evaluate()], verbose=0)
-    return race.curve
+    return {"curve": race.curve, "dtype_policy": model.dtype_policy.name}
 
 
 def run_one(spec, timeout):
-    """One run in its own process; the spec with its ``curve`` (or ``error``)."""
+    """One run in its own process; the spec with its ``curve`` and ``dtype_policy`` (or
+    ``error``)."""
     from keras_resnets.environment import user_environment
 
     env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
@@ -176,7 +178,7 @@ def run_one(spec, timeout):
         return {**spec, "error": f"timed out after {timeout} s"}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return {**spec, "curve": json.loads(line[len("RESULT "):])}
+            return {**spec, **json.loads(line[len("RESULT "):])}
     tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
     return {**spec, "error": f"exit code {proc.returncode}: {tail}"}
 
@@ -188,8 +190,9 @@ def reached(run):
 
 
 def table(results, frameworks):
-    """Markdown: per framework, the median seconds and steps to the target over the seeds,
-    and the native reference's median seconds divided by it (above 1: sooner)."""
+    """Markdown: per framework (and the dtype policy it trained in), the median seconds and
+    steps to the target over the seeds, and the native reference's median seconds divided by
+    it (above 1: sooner)."""
     hits = {name: [h for h in map(reached, (r for r in results if r["framework"] == name)) if h]
             for name in frameworks}
     median = {name: statistics.median(h[0] for h in hits[name]) if hits[name] else None
@@ -201,8 +204,10 @@ def table(results, frameworks):
         runs = [r for r in results if r["framework"] == name]
         best = max((p["accuracy"] for r in runs for p in r.get("curve", [])), default=None)
         times = [h[0] for h in hits[name]]
+        policies = sorted({r["dtype_policy"] for r in runs if "dtype_policy" in r})
         lines.append(" | ".join([
-            "| native PyTorch (lecture code)" if name == "native" else f"| {name} ours",
+            "| native PyTorch (lecture code)" if name == "native" else
+            f"| {name} ours" + "".join(f" ({p})" for p in policies if p != "float32"),
             f"{median[name]:.1f} ({min(times):.1f}-{max(times):.1f})" if times else "-",
             f"{reference / median[name]:.2f}x" if reference and median[name] else "-",
             f"{statistics.median(h[1] for h in hits[name])}" if times else "-",
@@ -250,8 +255,8 @@ def main(argv=None):
     args = _parse(argv)
     if args.worker:
         spec = json.loads(args.worker)
-        curve = (run_native if spec["framework"] == "native" else run_keras)(spec)
-        print("RESULT " + json.dumps(curve), flush=True)
+        result = (run_native if spec["framework"] == "native" else run_keras)(spec)
+        print("RESULT " + json.dumps(result), flush=True)
         return 0
     import resnet_benchmark as rb
 
