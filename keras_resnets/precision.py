@@ -78,11 +78,10 @@ def default_dtype_policy(backend=None, environ=None, flags=None, gpu=None):
         return check_choice(VARIABLE, environ[VARIABLE], DTYPE_POLICIES[1:])
     current = keras.config.dtype_policy().name
     backend = backend or keras.backend.backend()
-    if current != "float32" or environ.get(OPT_OUT) == "0" or not _onednn(backend, environ):
-        return current
-    if AMX_BF16 not in (cpu_flags() if flags is None else flags):
-        return current
-    return current if (_uses_gpu(backend) if gpu is None else gpu) else "mixed_bfloat16"
+    faster = (current == "float32" and environ.get(OPT_OUT) != "0" and _onednn(backend, environ)
+              and AMX_BF16 in (cpu_flags() if flags is None else flags)
+              and not (_uses_gpu(backend) if gpu is None else gpu))
+    return "mixed_bfloat16" if faster else current
 
 
 @contextlib.contextmanager
