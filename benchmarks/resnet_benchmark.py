@@ -44,7 +44,7 @@ if HERE not in sys.path:
 import ablations as ablations_lib  # noqa: E402  (benchmarks/ is not a package)
 import settings as settings_lib  # noqa: E402
 
-from keras_resnets.environment import user_environment  # noqa: E402
+from keras_resnets.runtime.environment import user_environment  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -176,10 +176,9 @@ def _scale_spec(scale, tiny):
 
 def run_native(spec):
     """The lecture's PyTorch code and training loop; ``spec["variant"]``: reference | cl."""
+    import native_torch
     import torch
     import torch.nn as nn
-
-    import native_torch
 
     scale = spec["scale"]
     device = "cuda" if spec.get("device") == "gpu" else "cpu"
@@ -301,9 +300,8 @@ def _apply_threads(backend, threads):
 
 def run_keras(spec):
     """``model.fit`` and ``model.predict`` of one Keras model on the process' backend."""
-    import numpy as np
-
     import keras
+    import numpy as np
 
     backend = keras.backend.backend()
     setting = spec["setting"]

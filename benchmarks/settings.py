@@ -17,7 +17,7 @@ says why each one helps; benchmarks/RESULTS.md, written by the benchmark, has th
 
 import copy
 
-from keras_resnets.environment import OPT_OUT, fast_cpu_variables
+from keras_resnets.runtime.environment import OPT_OUT, fast_cpu_variables
 
 DEFAULT = {
     "env": {OPT_OUT: "0"},
@@ -27,7 +27,7 @@ DEFAULT = {
     "threads": None,
 }
 
-# What keras_resnets' worker processes set (keras_resnets.environment): oneDNN for TensorFlow,
+# What keras_resnets' worker processes set (keras_resnets.runtime.environment): oneDNN for TensorFlow,
 # YNNPACK reductions for JAX, nothing for PyTorch. See README.md ("Where the time goes").
 BEST_CPU = {backend: {"env": fast_cpu_variables(backend, environ={})}
             for backend in ("tensorflow", "jax", "torch")}

@@ -47,7 +47,7 @@ TINY = {"nb_blocks": 1, "nb_channels": 4, "train": 256, "held_out": 128, "target
 
 def _recipe(spec):
     """The run's `keras_resnets.Recipe`, and its steps per epoch (whole batches only)."""
-    from keras_resnets.recipe import Recipe
+    from keras_resnets.training.recipe import Recipe
 
     recipe = Recipe.from_dict(spec["recipe"])
     return recipe, spec["train"] // recipe.batch_size
@@ -57,7 +57,7 @@ def _split(spec):
     """The fixed split (one permutation with seed 0) of the embedded sample, normalised."""
     import numpy as np
 
-    from keras_resnets.data import load_arrays, normalize
+    from keras_resnets.data.datasets import load_arrays, normalize
 
     (x, y), _, _ = load_arrays("mnist_sample")
     order = np.random.default_rng(0).permutation(len(x))
@@ -96,9 +96,8 @@ class _Race:
 def run_native(spec):
     """The lecture's network and training loop in plain PyTorch, the recipe's learning rate
     divided by 10 at its decay steps by PyTorch's own `MultiStepLR`."""
-    import torch
-
     import native_torch
+    import torch
 
     (x, y), (xh, yh) = _split(spec)
     x, xh = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) for a in (x, xh))
@@ -133,10 +132,9 @@ def run_keras(spec):
     """``keras_resnets.mnist_resnet()`` trained by one ``model.fit`` call over the recipe's
     epochs in the race's order, as a user's script trains it (in its default dtype policy); a
     callback evaluates it."""
-    import keras_resnets  # first: its fast CPU settings
-
     import keras
 
+    import keras_resnets  # first: its fast CPU settings
     from keras_resnets.training import make_schedule
 
     (x, y), (xh, yh) = _split(spec)
@@ -165,7 +163,7 @@ def run_keras(spec):
 def run_one(spec, timeout):
     """One run in its own process; the spec with its ``curve`` and ``dtype_policy`` (or
     ``error``)."""
-    from keras_resnets.environment import user_environment
+    from keras_resnets.runtime.environment import user_environment
 
     env = {**user_environment(), "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
            "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
@@ -217,7 +215,7 @@ def table(results, frameworks):
 
 def _describe(recipe):
     """The recipe in words."""
-    from keras_resnets.recipe import STEP_BOUNDARIES
+    from keras_resnets.training.recipe import STEP_BOUNDARIES
 
     rate = f"{recipe['optimizer'].capitalize()} {recipe['learning_rate']:g}"
     if recipe["schedule"] == "step":
@@ -228,7 +226,7 @@ def _describe(recipe):
 
 
 def _parse(argv):
-    from keras_resnets.choices import SCHEDULES
+    from keras_resnets.training.choices import SCHEDULES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)

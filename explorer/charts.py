@@ -14,9 +14,9 @@ import math
 import altair as alt
 import pandas as pd
 
-from keras_resnets import records
-from keras_resnets.records import RunConfig
-from keras_resnets.validation import check_choice
+from keras_resnets.design.validation import check_choice
+from keras_resnets.runs import records
+from keras_resnets.runs.records import RunConfig
 
 METRICS = {"loss": "loss", "accuracy": "accuracy"}
 COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "value"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from keras_resnets import Architecture, Stage, Stem, estimate, get_preset
-from keras_resnets.limits import limits
-from keras_resnets.validation import check_choice, fail
+from keras_resnets.design.limits import limits
+from keras_resnets.design.validation import check_choice, fail
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
 
     A link opens exactly the design it names, or nothing of it: when a value cannot be read,
     or the design it names is not valid (a field out of range, over a limit of
-    `keras_resnets.limits`), ``design`` is the preset's (the default preset's for an unknown
+    `keras_resnets.design.limits`), ``design`` is the preset's (the default preset's for an unknown
     one) and each reason is one message in ``problems``. Parameters that are not design
     fields are ignored.
     """

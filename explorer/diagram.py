@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from keras_resnets import Architecture
-from keras_resnets.plan import branch_specs
+from keras_resnets.design.plan import branch_specs
 
 _FONT = 'fontname="Helvetica,Arial,sans-serif"'
 _COLORS = {

@@ -12,7 +12,7 @@ the run was trained on cifar10; this page takes apart digit classifiers (mnist o
 
 from __future__ import annotations
 
-from keras_resnets.records import RunConfig
+from keras_resnets.runs.records import RunConfig
 
 PRETRAINED = "pretrained"
 DIGITS = ("mnist_sample", "mnist")

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from explorer import workers
 from explorer.runner import BACKENDS
+from keras_resnets.design.validation import check_choice, check_seed
 from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import LOG, ExperimentStore
-from keras_resnets.runs import ACTIVE_STATES, now, process_start
-from keras_resnets.validation import check_choice, check_seed
+from keras_resnets.runs.files import now
+from keras_resnets.runs.processes import process_start
+from keras_resnets.runs.store import ACTIVE_STATES
 
 EXPERIMENTS_DIR = ".experiments"
 ROOT = Path(__file__).resolve().parent.parent

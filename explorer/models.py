@@ -66,7 +66,7 @@ def predict_sample(model_path, data_format=None, count=16):
     ``count`` digits of the embedded MNIST sample; the model is loaded with ``safe_mode=True``."""
     import keras
 
-    from keras_resnets.data import load_arrays, normalize
+    from keras_resnets.data.datasets import load_arrays, normalize
 
     (images, labels), _, _ = load_arrays("mnist_sample")
     images, labels = images[:count], labels[:count]

@@ -21,17 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer import workers
-from keras_resnets.runs import (
-    ACTIVE_STATES,
-    CONFIG,
-    RunStore,
-    check_run_id,
-    new_run_id,
-    process_alive,
-    write_json,
-)
+from keras_resnets.design.validation import check_choice
+from keras_resnets.runs.files import write_json
+from keras_resnets.runs.processes import process_alive
+from keras_resnets.runs.store import ACTIVE_STATES, CONFIG, RunStore, check_run_id, new_run_id
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
-from keras_resnets.validation import check_choice
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 LAUNCH_DIR = ".launch"
@@ -59,7 +53,7 @@ def default_backend() -> str:
 class TrainRequest:
     """What the Train page asks for: data, recipe, seed and backend (the design comes apart)."""
 
-    # The defaults are the first minute (keras_resnets.recipe, where its measured accuracy
+    # The defaults are the first minute (keras_resnets.training.recipe, where its measured accuracy
     # and time are written down).
     dataset: str = "mnist_sample"
     subset: int | None = FIRST_MINUTE_SUBSET

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from explorer.runner import TrainRequest
-from keras_resnets.records import RunConfig
+from keras_resnets.runs.records import RunConfig
 
 IGNORED = ("seed", "created", "versions", "run_id")
 """Fields of ``config.json`` that do not shape what a run learns (or change with every run)."""

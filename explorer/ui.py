@@ -8,8 +8,8 @@ import time
 import streamlit as st
 
 from explorer import designs, models, state
-from keras_resnets.runs import DAMAGED
-from keras_resnets.summary import format_macs
+from keras_resnets.models.summary import format_macs
+from keras_resnets.runs.store import DAMAGED
 
 
 def backend_name() -> str:

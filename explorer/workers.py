@@ -1,7 +1,7 @@
 """The explorer's worker processes: training runs and experiments alike.
 
 A worker runs ``python -m <module> ...`` with ``KERAS_BACKEND`` and the fast settings of
-`keras_resnets.environment.worker_environment`, in a new session, so that closing the tab,
+`keras_resnets.runtime.environment.worker_environment`, in a new session, so that closing the tab,
 reloading or restarting the app does not stop it; its output goes to a log file. This app
 process keeps the workers it started only to reap them when they exit; what a worker does is
 read back from the files it writes.
@@ -22,8 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from keras_resnets.environment import worker_environment
-from keras_resnets.runs import process_alive
+from keras_resnets.runs.processes import process_alive
+from keras_resnets.runtime.environment import worker_environment
 
 STOP_WAIT_SECONDS = 5.0
 """How long `stop` waits for a worker to exit after each signal."""
@@ -37,7 +37,7 @@ def start(key: str, command: list[str], backend: str, log_path: str | os.PathLik
     """Starts ``command`` as a worker on ``backend`` in its own session, its output in
     ``log_path``; ``key`` names it for `reap`. ``starting``: the workers being started together,
     this one and those after it; they and the running ones share the cores
-    (`keras_resnets.environment.core_share`)."""
+    (`keras_resnets.runtime.environment.core_share`)."""
     reap()
     env = worker_environment(backend, workers=len(_PROCESSES) + starting)
     with open(log_path, "wb") as log:

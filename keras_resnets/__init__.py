@@ -2,7 +2,7 @@
 
 Runs unchanged on TensorFlow, JAX and PyTorch (``KERAS_BACKEND``). Importing the package
 before Keras or the backend switches on the fastest measured CPU settings
-(`keras_resnets.environment`). The import then loads every name below, which also registers
+(`keras_resnets.runtime.environment`). The import then loads every name below, which also registers
 the layers for ``keras.saving.load_model``; only the command line (``python -m keras_resnets``,
 ``keras-resnets``) loads them on first use, so that ``--help`` starts no backend.
 
@@ -17,7 +17,7 @@ import importlib
 import os
 import sys
 
-from keras_resnets.environment import check_backend, use_fast_cpu_settings
+from keras_resnets.runtime.environment import check_backend, use_fast_cpu_settings
 
 __version__ = "0.1.0"
 
@@ -40,17 +40,21 @@ _MODELS = (
 )
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "Architecture": "architecture", "Stage": "architecture", "Stem": "architecture",
-    "build_resnet": "builders", "feature_extractor": "features",
-    "decode_predictions": "imagenet", "preprocess_input": "imagenet",
-    "LooksLinear": "initializers", "Limits": "limits", "estimate": "limits",
-    "set_limits": "limits", "PRESETS": "presets", "get_preset": "presets", "Run": "runs",
-    "RunStore": "runs", "count_params": "summary", "format_summary": "summary",
-    "parameter_table": "summary", "stage_table": "summary",
-    "IMAGENET_WEIGHTS": "torchvision_weights", "Recipe": "training", "resume": "training",
-    "train": "training", **dict.fromkeys(_MODELS, "models"),
+    "Architecture": "design.architecture", "Stage": "design.architecture",
+    "Stem": "design.architecture", "Limits": "design.limits", "estimate": "design.limits",
+    "set_limits": "design.limits", "PRESETS": "design.presets", "get_preset": "design.presets",
+    "LooksLinear": "layers.initializers", "build_resnet": "models.builder",
+    "feature_extractor": "models.features", "count_params": "models.summary",
+    "format_summary": "models.summary", "parameter_table": "models.summary",
+    "stage_table": "models.summary", "decode_predictions": "interop.imagenet",
+    "preprocess_input": "interop.imagenet", "IMAGENET_WEIGHTS": "interop.weights",
+    "Run": "runs.store", "RunStore": "runs.store", "load_pretrained": "runs.pretrained",
+    "Recipe": "training.recipe", "resume": "training.loop", "train": "training.loop",
+    **dict.fromkeys(_MODELS, "models.networks"),
 }
-_SUBPACKAGES = ("interop", "layers", "presets")
+# Subpackages loaded with the package, and `presets`, which the README imports from the top.
+_SUBPACKAGES = {"design": "design", "interop": "interop", "layers": "layers", "models": "models",
+                "presets": "design.presets"}
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 
 
@@ -59,7 +63,7 @@ def __getattr__(name):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     elif name in _SUBPACKAGES:
-        value = importlib.import_module(f"{__name__}.{name}")
+        value = importlib.import_module(f"{__name__}.{_SUBPACKAGES[name]}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

@@ -24,9 +24,9 @@ import signal
 import sys
 from pathlib import Path
 
-from keras_resnets.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
-from keras_resnets.environment import QUIET_BACKEND, quiet_backend_start
-from keras_resnets.runs import RunStore
+from keras_resnets.runs.store import RunStore
+from keras_resnets.runtime.environment import QUIET_BACKEND, quiet_backend_start
+from keras_resnets.training.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
 RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epochs",
@@ -78,8 +78,8 @@ def build_parser():
 
 def _add_train_command(commands):
     """``train``: the architecture, the data, the recipe and its overrides, and where the run goes."""
-    from keras_resnets.data import DATASETS
-    from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+    from keras_resnets.data.datasets import DATASETS
+    from keras_resnets.training.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
     quick = Recipe()
     train = commands.add_parser("train", help="train an architecture as a new run")
@@ -123,7 +123,7 @@ def _add_resume_command(commands):
 
 
 def _add_summary_command(commands):
-    from keras_resnets.data import DATASETS
+    from keras_resnets.data.datasets import DATASETS
 
     summary = commands.add_parser("summary", help="print the parameter table per stage")
     _add_architecture(summary)
@@ -147,9 +147,9 @@ def _add_store(parser):
 
 def _architecture(args, dataset):
     """The `Architecture` of ``--preset``/``--architecture`` and ``--set``."""
-    from keras_resnets.architecture import coerce_architecture
-    from keras_resnets.data import DATASETS
-    from keras_resnets.presets import get_preset
+    from keras_resnets.data.datasets import DATASETS
+    from keras_resnets.design.architecture import coerce_architecture
+    from keras_resnets.design.presets import get_preset
 
     fields = dict(args.fields)
     if args.architecture:
@@ -220,7 +220,7 @@ def _cancel(args):
 
 
 def _summary(args):
-    from keras_resnets.summary import format_plan_summary
+    from keras_resnets.models.summary import format_plan_summary
 
     arch = _architecture(args, args.dataset)
     print(f"{arch.name}: depth {arch.depth}, {arch.num_blocks} {arch.block} blocks, "

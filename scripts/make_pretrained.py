@@ -2,7 +2,7 @@
 
 Trains the lecture's MNIST ResNet and its plain twin as runs of
 `keras_resnets.training.train` on the embedded MNIST sample (by default the first minute's
-run, `keras_resnets.recipe`: the default recipe on `FIRST_MINUTE_SUBSET` digits; digits held
+run, `keras_resnets.training.recipe`: the default recipe on `FIRST_MINUTE_SUBSET` digits; digits held
 out by ``--validation-split`` and ``--seed``, which the networks never see), then writes each
 run's config with its final metrics (``<name>.json``) and its weights
 (``<name>.weights.h5``). The package only reads these files; this script is for maintainers.
@@ -18,10 +18,10 @@ import json
 import shutil
 import tempfile
 
-from keras_resnets.presets import mnist_resnet
-from keras_resnets.pretrained import FOLDER
-from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+from keras_resnets.design.presets import mnist_resnet
+from keras_resnets.runs.pretrained import FOLDER
 from keras_resnets.training import train
+from keras_resnets.training.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
 TWINS = {"mnist_resnet": True, "mnist_plain": False}  # the names of PRETRAINED -> residual
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from keras_resnets import PRESETS, Architecture, Stage, Stem, get_preset, presets
-from keras_resnets.architecture import coerce_architecture
+from keras_resnets.design.architecture import coerce_architecture
 
 VECTORS = {"input_shape": (20,), "stem": Stem(kind="dense", kernel_size=1), "block": "dense",
            "pooling": None, "stages": (Stage(2, 16),)}

@@ -54,7 +54,7 @@ def _wait_for_runs(root, count, timeout=RUN_SECONDS):
     """Waits until ``count`` runs of the store at ``root`` have completed; fails, saying what
     each run and worker last wrote, when one fails or the time is up."""
     from explorer.runner import LAUNCH_DIR
-    from keras_resnets.runs import RunStore
+    from keras_resnets.runs.store import RunStore
 
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -15,7 +15,7 @@ import pytest
 
 from keras_resnets import presets
 from keras_resnets.cli import main
-from keras_resnets.runs import RunStore
+from keras_resnets.runs.store import RunStore
 
 ARCH = presets.mnist_resnet(nb_channels=4, nb_blocks=1)
 TINY = ["--dataset", "mnist_sample", "--subset", "64", "--validation-split", "0.0064",

@@ -1,4 +1,4 @@
-"""Tests of keras_resnets.data on the current Keras backend; nothing here touches the network."""
+"""Tests of keras_resnets.data.datasets on the current Keras backend; nothing here touches the network."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnets import data as kd
-from keras_resnets.data import DATASETS, DataUnavailableError, is_available, load_arrays, load_data
+from keras_resnets.data import datasets as kd
+from keras_resnets.data.datasets import (
+    DATASETS,
+    DataUnavailableError,
+    is_available,
+    load_arrays,
+    load_data,
+)
 
 
 def _is_loopback(host) -> bool:

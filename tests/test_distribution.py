@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnets.distribution import check_distribution, scaled_learning_rate
-from keras_resnets.presets import mnist_resnet
+from keras_resnets.design.presets import mnist_resnet
 from keras_resnets.training import train
+from keras_resnets.training.distribution import check_distribution, scaled_learning_rate
 
 BACKEND = keras.backend.backend()
 
@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras_resnets as kr
-    from keras_resnets.distribution import distribution_scope, devices
+    from keras_resnets.training.distribution import distribution_scope, devices
 
     def losses(distribution, batch_norm):
         keras.utils.set_random_seed(0)
@@ -64,7 +64,7 @@ RUNNER_SCRIPT = textwrap.dedent(
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from keras_resnets.presets import mnist_resnet
+    from keras_resnets.design.presets import mnist_resnet
     from keras_resnets.training import train
 
     arch = mnist_resnet(nb_channels=4, nb_blocks=1, batch_norm=sys.argv[1] == "bn")
@@ -150,7 +150,7 @@ def test_bad_settings_are_refused():
 
 
 def test_global_batch_must_divide_over_devices(monkeypatch):
-    import keras_resnets.distribution as dist
+    import keras_resnets.training.distribution as dist
 
     monkeypatch.setattr(dist, "devices", lambda backend=None: ["cpu:0", "cpu:1"])
     with pytest.raises(ValueError, match="batch_size=33"):

@@ -10,8 +10,8 @@ import sys
 import keras
 import pytest
 
-from keras_resnets import environment
-from keras_resnets.environment import (
+from keras_resnets.runtime import environment
+from keras_resnets.runtime.environment import (
     YNN_REDUCE,
     configured_backend,
     core_share,
@@ -75,7 +75,7 @@ import json, os, sys, warnings
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     {imports}
-    import keras_resnets.training, keras_resnets.cli  # later imports add no second note
+    import keras_resnets.training.loop, keras_resnets.cli  # later imports add no second note
 backend = keras.backend.backend()
 effect = None
 if backend == "tensorflow":

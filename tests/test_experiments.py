@@ -15,11 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.builders import build_resnet
-from keras_resnets.experiments import EXPERIMENTS, Result, ensembles, gradient_norms, input_gradient
-from keras_resnets.experiments import shattered
+from keras_resnets.design.architecture import Architecture, Stage, Stem
+from keras_resnets.experiments import (
+    EXPERIMENTS,
+    Result,
+    ensembles,
+    gradient_norms,
+    input_gradient,
+    shattered,
+)
 from keras_resnets.experiments._common import cross_entropy, forward, predict, split_model
+from keras_resnets.models.builder import build_resnet
 
 
 def test_registry_has_the_seven_experiments_with_claims():

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from explorer import charts, designs, diagram, runner  # noqa: E402
 from keras_resnets import Architecture, build_resnet, count_params, get_preset  # noqa: E402
-from keras_resnets.runs import RunStore  # noqa: E402
+from keras_resnets.runs.store import RunStore  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 TINY = {"stages": "1x4", "stem.filters": "4"}  # the lecture's network with one block of 4 channels
@@ -570,7 +570,7 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
 
 
 def test_the_default_run_is_the_first_minute_and_a_schedule_can_be_chosen(monkeypatch):
-    """The first run uses the library's first-minute defaults (one home: keras_resnets.training);
+    """The first run uses the library's first-minute defaults (one home: keras_resnets.training.recipe);
     "the recipe's" schedule passes no --schedule, so the recipe decides."""
     from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 

@@ -25,7 +25,8 @@ from explorer import workers  # noqa: E402
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentRun, ExperimentStore  # noqa: E402
-from keras_resnets.runs import RunStore, identity, process_alive  # noqa: E402
+from keras_resnets.runs.processes import identity, process_alive  # noqa: E402
+from keras_resnets.runs.store import RunStore  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 DEAD_PID = 2**22 + 12345

@@ -64,7 +64,7 @@ def test_run_all_launches_every_experiment_at_the_quick_size(monkeypatch):
 # -- Compare: seed groups and exports --------------------------------------------------------------
 def _completed_run(runs_dir, run_id, seed, accuracies, **changes):
     from keras_resnets import get_preset
-    from keras_resnets.runs import RunStore
+    from keras_resnets.runs.store import RunStore
 
     config = {"architecture": get_preset("mnist_resnet", nb_blocks=1, nb_channels=4).to_dict(),
               "dataset": {"name": "mnist_sample", "subset": 64, "validation_split": 0.25},

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import Architecture, build_resnet, count_params, presets
-from keras_resnets.export_torch import keras_weights, torch_class_name, torch_source
+from keras_resnets.interop.export_torch import keras_weights, torch_class_name, torch_source
 
 torch = pytest.importorskip("torch")
 

@@ -10,8 +10,8 @@ import keras
 import pytest
 
 from keras_resnets import cli, training
-from keras_resnets.precision import default_dtype_policy
-from keras_resnets.runs import RunStore
+from keras_resnets.runs.store import RunStore
+from keras_resnets.runtime.precision import default_dtype_policy
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
 

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 import keras_resnets
-from keras_resnets import interop, presets, torchfile, torchvision_weights
-from keras_resnets.architecture import Stage, Stem
+from keras_resnets import interop, presets
+from keras_resnets.design.architecture import Stage, Stem
+from keras_resnets.interop import torchfile
+from keras_resnets.interop import weights as torchvision_weights
 
 _spec = importlib.util.spec_from_file_location(
     "torchvision_refs", os.path.join(os.path.dirname(__file__), "reference", "torchvision_refs.py"))
@@ -321,7 +323,7 @@ def test_preprocess_input_matches_torchvisions_transform():
     assert x.shape == expected.shape == (3, 224, 224)
     # Antialiased bilinear resizing rounds differently in Keras and torchvision: within one
     # grey level (1/255 of the range, divided by the channel's standard deviation).
-    one_level = 1.0 / (255 * min(keras_resnets.imagenet.STD))
+    one_level = 1.0 / (255 * min(keras_resnets.interop.imagenet.STD))
     assert np.max(np.abs(x - expected)) < one_level
     assert np.mean(np.abs(x - expected)) < one_level / 2
     np.testing.assert_allclose(

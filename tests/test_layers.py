@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 from keras_resnets import LooksLinear
-from keras_resnets.layers import fast
-from keras_resnets.layers.fast import BatchNormalization, Conv2D, ReLU
 from keras_resnets.layers import (
     CReLU,
     HighwayConv2D,
@@ -21,8 +19,10 @@ from keras_resnets.layers import (
     ResBlock,
     Shortcut,
     StochasticDepth,
+    fast,
     linear_decay,
 )
+from keras_resnets.layers.fast import BatchNormalization, Conv2D, ReLU
 
 BACKEND = keras.backend.backend()
 
@@ -462,7 +462,7 @@ def test_fast_batch_norm_fuses_mixed_precision_and_trains_as_keras_does(policy, 
     """Under a mixed policy (half-precision inputs, float32 statistics) the fused kernels take
     the layer too: the same outputs and moving statistics as Keras' own layer, and the same
     weights after two epochs of SGD, to the half precision's rounding."""
-    from keras_resnets.precision import dtype_policy_scope
+    from keras_resnets.runtime.precision import dtype_policy_scope
 
     keras.utils.set_random_seed(0)
     with dtype_policy_scope(policy):

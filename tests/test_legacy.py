@@ -1,5 +1,5 @@
-"""Files an earlier version wrote (tests/data/legacy, made by its make.py at the commit in
-VERSION) still load, on every backend, to the same numbers."""
+"""Files that earlier versions wrote (tests/data/legacy/<commit>/, made by make.py at that
+commit) still load, on every backend, to the same numbers."""
 
 import shutil
 import subprocess
@@ -13,25 +13,29 @@ import pytest
 from keras_resnets import Architecture, RunStore, build_resnet, count_params
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
-OUTPUTS = np.load(LEGACY / "outputs.npz")
-MODELS = sorted(p.name for p in LEGACY.glob("*.keras"))
+VERSIONS = sorted(p.name for p in LEGACY.iterdir() if (p / "VERSION").exists())
+MODELS = [(v, p.name) for v in VERSIONS for p in sorted((LEGACY / v).glob("*.keras"))]
 
 
-def test_the_fixture_is_complete():
-    assert len(MODELS) == 5
-    assert (LEGACY / "VERSION").read_text().strip()
+def test_the_fixtures_are_complete():
+    assert VERSIONS == ["49f275a", "f26a99c"]
+    for version in VERSIONS:
+        assert (LEGACY / version / "VERSION").read_text().strip() == version
+    assert len([m for m in MODELS if m[0] == "f26a99c"]) == 5
+    assert len([m for m in MODELS if m[0] == "49f275a"]) == 8  # every block kind and option
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_keras_file_loads_to_the_same_outputs(name, run):
-    model = keras.saving.load_model(LEGACY / name)  # safe_mode: no Lambda, all registered
-    y = run(model, OUTPUTS[f"{name}.input"])
-    np.testing.assert_allclose(y, OUTPUTS[f"{name}.output"], rtol=1e-4, atol=1e-5)
+@pytest.mark.parametrize(("version", "name"), MODELS)
+def test_keras_file_loads_to_the_same_outputs(version, name, run):
+    outputs = np.load(LEGACY / version / "outputs.npz")
+    model = keras.saving.load_model(LEGACY / version / name)  # safe_mode: no Lambda, all registered
+    y = run(model, outputs[f"{name}.input"])
+    np.testing.assert_allclose(y, outputs[f"{name}.output"], rtol=1e-4, atol=1e-5)
 
 
-@pytest.fixture
-def legacy_store(tmp_path):
-    shutil.copytree(LEGACY / "runs", tmp_path / "runs")
+@pytest.fixture(params=VERSIONS)
+def legacy_store(request, tmp_path):
+    shutil.copytree(LEGACY / request.param / "runs", tmp_path / "runs")
     return RunStore(tmp_path / "runs")
 
 
@@ -39,16 +43,16 @@ def test_run_store_reads(legacy_store):
     (run,) = legacy_store.list()
     assert run.id == "legacy-run"
     assert run.status["state"] == "completed"
-    epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+    epochs = run.epochs()
     assert len(epochs) == 1 and np.isfinite(epochs[0]["loss"])
-    arch = Architecture.from_dict(run.config["architecture"])
-    assert arch.num_blocks == 2
+    assert run.config.design() == Architecture.from_dict(run.config["architecture"])
+    assert run.config.design().num_blocks == 2
 
 
 def test_run_checkpoint_and_model_agree(legacy_store, run):
     stored = legacy_store.get("legacy-run")
     trained = stored.load_model()
-    rebuilt = build_resnet(Architecture.from_dict(stored.config["architecture"]))
+    rebuilt = build_resnet(stored.config.design())
     rebuilt.load_weights(stored.checkpoint_path)
     assert count_params(rebuilt) == count_params(trained)
     x = np.random.default_rng(1).normal(size=(2, 28, 28, 1)).astype("float32")
@@ -60,7 +64,7 @@ def test_a_bare_import_registers_the_layers_for_load_model():
     has imported the layers)."""
     code = ("import sys, keras_resnets, keras; "
             "print(keras.saving.load_model(sys.argv[1]).count_params())")
-    proc = subprocess.run([sys.executable, "-c", code, str(LEGACY / "highway.keras")],
+    proc = subprocess.run([sys.executable, "-c", code, str(LEGACY / VERSIONS[0] / "highway.keras")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout.split()[-1]) > 0

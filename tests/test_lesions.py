@@ -114,7 +114,7 @@ def test_held_out_digits_are_the_runs_validation_split():
 def test_a_pretrained_network_loads_its_weights_and_its_digits(small, tmp_path, monkeypatch):
     import json
 
-    from keras_resnets import pretrained
+    from keras_resnets.runs import pretrained
 
     model, x, _ = small
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path)

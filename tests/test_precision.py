@@ -9,9 +9,14 @@ import pytest
 
 import keras_resnets
 from keras_resnets import build_resnet
-from keras_resnets import precision
-from keras_resnets.data import load_arrays, normalize
-from keras_resnets.precision import VARIABLE, cpu_flags, default_dtype_policy, dtype_policy_scope
+from keras_resnets.data.datasets import load_arrays, normalize
+from keras_resnets.runtime import precision
+from keras_resnets.runtime.precision import (
+    VARIABLE,
+    cpu_flags,
+    default_dtype_policy,
+    dtype_policy_scope,
+)
 
 BACKEND = keras.backend.backend()
 AMX = {"avx512f", "amx_bf16"}
@@ -45,7 +50,7 @@ def test_a_wrong_policy_is_named_with_what_is_allowed():
     with pytest.raises(ValueError, match=f"{VARIABLE}='bfloat17'.*mixed_bfloat16"):
         default_dtype_policy("torch", {VARIABLE: "bfloat17"}, AMX, False)
     with pytest.raises(ValueError, match="dtype_policy='float64'"):
-        keras_resnets.presets.mnist_resnet(dtype_policy="float64")
+        keras_resnets.design.presets.mnist_resnet(dtype_policy="float64")
 
 
 def test_cpu_flags_are_read_from_linux_cpuinfo(tmp_path):

@@ -17,12 +17,21 @@ from pathlib import Path
 import pytest
 
 from explorer import designs
-from keras_resnets import Architecture, PRESETS, build_resnet, count_params, estimate, get_preset
-from keras_resnets import limits as limits_module
-from keras_resnets import set_limits, training
+from keras_resnets import (
+    PRESETS,
+    Architecture,
+    build_resnet,
+    count_params,
+    estimate,
+    get_preset,
+    set_limits,
+)
 from keras_resnets.cli import main
-from keras_resnets.runs import LOCK, RunStore, identity, process_start
-from keras_resnets.validation import MAX_SEED, check_int
+from keras_resnets.design import limits as limits_module
+from keras_resnets.design.validation import MAX_SEED, check_int
+from keras_resnets.runs.processes import identity, process_start
+from keras_resnets.runs.store import LOCK, RunStore
+from keras_resnets.training import loop as training
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(nb_channels=4, nb_blocks=1)
@@ -195,7 +204,7 @@ def _assert_kept(opened, given):
 
 # -- the run store -------------------------------------------------------------------------------
 def _take_lock(run_path, barrier, results):
-    from keras_resnets.runs import Run
+    from keras_resnets.runs.store import Run
 
     barrier.wait()
     try:

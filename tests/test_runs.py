@@ -1,4 +1,4 @@
-"""Tests of keras_resnets.runs: the run store's files, safety and crash tolerance (no training)."""
+"""Tests of keras_resnets.runs.store: the run store's files, safety and crash tolerance (no training)."""
 
 import json
 import os
@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from keras_resnets.records import DataConfig, RunConfig, batches, epochs
-from keras_resnets.runs import CANCEL, Run, RunStore, new_run_id, write_atomic, write_json
+from keras_resnets.runs.files import write_atomic, write_json
+from keras_resnets.runs.records import DataConfig, RunConfig, batches, epochs
+from keras_resnets.runs.store import CANCEL, Run, RunStore, new_run_id
 
 
 @pytest.fixture

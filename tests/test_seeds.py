@@ -11,7 +11,7 @@ pytest.importorskip("altair")
 
 from explorer import charts, seeds  # noqa: E402
 from keras_resnets import cli, presets  # noqa: E402
-from keras_resnets.records import RunConfig  # noqa: E402
+from keras_resnets.runs.records import RunConfig  # noqa: E402
 from keras_resnets.training import Recipe  # noqa: E402
 
 CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(), "dataset": {"name": "mnist_sample",

@@ -18,8 +18,8 @@ if str(ROOT) not in sys.path:
 
 from explorer import dissect  # noqa: E402
 from keras_resnets import build_resnet, presets  # noqa: E402
-from keras_resnets.records import RunConfig  # noqa: E402
-from keras_resnets.runs import RunStore  # noqa: E402
+from keras_resnets.runs.records import RunConfig  # noqa: E402
+from keras_resnets.runs.store import RunStore  # noqa: E402
 
 DIGITS = {"name": "mnist_sample", "validation_split": 0.1, "subset": None, "data_dir": None,
           "augment": False}
@@ -94,7 +94,7 @@ def test_runs_that_cannot_be_taken_apart_get_an_inline_message(store, run_id, kw
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
     """Tiny stand-ins for the shipped pair, written as scripts/make_pretrained.py writes them."""
-    from keras_resnets import pretrained
+    from keras_resnets.runs import pretrained
 
     monkeypatch.setattr(pretrained, "FOLDER", tmp_path / "pretrained")
     pretrained.FOLDER.mkdir()

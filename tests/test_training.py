@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import build_resnet, presets
-from keras_resnets.runs import RunStore
+from keras_resnets.runs.store import RunStore
 from keras_resnets.training import (
     Callback,
     Recipe,

@@ -4,13 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from explorer import designs, diagram, state, ui
-from keras_resnets.summary import format_macs
-from keras_resnets.architecture import BLOCKS, STEMS
-from keras_resnets.layers.activations import ACTIVATIONS
-from keras_resnets.layers.blocks import EXPANSION
-from keras_resnets.limits import limits
-from keras_resnets.precision import DTYPE_POLICIES
-from keras_resnets.validation import MAX_SEED
+from keras_resnets.design.choices import ACTIVATIONS, BLOCKS, DTYPE_POLICIES, STEMS
+from keras_resnets.design.limits import limits
+from keras_resnets.design.plan import EXPANSION
+from keras_resnets.design.validation import MAX_SEED
+from keras_resnets.models.summary import format_macs
 
 P = state.WIDGET_PREFIX
 SHORTCUT_HELP = {

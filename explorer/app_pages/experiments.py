@@ -11,7 +11,7 @@ from explorer.experiment_runner import ExperimentRunner
 from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS
 from keras_resnets.experiments.scoreboard import scoreboard
-from keras_resnets.runs import ACTIVE_STATES
+from keras_resnets.runs.store import ACTIVE_STATES
 
 SIZES = {"quick": "quick", "full": "full (for a GPU)"}
 SIZE_NOTES = {"quick": "Quick: minutes on a CPU.",

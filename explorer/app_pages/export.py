@@ -5,7 +5,8 @@ import json
 import streamlit as st
 
 from explorer import designs, models, state, ui
-from keras_resnets import Architecture, export_torch
+from keras_resnets import Architecture
+from keras_resnets.interop import export_torch
 
 
 def load_json():
@@ -40,7 +41,7 @@ def torch_download(architecture, safe_name):
     st.download_button("PyTorch module (.py)", data=source, file_name=f"{safe_name}_torch.py",
                        mime="text/x-python", icon=":material/code:", key="export.torch", on_click="ignore")
     st.caption(f"Plain `torch`, no Keras: `{export_torch.torch_class_name(architecture)}()` builds the same "
-               "network, and `load_keras_weights(module, keras_resnets.export_torch.keras_weights(model))` "
+               "network, and `load_keras_weights(module, keras_resnets.interop.export_torch.keras_weights(model))` "
                "copies a Keras model's weights into it (outputs equal to 1e-4).")
 
 

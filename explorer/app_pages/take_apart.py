@@ -8,8 +8,8 @@ import streamlit as st
 
 from explorer import dissect, models, runner, ui
 from keras_resnets.experiments import lesions
-from keras_resnets.pretrained import load_pretrained, pretrained_config, shipped, weights_path
-from keras_resnets.records import RunConfig
+from keras_resnets.runs.pretrained import load_pretrained, pretrained_config, shipped, weights_path
+from keras_resnets.runs.records import RunConfig
 
 NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
 SHIPPED = "Pretrained lecture ResNet (shipped in the package)"

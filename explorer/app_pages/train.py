@@ -7,10 +7,10 @@ import streamlit as st
 
 from explorer import charts, models, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
-from keras_resnets import records
-from keras_resnets.data import DATASETS, is_available
-from keras_resnets.recipe import Recipe
-from keras_resnets.runs import Run
+from keras_resnets.data.datasets import DATASETS, is_available
+from keras_resnets.runs import records
+from keras_resnets.runs.store import Run
+from keras_resnets.training.recipe import Recipe
 
 DEFAULTS = TrainRequest()
 STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",

@@ -17,7 +17,8 @@ import keras
 
 from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import ExperimentRun
-from keras_resnets.runs import identity, now
+from keras_resnets.runs.files import now
+from keras_resnets.runs.processes import identity
 
 
 class Cancelled(BaseException):

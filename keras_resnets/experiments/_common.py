@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets import presets
-from keras_resnets.builders import build_resnet
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.data import DATASETS, load_arrays
-from keras_resnets.validation import check_choice
+from keras_resnets.data.datasets import DATASETS, load_arrays
+from keras_resnets.design import presets
+from keras_resnets.design.architecture import Architecture, Stage, Stem
+from keras_resnets.design.validation import check_choice
+from keras_resnets.models.builder import build_resnet
 
 SIZE_NAMES = ("tiny", "quick", "full")
 DTYPE_POLICY = "float32"

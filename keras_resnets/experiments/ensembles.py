@@ -25,7 +25,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._autodiff import input_gradient
 from keras_resnets.experiments._common import (
     Criterion,
@@ -42,6 +41,7 @@ from keras_resnets.experiments._common import (
     split_model,
     train,
 )
+from keras_resnets.models.builder import build_resnet
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._autodiff import input_gradient
 from keras_resnets.experiments._common import (
     Criterion,
@@ -37,6 +36,7 @@ from keras_resnets.experiments._common import (
     resolve_size,
     split_model,
 )
+from keras_resnets.models.builder import build_resnet
 
 
 @dataclass(frozen=True)

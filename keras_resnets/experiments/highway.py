@@ -15,10 +15,17 @@ from dataclasses import dataclass
 
 import altair as alt
 
-from keras_resnets import presets
-from keras_resnets.architecture import Architecture, Stage, Stem
+from keras_resnets.design import presets
+from keras_resnets.design.architecture import Architecture, Stage, Stem
 from keras_resnets.experiments._common import (
-    DTYPE_POLICY, Criterion, Experiment, Result, Setup, depth_sweep, resolve_size)
+    DTYPE_POLICY,
+    Criterion,
+    Experiment,
+    Result,
+    Setup,
+    depth_sweep,
+    resolve_size,
+)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets.data import load_data
+from keras_resnets.data.datasets import load_data
+from keras_resnets.design.validation import fail
 from keras_resnets.experiments._common import accuracy, forward, predict, split_model
 from keras_resnets.experiments.ensembles import (
     lesion,
@@ -30,8 +31,7 @@ from keras_resnets.experiments.ensembles import (
     path_length_counts,
     random_paths,
 )
-from keras_resnets.records import RunConfig
-from keras_resnets.validation import fail
+from keras_resnets.runs.records import RunConfig
 
 
 def blocks_of(model):

@@ -20,13 +20,19 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.builders import build_resnet
+from keras_resnets.design.architecture import Architecture, Stage, Stem
 from keras_resnets.experiments._autodiff import input_gradient
 from keras_resnets.experiments._common import (
-    DTYPE_POLICY, Criterion, Experiment, Progress, Result, resolve_size)
-from keras_resnets.initializers import LooksLinear
+    DTYPE_POLICY,
+    Criterion,
+    Experiment,
+    Progress,
+    Result,
+    resolve_size,
+)
 from keras_resnets.layers import CReLU
+from keras_resnets.layers.initializers import LooksLinear
+from keras_resnets.models.builder import build_resnet
 
 
 @dataclass(frozen=True)

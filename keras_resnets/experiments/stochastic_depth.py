@@ -24,7 +24,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from keras_resnets.builders import build_resnet
 from keras_resnets.experiments._common import (
     Criterion,
     Experiment,
@@ -37,6 +36,7 @@ from keras_resnets.experiments._common import (
     train,
 )
 from keras_resnets.layers import linear_decay
+from keras_resnets.models.builder import build_resnet
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Experiment results on disk: one directory per run of an experiment, written atomically.
 
-Experiment runs are worker directories like training runs (`keras_resnets.runs.WorkerDirectory`):
+Experiment runs are worker directories like training runs (`keras_resnets.runs.store.WorkerDirectory`):
 the same states, the same rule for a worker that died, the same ``CANCEL`` flag. A worker
 (``python -m keras_resnets.experiments NAME --out DIR``) writes into its directory:
 
@@ -24,8 +24,8 @@ Example:
 
 import altair as alt
 
-from keras_resnets.runs import (STATUS, DirectoryStore, WorkerDirectory, new_run_id, read_json,
-                                write_atomic, write_json)
+from keras_resnets.runs.files import read_json, write_atomic, write_json
+from keras_resnets.runs.store import STATUS, DirectoryStore, WorkerDirectory, new_run_id
 
 DATA, CHART, SUMMARY, LOG = "data.csv", "chart.json", "summary.json", "log.txt"
 

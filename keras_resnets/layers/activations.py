@@ -3,10 +3,9 @@
 import keras
 from keras import ops
 
+from keras_resnets.design.choices import ACTIVATIONS
+from keras_resnets.design.validation import check_choice, fail, is_int
 from keras_resnets.layers.fast import ReLU
-from keras_resnets.validation import check_choice, fail, is_int
-
-ACTIVATIONS = ("relu", "crelu", "elu", "gelu", "swish", "tanh", "linear")
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
@@ -60,11 +59,6 @@ class CReLU(keras.layers.Layer):
 def check_activation(activation):
     """Raises a `ValueError` unless ``activation`` is one of `ACTIVATIONS`."""
     check_choice("activation", activation, ACTIVATIONS)
-
-
-def width_factor(activation):
-    """How many channels an activation returns per input channel (2 for CReLU)."""
-    return 2 if activation == "crelu" else 1
 
 
 def make_activation(activation, axis=None, name=None):

@@ -15,37 +15,27 @@ import math
 
 import keras
 
-from keras_resnets.layers.activations import check_activation, make_activation, width_factor
+from keras_resnets.design.choices import DROP_MODES
+from keras_resnets.design.plan import (
+    EXPANSION,
+    bottleneck_width,
+    conv_output_size,
+    needs_shortcut_layer,
+    width_factor,
+)
+from keras_resnets.design.validation import check_choice, check_int, check_number, check_probability
+from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
     batch_norm,
     builds_in_its_dtype_policy,
     channel_axis,
     check_odd_kernel,
-    check_probability,
     conv_layers,
-    conv_output_size,
     resolve_data_format,
 )
 from keras_resnets.layers.fast import call_sublayer
-from keras_resnets.layers.shortcut import Shortcut, needs_shortcut_layer
-from keras_resnets.layers.stochastic_depth import DROP_MODES, StochasticDepth
-from keras_resnets.validation import check_choice, check_int, check_number
-
-EXPANSION = 4
-"""Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
-
-
-def bottleneck_width(nb_channels, groups=1, width_per_group=64):
-    """The inner width of a bottleneck block, as torchvision computes it:
-    ``int(nb_channels * width_per_group / 64) * groups``.
-
-    Example:
-    >>> bottleneck_width(64), bottleneck_width(64, groups=32, width_per_group=4)
-    (64, 128)
-    >>> bottleneck_width(64, width_per_group=128)  # Wide ResNet-50-2
-    128
-    """
-    return int(nb_channels * (width_per_group / 64.0)) * groups
+from keras_resnets.layers.shortcut import Shortcut
+from keras_resnets.layers.stochastic_depth import StochasticDepth
 
 
 class _ResidualBlock(keras.layers.Layer):

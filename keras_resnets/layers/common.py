@@ -5,9 +5,9 @@ import functools
 
 import keras
 
+from keras_resnets.design.validation import check_int, fail
 from keras_resnets.layers.fast import BatchNormalization, Conv2D
-from keras_resnets.precision import dtype_policy_scope
-from keras_resnets.validation import check_int, check_number, fail
+from keras_resnets.runtime.precision import dtype_policy_scope
 
 
 def resolve_data_format(data_format):
@@ -39,11 +39,6 @@ def channel_axis(rank, data_format):
     if rank > 2 and resolve_data_format(data_format) == "channels_first":
         return 1
     return rank - 1
-
-
-def check_probability(name, value):
-    """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
-    return check_number(name, value, 0.0, 1.0, low_open=True)
 
 
 def check_odd_kernel(kernel_size, name="kernel_size"):
@@ -79,14 +74,6 @@ def conv_layers(filters, kernel_size, strides, *, use_bias, kernel_initializer, 
     if strides == 1 or pad == 0:
         return [conv]
     return [keras.layers.ZeroPadding2D(pad, data_format=data_format, name=f"{name}_pad"), conv]
-
-
-def conv_output_size(size, kernel_size, strides):
-    """Spatial size after a convolution padded by `conv_layers` (``None`` stays ``None``)."""
-    if size is None:
-        return None
-    pad = (kernel_size - 1) // 2
-    return (size + 2 * pad - kernel_size) // strides + 1
 
 
 def batch_norm(axis, momentum, epsilon, name, zero_gamma=False):

@@ -3,12 +3,12 @@
 import keras
 from keras import ops
 
+from keras_resnets.design.validation import check_number
 from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
     batch_norm,
     builds_in_its_dtype_policy,
     channel_axis,
-    check_number,
     check_odd_kernel,
     resolve_data_format,
 )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_resnets.design.choices import SHORTCUT_OPTIONS
+from keras_resnets.design.validation import check_int, fail
 from keras_resnets.layers.common import (
     batch_norm,
     builds_in_its_dtype_policy,
@@ -10,18 +12,6 @@ from keras_resnets.layers.common import (
     resolve_data_format,
 )
 from keras_resnets.layers.fast import Conv2D, call_sublayer
-from keras_resnets.validation import check_choice, check_int, fail
-
-SHORTCUT_OPTIONS = ("A", "B", "C")
-
-
-def needs_shortcut_layer(option, in_channels, out_channels, strides):
-    """Whether a block needs a `Shortcut` layer rather than the bare identity.
-
-    Option C projects in every block; options A and B only where the shape changes.
-    """
-    check_choice("shortcut", option, SHORTCUT_OPTIONS)
-    return option == "C" or strides != 1 or in_channels != out_channels
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")

@@ -3,30 +3,8 @@
 import keras
 from keras import ops
 
-from keras_resnets.layers.common import check_probability
-from keras_resnets.validation import check_choice, check_int
-
-DROP_MODES = ("batch", "sample")
-
-
-def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
-    """The linear decay rule ``p_l = 1 - (l / L) (1 - p_L)`` of Huang et al. (2016).
-
-    Args:
-        block_index: ``l``, from 1 (the first residual block) to ``L``.
-        num_blocks: ``L``, the number of residual blocks.
-        final_survival_probability: ``p_L``, the survival probability of the last block.
-
-    Example:
-    >>> [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)]
-    [0.875, 0.75, 0.625, 0.5]
-    """
-    check_int("num_blocks", num_blocks)
-    check_int("block_index", block_index, maximum=num_blocks)
-    final_survival_probability = check_probability(
-        "final_survival_probability", final_survival_probability
-    )
-    return 1.0 - block_index / num_blocks * (1.0 - final_survival_probability)
+from keras_resnets.design.choices import DROP_MODES
+from keras_resnets.design.validation import check_choice, check_probability
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")

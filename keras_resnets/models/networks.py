@@ -1,7 +1,7 @@
 """The papers' networks as `keras.Model` objects: each function builds one preset.
 
 The torchvision family (ResNet-18..152, ResNeXt, Wide ResNet) also takes ``weights``: None,
-a path to a torchvision state-dict file or ``"imagenet"`` (`torchvision_weights.build`).
+a path to a torchvision state-dict file or ``"imagenet"`` (`keras_resnets.interop.weights`).
 
 Example:
 >>> from keras_resnets import count_params
@@ -9,9 +9,9 @@ Example:
 117802
 """
 
-from keras_resnets import presets
-from keras_resnets.builders import build_resnet
-from keras_resnets.torchvision_weights import build as _build_torchvision
+from keras_resnets.design import presets
+from keras_resnets.interop.weights import check_weights, load_weights
+from keras_resnets.models.builder import build_resnet
 
 
 def mnist_resnet(*args, **kwargs):
@@ -25,58 +25,58 @@ def cifar_resnet(depth=20, **kwargs):
 
 
 def resnet18(*, weights=None, **kwargs):
-    """ResNet-18 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet18", presets.resnet(18, **kwargs), weights)
+    """ResNet-18 as a model; arguments of `presets.resnet`, and ``weights`` (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnet18", presets.resnet(18, **kwargs), weights)
 
 
 def resnet34(*, weights=None, **kwargs):
-    """ResNet-34 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet34", presets.resnet(34, **kwargs), weights)
+    """ResNet-34 as a model; arguments of `presets.resnet`, and ``weights`` (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnet34", presets.resnet(34, **kwargs), weights)
 
 
 def resnet50(*, weights=None, **kwargs):
-    """ResNet-50 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet50", presets.resnet(50, **kwargs), weights)
+    """ResNet-50 as a model; arguments of `presets.resnet`, and ``weights`` (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnet50", presets.resnet(50, **kwargs), weights)
 
 
 def resnet101(*, weights=None, **kwargs):
-    """ResNet-101 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet101", presets.resnet(101, **kwargs), weights)
+    """ResNet-101 as a model; arguments of `presets.resnet`, and ``weights`` (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnet101", presets.resnet(101, **kwargs), weights)
 
 
 def resnet152(*, weights=None, **kwargs):
-    """ResNet-152 as a model; arguments of `presets.resnet`, and ``weights`` (`torchvision_weights.build`)."""
-    return _build_torchvision("resnet152", presets.resnet(152, **kwargs), weights)
+    """ResNet-152 as a model; arguments of `presets.resnet`, and ``weights`` (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnet152", presets.resnet(152, **kwargs), weights)
 
 
 def resnext50_32x4d(*, weights=None, **kwargs):
     """ResNeXt-50 32x4d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext50_32x4d", presets.resnext(50, 32, 4, **kwargs), weights)
+    (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnext50_32x4d", presets.resnext(50, 32, 4, **kwargs), weights)
 
 
 def resnext101_32x8d(*, weights=None, **kwargs):
     """ResNeXt-101 32x8d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext101_32x8d", presets.resnext(101, 32, 8, **kwargs), weights)
+    (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnext101_32x8d", presets.resnext(101, 32, 8, **kwargs), weights)
 
 
 def resnext101_64x4d(*, weights=None, **kwargs):
     """ResNeXt-101 64x4d as a model; arguments of `presets.resnext`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("resnext101_64x4d", presets.resnext(101, 64, 4, **kwargs), weights)
+    (`keras_resnets.interop.weights`)."""
+    return _torchvision("resnext101_64x4d", presets.resnext(101, 64, 4, **kwargs), weights)
 
 
 def wide_resnet50_2(*, weights=None, **kwargs):
     """Wide ResNet-50-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("wide_resnet50_2", presets.wide_resnet(50, 2, **kwargs), weights)
+    (`keras_resnets.interop.weights`)."""
+    return _torchvision("wide_resnet50_2", presets.wide_resnet(50, 2, **kwargs), weights)
 
 
 def wide_resnet101_2(*, weights=None, **kwargs):
     """Wide ResNet-101-2 as a model; arguments of `presets.wide_resnet`, and ``weights``
-    (`torchvision_weights.build`)."""
-    return _build_torchvision("wide_resnet101_2", presets.wide_resnet(101, 2, **kwargs), weights)
+    (`keras_resnets.interop.weights`)."""
+    return _torchvision("wide_resnet101_2", presets.wide_resnet(101, 2, **kwargs), weights)
 
 
 def resnet18d(**kwargs):
@@ -147,3 +147,13 @@ __all__ = [
     "wide_resnet101_2",
     "wide_resnet50_2",
 ]
+
+
+def _torchvision(name, architecture, weights):
+    """``build_resnet(architecture)`` with ``weights``: ``None`` (random), ``"imagenet"`` or the
+    path of a torchvision state-dict file (`keras_resnets.interop.weights.load_weights`)."""
+    check_weights(weights, architecture)
+    model = build_resnet(architecture)
+    if weights is not None:
+        load_weights(model, name, weights, include_top=architecture.include_top)
+    return model

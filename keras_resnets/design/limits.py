@@ -19,7 +19,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from keras_resnets.validation import check_int, fail
+from keras_resnets.design.validation import check_int, fail
 
 FLOAT_BYTES = 4
 

@@ -13,8 +13,8 @@ Stage(blocks=6, channels=256, strides=2, kernel_size=3)
 
 import functools
 
-from keras_resnets.architecture import Architecture, Stage, Stem
-from keras_resnets.validation import check_choice, check_int, fail, is_int
+from keras_resnets.design.architecture import Architecture, Stage, Stem
+from keras_resnets.design.validation import check_choice, check_int, fail, is_int
 
 IMAGENET_LAYOUTS = {
     18: ("basic", (2, 2, 2, 2)),

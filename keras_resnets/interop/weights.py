@@ -19,9 +19,8 @@ from typing import NamedTuple
 
 import keras
 
-from keras_resnets import interop
-from keras_resnets.builders import build_resnet
-from keras_resnets.validation import fail
+from keras_resnets.design.validation import fail
+from keras_resnets.interop.torchvision import from_torchvision, read_state_dict, without_classifier
 
 _BASE_URL = "https://download.pytorch.org/models/"
 
@@ -114,30 +113,27 @@ def check_weights(weights, architecture):
                                               "the classifier was trained on average pooling")
 
 
-def build(name, architecture, weights=None):
-    """``build_resnet(architecture)`` with weights: what ``keras_resnets.resnet50(weights=...)``
-    and the other torchvision-family functions do.
+def load_weights(model, name, weights, include_top=True):
+    """Loads ``weights`` into ``model``, a torchvision-family network built by `build_resnet`:
+    what ``keras_resnets.resnet50(weights=...)`` and the other torchvision-family functions do
+    after `check_weights`.
 
     Args:
+        model: the built model.
         name: torchvision's name of the model (a key of `IMAGENET_WEIGHTS`).
-        architecture: its `Architecture`, with keras.applications-style ``input_shape``,
-            ``include_top``, ``classes`` and ``pooling``.
-        weights: ``None`` (random), ``"imagenet"`` (torchvision's published file, fetched and
-            checked by `imagenet_file`) or the path of a torchvision state-dict file
-            (``.pth``/``.pt`` as ``torch.save`` writes it, or ``.npz``). With
-            ``include_top=False`` the file's classifier is skipped, so ``classes`` and
-            ``pooling`` are free; ``input_shape`` may be any size with 3 channels.
+        weights: ``"imagenet"`` (torchvision's published file, fetched and checked by
+            `imagenet_file`) or the path of a torchvision state-dict file (``.pth``/``.pt`` as
+            ``torch.save`` writes it, or ``.npz``).
+        include_top: whether ``model`` has the classifier; without it the file's classifier
+            is skipped, so ``classes`` and ``pooling`` are free and ``input_shape`` may be any
+            size with 3 channels.
 
     Raises:
-        ValueError: a wrong combination (see `check_weights`) or a file that does not fit.
+        ValueError: a file that does not fit the model (the message names the key).
     """
-    check_weights(weights, architecture)
-    model = build_resnet(architecture)
-    if weights is None:
-        return model
     path = imagenet_file(name) if weights == "imagenet" else weights
-    state = interop.read_state_dict(path)
-    if not architecture.include_top:
-        state = interop.without_classifier(state)
-    interop.from_torchvision(state, model)
+    state = read_state_dict(path)
+    if not include_top:
+        state = without_classifier(state)
+    from_torchvision(state, model)
     return model

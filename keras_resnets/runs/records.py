@@ -132,7 +132,7 @@ class RunConfig(Mapping):
 
     def design(self):
         """The `Architecture` that was trained."""
-        from keras_resnets.architecture import Architecture
+        from keras_resnets.design.architecture import Architecture
 
         return Architecture.from_dict(self.architecture)
 

@@ -81,3 +81,8 @@ def check_bool(name, value):
 def check_seed(name, value, optional=False):
     """A seed: an integer in [0, `MAX_SEED`] (or None when ``optional``)."""
     return check_int(name, value, 0, MAX_SEED, optional=optional)
+
+
+def check_probability(name, value):
+    """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
+    return check_number(name, value, 0.0, 1.0, low_open=True)

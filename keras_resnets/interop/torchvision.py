@@ -118,7 +118,7 @@ def _pairs(model):
         if key is None:
             raise ValueError(
                 f"{variable.path} has no torchvision counterpart: this model is not of "
-                "torchvision's ResNet form (see keras_resnets.interop).")
+                "torchvision's ResNet form (see keras_resnets.interop.torchvision).")
         pairs.append((variable, key))
     return pairs
 
@@ -207,7 +207,7 @@ def read_state_dict(path):
     """The state dict in a ``.pth``/``.pt`` file (``torch.save``) or an ``.npz`` file.
 
     A torch file is read with ``torch.load(weights_only=True)`` when torch is installed and
-    with `keras_resnets.torchfile` otherwise, so TensorFlow and JAX users need no torch.
+    with `keras_resnets.interop.torchfile` otherwise, so TensorFlow and JAX users need no torch.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -218,7 +218,7 @@ def read_state_dict(path):
     try:
         import torch
     except ImportError:
-        from keras_resnets import torchfile
+        from keras_resnets.interop import torchfile
 
         return torchfile.load(path)
     return torch.load(path, map_location="cpu", weights_only=True)

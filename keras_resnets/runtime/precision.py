@@ -29,11 +29,9 @@ import os
 
 import keras
 
-from keras_resnets.environment import ONEDNN, OPT_OUT
-from keras_resnets.validation import check_choice
-
-DTYPE_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
-"""The values of `Architecture.dtype_policy`; ``None`` is `default_dtype_policy`."""
+from keras_resnets.design.choices import DTYPE_POLICIES
+from keras_resnets.design.validation import check_choice
+from keras_resnets.runtime.environment import ONEDNN, OPT_OUT
 
 VARIABLE = "KERAS_RESNETS_DTYPE_POLICY"
 """The environment variable that names the default policy, one of `DTYPE_POLICIES`."""

@@ -11,8 +11,8 @@ Example:
 import dataclasses
 from dataclasses import dataclass
 
-from keras_resnets.choices import OPTIMIZERS, SCHEDULES
-from keras_resnets.validation import check_int, check_number, fail
+from keras_resnets.design.validation import check_int, check_number, fail
+from keras_resnets.training.choices import OPTIMIZERS, SCHEDULES
 
 STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
 

@@ -18,20 +18,26 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from keras_resnets import limits
-from keras_resnets.layers.activations import ACTIVATIONS
-from keras_resnets.layers.common import conv_output_size
-from keras_resnets.layers.shortcut import SHORTCUT_OPTIONS
-from keras_resnets.layers.stochastic_depth import DROP_MODES
-from keras_resnets.plan import BRANCH_LAYERS, make_plan
-from keras_resnets.precision import DTYPE_POLICIES
-from keras_resnets.validation import check_bool, check_choice, check_int, check_number, check_seed, fail
-
-BLOCKS = ("basic", "bottleneck", "dense", "highway")
-STEMS = ("conv", "deep", "dense", "none")
-POOLINGS = ("avg", "max", "flatten", None)
-DATA_FORMATS = ("channels_last", "channels_first", None)
-
+from keras_resnets.design import limits
+from keras_resnets.design.choices import (
+    ACTIVATIONS,
+    BLOCKS,
+    DATA_FORMATS,
+    DROP_MODES,
+    DTYPE_POLICIES,
+    POOLINGS,
+    SHORTCUT_OPTIONS,
+    STEMS,
+)
+from keras_resnets.design.plan import BRANCH_LAYERS, conv_output_size, make_plan
+from keras_resnets.design.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+    fail,
+)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A model name: it names the Keras model, files and runs."""
@@ -361,7 +367,7 @@ class Architecture:
         return sum(stage.blocks for stage in self.stages)
 
     def plan(self):
-        """The description resolved into a `keras_resnets.plan.Plan`: one frozen spec per
+        """The description resolved into a `keras_resnets.design.plan.Plan`: one frozen spec per
         block, and for the stem and head, with widths, sizes, parameter counts and MACs.
 
         Example:

@@ -21,7 +21,7 @@ import contextlib
 
 import keras
 
-from keras_resnets.choices import DISTRIBUTIONS
+from keras_resnets.training.choices import DISTRIBUTIONS
 
 
 def _tf_devices():

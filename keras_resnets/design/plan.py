@@ -18,14 +18,69 @@ Example:
 import functools
 from dataclasses import dataclass
 
-from keras_resnets.layers.activations import width_factor
-from keras_resnets.layers.blocks import EXPANSION, bottleneck_width
-from keras_resnets.layers.common import conv_output_size
-from keras_resnets.layers.shortcut import needs_shortcut_layer
-from keras_resnets.layers.stochastic_depth import linear_decay
+from keras_resnets.design.choices import SHORTCUT_OPTIONS
+from keras_resnets.design.validation import check_choice, check_int, check_probability
 
 BRANCH_LAYERS = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}
 """Weighted layers of a block's branch, as the papers count depth."""
+
+EXPANSION = 4
+"""Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
+
+
+def bottleneck_width(nb_channels, groups=1, width_per_group=64):
+    """The inner width of a bottleneck block, as torchvision computes it:
+    ``int(nb_channels * width_per_group / 64) * groups``.
+
+    Example:
+    >>> bottleneck_width(64), bottleneck_width(64, groups=32, width_per_group=4)
+    (64, 128)
+    >>> bottleneck_width(64, width_per_group=128)  # Wide ResNet-50-2
+    128
+    """
+    return int(nb_channels * (width_per_group / 64.0)) * groups
+
+
+def width_factor(activation):
+    """How many channels an activation returns per input channel (2 for CReLU)."""
+    return 2 if activation == "crelu" else 1
+
+
+def conv_output_size(size, kernel_size, strides):
+    """Spatial size after a convolution padded as in the paper and torchvision (`keras_resnets.layers.common.conv_layers`) (``None`` stays ``None``)."""
+    if size is None:
+        return None
+    pad = (kernel_size - 1) // 2
+    return (size + 2 * pad - kernel_size) // strides + 1
+
+
+def needs_shortcut_layer(option, in_channels, out_channels, strides):
+    """Whether a block needs a `Shortcut` layer rather than the bare identity.
+
+    Option C projects in every block; options A and B only where the shape changes.
+    """
+    check_choice("shortcut", option, SHORTCUT_OPTIONS)
+    return option == "C" or strides != 1 or in_channels != out_channels
+
+
+def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
+    """The linear decay rule ``p_l = 1 - (l / L) (1 - p_L)`` of Huang et al. (2016).
+
+    Args:
+        block_index: ``l``, from 1 (the first residual block) to ``L``.
+        num_blocks: ``L``, the number of residual blocks.
+        final_survival_probability: ``p_L``, the survival probability of the last block.
+
+    Example:
+    >>> [linear_decay(l, 4, 0.5) for l in (1, 2, 3, 4)]
+    [0.875, 0.75, 0.625, 0.5]
+    """
+    check_int("num_blocks", num_blocks)
+    check_int("block_index", block_index, maximum=num_blocks)
+    final_survival_probability = check_probability(
+        "final_survival_probability", final_survival_probability
+    )
+    return 1.0 - block_index / num_blocks * (1.0 - final_survival_probability)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ True
 import json
 from pathlib import Path
 
-from keras_resnets.records import RunConfig
-from keras_resnets.validation import check_choice
+from keras_resnets.design.validation import check_choice
+from keras_resnets.runs.records import RunConfig
 
-FOLDER = Path(__file__).resolve().parent / "_data" / "pretrained"
+FOLDER = Path(__file__).resolve().parents[1] / "_data" / "pretrained"
 PRETRAINED = {
     "mnist_resnet": "the lecture's MNIST ResNet (25 blocks, 117,802 parameters)",
     "mnist_plain": "its plain twin (the same 25 blocks without skip connections)",
@@ -56,7 +56,7 @@ def load_pretrained(name="mnist_resnet"):
     >>> model.count_params()  # doctest: +SKIP
     118154
     """
-    from keras_resnets.builders import build_resnet
+    from keras_resnets.models.builder import build_resnet
 
     model = build_resnet(pretrained_config(name).design())
     model.load_weights(weights_path(name))

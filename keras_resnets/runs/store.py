@@ -45,12 +45,20 @@ import json
 import os
 import re
 import secrets
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from keras_resnets.records import RunConfig, batches, epochs
-from keras_resnets.validation import check_choice, fail
+from keras_resnets.design.validation import fail
+from keras_resnets.runs.files import (
+    clean_temp_files,
+    now,
+    read_json,
+    update_status,
+    write_atomic,
+    write_json,
+)
+from keras_resnets.runs.processes import holder_alive, identity, owner_alive
+from keras_resnets.runs.records import RunConfig, batches, epochs
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ACTIVE_STATES = ("created", "running")
@@ -62,15 +70,8 @@ PREVIOUS_CHECKPOINT = "checkpoint.previous.weights.h5"
 LOCK, LOCK_GUARD = "LOCK", ".lock-guard"
 DAMAGED = "damaged"
 """The state a reader gives a run whose files cannot be read; never written."""
-TEMP_FILE = re.compile(r"\.(\d+)-[0-9a-f]{8}\..+")
-"""The name `write_atomic` gives its temporary files: ``.<pid>-<hex>.<name>``."""
 METRIC_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
                   "images_per_second", "time")
-
-
-def now():
-    """The local time as an ISO 8601 string with microseconds and UTC offset."""
-    return datetime.datetime.now().astimezone().isoformat()
 
 
 def check_run_id(run_id):
@@ -88,120 +89,6 @@ def new_run_id(name="run"):
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._-")[:32] or "run"
     stem = stem.replace("..", "_")
     return f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{stem}-{secrets.token_hex(2)}"
-
-
-def write_atomic(path, write):
-    """Calls ``write(tmp_path)`` on a temporary path next to ``path``, then renames it over.
-
-    The temporary name keeps the file's suffixes (Keras checks them) and starts with a dot.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{os.getpid()}-{secrets.token_hex(4)}.{path.name}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(path, data):
-    """Writes ``data`` as JSON to ``path`` atomically."""
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def read_json(path):
-    """The JSON object in ``path``; a `ValueError` if it is missing, unreadable or not an object."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not readable JSON: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} holds {type(data).__name__}, not a JSON object.")
-    return data
-
-
-def update_status(path, states, **fields):
-    """Updates the status file ``path`` with ``fields`` (and the time), atomically; a
-    ``state`` must be one of ``states``. A missing or unreadable file starts afresh."""
-    if "state" in fields:
-        check_choice("state", fields["state"], states)
-    try:
-        status = read_json(path)
-    except ValueError:
-        status = {}
-    status.update(fields, updated=now())
-    write_json(path, status)
-
-
-def process_alive(pid):
-    """Whether process ``pid`` exists on this machine and is not a zombie."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def process_start(pid):
-    """The kernel's start time of process ``pid`` (clock ticks since boot), or None where it
-    cannot be read: with the pid it identifies one process, even once the pid is reused."""
-    try:
-        fields = Path(f"/proc/{int(pid)}/stat").read_text().rpartition(")")[2].split()
-        return int(fields[19])  # field 22 of proc(5); the split starts at field 3
-    except (OSError, ValueError, TypeError, IndexError):
-        return None
-
-
-def process_command(pid):
-    """The command line of process ``pid`` as one string ('' where it cannot be read)."""
-    try:
-        return Path(f"/proc/{int(pid)}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except (OSError, ValueError, TypeError):
-        return ""
-
-
-def owner_alive(pid, started=None):
-    """Whether process ``pid`` is alive and, when ``started`` is known, is the same process
-    that recorded it (not a later one that got the same pid)."""
-    if not process_alive(pid):
-        return False
-    return started is None or process_start(pid) in (None, started)
-
-
-def identity():
-    """This process as a lock or status records it: ``pid``, ``host`` and ``process_start``."""
-    pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "process_start": process_start(pid)}
-
-
-def _holder_alive(record):
-    if record.get("host") not in (None, socket.gethostname()):
-        return True  # another machine's process cannot be checked from here: assume it lives
-    return owner_alive(record.get("pid"), record.get("process_start"))
-
-
-def clean_temp_files(directory):
-    """Removes the temporary files of `write_atomic` whose writer process is gone."""
-    try:
-        entries = list(Path(directory).iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        match = TEMP_FILE.fullmatch(entry.name)
-        if match and not process_alive(int(match.group(1))):
-            with contextlib.suppress(OSError):  # a read-only store keeps them
-                entry.unlink()
 
 
 def _check_status(status):
@@ -343,11 +230,11 @@ class Run(WorkerDirectory):
         return events
 
     def epochs(self):
-        """The ``"epoch"`` events of `metrics` (`keras_resnets.records.EpochEvent`)."""
+        """The ``"epoch"`` events of `metrics` (`keras_resnets.runs.records.EpochEvent`)."""
         return epochs(self.metrics())
 
     def batches(self):
-        """The ``"batch"`` events of `metrics` (`keras_resnets.records.BatchEvent`)."""
+        """The ``"batch"`` events of `metrics` (`keras_resnets.runs.records.BatchEvent`)."""
         return batches(self.metrics())
 
     def append_metrics(self, *events):
@@ -379,7 +266,7 @@ class Run(WorkerDirectory):
             fcntl.flock(guard, fcntl.LOCK_EX)  # the kernel frees it if this process dies
             holder = self.lock_holder()
             if holder is not None:
-                if _holder_alive(holder):
+                if holder_alive(holder):
                     raise ValueError(
                         f"run {self.id} is being trained by process {holder.get('pid')} on "
                         f"{holder.get('host')} (since {holder.get('created')}); wait for it, or "
@@ -433,7 +320,7 @@ class Run(WorkerDirectory):
         """The trained model: ``model.keras``, else the last checkpoint's weights."""
         import keras
 
-        from keras_resnets.builders import build_resnet
+        from keras_resnets.models.builder import build_resnet
 
         if self.model_path.exists():
             return keras.saving.load_model(self.model_path)

@@ -13,7 +13,7 @@ falls back to the embedded sample with a warning, the others raise
 ``DataUnavailableError``.
 
 Example:
-    >>> from keras_resnets.data import load_data
+    >>> from keras_resnets.data.datasets import load_data
     >>> data = load_data("mnist_sample", batch_size=32, subset=256)
     >>> images, labels = next(iter(data.train))
     >>> data.num_train, data.steps_per_epoch
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_resnets.validation import check_choice, check_int, check_number, check_seed, fail
+from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 SAMPLE_NAME = "mnist_sample"
-_SAMPLE_PATH = Path(__file__).with_name("_data") / "mnist_sample.npz"
+_SAMPLE_PATH = Path(__file__).resolve().parents[1] / "_data" / "mnist_sample.npz"
 _SAMPLE_SOURCE = "embedded MNIST sample (10,000 real digits from the MNIST test set, offline)"
 _CROP_PADDING = 4
 _REACH_TIMEOUT = 2.0

@@ -2,8 +2,7 @@
 
 import keras
 
-from keras_resnets.architecture import coerce_architecture
-from keras_resnets.initializers import LooksLinear
+from keras_resnets.design.architecture import coerce_architecture
 from keras_resnets.layers import (
     BottleneckBlock,
     DenseResBlock,
@@ -15,7 +14,8 @@ from keras_resnets.layers import (
 )
 from keras_resnets.layers.activations import make_activation
 from keras_resnets.layers.common import batch_norm, channel_axis, conv_layers, resolve_data_format
-from keras_resnets.precision import dtype_policy_scope
+from keras_resnets.layers.initializers import LooksLinear
+from keras_resnets.runtime.precision import dtype_policy_scope
 
 _BLOCK_CLASSES = {
     ("basic", False): ResBlock,
@@ -37,7 +37,7 @@ def build_resnet(architecture=None, /, **fields):
     Returns:
         A functional `keras.Model` whose blocks are named ``stage{s}_block{b}``, computing in
         the architecture's ``dtype_policy`` (by default bfloat16 on CPUs with AMX, else
-        float32: `keras_resnets.precision`).
+        float32: `keras_resnets.runtime.precision`).
 
     Raises:
         ValueError: a field is wrong; the message names it, its value and what is allowed.

@@ -21,7 +21,7 @@ import os
 import keras
 import numpy as np
 
-from keras_resnets.validation import fail
+from keras_resnets.design.validation import fail
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -68,7 +68,7 @@ def preprocess_input(images, *, resize_size=256, crop_size=224, data_format=None
 @functools.cache
 def class_names():
     """torchvision's 1000 ImageNet class names, in the order of the classifier's outputs."""
-    path = os.path.join(os.path.dirname(__file__), "_data", "imagenet_classes.txt")
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_data", "imagenet_classes.txt")
     with open(path, encoding="utf-8") as f:
         return tuple(f.read().splitlines())
 

@@ -1,6 +1,6 @@
-"""The training runner: train an architecture description on a dataset with a recipe, as a run.
+"""The training loop: train an architecture description on a dataset with a recipe, as a run.
 
-`train` records everything in a run directory (see `keras_resnets.runs`): the config first,
+`train` records everything in a run directory (see `keras_resnets.runs.store`): the config first,
 then metrics as they come, a checkpoint after every epoch and the final ``model.keras``.
 `resume` continues an interrupted run to the result it would have reached: the checkpoint
 holds the model and the optimizer (with its step count, hence the learning rate), and the
@@ -18,273 +18,35 @@ Example:
 """
 
 import importlib.metadata
-import math
 import os
 import platform
-import time
 import warnings
-from collections import deque
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from keras_resnets.architecture import coerce_architecture
-from keras_resnets.builders import build_resnet
-from keras_resnets.data import DATASETS, DataUnavailableError, check_arguments, is_available, load_data
-from keras_resnets.distribution import check_distribution, distribution_scope
-from keras_resnets.interrupts import deferred_interrupts
-from keras_resnets.presets import PRESETS, get_preset
-from keras_resnets.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe, default_subset  # noqa: F401
-from keras_resnets.runs import Run, RunStore, identity, process_command, write_atomic
-from keras_resnets.validation import check_bool, fail
-
-
-class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """``learning_rate / 10`` for ``warmup_steps`` steps, then ``learning_rate`` divided by 10
-    at each of ``boundaries`` (in steps).
-
-    Example:
-    >>> schedule = StepSchedule(0.1, boundaries=(50, 75), warmup_steps=10)
-    >>> [round(float(schedule(step)), 6) for step in (0, 10, 50, 75)]
-    [0.01, 0.1, 0.01, 0.001]
-    """
-
-    def __init__(self, learning_rate, boundaries=(), warmup_steps=0):
-        self.learning_rate = float(learning_rate)
-        self.boundaries = tuple(int(b) for b in boundaries)
-        self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        rate = keras.ops.convert_to_tensor(self.learning_rate, "float32")
-        for boundary in self.boundaries:
-            rate = keras.ops.where(step >= boundary, rate * 0.1, rate)
-        return keras.ops.where(step < self.warmup_steps, rate * 0.1, rate)
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "boundaries": list(self.boundaries),
-                "warmup_steps": self.warmup_steps}
+from keras_resnets.data.datasets import (
+    DATASETS,
+    DataUnavailableError,
+    check_arguments,
+    is_available,
+    load_data,
+)
+from keras_resnets.design.architecture import coerce_architecture
+from keras_resnets.design.presets import PRESETS, get_preset
+from keras_resnets.design.validation import check_bool, fail
+from keras_resnets.models.builder import build_resnet
+from keras_resnets.runs.files import write_atomic
+from keras_resnets.runs.processes import identity, process_command
+from keras_resnets.runs.store import Run, RunStore
+from keras_resnets.training.callbacks import Callback, ProgressBar, format_epoch
+from keras_resnets.training.distribution import check_distribution, distribution_scope
+from keras_resnets.training.interrupts import deferred_interrupts
+from keras_resnets.training.optimization import compile_model
+from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe
+from keras_resnets.training.recorder import Recorder, Stop
 
 
-def make_schedule(recipe, steps_per_epoch):
-    """The `StepSchedule` of ``recipe`` for epochs of ``steps_per_epoch`` steps."""
-    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch),
-                        recipe.warmup_epochs * steps_per_epoch)
-
-
-def compile_model(model, recipe, steps_per_epoch, from_logits=True):
-    """Compiles ``model`` for ``recipe`` (loss, accuracy, optimizer, weight decay) and builds
-    it all, so that a checkpoint can be loaded into it; returns the learning-rate schedule."""
-    schedule = make_schedule(recipe, steps_per_epoch)
-    if recipe.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum)
-    else:
-        optimizer = keras.optimizers.Adam(schedule)
-    if recipe.weight_decay:
-        penalty = keras.regularizers.L2(recipe.weight_decay / 2)
-        for variable in model.trainable_weights:
-            if variable.name == "kernel":
-                variable.regularizer = penalty
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    optimizer.build(model.trainable_variables)
-    # Build loss and metrics on a batch of zeros, so that `fit` need not take a batch of the
-    # data to build them (that would start a pass of the pipeline, and shift its shuffling).
-    images = np.zeros((recipe.batch_size, *model.input_shape[1:]), "float32")
-    model.test_on_batch(images, np.zeros((recipe.batch_size,), "int32"))
-    return schedule
-
-
-# -- subscribers ------------------------------------------------------------------------------
-class Callback:
-    """Receives a run's progress; override what you need.
-
-    Events are the dicts written to ``metrics.jsonl`` (see `keras_resnets.runs`), but
-    ``on_batch`` sees every batch, the file only every few.
-
-    Example:
-    >>> class Losses(Callback):
-    ...     def __init__(self):
-    ...         self.losses = []
-    ...     def on_epoch(self, event):
-    ...         self.losses.append(event["loss"])
-    """
-
-    def on_begin(self, run, info):
-        """Training starts; ``info`` has ``epochs``, ``initial_epoch``, ``steps_per_epoch``,
-        ``num_train``, ``num_validation``, ``data_source`` and ``dtype_policy`` (the model's)."""
-
-    def on_batch(self, event):
-        """A batch has been trained (``event["event"] == "batch"``)."""
-
-    def on_epoch(self, event):
-        """An epoch has been trained, validated and checkpointed."""
-
-    def on_end(self, run):
-        """Training has stopped; ``run.status`` says how."""
-
-
-def format_epoch(event, epochs):
-    """One line per epoch: ``epoch 1/3 - 12.3 s - loss 0.1234 - accuracy 0.9612 - ...``."""
-    parts = [f"epoch {event['epoch'] + 1}/{epochs}", f"{event['seconds']:.1f} s"]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        if event.get(key) is not None:
-            parts.append(f"{key} {event[key]:.4f}")
-    parts.append(f"learning_rate {event['learning_rate']:.3g}")
-    return " - ".join(parts)
-
-
-class ProgressBar(Callback):
-    """Prints a progress bar per epoch (``bar=True``) and a summary line after each epoch."""
-
-    def __init__(self, bar=True):
-        self.bar = bar
-        self._progbar = None
-
-    def on_begin(self, run, info):
-        self.epochs, self.steps = info["epochs"], info["steps_per_epoch"]
-        start = f", resuming after epoch {info['initial_epoch']}" if info["initial_epoch"] else ""
-        print(f"run {run.id}: {info['num_train']:,} training / {info['num_validation']:,} "
-              f"validation images from the {info['data_source']}, in {info['dtype_policy']}"
-              f"{start}", flush=True)
-
-    def on_batch(self, event):
-        if not self.bar:
-            return
-        batch = event["step"] - event["epoch"] * self.steps
-        if batch == 1:
-            self._progbar = keras.utils.Progbar(
-                self.steps, stateful_metrics=["loss", "accuracy", "images/s"])
-        self._progbar.update(batch, [("loss", event["loss"]), ("accuracy", event["accuracy"]),
-                                     ("images/s", event["images_per_second"])])
-
-    def on_epoch(self, event):
-        print(format_epoch(event, self.epochs), flush=True)
-
-    def on_end(self, run):
-        status = run.status
-        print(f"run {run.id} {status['state']}: {status['message']}", flush=True)
-
-
-# -- the recorder -----------------------------------------------------------------------------
-class Stop(Exception):
-    """Ends a run early with a final ``state`` and ``message``."""
-
-    def __init__(self, state, message):
-        super().__init__(message)
-        self.state = state
-        self.message = message
-
-
-def _finite(value):
-    return value is None or math.isfinite(value)
-
-
-def _float(logs, key):
-    return None if logs is None or key not in logs else float(logs[key])
-
-
-def record_interval(steps_per_epoch):
-    """Steps between the batch events written to ``metrics.jsonl``: about 20 per epoch, so
-    that a short run's curves move from its first seconds and a long run's file stays small."""
-    return max(1, steps_per_epoch // 20)
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Writes a run's metrics, checkpoints and status while ``model.fit`` trains it, checks
-    for an interrupt or a cancel request before each batch and stops on a non-finite loss."""
-
-    def __init__(self, run, schedule, data, recipe, initial_epoch, callbacks, interrupts):
-        super().__init__()
-        self.run, self.schedule, self.recipe = run, schedule, recipe
-        self.interrupts = interrupts
-        self.steps, self.num_train = data.steps_per_epoch, data.num_train
-        self.completed = initial_epoch
-        self.callbacks = callbacks
-        self.interval = record_interval(self.steps)
-        self.seed_states = None
-
-    def on_train_begin(self, logs=None):
-        if self.seed_states is None:  # the seed generators' states, [seed, counter] each
-            weights = {id(v) for v in self.model.weights}
-            states = [v for v in self.model.variables if id(v) not in weights]
-            self.seed_states = [(v, int(keras.ops.convert_to_numpy(v.value)[0])) for v in states]
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Stochastic-depth draws of epoch `epoch` depend only on the seed and the epoch.
-        for variable, seed in self.seed_states:
-            variable.assign(np.array([seed, epoch * self.steps % 2**32], dtype=variable.dtype))
-        self.epoch = epoch
-        self.epoch_start = self.last = time.perf_counter()
-        self.window = deque(maxlen=self.interval)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.interrupts.check()
-        if self.run.cancel_requested:
-            raise Stop("cancelled", f"cancelled during epoch {self.epoch + 1}; "
-                       f"{self._kept()}")
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        images = min(self.recipe.batch_size, self.num_train - batch * self.recipe.batch_size)
-        self.window.append((images, now - self.last))
-        self.last = now
-        event = {
-            "event": "batch",
-            "epoch": self.epoch,
-            "step": self.epoch * self.steps + batch + 1,
-            "loss": _float(logs, "loss"),
-            "accuracy": _float(logs, "accuracy"),
-            "images_per_second": sum(n for n, _ in self.window) / sum(s for _, s in self.window),
-            "time": time.time(),
-        }
-        if not _finite(event["loss"]):
-            raise Stop("failed", f"the loss became {event['loss']} at step {event['step']} "
-                       f"(epoch {self.epoch + 1}): training diverged, try a lower learning "
-                       f"rate; {self._kept()}")
-        if (batch + 1) % self.interval == 0:
-            self.run.append_metrics(event)
-        for callback in self.callbacks:
-            callback.on_batch(event)
-
-    def on_epoch_end(self, epoch, logs=None):
-        event = {
-            "event": "epoch",
-            "epoch": epoch,
-            "step": (epoch + 1) * self.steps,
-            "loss": _float(logs, "loss"),
-            "accuracy": _float(logs, "accuracy"),
-            "val_loss": _float(logs, "val_loss"),
-            "val_accuracy": _float(logs, "val_accuracy"),
-            "learning_rate": float(keras.ops.convert_to_numpy(self.schedule(epoch * self.steps))),
-            "seconds": time.perf_counter() - self.epoch_start,
-            "time": time.time(),
-        }
-        ops = keras.ops
-        weights_finite = bool(ops.convert_to_numpy(ops.all(ops.stack(
-            [ops.all(ops.isfinite(v)) for v in self.model.weights]))))
-        if not (weights_finite and _finite(event["loss"]) and _finite(event["val_loss"])):
-            raise Stop("failed", f"the weights or losses became NaN or infinite in epoch "
-                       f"{epoch + 1}: training diverged, try a lower learning rate; "
-                       f"{self._kept()}")
-        self.run.append_metrics(event)
-        self.run.save_checkpoint(self.model.save_weights)
-        self.completed = epoch + 1
-        self.run.write_status(epoch=self.completed, message=format_epoch(event, self.recipe.epochs))
-        for callback in self.callbacks:
-            callback.on_epoch(event)
-
-    def _kept(self):
-        if not self.completed:
-            return "no epoch had completed, so there is no checkpoint"
-        return f"the checkpoint of epoch {self.completed} is kept"
-
-
-# -- the runner -------------------------------------------------------------------------------
 def versions():
     """The versions of Python and of the libraries a run depends on."""
     found = {"python": platform.python_version()}
@@ -330,15 +92,15 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     Args:
         architecture: an `Architecture`, its dict or JSON, or a preset name (fitted to the
             dataset).
-        dataset: a key of `keras_resnets.data.DATASETS`.
+        dataset: a key of `keras_resnets.data.datasets.DATASETS`.
         recipe: a `Recipe`, a dict of its fields or None for the default; ``recipe_fields``
             change single fields (``epochs=1``).
         runs_dir: the run store's root directory.
         run_id: the run's id; None makes a fresh one.
-        subset, validation_split, data_dir, augment: passed to `keras_resnets.data.load_data`.
+        subset, validation_split, data_dir, augment: passed to `keras_resnets.data.datasets.load_data`.
         seed: seeds the weights, the validation split and the data order.
         distribution: ``"none"`` or ``"data_parallel"`` over all visible devices (JAX and
-            TensorFlow; see `keras_resnets.distribution`). The recipe's batch size is the
+            TensorFlow; see `keras_resnets.training.distribution`). The recipe's batch size is the
             global batch and its learning rate is used as it is.
         callbacks: `Callback` instances that receive the progress.
         verbose: 0 silent, 1 a progress bar and a line per epoch, 2 only the lines.
@@ -461,7 +223,7 @@ def _with_progress(callbacks, verbose):
 
 def _fit(run, resuming, callbacks):
     """Trains ``run`` from scratch or from its checkpoint; Ctrl-C and SIGTERM stop it before
-    the next step (see `keras_resnets.interrupts`)."""
+    the next step (see `keras_resnets.training.interrupts`)."""
     with deferred_interrupts() as interrupts:
         return _fit_recording(run, resuming, callbacks, interrupts)
 
@@ -487,7 +249,7 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                 warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
                               f"the {data.source}: it will not reach the result it would have.",
                               stacklevel=3)
-            recorder = _Recorder(run, schedule, data, recipe, initial_epoch, callbacks,
+            recorder = Recorder(run, schedule, data, recipe, initial_epoch, callbacks,
                                  interrupts)
             policy = model.dtype_policy.name
             run.write_status(epoch=initial_epoch, data_source=data.source, dtype_policy=policy,

@@ -1,0 +1,6 @@
+"""What a process runs on: the environment a backend is imported with (`environment`: the
+fastest CPU settings, the backend check, the share of the cores) and the precision this
+machine computes fastest in (`precision`).
+
+Nothing here is imported with the package's modules but `environment`, which
+``import keras_resnets`` reads before Keras."""

@@ -1,0 +1,72 @@
+"""A `Recipe` in Keras terms: the learning-rate schedule, the optimizer, the weight-decay
+penalty, the loss and the metrics (`compile_model`).
+
+Example:
+>>> schedule = make_schedule(Recipe.paper(epochs=4), steps_per_epoch=10)
+>>> [round(float(schedule(step)), 6) for step in (0, 20, 30)]
+[0.1, 0.01, 0.001]
+"""
+
+import keras
+import numpy as np
+
+from keras_resnets.training.recipe import Recipe  # noqa: F401 (the doctest's)
+
+
+class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate / 10`` for ``warmup_steps`` steps, then ``learning_rate`` divided by 10
+    at each of ``boundaries`` (in steps).
+
+    Example:
+    >>> schedule = StepSchedule(0.1, boundaries=(50, 75), warmup_steps=10)
+    >>> [round(float(schedule(step)), 6) for step in (0, 10, 50, 75)]
+    [0.01, 0.1, 0.01, 0.001]
+    """
+
+    def __init__(self, learning_rate, boundaries=(), warmup_steps=0):
+        self.learning_rate = float(learning_rate)
+        self.boundaries = tuple(int(b) for b in boundaries)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = keras.ops.convert_to_tensor(self.learning_rate, "float32")
+        for boundary in self.boundaries:
+            rate = keras.ops.where(step >= boundary, rate * 0.1, rate)
+        return keras.ops.where(step < self.warmup_steps, rate * 0.1, rate)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "boundaries": list(self.boundaries),
+                "warmup_steps": self.warmup_steps}
+
+
+def make_schedule(recipe, steps_per_epoch):
+    """The `StepSchedule` of ``recipe`` for epochs of ``steps_per_epoch`` steps."""
+    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch),
+                        recipe.warmup_epochs * steps_per_epoch)
+
+
+def compile_model(model, recipe, steps_per_epoch, from_logits=True):
+    """Compiles ``model`` for ``recipe`` (loss, accuracy, optimizer, weight decay) and builds
+    it all, so that a checkpoint can be loaded into it; returns the learning-rate schedule."""
+    schedule = make_schedule(recipe, steps_per_epoch)
+    if recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(schedule)
+    if recipe.weight_decay:
+        penalty = keras.regularizers.L2(recipe.weight_decay / 2)
+        for variable in model.trainable_weights:
+            if variable.name == "kernel":
+                variable.regularizer = penalty
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    optimizer.build(model.trainable_variables)
+    # Build loss and metrics on a batch of zeros, so that `fit` need not take a batch of the
+    # data to build them (that would start a pass of the pipeline, and shift its shuffling).
+    images = np.zeros((recipe.batch_size, *model.input_shape[1:]), "float32")
+    model.test_on_batch(images, np.zeros((recipe.batch_size,), "int32"))
+    return schedule
