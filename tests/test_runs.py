@@ -85,7 +85,7 @@ def test_broken_directories_are_listed_as_damaged_with_the_reason(store):
     runs = {run.id: run for run in store.list()}
     assert sorted(runs) == ["empty-dir", "good", "half-written", "list-config", "wrong-type"]
     assert runs["good"].damage is None and runs["good"].status["state"] == "created"
-    reasons = {"empty-dir": "no config.json", "half-written": "not readable JSON",
+    reasons = {"empty-dir": "no config.json", "half-written": "not valid JSON",
                "list-config": "holds list", "wrong-type": "architecture=5"}
     for run_id, reason in reasons.items():
         status = runs[run_id].status
