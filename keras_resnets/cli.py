@@ -19,11 +19,11 @@ be resumed. A failed run exits with 1.
 import argparse
 import contextlib
 import importlib.util
-import json
 import os
 import signal
 import sys
 
+from keras_resnets.design.validation import parse_json
 from keras_resnets.runs.files import read_json
 from keras_resnets.runs.status import DAMAGED
 from keras_resnets.runs.store import RunStore
@@ -36,13 +36,14 @@ RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epo
 
 
 def _field(text):
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (``3``, ``true``, ``[32, 32, 3]``)."""
+    """``KEY=VALUE`` with VALUE read as JSON when it parses within bounds (``3``, ``true``,
+    ``[32, 32, 3]``), else as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
+        return key, parse_json(value, f"--set {key}")
+    except ValueError:
         return key, value
 
 

@@ -330,6 +330,7 @@ def test_cli_messages_name_the_field(tmp_path, capsys):
     base = ["train", "--preset", "mnist_resnet", "--runs-dir", str(tmp_path / "runs")]
     for extra, expected in ((["--seed", str(10**30)], f"seed={10**30} is not allowed: an integer in [0, {MAX_SEED:,}]"),
                             (["--set", "name=a/b"], "name='a/b' is not allowed"),
+                            (["--set", "classes=" + "[" * 100_000], "classes='[[[["),
                             (["--subset", "-5"], "subset=-5 is not allowed")):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
