@@ -338,11 +338,11 @@ def test_cli_messages_name_the_field(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    for runs_dir in (blocker / "runs", blocker):
+    for runs_dir, reason in ((blocker / "runs", "(Not a directory)"), (blocker, "(it is a file)")):
         assert main(["train", "--preset", "mnist_resnet", "--set", "nb_blocks=1", "--subset", "32",
                      "--epochs", "1", "--runs-dir", str(runs_dir)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: runs_dir=") and "writable directory" in err and err.count("\n") == 1
+        assert err == f"error: runs_dir={str(runs_dir)!r} is not allowed: it must be a writable directory {reason}\n"
     assert main(["runs", "--runs-dir", str(blocker)]) == 2
     assert capsys.readouterr().err.startswith(f"error: --runs-dir={str(blocker)!r} is not allowed: a directory")
 

@@ -349,9 +349,10 @@ class DirectoryStore:
         path = self.path(run_id)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:  # a file in the way raises FileExistsError too
+        except OSError as err:
+            reason = "it is a file" if isinstance(err, FileExistsError) else err.strerror
             raise ValueError(f"runs_dir={str(self.root)!r} is not allowed: it must be a writable "
-                             f"directory ({err.strerror})") from None
+                             f"directory ({reason})") from None
         try:
             path.mkdir()
         except FileExistsError:
