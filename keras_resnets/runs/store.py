@@ -114,7 +114,7 @@ def _good_event(event):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300:
-            return False
+            return False  # beyond a float (10**400), a number breaks every chart and table
         if name in FINITE_METRICS and not math.isfinite(value):
             return False
     return True
