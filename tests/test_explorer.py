@@ -504,12 +504,16 @@ def test_a_worker_that_dies_while_starting_is_reported(runs_dir):
                                                       "backend": BACKEND, "started": time.time()}))
     (launch / "dead-run.log").write_text("error: argument --dataset: invalid choice\n")
     (launch / "evil.json").write_text(json.dumps({"run_id": "../../etc", "pid": 1, "started": time.time()}))
+    (launch / "..json").write_text("{}")  # its name is no run id: never offered, never dismissed
     pending = runner.Runner(runs_dir).pending()
-    assert [p["run_id"] for p in pending] == ["dead-run"] and pending[0]["state"] == "failed"
+    assert [(p["run_id"], p["state"]) for p in pending] == [("dead-run", "failed"), ("evil", "failed")]
+    assert "launch record cannot be read: .launch/evil.json: run_id='../../etc'" in pending[1]["log"]
     at = app(TINY, page="train")
-    assert any("invalid choice" in e for e in errors(at))
+    assert any("invalid choice" in e for e in errors(at)) and any("evil.json" in e for e in errors(at))
     at.button(key="dismiss_dead-run").click().run()
-    assert not (launch / "dead-run.json").exists() and not errors(at)
+    at.button(key="dismiss_evil").click().run()
+    assert not (launch / "dead-run.json").exists() and not (launch / "evil.json").exists() and not errors(at)
+    assert (launch / "..json").exists()
 
 
 def test_streamlit_config_is_local_and_private():
