@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from keras_resnets.data import catalog
+from keras_resnets.data import datasets as kd
 from keras_resnets.data.datasets import (
     DATASETS,
     DataUnavailableError,
+    describe,
     is_available,
     load_arrays,
     load_data,
@@ -191,6 +193,56 @@ def test_tfds_datasets_through_mock_data(name, monkeypatch, tmp_path):
     assert images.shape == (8, *info.image_shape) and labels.dtype == "int32"
     assert x.shape == (40, *info.image_shape) and x.dtype == np.uint8 and y.dtype == np.uint8
     assert x_test.shape == x.shape and y.max() < info.classes
+
+
+def test_imagenette_streams_images_of_any_size_as_224_crops(monkeypatch, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(catalog, "_reachable", lambda urls, timeout: True)
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_data("imagenette", batch_size=4, validation_split=0.25, data_dir=tmp_path,
+                         data_format="channels_first")
+        images, labels = next(iter(data.train))
+        validation = [tuple(x.shape) for x, _ in data.validation]
+    assert data.info.transforms == "imagenet" and data.info.image_shape == (224, 224, 3)
+    assert images.shape == (4, 3, 224, 224) and validation == [(3, 3, 224, 224)]
+    with pytest.raises(ValueError, match="^transforms='none' is not allowed: .*differ in size"):
+        describe("imagenette", transforms="none")
+
+
+def test_imagenet2012_without_its_archives_says_where_they_go(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(DataUnavailableError) as caught:
+        load_data("imagenet2012", data_dir=tmp_path)
+    message = str(caught.value)
+    assert "ILSVRC2012_img_train.tar" in message and str(tmp_path / "downloads" / "manual") in message
+    assert describe("imagenet2012", data_dir=tmp_path).num_train == 1_153_050
+
+
+def test_streams_hold_no_whole_split(monkeypatch, tmp_path):
+    """A tensorflow-datasets split is read as a stream: never into arrays, never cached."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(catalog, "_reachable", lambda urls, timeout: True)
+    monkeypatch.setattr(kd, "_to_arrays", None)
+    loads = []
+    real_load = tfds.load
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: loads.append(k) or real_load(*a, **k))
+    with tfds.testing.mock_data(num_examples=20):
+        data = load_data("cifar10", batch_size=5, data_dir=tmp_path)
+        assert sum(len(y) for _, y in data.train) == 18
+    assert loads and all(not k["read_config"].try_autocache for k in loads)
+    assert data.train.cardinality() == 4
+
+
+def test_describe_matches_load_data():
+    for kwargs in ({}, {"validation_split": 0.3, "subset": 500}, {"augment": True}):
+        described, data = describe(**kwargs), load_data(**kwargs)
+        assert (described.num_train, described.num_validation) == (data.num_train, data.num_validation)
+        assert described.info == data.info
+    assert describe(augment=True).info.transforms == "cifar"
+    with pytest.raises(ValueError, match="^augment=True is not allowed: False with transforms='imagenet'"):
+        describe(augment=True, transforms="imagenet")
+    with pytest.raises(ValueError, match="^subset=9001 is not allowed: at most 9000"):
+        describe(subset=9001)
 
 
 def test_prepared_dataset_skips_the_reachability_check(monkeypatch, tmp_path):

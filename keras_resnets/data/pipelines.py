@@ -111,11 +111,14 @@ def image_decoder(channels: int, from_path: bool):
 
 
 def selected(source, chosen: np.ndarray):
-    """The examples of ``source`` at the positions ``i`` where ``chosen[i]``, in order."""
+    """The examples of ``source`` at the positions ``i`` where ``chosen[i]``, in order (with
+    their number known, so that Keras counts the steps)."""
     import tensorflow as tf
 
+    count = int(chosen.sum())
     chosen = tf.constant(chosen, tf.bool)
-    return source.enumerate().filter(lambda i, _: chosen[i]).map(lambda _, example: example)
+    ds = source.enumerate().filter(lambda i, _: chosen[i]).map(lambda _, example: example)
+    return ds.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def shuffle_buffer(image_shape, size: int) -> int:
