@@ -1,5 +1,6 @@
-"""Data: image-classification datasets as ``tf.data`` pipelines that feed every backend, the
-embedded MNIST sample first (offline), then tensorflow-datasets names."""
+"""Data: what a run trains on (`DataSpec`), and image-classification datasets as ``tf.data``
+pipelines that feed every backend, the embedded MNIST sample first (offline), then
+tensorflow-datasets names."""
 
 from keras_resnets.data.datasets import (
     DATASETS,
@@ -10,7 +11,10 @@ from keras_resnets.data.datasets import (
     load_arrays,
     load_data,
     normalize,
+    num_examples,
 )
+from keras_resnets.data.spec import VALIDATION_SPLIT, DataSpec
 
-__all__ = ["DATASETS", "Data", "DataUnavailableError", "DatasetInfo", "is_available",
-           "load_arrays", "load_data", "normalize"]
+__all__ = ["DATASETS", "Data", "DataSpec", "DataUnavailableError", "DatasetInfo",
+           "VALIDATION_SPLIT", "is_available", "load_arrays", "load_data", "normalize",
+           "num_examples"]

@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
+from keras_resnets.data.spec import split_sizes
+from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -50,6 +51,7 @@ __all__ = [
     "is_available",
     "load_arrays",
     "load_data",
+    "num_examples",
 ]
 
 SAMPLE_NAME = "mnist_sample"
@@ -71,6 +73,7 @@ class DatasetInfo:
         std: Per-channel standard deviation of the training pixels scaled to [0, 1].
         tfds_name: tensorflow-datasets name, or None for the embedded sample.
         description: One line for humans.
+        train_examples: Examples of the training split (the whole sample for the sample).
     """
 
     name: str
@@ -80,28 +83,36 @@ class DatasetInfo:
     std: tuple[float, ...]
     tfds_name: str | None
     description: str
+    train_examples: int
 
 
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(SAMPLE_NAME, (28, 28, 1), 10, (0.1325,), (0.3105,), None,
-                    "10,000 real MNIST test digits embedded in the package (offline)"),
+                    "10,000 real MNIST test digits embedded in the package (offline)",
+                    10_000),
         DatasetInfo("mnist", (28, 28, 1), 10, (0.1307,), (0.3081,), "mnist",
-                    "MNIST handwritten digits, 60,000 train / 10,000 test"),
+                    "MNIST handwritten digits, 60,000 train / 10,000 test",
+                    60_000),
         DatasetInfo("fashion_mnist", (28, 28, 1), 10, (0.2860,), (0.3530,), "fashion_mnist",
-                    "Fashion-MNIST clothing images, 60,000 train / 10,000 test"),
+                    "Fashion-MNIST clothing images, 60,000 train / 10,000 test",
+                    60_000),
         DatasetInfo("kmnist", (28, 28, 1), 10, (0.1918,), (0.3483,), "kmnist",
-                    "Kuzushiji-MNIST cursive Japanese characters, 60,000 train / 10,000 test"),
+                    "Kuzushiji-MNIST cursive Japanese characters, 60,000 train / 10,000 test",
+                    60_000),
         DatasetInfo("cifar10", (32, 32, 3), 10, (0.4914, 0.4822, 0.4465),
                     (0.2470, 0.2435, 0.2616), "cifar10",
-                    "CIFAR-10 natural images, 50,000 train / 10,000 test"),
+                    "CIFAR-10 natural images, 50,000 train / 10,000 test",
+                    50_000),
         DatasetInfo("cifar100", (32, 32, 3), 100, (0.5071, 0.4865, 0.4409),
                     (0.2673, 0.2564, 0.2762), "cifar100",
-                    "CIFAR-100 natural images, 50,000 train / 10,000 test"),
+                    "CIFAR-100 natural images, 50,000 train / 10,000 test",
+                    50_000),
         DatasetInfo("svhn_cropped", (32, 32, 3), 10, (0.4377, 0.4438, 0.4728),
                     (0.1980, 0.2010, 0.1970), "svhn_cropped",
-                    "SVHN cropped house-number digits, 73,257 train / 26,032 test"),
+                    "SVHN cropped house-number digits, 73,257 train / 26,032 test",
+                    73_257),
     )
 }
 
@@ -290,6 +301,20 @@ def is_available(name: str, data_dir: str | Path | None = None, timeout: float =
     return True
 
 
+def num_examples(name: str, data_dir: str | Path | None = None) -> int:
+    """The examples of the training split that `load_data` splits, counted without loading
+    them: for ``"mnist"``, those of the embedded sample when it would fall back to it.
+
+    Example:
+        >>> num_examples("mnist_sample"), num_examples("cifar10")
+        (10000, 50000)
+    """
+    info = _info(name)
+    if name == "mnist" and not is_available(name, data_dir):
+        info = DATASETS[SAMPLE_NAME]
+    return info.train_examples
+
+
 def check_arguments(name: str, *, batch_size: int = 32, validation_split: float = 0.1,
                     subset: int | None = None, seed: int = 0) -> None:
     """Raises a `ValueError` naming the first argument of `load_data` that is wrong, without
@@ -433,14 +458,8 @@ def _address(url: str) -> tuple[str, int]:
 def _split(n: int, validation_split: float, subset: int | None, seed: int):
     """Returns shuffled training and validation indices into ``n`` examples."""
     order = np.random.default_rng(seed).permutation(n)
-    n_validation = round(n * validation_split)
-    train, validation = order[n_validation:], order[:n_validation]
-    if subset is not None:
-        if subset > len(train):
-            fail("subset", subset, f"at most {len(train)}, the training examples left after "
-                                   f"validation_split={validation_split}")
-        train = train[:subset]
-    return train, validation
+    n_train, n_validation = split_sizes(n, validation_split, subset)
+    return order[n_validation:n_validation + n_train], order[:n_validation]
 
 
 def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):
