@@ -16,6 +16,7 @@ import pytest
 
 from keras_resnets.data import catalog
 from keras_resnets.data import datasets as kd
+from keras_resnets.data import DataSpec
 from keras_resnets.data.datasets import (
     DATASETS,
     DataUnavailableError,
@@ -186,7 +187,7 @@ def test_tfds_datasets_through_mock_data(name, monkeypatch, tmp_path):
         data = load_data(name, batch_size=8, validation_split=0.25, data_dir=tmp_path,
                          data_format="channels_last")
         (x, y), (x_test, y_test), source = load_arrays(name, data_dir=tmp_path)
-    assert data.info == replace(info, num_examples=40)
+    assert data.info == replace(info, train_examples=40)
     assert source.startswith(f"tensorflow-datasets {name} from ")
     assert (data.num_train, data.num_validation, data.steps_per_epoch) == (30, 10, 4)
     images, labels = next(iter(data.train))
@@ -241,7 +242,7 @@ def test_describe_matches_load_data():
     assert describe(augment=True).info.transforms == "cifar"
     with pytest.raises(ValueError, match="^augment=True is not allowed: False with transforms='imagenet'"):
         describe(augment=True, transforms="imagenet")
-    with pytest.raises(ValueError, match="^subset=9001 is not allowed: at most 9000"):
+    with pytest.raises(ValueError, match="^subset=9001 is not allowed: at most 9,000"):
         describe(subset=9001)
 
 
@@ -348,3 +349,46 @@ def test_drop_remainder_keeps_whole_batches_only():
     assert [len(y) for _, y in data.validation] == [16]
     with pytest.raises(ValueError, match="batch_size=64"):
         load_data(batch_size=64, subset=40, drop_remainder=True)
+
+
+# DataSpec: what a run's config records
+
+
+def test_a_spec_reads_old_configs_and_names_its_transforms():
+    old = DataSpec.from_dict({"name": "cifar10", "subset": None, "validation_split": 0.1,
+                              "data_dir": None, "augment": True})
+    assert (old.transforms, old.augment) == ("cifar", True)
+    assert DataSpec.from_dict(old.to_dict()) == old
+    assert old.replace(transforms="imagenet").augment is False
+    assert old.replace(augment=False).transforms is None
+    assert DataSpec("cifar10", transforms="cifar").augment is True
+    with pytest.raises(ValueError, match="^augment=True is not allowed: False with transforms='none'"):
+        DataSpec("cifar10", augment=True, transforms="none")
+    with pytest.raises(ValueError, match="^transforms='none' is not allowed: .*differ in size"):
+        DataSpec("imagenet2012", transforms="none")
+    with pytest.raises(ValueError, match="^transforms='random' is not allowed: one of"):
+        DataSpec(transforms="random")
+
+
+def test_a_spec_names_folders_by_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    spec = DataSpec("photos", validation_split=0, validation_dataset="held/out")
+    assert (spec.name, spec.validation_dataset) == (str(tmp_path / "photos"), str(tmp_path / "held" / "out"))
+    assert DataSpec(tmp_path / "gone").name == str(tmp_path / "gone")  # an old run's folder may be gone
+    with pytest.raises(ValueError, match=r"^dataset='nowhere' is not allowed: one of \("):
+        DataSpec("nowhere")
+    with pytest.raises(ValueError, match="^validation_split=0.1 is not allowed: 0 when"):
+        DataSpec("photos", validation_dataset="held")
+    with pytest.raises(ValueError, match="^validation_dataset='.*held' is not allowed: None for dataset 'cifar10'"):
+        DataSpec("cifar10", validation_split=0, validation_dataset="held")
+    with pytest.raises(ValueError, match="^data_dir='tfds' is not allowed: None for an image folder"):
+        DataSpec("photos", data_dir="tfds")
+
+
+def test_load_data_and_describe_take_a_specs_fields():
+    spec = DataSpec("mnist_sample", subset=300, validation_split=0.2, augment=True)
+    described = describe(**spec.to_dict())
+    data = load_data(**spec.to_dict(), batch_size=100)
+    assert (described.num_train, described.num_validation) == spec.sizes(10_000) == (300, 2000)
+    assert (data.num_train, data.info.transforms) == (300, "cifar") and described.info == data.info

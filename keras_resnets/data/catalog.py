@@ -53,7 +53,7 @@ class DatasetInfo:
         std: Per-channel standard deviation of the training pixels scaled to [0, 1].
         tfds_name: tensorflow-datasets name, or None.
         description: One line for humans.
-        num_examples: Images in the training split (before a validation split).
+        train_examples: Images in the training split (before a validation split).
         transforms: The transforms' name (see `keras_resnets.data.transforms`): the dataset's
             default in ``DATASETS``, those used in `load_data`'s and `describe`'s answers.
         class_names: The classes' names, when known.
@@ -66,7 +66,7 @@ class DatasetInfo:
     std: tuple[float, ...]
     tfds_name: str | None
     description: str
-    num_examples: int
+    train_examples: int
     transforms: str = "none"
     class_names: tuple[str, ...] | None = None
 
@@ -168,7 +168,7 @@ def prepared_count(info: DatasetInfo, data_dir) -> int:
             return builder.info.splits["train"].num_examples
     except Exception:  # tensorflow-datasets missing or its files unreadable: the published count
         pass
-    return info.num_examples
+    return info.train_examples
 
 
 def check_tfds(info: DatasetInfo, data_dir, timeout: float):

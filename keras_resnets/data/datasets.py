@@ -49,8 +49,9 @@ from keras_resnets.data.catalog import (
 )
 from keras_resnets.data.folders import Folder, is_folder, scan
 from keras_resnets.data.pipelines import image_decoder, pipeline, selected, shuffle_buffer
-from keras_resnets.data.transforms import check_transforms, imagenet_stats, mean_std, output_shape
-from keras_resnets.design.validation import check_bool, check_choice, check_int, check_number, check_seed, fail
+from keras_resnets.data.spec import check_sources, resolve_transforms, split_sizes
+from keras_resnets.data.transforms import imagenet_stats, mean_std, output_shape
+from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -66,6 +67,7 @@ __all__ = [
     "load_arrays",
     "load_data",
     "normalize",
+    "num_examples",
 ]
 
 
@@ -218,14 +220,14 @@ def describe(name=SAMPLE_NAME, *, validation_split: float = 0.1, subset: int | N
         (4096, 1000, (28, 28, 1), 10)
     """
     check_arguments(name, validation_split=validation_split, subset=subset)
-    info, _, validation = _resolve(name, data_dir, transforms, augment, validation_dataset,
-                                   validation_split)
-    if info.tfds_name is not None:
-        info = replace(info, num_examples=prepared_count(info, data_dir))
-    n_validation = len(validation.files) if validation else round(info.num_examples * validation_split)
-    n_train = _train_size(info.num_examples - (0 if validation else n_validation), subset,
-                          validation_split)
-    return Description(info, n_train, n_validation)
+    info, folder, validation = _resolve(name, data_dir, transforms, augment, validation_dataset,
+                                        validation_split)
+    if folder is None:
+        info = replace(info, train_examples=num_examples(name, data_dir))
+    if validation is None:
+        return Description(info, *split_sizes(info.train_examples, validation_split, subset))
+    n_train, _ = split_sizes(info.train_examples, 0, subset)
+    return Description(info, n_train, len(validation.files))
 
 
 def load_arrays(
@@ -312,6 +314,25 @@ def is_available(name, data_dir: str | Path | None = None, timeout: float = 2.0)
     return True
 
 
+def num_examples(name, data_dir: str | Path | None = None) -> int:
+    """The examples of the training split that `load_data` splits, counted without loading
+    them: a folder's images; a tensorflow-datasets name's prepared count, else its published
+    one; for ``"mnist"``, those of the embedded sample when it would fall back to it.
+
+    Example:
+        >>> num_examples("mnist_sample"), num_examples("cifar10")
+        (10000, 50000)
+    """
+    if _is_path(name):
+        return len(scan(name).files)
+    info = dataset_info(name)
+    if info.tfds_name is None:
+        return info.train_examples
+    if name == "mnist" and not is_available(name, data_dir):
+        return DATASETS[SAMPLE_NAME].train_examples
+    return prepared_count(info, data_dir)
+
+
 def check_arguments(name, *, batch_size: int = 32, validation_split: float = 0.1,
                     subset: int | None = None, seed: int = 0) -> None:
     """Raises a `ValueError` naming the first argument of `load_data` that is wrong, without
@@ -368,8 +389,8 @@ def _open(name, *, data_dir, transforms, augment, validation_dataset, validation
         text = _fall_back(name, err, fallback)
         return _Source(replace(DATASETS[SAMPLE_NAME], transforms=info.transforms), text,
                        _array_examples, None)
-    info = replace(info, num_examples=int(stream.cardinality()))
-    return _Source(info, text, functools.partial(_stream_examples, stream, info.num_examples),
+    info = replace(info, train_examples=int(stream.cardinality()))
+    return _Source(info, text, functools.partial(_stream_examples, stream, info.train_examples),
                    image_decoder(info.stored_shape[2], from_path=False), streamed=True)
 
 
@@ -378,18 +399,11 @@ def _resolve(name, data_dir, transforms, augment, validation_dataset, validation
     its folders (or None), every argument checked."""
     folder = scan(name) if _is_path(name) else None
     info = dataset_info(name) if folder is None else _folder_info(folder)
-    if folder is not None and data_dir is not None:
-        fail("data_dir", str(data_dir), "None for an image folder (it is for tensorflow-datasets)")
-    info = replace(info, transforms=_transforms(transforms, augment, info))
+    check_sources(info.name, data_dir, validation_dataset, validation_split)
+    info = replace(info, transforms=resolve_transforms(transforms, augment) or info.transforms)
     output_shape(info.transforms, info.stored_shape, folder.sizes if folder else None)
     if validation_dataset is None:
         return info, folder, None
-    if folder is None:
-        fail("validation_dataset", str(validation_dataset),
-             f"None for dataset {name!r}: a validation folder goes with a training folder")
-    if validation_split:
-        fail("validation_split", validation_split,
-             "0 when validation_dataset is given (its images are the validation set)")
     validation = scan(validation_dataset, "validation_dataset")
     if validation.class_names != folder.class_names:
         fail("validation_dataset", validation.root, f"a folder with the training folder's "
@@ -403,16 +417,6 @@ def _resolve(name, data_dir, transforms, augment, validation_dataset, validation
     return info, folder, validation
 
 
-def _transforms(transforms, augment, info):
-    check_bool("augment", augment)
-    if not augment:
-        return info.transforms if transforms is None else check_transforms(transforms).name
-    if transforms not in (None, "cifar"):
-        fail("augment", augment, f"False with transforms={transforms!r} (augment=True means "
-                                 f"transforms='cifar')")
-    return "cifar"
-
-
 def _folder_info(folder: Folder) -> DatasetInfo:
     channels = folder.image_shape[2]
     mean, std = imagenet_stats(channels)
@@ -422,7 +426,7 @@ def _folder_info(folder: Folder) -> DatasetInfo:
 
 
 def _folder_text(info, validation):
-    text = f"image folder {info.name} ({info.num_examples:,} images, {info.classes} classes)"
+    text = f"image folder {info.name} ({info.train_examples:,} images, {info.classes} classes)"
     return text + (f"; validation images from {validation.root}" if validation else "")
 
 
@@ -485,22 +489,12 @@ def _to_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 def _split(source: _Source, validation_split: float, subset: int | None, seed: int):
     """Returns shuffled training and validation positions (into the validation folder when
     there is one)."""
-    n = source.info.num_examples
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(seed).permutation(source.info.train_examples)
     if source.validation is not None:
-        return order[:_train_size(n, subset, validation_split)], np.arange(len(source.validation.files))
-    n_validation = round(n * validation_split)
-    train = order[n_validation:]
-    return train[:_train_size(len(train), subset, validation_split)], order[:n_validation]
-
-
-def _train_size(available: int, subset: int | None, validation_split: float) -> int:
-    if subset is None:
-        return available
-    if subset > available:
-        fail("subset", subset, f"at most {available}, the training examples left after "
-                               f"validation_split={validation_split}")
-    return subset
+        n_train, _ = split_sizes(len(order), 0, subset)
+        return order[:n_train], np.arange(len(source.validation.files))
+    n_train, n_validation = split_sizes(len(order), validation_split, subset)
+    return order[n_validation:n_validation + n_train], order[:n_validation]
 
 
 def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):
