@@ -319,7 +319,7 @@ def test_reachability_probe_on_loopback():
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({"name": "imagenet"}, "name"),
+        ({"name": "imagenet"}, "dataset"),
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2.5}, "batch_size"),
         ({"validation_batch_size": -1}, "validation_batch_size"),

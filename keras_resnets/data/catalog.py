@@ -146,7 +146,7 @@ class DataUnavailableError(ValueError):
 
 def dataset_info(name: str) -> DatasetInfo:
     """The `DatasetInfo` of a name in `DATASETS`, else a `ValueError` listing the names."""
-    return DATASETS[check_choice("name", name, tuple(sorted(DATASETS)))]
+    return DATASETS[check_choice("dataset", name, tuple(sorted(DATASETS)))]
 
 
 @functools.lru_cache(maxsize=1)

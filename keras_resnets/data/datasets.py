@@ -49,7 +49,7 @@ from keras_resnets.data.catalog import (
 )
 from keras_resnets.data.folders import Folder, is_folder, scan
 from keras_resnets.data.pipelines import image_decoder, pipeline, selected, shuffle_buffer
-from keras_resnets.data.spec import check_sources, resolve_transforms, split_sizes
+from keras_resnets.data.spec import check_dataset, check_sources, resolve_transforms, split_sizes
 from keras_resnets.data.transforms import imagenet_stats, mean_std, output_shape
 from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
 
@@ -302,9 +302,10 @@ def is_available(name, data_dir: str | Path | None = None, timeout: float = 2.0)
         >>> is_available("mnist_sample")
         True
     """
-    if _is_path(name):
+    name = check_dataset(name)
+    if name not in DATASETS:
         return is_folder(name)
-    info = dataset_info(name)
+    info = DATASETS[name]
     if info.tfds_name is None:
         return True
     try:
@@ -323,9 +324,10 @@ def num_examples(name, data_dir: str | Path | None = None) -> int:
         >>> num_examples("mnist_sample"), num_examples("cifar10")
         (10000, 50000)
     """
-    if _is_path(name):
+    name = check_dataset(name)
+    if name not in DATASETS:
         return len(scan(name).files)
-    info = dataset_info(name)
+    info = DATASETS[name]
     if info.tfds_name is None:
         return info.train_examples
     if name == "mnist" and not is_available(name, data_dir):
@@ -344,10 +346,9 @@ def check_arguments(name, *, batch_size: int = 32, validation_split: float = 0.1
         ...
         ValueError: validation_split=1.5 is not allowed: a finite number in [0, 1).
     """
-    if not _is_path(name):
-        check_choice("name", name, (*sorted(DATASETS), "the path of an image folder"))
-    elif not is_folder(name):
-        fail("name", str(name), "a dataset name or the path of an existing folder")
+    name = check_dataset(name)
+    if name not in DATASETS and not is_folder(name):
+        fail("dataset", name, "a dataset name or the path of an existing folder")
     check_int("batch_size", batch_size)
     check_int("subset", subset, optional=True)
     check_number("validation_split", validation_split, 0, 1, high_open=True)
@@ -397,8 +398,9 @@ def _open(name, *, data_dir, transforms, augment, validation_dataset, validation
 def _resolve(name, data_dir, transforms, augment, validation_dataset, validation_split):
     """``(info, folder, validation folder)``: the dataset's facts with the transforms to use and
     its folders (or None), every argument checked."""
-    folder = scan(name) if _is_path(name) else None
-    info = dataset_info(name) if folder is None else _folder_info(folder)
+    name = check_dataset(name)
+    folder = None if name in DATASETS else scan(name)
+    info = DATASETS[name] if folder is None else _folder_info(folder)
     check_sources(info.name, data_dir, validation_dataset, validation_split)
     info = replace(info, transforms=resolve_transforms(transforms, augment) or info.transforms)
     output_shape(info.transforms, info.stored_shape, folder.sizes if folder else None)
@@ -428,10 +430,6 @@ def _folder_info(folder: Folder) -> DatasetInfo:
 def _folder_text(info, validation):
     text = f"image folder {info.name} ({info.train_examples:,} images, {info.classes} classes)"
     return text + (f"; validation images from {validation.root}" if validation else "")
-
-
-def _is_path(name) -> bool:
-    return not isinstance(name, str) or name not in DATASETS and ("/" in name or is_folder(name))
 
 
 def _file_examples(folder: Folder):
