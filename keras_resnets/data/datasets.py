@@ -258,8 +258,8 @@ def load_arrays(
     """
     info = dataset_info(name)
     if None in info.stored_shape:
-        fail("name", name, "a dataset of images of one size: its images differ in size "
-                           "(load it with load_data, which resizes them)")
+        fail("dataset", name, "a dataset of images of one size: its images differ in size "
+                              "(load it with load_data, which resizes them)")
     if info.tfds_name is not None:
         try:
             splits = [tfds_split(info, data_dir, split, decode=True) for split in ("train", "test")]
