@@ -358,7 +358,12 @@ def test_a_spec_reads_old_configs_and_names_its_transforms():
     old = DataSpec.from_dict({"name": "cifar10", "subset": None, "validation_split": 0.1,
                               "data_dir": None, "augment": True})
     assert (old.transforms, old.augment) == ("cifar", True)
-    assert DataSpec.from_dict(old.to_dict()) == old
+    assert old.to_dict() == {"name": "cifar10", "subset": None, "validation_split": 0.1,
+                             "data_dir": None, "augment": True}  # the keys of older configs
+    new = DataSpec("cifar10", transforms="imagenet")
+    assert new.to_dict()["transforms"] == "imagenet" and "validation_dataset" not in new.to_dict()
+    for spec in (old, new, DataSpec(), DataSpec("/photos", validation_split=0, validation_dataset="/val")):
+        assert DataSpec.from_dict(spec.to_dict()) == spec
     assert old.replace(transforms="imagenet").augment is False
     assert old.replace(augment=False).transforms is None
     assert DataSpec("cifar10", transforms="cifar").augment is True

@@ -95,8 +95,15 @@ class DataSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        """The fields as a plain dict (a run's ``config["dataset"]``)."""
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (a run's ``config["dataset"]``). ``validation_dataset``
+        and ``transforms`` appear only where they say what ``augment`` cannot, so a run that
+        uses neither keeps the keys of older configs."""
+        data = dataclasses.asdict(self)
+        if data["validation_dataset"] is None:
+            del data["validation_dataset"]
+        if data["transforms"] in (None, "cifar"):
+            del data["transforms"]
+        return data
 
     @classmethod
     def from_dict(cls, data):
