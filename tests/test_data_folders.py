@@ -167,10 +167,10 @@ def test_greyscale_palette_and_rgba_images(tmp_path):
     (lambda root: (_numbered(root, per_class=1), (root / "cat" / "x.png").write_text("hello")),
      r"1 files are not \(remove or re-save them\): cat[/\\]x.png \(cannot identify"),
     (lambda root: (_numbered(root, per_class=1), _truncate(root / "dog" / "00.png", 60)),
-     r"dog[/\\]00.png \(a truncated PNG"),
+     r"dog[/\\]00.png \(a truncated or damaged PNG"),
     (lambda root: (_numbered(root, per_class=1), _save(root / "dog" / "j.jpg", np.zeros((8, 6, 3), np.uint8)),
                    _truncate(root / "dog" / "j.jpg", -10)),
-     r"dog[/\\]j.jpg \(a truncated JPEG"),
+     r"dog[/\\]j.jpg \(a truncated or damaged JPEG"),
     (lambda root: (_numbered(root, per_class=1),
                    PIL.Image.new("RGB", (8, 6)).save(root / "emu" / "g.png", format="GIF")),
      r"emu[/\\]g.png \(a GIF image, not JPEG or PNG\)"),
@@ -183,6 +183,16 @@ def test_bad_folders_are_refused_before_anything_trains(tmp_path, build, message
 
 def _truncate(path, keep):
     path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_data_after_an_image_is_no_damage(tmp_path):
+    """A phone's motion photo is a JPEG with a video after it: decoders read the image."""
+    _numbered(tmp_path, per_class=1)
+    _save(tmp_path / "dog" / "motion.jpg", np.full((8, 6, 3), 200, np.uint8))
+    with open(tmp_path / "dog" / "motion.jpg", "ab") as f:
+        f.write(b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 16)
+    data = load_data(tmp_path, validation_split=0, batch_size=4, data_format="channels_last")
+    assert data.num_train == 4 and len(list(data.train)) == 1
 
 
 def test_other_files_are_skipped_with_a_warning_and_hidden_ones_ignored(tmp_path):

@@ -4,8 +4,8 @@
 Classes are the subfolders' names, sorted; a class's images are its JPEG and PNG files, in
 its subfolders too, sorted by path. `scan` lists them and checks every file before anything
 trains, without decoding pixels: Pillow reads its header (format, size, colour mode) and its
-last kilobyte must hold the format's end marker, so that non-images, empty and truncated files
-are refused up front with their names. (Skipping bad files while training would change the
+last kilobyte must hold the format's end marker (else Pillow decodes it), so that non-images,
+empty and truncated files are refused up front with their names. (Skipping bad files while training would change the
 number of steps of an epoch, and with it what a resumed run and its seed mean.) Files with
 other extensions are skipped with a warning; hidden files and folders are ignored.
 
@@ -159,17 +159,21 @@ def _pillow():
 
 
 def _header(file: str, image_module):
-    """``((width, height), greyscale)`` of an image file, read from its header; raises
-    `ValueError` for a file that is no complete JPEG or PNG."""
-    with open(file, "rb") as f:
-        with image_module.open(f) as image:
-            kind, size, mode = image.format, image.size, image.mode
+    """``((width, height), greyscale)`` of an image file, read from its header; raises for a
+    file that is no complete JPEG or PNG. Only a file whose last kilobyte lacks the format's end
+    marker is decoded, to tell a truncated file from one with data after its image (a phone's
+    motion photo), which decoders read as they read the image alone."""
+    with open(file, "rb") as f, image_module.open(f) as image:
+        kind = image.format
         if kind not in _END_MARKERS:
             raise ValueError(f"a {kind} image, not JPEG or PNG")
         f.seek(max(0, os.fstat(f.fileno()).st_size - _TAIL))
         if _END_MARKERS[kind] not in f.read():
-            raise ValueError(f"a truncated {kind}: no end marker")
-    return size, image_module.getmodebase(mode) == "L"
+            try:
+                image.load()
+            except Exception as err:  # Pillow raises many types for a damaged image
+                raise ValueError(f"a truncated or damaged {kind}: {err}") from err
+        return image.size, image_module.getmodebase(image.mode) == "L"
 
 
 def _show(files, root) -> str:
