@@ -1,4 +1,5 @@
-"""Tests of keras_resnets.data.datasets on the current Keras backend; nothing here touches the network."""
+"""Tests of keras_resnets.data with named datasets on the current Keras backend (image folders:
+test_data_folders.py); nothing here touches the network."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import math
 import socket
 import sys
 import time
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 
+from keras_resnets.data import catalog
 from keras_resnets.data import datasets as kd
+from keras_resnets.data import DataSpec
 from keras_resnets.data.datasets import (
     DATASETS,
     DataUnavailableError,
+    describe,
     is_available,
     load_arrays,
     load_data,
@@ -71,7 +76,7 @@ def test_sample_arrays_are_real_mnist_digits():
 
 
 def test_sample_records_source_and_licence():
-    with np.load(kd._SAMPLE_PATH) as npz:
+    with np.load(catalog.SAMPLE_PATH) as npz:
         assert "LeCun" in str(npz["source"]) and "CC BY-SA 3.0" in str(npz["licence"])
 
 
@@ -176,18 +181,69 @@ def test_batch_trains_a_tiny_model_on_the_current_backend():
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])
 def test_tfds_datasets_through_mock_data(name, monkeypatch, tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(kd, "_reachable", lambda urls, timeout: True)
+    monkeypatch.setattr(catalog, "_reachable", lambda urls, timeout: True)
     info = DATASETS[name]
     with tfds.testing.mock_data(num_examples=40):
         data = load_data(name, batch_size=8, validation_split=0.25, data_dir=tmp_path,
                          data_format="channels_last")
         (x, y), (x_test, y_test), source = load_arrays(name, data_dir=tmp_path)
-    assert data.info is info and source.startswith(f"tensorflow-datasets {name} from ")
+    assert data.info == replace(info, train_examples=40)
+    assert source.startswith(f"tensorflow-datasets {name} from ")
     assert (data.num_train, data.num_validation, data.steps_per_epoch) == (30, 10, 4)
     images, labels = next(iter(data.train))
     assert images.shape == (8, *info.image_shape) and labels.dtype == "int32"
     assert x.shape == (40, *info.image_shape) and x.dtype == np.uint8 and y.dtype == np.uint8
     assert x_test.shape == x.shape and y.max() < info.classes
+
+
+def test_imagenette_streams_images_of_any_size_as_224_crops(monkeypatch, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(catalog, "_reachable", lambda urls, timeout: True)
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_data("imagenette", batch_size=4, validation_split=0.25, data_dir=tmp_path,
+                         data_format="channels_first")
+        images, labels = next(iter(data.train))
+        validation = [tuple(x.shape) for x, _ in data.validation]
+    assert data.info.transforms == "imagenet" and data.info.image_shape == (224, 224, 3)
+    assert images.shape == (4, 3, 224, 224) and validation == [(3, 3, 224, 224)]
+    with pytest.raises(ValueError, match="^transforms='none' is not allowed: .*differ in size"):
+        describe("imagenette", transforms="none")
+
+
+def test_imagenet2012_without_its_archives_says_where_they_go(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(DataUnavailableError) as caught:
+        load_data("imagenet2012", data_dir=tmp_path)
+    message = str(caught.value)
+    assert "ILSVRC2012_img_train.tar" in message and str(tmp_path / "downloads" / "manual") in message
+    assert describe("imagenet2012", data_dir=tmp_path).num_train == 1_153_050
+
+
+def test_streams_hold_no_whole_split(monkeypatch, tmp_path):
+    """A tensorflow-datasets split is read as a stream: never into arrays, never cached."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(catalog, "_reachable", lambda urls, timeout: True)
+    monkeypatch.setattr(kd, "_to_arrays", None)
+    loads = []
+    real_load = tfds.load
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: loads.append(k) or real_load(*a, **k))
+    with tfds.testing.mock_data(num_examples=20):
+        data = load_data("cifar10", batch_size=5, data_dir=tmp_path)
+        assert sum(len(y) for _, y in data.train) == 18
+    assert loads and all(not k["read_config"].try_autocache for k in loads)
+    assert data.train.cardinality() == 4
+
+
+def test_describe_matches_load_data():
+    for kwargs in ({}, {"validation_split": 0.3, "subset": 500}, {"augment": True}):
+        described, data = describe(**kwargs), load_data(**kwargs)
+        assert (described.num_train, described.num_validation) == (data.num_train, data.num_validation)
+        assert described.info == data.info
+    assert describe(augment=True).info.transforms == "cifar"
+    with pytest.raises(ValueError, match="^augment=True is not allowed: False with transforms='imagenet'"):
+        describe(augment=True, transforms="imagenet")
+    with pytest.raises(ValueError, match="^subset=9001 is not allowed: at most 9,000"):
+        describe(subset=9001)
 
 
 def test_prepared_dataset_skips_the_reachability_check(monkeypatch, tmp_path):
@@ -196,7 +252,7 @@ def test_prepared_dataset_skips_the_reachability_check(monkeypatch, tmp_path):
     def unreachable(urls, timeout):
         raise AssertionError("a prepared dataset must not probe the network")
 
-    monkeypatch.setattr(kd, "_reachable", unreachable)
+    monkeypatch.setattr(catalog, "_reachable", unreachable)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
     with tfds.testing.mock_data(num_examples=20, data_dir=str(tmp_path)):
         (tmp_path / "mnist" / str(tfds.builder("mnist").version)).mkdir(parents=True)
@@ -212,7 +268,7 @@ def test_unreachable_mnist_falls_back_to_the_sample_quickly(tmp_path):
     with pytest.warns(UserWarning, match="embedded MNIST sample"):
         data = load_data("mnist", data_dir=tmp_path, subset=100)
     assert time.monotonic() - start < 10
-    assert data.info is DATASETS["mnist_sample"] and data.num_train == 100
+    assert data.info == DATASETS["mnist_sample"] and data.num_train == 100
     assert "fallback" in data.source and "mnist unavailable" in data.source
 
 
@@ -251,9 +307,9 @@ def test_is_available(tmp_path):
 def test_reachability_probe_on_loopback():
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        assert kd._reachable([f"http://127.0.0.1:{port}/"], timeout=2.0)
+        assert catalog._reachable([f"http://127.0.0.1:{port}/"], timeout=2.0)
     start = time.monotonic()
-    assert not kd._reachable([f"http://127.0.0.1:{port}/"], timeout=2.0)
+    assert not catalog._reachable([f"http://127.0.0.1:{port}/"], timeout=2.0)
     assert time.monotonic() - start < 1.5
 
 
@@ -263,7 +319,7 @@ def test_reachability_probe_on_loopback():
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({"name": "imagenet"}, "name"),
+        ({"name": "imagenet"}, "dataset"),
         ({"batch_size": 0}, "batch_size"),
         ({"batch_size": 2.5}, "batch_size"),
         ({"validation_batch_size": -1}, "validation_batch_size"),
@@ -293,3 +349,51 @@ def test_drop_remainder_keeps_whole_batches_only():
     assert [len(y) for _, y in data.validation] == [16]
     with pytest.raises(ValueError, match="batch_size=64"):
         load_data(batch_size=64, subset=40, drop_remainder=True)
+
+
+# DataSpec: what a run's config records
+
+
+def test_a_spec_reads_old_configs_and_names_its_transforms():
+    old = DataSpec.from_dict({"name": "cifar10", "subset": None, "validation_split": 0.1,
+                              "data_dir": None, "augment": True})
+    assert (old.transforms, old.augment) == ("cifar", True)
+    assert old.to_dict() == {"name": "cifar10", "subset": None, "validation_split": 0.1,
+                             "data_dir": None, "augment": True}  # the keys of older configs
+    new = DataSpec("cifar10", transforms="imagenet")
+    assert new.to_dict()["transforms"] == "imagenet" and "validation_dataset" not in new.to_dict()
+    for spec in (old, new, DataSpec(), DataSpec("/photos", validation_split=0, validation_dataset="/val")):
+        assert DataSpec.from_dict(spec.to_dict()) == spec
+    assert old.replace(transforms="imagenet").augment is False
+    assert old.replace(augment=False).transforms is None
+    assert DataSpec("cifar10", transforms="cifar").augment is True
+    with pytest.raises(ValueError, match="^augment=True is not allowed: False with transforms='none'"):
+        DataSpec("cifar10", augment=True, transforms="none")
+    with pytest.raises(ValueError, match="^transforms='none' is not allowed: .*differ in size"):
+        DataSpec("imagenet2012", transforms="none")
+    with pytest.raises(ValueError, match="^transforms='random' is not allowed: one of"):
+        DataSpec(transforms="random")
+
+
+def test_a_spec_names_folders_by_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    spec = DataSpec("photos", validation_split=0, validation_dataset="held/out")
+    assert (spec.name, spec.validation_dataset) == (str(tmp_path / "photos"), str(tmp_path / "held" / "out"))
+    assert DataSpec(tmp_path / "gone").name == str(tmp_path / "gone")  # an old run's folder may be gone
+    with pytest.raises(ValueError, match=r"^dataset='nowhere' is not allowed: one of \("):
+        DataSpec("nowhere")
+    with pytest.raises(ValueError, match="^validation_split=0.1 is not allowed: 0 when"):
+        DataSpec("photos", validation_dataset="held")
+    with pytest.raises(ValueError, match="^validation_dataset='.*held' is not allowed: None for dataset 'cifar10'"):
+        DataSpec("cifar10", validation_split=0, validation_dataset="held")
+    with pytest.raises(ValueError, match="^data_dir='tfds' is not allowed: None for an image folder"):
+        DataSpec("photos", data_dir="tfds")
+
+
+def test_load_data_and_describe_take_a_specs_fields():
+    spec = DataSpec("mnist_sample", subset=300, validation_split=0.2, augment=True)
+    described = describe(**spec.to_dict())
+    data = load_data(**spec.to_dict(), batch_size=100)
+    assert (described.num_train, described.num_validation) == spec.sizes(10_000) == (300, 2000)
+    assert (data.num_train, data.info.transforms) == (300, "cifar") and described.info == data.info

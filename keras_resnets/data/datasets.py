@@ -1,42 +1,56 @@
-"""Image-classification datasets as ``tf.data`` pipelines that feed every Keras backend.
+"""Image-classification datasets as streaming ``tf.data`` pipelines that feed every Keras backend.
 
-``load_data`` returns normalised, shuffled, batched and prefetched ``tf.data``
-pipelines built from in-memory uint8 arrays; Keras 3's ``model.fit`` accepts them
-on TensorFlow, JAX and PyTorch alike. Datasets come from tensorflow-datasets
-(``DATASETS`` lists them) or, offline, from the embedded ``"mnist_sample"``: the
-10,000 real digits of the MNIST test set (Y. LeCun, C. Cortes, C. J. C. Burges),
-CC BY-SA 3.0, https://creativecommons.org/licenses/by-sa/3.0/.
+A dataset is a name of `DATASETS` (tensorflow-datasets names and the embedded
+``"mnist_sample"``) or the path of an image folder (one subfolder per class, see
+`keras_resnets.data.folders`). ``load_data`` returns shuffled, decoded, transformed,
+normalised, batched and prefetched pipelines; Keras 3's ``model.fit`` takes them on
+TensorFlow, JAX and PyTorch alike. Images stream: a folder's file list or a
+tensorflow-datasets stream is held, never the decoded set (only the 1.7 MB embedded sample
+sits in memory). ``describe`` tells the sizes, image shape and classes without decoding.
 
-A tensorflow-datasets source is used only if it is prepared in ``data_dir`` or its
-download host answers within seconds, so nothing blocks offline: ``"mnist"`` then
-falls back to the embedded sample with a warning, the others raise
-``DataUnavailableError``.
+Held-out images come from ``validation_split`` (chosen by ``seed``), or from a second folder
+(``validation_dataset``). ``transforms`` names the input transforms of a recipe
+(`keras_resnets.data.transforms`: ``"none"``, ``"cifar"``, ``"imagenet"``).
+
+Offline, ``"mnist"`` falls back to the embedded sample with a warning; the other
+tensorflow-datasets names raise ``DataUnavailableError`` unless prepared in ``data_dir``.
 
 Example:
-    >>> from keras_resnets.data.datasets import load_data
     >>> data = load_data("mnist_sample", batch_size=32, subset=256)
     >>> images, labels = next(iter(data.train))
     >>> data.num_train, data.steps_per_epoch
     (256, 8)
+    >>> describe("cifar10", transforms="imagenet").image_shape
+    (224, 224, 3)
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import queue
-import socket
-import threading
-import time
-import urllib.parse
-import urllib.request
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from keras_resnets.data.catalog import (
+    DATASETS,
+    SAMPLE_NAME,
+    SAMPLE_SOURCE,
+    DatasetInfo,
+    DataUnavailableError,
+    check_tfds,
+    dataset_info,
+    prepared_count,
+    sample,
+    tfds_split,
+)
+from keras_resnets.data.folders import Folder, is_folder, scan
+from keras_resnets.data.pipelines import image_decoder, pipeline, selected, shuffle_buffer
+from keras_resnets.data.spec import check_dataset, check_sources, resolve_transforms, split_sizes
+from keras_resnets.data.transforms import imagenet_stats, mean_std, output_shape
 from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
 
 if TYPE_CHECKING:
@@ -47,93 +61,39 @@ __all__ = [
     "Data",
     "DataUnavailableError",
     "DatasetInfo",
+    "Description",
+    "describe",
     "is_available",
     "load_arrays",
     "load_data",
+    "normalize",
+    "num_examples",
 ]
-
-SAMPLE_NAME = "mnist_sample"
-_SAMPLE_PATH = Path(__file__).resolve().parents[1] / "_data" / "mnist_sample.npz"
-_SAMPLE_SOURCE = "embedded MNIST sample (10,000 real digits from the MNIST test set, offline)"
-_CROP_PADDING = 4
-_REACH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about a dataset.
+class Description:
+    """What `describe` tells of a dataset, without decoding an image.
 
     Attributes:
-        name: Key in ``DATASETS``.
-        image_shape: ``(height, width, channels)`` of one image.
-        classes: Number of classes; labels are ``0 .. classes - 1``.
-        mean: Per-channel mean of the training pixels scaled to [0, 1].
-        std: Per-channel standard deviation of the training pixels scaled to [0, 1].
-        tfds_name: tensorflow-datasets name, or None for the embedded sample.
-        description: One line for humans.
+        info: The dataset's facts, with the transforms it would be loaded with.
+        num_train: Training images per epoch.
+        num_validation: Held-out images.
     """
 
-    name: str
-    image_shape: tuple[int, int, int]
-    classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    tfds_name: str | None
-    description: str
+    info: DatasetInfo
+    num_train: int
+    num_validation: int
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(height, width, channels)`` of the images the pipelines yield."""
+        return self.info.image_shape
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(SAMPLE_NAME, (28, 28, 1), 10, (0.1325,), (0.3105,), None,
-                    "10,000 real MNIST test digits embedded in the package (offline)"),
-        DatasetInfo("mnist", (28, 28, 1), 10, (0.1307,), (0.3081,), "mnist",
-                    "MNIST handwritten digits, 60,000 train / 10,000 test"),
-        DatasetInfo("fashion_mnist", (28, 28, 1), 10, (0.2860,), (0.3530,), "fashion_mnist",
-                    "Fashion-MNIST clothing images, 60,000 train / 10,000 test"),
-        DatasetInfo("kmnist", (28, 28, 1), 10, (0.1918,), (0.3483,), "kmnist",
-                    "Kuzushiji-MNIST cursive Japanese characters, 60,000 train / 10,000 test"),
-        DatasetInfo("cifar10", (32, 32, 3), 10, (0.4914, 0.4822, 0.4465),
-                    (0.2470, 0.2435, 0.2616), "cifar10",
-                    "CIFAR-10 natural images, 50,000 train / 10,000 test"),
-        DatasetInfo("cifar100", (32, 32, 3), 100, (0.5071, 0.4865, 0.4409),
-                    (0.2673, 0.2564, 0.2762), "cifar100",
-                    "CIFAR-100 natural images, 50,000 train / 10,000 test"),
-        DatasetInfo("svhn_cropped", (32, 32, 3), 10, (0.4377, 0.4438, 0.4728),
-                    (0.1980, 0.2010, 0.1970), "svhn_cropped",
-                    "SVHN cropped house-number digits, 73,257 train / 26,032 test"),
-    )
-}
-
-# tensorflow-datasets first tries its GCS mirror of prepared datasets, then the original host.
-_GCS_MIRROR = "https://storage.googleapis.com/tfds-data/"
-_DOWNLOAD_URLS: dict[str, tuple[str, ...]] = {
-    "mnist": ("https://storage.googleapis.com/cvdf-datasets/mnist/",),
-    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
-    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",),
-    "svhn_cropped": ("http://ufldl.stanford.edu/housenumbers/",),
-}
-
-
-class DataUnavailableError(ValueError):
-    """A dataset can be neither read locally nor downloaded.
-
-    Attributes:
-        name: The dataset asked for.
-        reason: Why it is unavailable.
-    """
-
-    def __init__(self, name: str, reason: str):
-        self.name = name
-        self.reason = reason
-        super().__init__(
-            f"Dataset {name!r} is unavailable: {reason}. To use it, prepare it on a machine "
-            f"with internet access (python -c \"import tensorflow_datasets as tfds; "
-            f"tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"), copy DIR here "
-            f"and pass data_dir='DIR'; or use name={SAMPLE_NAME!r} (embedded, offline)."
-        )
+    @property
+    def classes(self) -> int:
+        """Number of classes."""
+        return self.info.classes
 
 
 @dataclass
@@ -141,9 +101,10 @@ class Data:
     """What ``load_data`` returns.
 
     Attributes:
-        train: Shuffled (and optionally augmented) batches ``(images, labels)``.
-        validation: Batches of held-out training examples, or None.
-        info: Facts about the dataset actually used (the sample after a fallback).
+        train: Shuffled (and transformed) batches ``(images, labels)``.
+        validation: Batches of held-out images, or None.
+        info: Facts about the dataset actually used (the sample after a fallback), with the
+            transforms applied (``info.transforms``) and the image shape they make.
         num_train: Training examples per epoch.
         num_validation: Validation examples.
         source: Where the data came from, for humans.
@@ -159,25 +120,25 @@ class Data:
     steps_per_epoch: int
 
 
-def load_data(name: str = SAMPLE_NAME, *, batch_size: int = 64, validation_split: float = 0.1,
+def load_data(name=SAMPLE_NAME, *, batch_size: int = 64, validation_split: float = 0.1,
               subset: int | None = None, data_dir: str | Path | None = None, augment: bool = False,
               seed: int = 0, data_format: str | None = None, validation_batch_size: int | None = None,
               fallback: bool = True, drop_remainder: bool = False, reshuffle: bool = True,
-              shuffle_seed: int | None = None) -> Data:
-    """Loads a dataset as normalised, batched ``tf.data`` pipelines.
+              shuffle_seed: int | None = None, transforms: str | None = None,
+              validation_dataset=None) -> Data:
+    """Loads a dataset as normalised, batched, streaming ``tf.data`` pipelines.
 
     Validation examples are held out of the training split (the whole sample for
-    ``"mnist_sample"``, the ``'train'`` split otherwise), chosen by ``seed``.
+    ``"mnist_sample"``, the ``'train'`` split otherwise, every image of a folder), chosen by
+    ``seed``, unless ``validation_dataset`` names a folder of them.
 
     Args:
-        name: A key of ``DATASETS``.
+        name: A key of ``DATASETS`` or the path of an image folder.
         batch_size: Training batch size, positive.
         validation_split: Fraction of training examples held out, in [0, 1).
         subset: Number of training examples used (after the validation split), or None for all.
         data_dir: tensorflow-datasets directory; None for its default.
-        augment: Apply the ResNet paper's CIFAR augmentation to training batches: 4 pixels of
-            zero padding (after normalisation), a random crop back to the image size and a
-            random horizontal flip. Meant for natural images; it mirrors digits too.
+        augment: True means ``transforms="cifar"`` (the ResNet paper's CIFAR augmentation).
         seed: Seeds the validation split, and the shuffling and the augmentation unless
             ``shuffle_seed`` is given.
         data_format: ``"channels_last"`` or ``"channels_first"``; None for
@@ -193,12 +154,18 @@ def load_data(name: str = SAMPLE_NAME, *, batch_size: int = 64, validation_split
             so that a pass made by ``tf.distribute`` to inspect the data shifts nothing).
         shuffle_seed: Seeds the training order and the augmentation (the runner gives one
             per epoch); None for ``seed``.
+        transforms: The input transforms' name (`keras_resnets.data.transforms.TRANSFORMS`);
+            None for the dataset's default (``"imagenet"`` for the ImageNet sets, else
+            ``"none"``).
+        validation_dataset: The path of an image folder with the training folder's classes,
+            whose images are the validation set (then ``validation_split`` must be 0).
 
     Returns:
         A ``Data`` whose pipelines yield float32 images and int32 labels.
 
     Raises:
-        ValueError: For an unknown name or a bad argument.
+        ValueError: For an unknown name, a folder that cannot be used (the message names the
+            files or the fix) or a bad argument.
         DataUnavailableError: When the dataset cannot be had.
 
     Example:
@@ -209,25 +176,68 @@ def load_data(name: str = SAMPLE_NAME, *, batch_size: int = 64, validation_split
     check_arguments(name, batch_size=batch_size, validation_split=validation_split,
                     subset=subset, seed=seed)
     check_int("validation_batch_size", validation_batch_size, optional=True)
+    check_seed("shuffle_seed", shuffle_seed, optional=True)
     channels_first = _channels_first(data_format)
-    info, (images, labels), _, source = _resolve(name, data_dir, fallback)
-    train_idx, val_idx = _split(len(images), validation_split, subset, seed)
+    source = _open(name, data_dir=data_dir, transforms=transforms, augment=augment,
+                   validation_dataset=validation_dataset, validation_split=validation_split,
+                   fallback=fallback)
+    train_idx, val_idx = _split(source, validation_split, subset, seed)
     validation_batch_size = validation_batch_size or batch_size
     if drop_remainder:
         train_idx, val_idx = _whole_batches(train_idx, val_idx, batch_size, validation_batch_size)
-    return _batched_data(images, labels, train_idx, val_idx, info=info, source=source,
-                         channels_first=channels_first, batch_size=batch_size,
-                         validation_batch_size=validation_batch_size, augment=augment,
-                         reshuffle=reshuffle, seed=seed if shuffle_seed is None else shuffle_seed)
+    info = source.info
+    mean, std = mean_std(info.transforms, info.mean, info.std)
+    build = functools.partial(pipeline, transforms=info.transforms, mean=mean, std=std,
+                              image_shape=info.image_shape, channels_first=channels_first,
+                              decode=source.decode)
+    train = build(source.examples(train_idx), size=len(train_idx), batch_size=batch_size,
+                  training=True, seed=seed if shuffle_seed is None else shuffle_seed,
+                  reshuffle=reshuffle, shuffle_buffer=source.shuffle_buffer(len(train_idx)))
+    validation = None
+    if len(val_idx):
+        validation = build(source.validation_examples(val_idx), size=len(val_idx),
+                           batch_size=validation_batch_size)
+    return Data(train, validation, info, len(train_idx), len(val_idx), source.text,
+                math.ceil(len(train_idx) / batch_size))
+
+
+def describe(name=SAMPLE_NAME, *, validation_split: float = 0.1, subset: int | None = None,
+             data_dir: str | Path | None = None, augment: bool = False,
+             transforms: str | None = None, validation_dataset=None) -> Description:
+    """Tells what `load_data` would load with these arguments, without decoding an image:
+    the numbers of training and validation images, the image shape and the classes.
+
+    A folder's files are listed and their headers checked (`keras_resnets.data.folders`); a
+    tensorflow-datasets name reads its prepared counts, or its published ones when it is not
+    prepared (``"mnist"`` may still fall back to the embedded sample when loaded).
+
+    Raises:
+        ValueError: As `load_data` does for the same arguments.
+
+    Example:
+        >>> d = describe("mnist_sample", validation_split=0.1, subset=4096)
+        >>> d.num_train, d.num_validation, d.image_shape, d.classes
+        (4096, 1000, (28, 28, 1), 10)
+    """
+    check_arguments(name, validation_split=validation_split, subset=subset)
+    info, folder, validation = _resolve(name, data_dir, transforms, augment, validation_dataset,
+                                        validation_split)
+    if folder is None:
+        info = replace(info, train_examples=num_examples(name, data_dir))
+    if validation is None:
+        return Description(info, *split_sizes(info.train_examples, validation_split, subset))
+    n_train, _ = split_sizes(info.train_examples, 0, subset)
+    return Description(info, n_train, len(validation.files))
 
 
 def load_arrays(
     name: str = SAMPLE_NAME, *, data_dir: str | Path | None = None, fallback: bool = True
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None, str]:
-    """Loads a dataset as raw uint8 arrays, images in (N, H, W, C) layout.
+    """Loads a named dataset of images of one size as raw uint8 arrays, (N, H, W, C), all in
+    memory: for analyses of small sets (train with `load_data`, which streams).
 
     Args:
-        name: A key of ``DATASETS``.
+        name: A key of ``DATASETS`` whose images have one size.
         data_dir: tensorflow-datasets directory; None for its default.
         fallback: For ``"mnist"``, use the embedded sample (with a warning) when
             tensorflow-datasets cannot provide it.
@@ -238,7 +248,7 @@ def load_arrays(
         ``source`` says where the arrays came from.
 
     Raises:
-        ValueError: For an unknown name.
+        ValueError: For an unknown name, or one whose images differ in size.
         DataUnavailableError: When the dataset cannot be had.
 
     Example:
@@ -246,8 +256,17 @@ def load_arrays(
         >>> x.shape, y.dtype.name, test
         ((10000, 28, 28, 1), 'uint8', None)
     """
-    _, train, test, source = _resolve(name, data_dir, fallback)
-    return train, test, source
+    info = dataset_info(name)
+    if None in info.stored_shape:
+        fail("dataset", name, "a dataset of images of one size: its images differ in size "
+                              "(load it with load_data, which resizes them)")
+    if info.tfds_name is not None:
+        try:
+            splits = [tfds_split(info, data_dir, split, decode=True) for split in ("train", "test")]
+            return _to_arrays(splits[0][0]), _to_arrays(splits[1][0]), splits[0][1]
+        except DataUnavailableError as err:
+            return sample(), None, _fall_back(name, err, fallback)
+    return sample(), None, SAMPLE_SOURCE
 
 
 def normalize(images: np.ndarray, name: str = SAMPLE_NAME, data_format: str | None = None) -> np.ndarray:
@@ -259,22 +278,22 @@ def normalize(images: np.ndarray, name: str = SAMPLE_NAME, data_format: str | No
         >>> x.shape, round(float(x.max()), 3)
         ((1, 1, 28, 28), 2.794)
     """
-    info = _info(name)
+    info = dataset_info(name)
     x = (images.astype("float32") / 255.0 - np.array(info.mean, "float32")) / np.array(info.std, "float32")
     return np.transpose(x, (0, 3, 1, 2)) if _channels_first(data_format) else x
 
 
-def is_available(name: str, data_dir: str | Path | None = None, timeout: float = 2.0) -> bool:
+def is_available(name, data_dir: str | Path | None = None, timeout: float = 2.0) -> bool:
     """Tells, within about ``timeout`` seconds, whether a dataset can be loaded.
 
     Args:
-        name: A key of ``DATASETS``.
+        name: A key of ``DATASETS`` or a folder's path.
         data_dir: tensorflow-datasets directory; None for its default.
         timeout: Seconds to wait for the download hosts.
 
     Returns:
-        True for the embedded sample, or when the dataset is prepared in ``data_dir``
-        or one of its download hosts accepts a connection.
+        True for the embedded sample and existing folders, or when the dataset is prepared in
+        ``data_dir`` or one of its download hosts accepts a connection.
 
     Raises:
         ValueError: For an unknown name.
@@ -283,17 +302,43 @@ def is_available(name: str, data_dir: str | Path | None = None, timeout: float =
         >>> is_available("mnist_sample")
         True
     """
+    name = check_dataset(name)
+    if name not in DATASETS:
+        return is_folder(name)
+    info = DATASETS[name]
+    if info.tfds_name is None:
+        return True
     try:
-        _check_tfds(_info(name), data_dir, timeout)
+        check_tfds(info, data_dir, timeout)
     except DataUnavailableError:
         return False
     return True
 
 
-def check_arguments(name: str, *, batch_size: int = 32, validation_split: float = 0.1,
+def num_examples(name, data_dir: str | Path | None = None) -> int:
+    """The examples of the training split that `load_data` splits, counted without loading
+    them: a folder's images; a tensorflow-datasets name's prepared count, else its published
+    one; for ``"mnist"``, those of the embedded sample when it would fall back to it.
+
+    Example:
+        >>> num_examples("mnist_sample"), num_examples("cifar10")
+        (10000, 50000)
+    """
+    name = check_dataset(name)
+    if name not in DATASETS:
+        return len(scan(name).files)
+    info = DATASETS[name]
+    if info.tfds_name is None:
+        return info.train_examples
+    if name == "mnist" and not is_available(name, data_dir):
+        return DATASETS[SAMPLE_NAME].train_examples
+    return prepared_count(info, data_dir)
+
+
+def check_arguments(name, *, batch_size: int = 32, validation_split: float = 0.1,
                     subset: int | None = None, seed: int = 0) -> None:
     """Raises a `ValueError` naming the first argument of `load_data` that is wrong, without
-    loading anything (the training runner checks them before it creates a run).
+    reading anything (`describe` also checks a folder's images).
 
     Example:
         >>> check_arguments("mnist_sample", validation_split=1.5)
@@ -301,15 +346,126 @@ def check_arguments(name: str, *, batch_size: int = 32, validation_split: float 
         ...
         ValueError: validation_split=1.5 is not allowed: a finite number in [0, 1).
     """
-    _info(name)
+    name = check_dataset(name)
+    if name not in DATASETS and not is_folder(name):
+        fail("dataset", name, "a dataset name or the path of an existing folder")
     check_int("batch_size", batch_size)
     check_int("subset", subset, optional=True)
     check_number("validation_split", validation_split, 0, 1, high_open=True)
     check_seed("seed", seed)
 
 
-def _info(name: str) -> DatasetInfo:
-    return DATASETS[check_choice("name", name, tuple(sorted(DATASETS)))]
+@dataclass(frozen=True)
+class _Source:
+    """A dataset opened for reading: its examples by position, before any pipeline."""
+
+    info: DatasetInfo
+    text: str
+    examples: Callable  # positions -> tf.data.Dataset of (image, label)
+    decode: Callable | None
+    validation: Folder | None = None
+    streamed: bool = False
+
+    def validation_examples(self, positions):
+        if self.validation is None:
+            return self.examples(positions)
+        return _file_examples(self.validation)(positions)
+
+    def shuffle_buffer(self, size: int) -> int | None:
+        return shuffle_buffer(self.info.stored_shape, size) if self.streamed else None
+
+
+def _open(name, *, data_dir, transforms, augment, validation_dataset, validation_split, fallback):
+    """The `_Source` of a dataset name or folder, falling back for mnist."""
+    info, folder, validation = _resolve(name, data_dir, transforms, augment, validation_dataset,
+                                        validation_split)
+    if folder is not None:
+        return _Source(info, _folder_text(info, validation), _file_examples(folder),
+                       image_decoder(info.stored_shape[2], from_path=True), validation)
+    if info.tfds_name is None:
+        return _Source(info, SAMPLE_SOURCE, _array_examples, None)
+    try:
+        stream, text = tfds_split(info, data_dir, "train")
+    except DataUnavailableError as err:
+        text = _fall_back(name, err, fallback)
+        return _Source(replace(DATASETS[SAMPLE_NAME], transforms=info.transforms), text,
+                       _array_examples, None)
+    info = replace(info, train_examples=int(stream.cardinality()))
+    return _Source(info, text, functools.partial(_stream_examples, stream, info.train_examples),
+                   image_decoder(info.stored_shape[2], from_path=False), streamed=True)
+
+
+def _resolve(name, data_dir, transforms, augment, validation_dataset, validation_split):
+    """``(info, folder, validation folder)``: the dataset's facts with the transforms to use and
+    its folders (or None), every argument checked."""
+    name = check_dataset(name)
+    folder = None if name in DATASETS else scan(name)
+    info = DATASETS[name] if folder is None else _folder_info(folder)
+    check_sources(info.name, data_dir, validation_dataset, validation_split)
+    info = replace(info, transforms=resolve_transforms(transforms, augment) or info.transforms)
+    output_shape(info.transforms, info.stored_shape, folder.sizes if folder else None)
+    if validation_dataset is None:
+        return info, folder, None
+    validation = scan(validation_dataset, "validation_dataset")
+    if validation.class_names != folder.class_names:
+        fail("validation_dataset", validation.root, f"a folder with the training folder's "
+             f"classes {list(folder.class_names)}; it has {list(validation.class_names)}")
+    shape = output_shape(info.transforms, (*validation.image_shape[:2], info.stored_shape[2]),
+                         validation.sizes)
+    if shape != info.image_shape:
+        fail("validation_dataset", validation.root, f"images of {info.image_shape[1]}x"
+             f"{info.image_shape[0]} as the training folder's; they are {shape[1]}x{shape[0]} "
+             f"(pass transforms='imagenet' to resize both)")
+    return info, folder, validation
+
+
+def _folder_info(folder: Folder) -> DatasetInfo:
+    channels = folder.image_shape[2]
+    mean, std = imagenet_stats(channels)
+    return DatasetInfo(folder.root, folder.image_shape, len(folder.class_names), mean, std, None,
+                       f"image folder: {len(folder.files):,} images in {len(folder.class_names)} "
+                       f"classes", len(folder.files), class_names=folder.class_names)
+
+
+def _folder_text(info, validation):
+    text = f"image folder {info.name} ({info.train_examples:,} images, {info.classes} classes)"
+    return text + (f"; validation images from {validation.root}" if validation else "")
+
+
+def _file_examples(folder: Folder):
+    files, labels = np.array(folder.files), np.array(folder.labels, "int32")
+
+    def examples(positions):
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices((files[positions], labels[positions]))
+
+    return examples
+
+
+def _array_examples(positions):
+    import tensorflow as tf
+
+    images, labels = sample()
+    return tf.data.Dataset.from_tensor_slices((images[positions], labels[positions]))
+
+
+def _stream_examples(stream, size, positions):
+    chosen = np.zeros(size, bool)
+    chosen[positions] = True
+    return selected(stream, chosen)
+
+
+def _fall_back(name, err, fallback):
+    """Warns that the sample replaces ``name`` and says so as a source, or re-raises ``err``."""
+    if name != "mnist" or not fallback:
+        raise err
+    warnings.warn(
+        f"tensorflow-datasets 'mnist' is unavailable ({err.reason}); using the "
+        f"{SAMPLE_SOURCE} instead. Pass fallback=False to get an error instead.",
+        stacklevel=4,
+    )
+    return f"{SAMPLE_SOURCE}, as fallback: tensorflow-datasets mnist unavailable ({err.reason})"
 
 
 def _channels_first(data_format: str | None) -> bool:
@@ -321,75 +477,6 @@ def _channels_first(data_format: str | None) -> bool:
     return data_format == "channels_first"
 
 
-def _resolve(name, data_dir, fallback):
-    """Returns ``(info, (x, y), test or None, source)``, falling back for mnist."""
-    info = _info(name)
-    if info.tfds_name is None:
-        return info, _sample(), None, _SAMPLE_SOURCE
-    try:
-        return (info, *_tfds_arrays(info, data_dir))
-    except DataUnavailableError as err:
-        if name != "mnist" or not fallback:
-            raise
-        warnings.warn(
-            f"tensorflow-datasets 'mnist' is unavailable ({err.reason}); using the "
-            f"{_SAMPLE_SOURCE} instead. Pass fallback=False to get an error instead.",
-            stacklevel=3,
-        )
-        source = (
-            f"{_SAMPLE_SOURCE}, as fallback: tensorflow-datasets mnist unavailable ({err.reason})"
-        )
-        return DATASETS[SAMPLE_NAME], _sample(), None, source
-
-
-@functools.lru_cache(maxsize=1)
-def _sample() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(_SAMPLE_PATH) as npz:
-        images, labels = npz["images"], npz["labels"]
-    images.flags.writeable = labels.flags.writeable = False
-    return images, labels
-
-
-def _check_tfds(info: DatasetInfo, data_dir, timeout: float):
-    """Returns a tensorflow-datasets builder and whether it is prepared, or raises quickly."""
-    if info.tfds_name is None:
-        return None, True
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as err:
-        raise DataUnavailableError(
-            info.name, "tensorflow-datasets is not installed (pip install tensorflow-datasets)"
-        ) from err
-    builder = tfds.builder(info.tfds_name, data_dir=None if data_dir is None else str(data_dir))
-    prepared = builder.data_path.exists() and builder.is_prepared()
-    urls = (_GCS_MIRROR, *_DOWNLOAD_URLS[info.tfds_name])
-    if not prepared and not _reachable(urls, timeout):
-        hosts = ", ".join(sorted({urllib.parse.urlsplit(url).hostname for url in urls}))
-        raise DataUnavailableError(
-            info.name,
-            f"it is not prepared in {builder.data_dir} and no download host ({hosts}) "
-            f"could be reached within {timeout:g} s",
-        )
-    return builder, prepared
-
-
-def _tfds_arrays(info: DatasetInfo, data_dir):
-    """Returns ``(x_train, y_train), (x_test, y_test), source`` from tensorflow-datasets."""
-    builder, prepared = _check_tfds(info, data_dir, _REACH_TIMEOUT)
-    import tensorflow_datasets as tfds
-
-    try:
-        splits = tfds.load(info.tfds_name, split=["train", "test"], as_supervised=True,
-                           data_dir=None if data_dir is None else str(data_dir),
-                           download=not prepared)
-        train, test = (_to_arrays(split) for split in splits)
-    except Exception as err:  # tfds raises many types; report them all the same way
-        raise DataUnavailableError(
-            info.name, f"tensorflow-datasets failed with {type(err).__name__}: {err}"
-        ) from err
-    return train, test, f"tensorflow-datasets {info.tfds_name} from {builder.data_dir}"
-
-
 def _to_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
     """Reads a ``(image, label)`` dataset into uint8 arrays, a few thousand at a time."""
     batches = [(x.numpy(), y.numpy()) for x, y in ds.batch(4096)]
@@ -397,50 +484,15 @@ def _to_arrays(ds) -> tuple[np.ndarray, np.ndarray]:
     return images, np.concatenate([y for _, y in batches]).astype(np.uint8)
 
 
-def _reachable(urls, timeout: float) -> bool:
-    """Tells whether any URL's host (or its proxy) accepts a TCP connection within ``timeout``."""
-    answers: queue.SimpleQueue[bool] = queue.SimpleQueue()
-
-    def probe(address):
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                answers.put(True)
-        except OSError:
-            answers.put(False)
-
-    addresses = {_address(url) for url in urls}
-    for address in addresses:  # daemon threads: a hanging DNS lookup cannot block exit
-        threading.Thread(target=probe, args=(address,), daemon=True).start()
-    deadline = time.monotonic() + timeout
-    for _ in addresses:
-        try:
-            if answers.get(timeout=max(0.0, deadline - time.monotonic())):
-                return True
-        except queue.Empty:
-            return False
-    return False
-
-
-def _address(url: str) -> tuple[str, int]:
-    """Returns the ``(host, port)`` a download of ``url`` connects to first."""
-    parts = urllib.parse.urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if proxy and not urllib.request.proxy_bypass(parts.hostname):
-        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _split(n: int, validation_split: float, subset: int | None, seed: int):
-    """Returns shuffled training and validation indices into ``n`` examples."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_validation = round(n * validation_split)
-    train, validation = order[n_validation:], order[:n_validation]
-    if subset is not None:
-        if subset > len(train):
-            fail("subset", subset, f"at most {len(train)}, the training examples left after "
-                                   f"validation_split={validation_split}")
-        train = train[:subset]
-    return train, validation
+def _split(source: _Source, validation_split: float, subset: int | None, seed: int):
+    """Returns shuffled training and validation positions (into the validation folder when
+    there is one)."""
+    order = np.random.default_rng(seed).permutation(source.info.train_examples)
+    if source.validation is not None:
+        n_train, _ = split_sizes(len(order), 0, subset)
+        return order[:n_train], np.arange(len(source.validation.files))
+    n_train, n_validation = split_sizes(len(order), validation_split, subset)
+    return order[n_validation:n_validation + n_train], order[:n_validation]
 
 
 def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):
@@ -451,63 +503,3 @@ def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):
         raise ValueError(f"batch_size={batch_size} is larger than the training examples "
                          "left; with drop_remainder no batch would remain.")
     return train_idx, val_idx
-
-
-def _batched_data(images, labels, train_idx, val_idx, *, info, source, channels_first, batch_size,
-                  validation_batch_size, augment, reshuffle, seed) -> Data:
-    """The `Data` of the indexed examples: a training pipeline, and a validation one when there
-    are validation examples."""
-    pipeline = functools.partial(_pipeline, info=info, channels_first=channels_first)
-    train = pipeline(images[train_idx], labels[train_idx], batch_size=batch_size,
-                     training=True, augment=augment, reshuffle=reshuffle, seed=seed)
-    validation = None
-    if len(val_idx):
-        validation = pipeline(images[val_idx], labels[val_idx], batch_size=validation_batch_size)
-    return Data(train, validation, info, len(train_idx), len(val_idx), source,
-                math.ceil(len(train_idx) / batch_size))
-
-
-def _pipeline(images, labels, *, info, channels_first, batch_size, training=False,
-              augment=False, seed=None, reshuffle=True):
-    """Builds the batched pipeline; for ``training`` it shuffles and optionally augments."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=reshuffle)
-    ds = ds.batch(batch_size)
-    mean = tf.constant(info.mean, tf.float32)
-    std = tf.constant(info.std, tf.float32)
-
-    def prepare(x, y, augment_seed=None):
-        x = (tf.cast(x, tf.float32) / 255.0 - mean) / std
-        if augment_seed is not None:
-            x = _augment(x, augment_seed)
-        if channels_first:
-            x = tf.transpose(x, [0, 3, 1, 2])
-        return x, tf.cast(y, tf.int32)
-
-    if training and augment:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=reshuffle)
-        ds = tf.data.Dataset.zip(ds, seeds.batch(2)).map(
-            lambda xy, pair: prepare(*xy, pair), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    else:
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _augment(images, seed):
-    """Zero-pads a batch by ``_CROP_PADDING`` pixels, crops randomly back and flips half."""
-    import tensorflow as tf
-
-    crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
-    n, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
-    pad = _CROP_PADDING
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    offsets = tf.random.stateless_uniform([n, 2], crop_seed, maxval=2 * pad + 1, dtype=tf.int32)
-    rows = offsets[:, :1] + tf.range(height)
-    cols = offsets[:, 1:] + tf.range(width)
-    crops = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-    flip = tf.random.stateless_uniform([n, 1, 1, 1], flip_seed) < 0.5
-    return tf.where(flip, tf.reverse(crops, axis=[2]), crops)
