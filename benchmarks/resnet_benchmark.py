@@ -105,7 +105,17 @@ GPU_TIMEOUT = 240  # seconds per run: six runs, start-up and compilation include
 # ============================================================================================
 
 
-def _peak_rss_mib():
+def _peak_rss_mib(status="/proc/self/status"):
+    """This process' peak resident set in MiB: Linux's ``VmHWM``, else ``ru_maxrss``. Linux
+    carries the ``ru_maxrss`` of a parent into a child it starts (across ``exec``), so a
+    worker's would be at least the orchestrator's (which has imported Keras and a backend)."""
+    try:
+        with open(status) as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -144,6 +144,18 @@ def test_benchmark_command_line_tiny(tmp_path):
     assert results and all("result" in r for r in results)
 
 
+def test_peak_memory_is_the_workers_own(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t 9000 kB\nVmHWM:\t    2048 kB\n")
+    assert rb._peak_rss_mib(str(status)) == 2.0
+    # A child of this process (which holds Keras and a backend) starts from nothing.
+    code = "import resnet_benchmark as rb; print(rb._peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=BENCH, check=True)
+    if os.path.exists("/proc/self/status"):
+        assert float(child.stdout) < rb._peak_rss_mib()
+
+
 def test_results_file_sections_are_replaced_in_place(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("# Notes\n\nkept\n")
