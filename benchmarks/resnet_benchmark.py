@@ -637,8 +637,9 @@ def gpu_plan(backends, tiny):
     return runs
 
 
-def run_one(run, timeout):
-    """Runs one worker process; returns the run with its ``result`` (or ``error``)."""
+def run_one(run, timeout, script=__file__):
+    """Runs one worker process (``script --worker RUN``, this file by default); returns the
+    run with its ``result`` (or ``error``)."""
     from keras_resnets.environment import user_environment
 
     env = user_environment()  # not what importing keras_resnets set here, for this backend
@@ -649,7 +650,7 @@ def run_one(run, timeout):
         env[key] = value
     if run.get("device") != "gpu":
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(run)]
+    cmd = [sys.executable, os.path.abspath(script), "--worker", json.dumps(run)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -20,6 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 sys.path.insert(0, BENCH)
 
+import call_overhead  # noqa: E402
+import inference  # noqa: E402
 import keras_hand  # noqa: E402
 import resnet_benchmark as rb  # noqa: E402
 import settings  # noqa: E402
@@ -296,6 +298,48 @@ def test_peak_memory_is_the_workers_own(tmp_path):
                            cwd=BENCH, check=True)
     if os.path.exists("/proc/self/status"):
         assert float(child.stdout) < rb._peak_rss_mib()
+
+
+def test_call_overhead_splits_a_call_into_its_fixed_cost_and_steps(tmp_path):
+    assert call_overhead.fixed_and_step(0.5, 1.3, 5) == (0.3, 0.2)
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "call_overhead.py"), "--tiny", "--backends",
+           BACKEND, "--output", str(output), "--profile", str(tmp_path / "profiles")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split(" | ") for line in output.read_text().splitlines()
+            if line.startswith(f"| {BACKEND} ")]
+    assert [(r[0], r[1]) for r in rows] == [
+        (f"| {BACKEND} {model}", kind) for model in ("ours", "hand")
+        for kind in ("fit", "evaluate", "predict")]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # first call s, 1-step call ms
+    assert sorted(os.listdir(tmp_path / "profiles")) == sorted(
+        f"{BACKEND}-{model}-{kind}.prof" for model in ("ours", "hand")
+        for kind in ("fit", "evaluate", "predict"))
+
+
+# The native inference rows each pass times, as PASS_NATIVE.
+PASS_INFERENCE = {"torch": "no_grad,inference_mode,cl-bf16", "jax": "jax", "tensorflow": ""}
+
+
+def test_inference_by_batch_size(tmp_path):
+    natives = PASS_INFERENCE[BACKEND] if HAS_TORCH or BACKEND == "jax" else ""
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "inference.py"), "--tiny", "--backends", BACKEND,
+           "--models", "ours", "--native", natives, "--output", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = output.read_text()
+    planned = inference.plan([BACKEND], ["ours"], inference.MODES, natives.split(",") if natives
+                             else [], "mnist", tiny=True)
+    for b in inference.TINY["batches"]:
+        section = text.split(f"Batch {b}:")[1].split("Batch ")[0]
+        rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")][1:]
+        assert [r[0][2:] for r in rows] == [inference.label(r) for r in planned]
+        assert all(float(r[1]) > 0 and float(r[5]) > 0 for r in rows)  # images/s, one call ms
+    if BACKEND == "torch":
+        ours = next(line for line in text.splitlines() if "| torch ours, predict |" in line)
+        assert ours.split(" | ")[2].endswith("x") and ours.split(" | ")[4].endswith("x")
 
 
 def test_results_file_sections_are_replaced_in_place(tmp_path):
