@@ -24,6 +24,7 @@ import call_overhead  # noqa: E402
 import inference  # noqa: E402
 import keras_hand  # noqa: E402
 import resnet_benchmark as rb  # noqa: E402
+import user_script  # noqa: E402
 import settings  # noqa: E402
 import time_to_accuracy as tta  # noqa: E402
 
@@ -340,6 +341,30 @@ def test_inference_by_batch_size(tmp_path):
     if BACKEND == "torch":
         ours = next(line for line in text.splitlines() if "| torch ours, predict |" in line)
         assert ours.split(" | ")[2].endswith("x") and ours.split(" | ")[4].endswith("x")
+
+
+# The native rows of a user's script that each pass times, as PASS_NATIVE.
+PASS_SCRIPT = {"torch": "cl-bf16", "jax": "jax", "tensorflow": ""}
+
+
+def test_user_script_is_timed_whole_in_both_import_orders(tmp_path):
+    natives = PASS_SCRIPT[BACKEND] if HAS_TORCH or BACKEND == "jax" else ""
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "user_script.py"), "--tiny", "--backends",
+           BACKEND, "--chunks", "0,2", "--native", natives, "--output", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in
+            output.read_text().splitlines() if line.startswith("| ") and "---" not in line}
+    planned = user_script.plan([BACKEND], user_script.ORDERS, [0, 2],
+                               natives.split(",") if natives else [], "mnist", tiny=True)
+    assert set(rows) - {"run"} == {user_script.label(r) for r in planned}
+    steps = user_script.TINY["steps"]
+    for order in user_script.ORDERS:
+        assert rows[f"{BACKEND} ours, {order}, one fit call"][4] == "1"
+        assert rows[f"{BACKEND} ours, {order}, a fit call per 2 steps"][4] == str(steps // 2)
+    if natives:
+        assert all(row[3].endswith("x") for name, row in rows.items() if name != "run")
 
 
 def test_results_file_sections_are_replaced_in_place(tmp_path):
