@@ -12,6 +12,8 @@ process. The gap between the two rows is what the change gave.
   path again: two copies of a channels-last input and a separate bias pass.
 - ``keras_sublayer_calls`` (PyTorch): blocks call their sub-layers through ``Layer.__call__``
   again, not `keras_resnets.layers.fast.call_sublayer`'s direct ``call``.
+- ``keras_moving_statistics`` (PyTorch): the fused batch norm moves its statistics through
+  Keras' assignments again, not inside PyTorch's kernel, in place.
 """
 
 ABLATIONS = {
@@ -21,6 +23,8 @@ ABLATIONS = {
     "keras_conv": {"backends": ("torch",), "title": "convolution through Keras' own path"},
     "keras_sublayer_calls": {"backends": ("torch",),
                              "title": "sub-layers called through Layer.__call__"},
+    "keras_moving_statistics": {"backends": ("torch",),
+                                "title": "moving statistics through Keras' assignments"},
 }
 
 
@@ -38,5 +42,7 @@ def apply(name):
         fast.Conv2D.torch_padding = lambda self, inputs: None
     elif name == "keras_sublayer_calls":
         fast.calls_directly = lambda parent, layer, inputs: False
+    elif name == "keras_moving_statistics":
+        fast.BatchNormalization._torch_updates_in_place = lambda self, x: False
     else:
         raise ValueError(f"ablation={name!r} is not known; choose one of {sorted(ABLATIONS)}.")

@@ -180,13 +180,16 @@ def build(model_name, *, nb_blocks=25, nb_channels=16, depth=56):
 
 
 def train_steps(model, optimizer, criterion, train_input, train_target, mini_batch_size, steps,
-                start=0, on_step=None):
-    """``steps`` SGD steps over consecutive mini-batches, as in the lecture's ``train_model``."""
+                start=0, on_step=None, autocast=False):
+    """``steps`` SGD steps over consecutive mini-batches, as in the lecture's ``train_model``;
+    ``autocast``: the forward pass and the loss in bfloat16 where PyTorch's CPU autocast puts
+    it (convolutions and matrix products), as a PyTorch user writes it on a CPU with bf16."""
     n = train_input.size(0) // mini_batch_size
     for i in range(start, start + steps):
         b = (i % n) * mini_batch_size
-        output = model(train_input.narrow(0, b, mini_batch_size))
-        loss = criterion(output, train_target.narrow(0, b, mini_batch_size))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            output = model(train_input.narrow(0, b, mini_batch_size))
+            loss = criterion(output, train_target.narrow(0, b, mini_batch_size))
         model.zero_grad()
         loss.backward()
         optimizer.step()
@@ -194,11 +197,14 @@ def train_steps(model, optimizer, criterion, train_input, train_target, mini_bat
             on_step(i)
 
 
-def predict_steps(model, data_input, mini_batch_size, steps, on_step=None):
-    """``steps`` forward passes in evaluation mode, without autograd."""
+def predict_steps(model, data_input, mini_batch_size, steps, on_step=None, autocast=False,
+                  inference_mode=False):
+    """``steps`` forward passes in evaluation mode, without autograd (``torch.no_grad``, or
+    ``torch.inference_mode``); ``autocast`` as in `train_steps`."""
     n = data_input.size(0) // mini_batch_size
     model.eval()
-    with torch.no_grad():
+    with (torch.inference_mode() if inference_mode else torch.no_grad()), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         for i in range(steps):
             b = (i % n) * mini_batch_size
             model(data_input.narrow(0, b, mini_batch_size))

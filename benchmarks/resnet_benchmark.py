@@ -1,19 +1,24 @@
-"""Side by side, in one run: keras_resnets on TensorFlow, JAX and PyTorch against native PyTorch.
+"""Side by side, in one run: keras_resnets on TensorFlow, JAX and PyTorch against native PyTorch
+and plain JAX.
 
 For each scale (the lecture's MNIST ResNet; CIFAR ResNet-56; ResNet-50 at 224x224) it measures
 
 - ``native``: the lecture's PyTorch code exactly as on the slides, trained with the lecture's
-  loop (the reference of every ratio), and the same code with ``channels_last`` tensors
-  (``native+cl``, what a PyTorch user can get from one line);
+  loop (the reference of every "vs ref" ratio), and what a strong PyTorch user adds to it
+  (`NATIVE`): ``channels_last`` tensors, ``torch.autocast("cpu", dtype=torch.bfloat16)`` on
+  CPUs with bfloat16 in hardware, ``torch.compile``; and a plain JAX program of the same network
+  (benchmarks/native_jax.py). The best of each framework is the "vs best native" reference:
+  PyTorch's for the TensorFlow and PyTorch rows, plain JAX's for the JAX rows;
 - ``ours``: the keras_resnets model (``keras_resnets.mnist_resnet()``, ...), with
   ``model.fit`` / ``model.predict`` on in-memory NumPy arrays;
 - ``hand``: the same network hand-written from plain ``keras.layers`` (benchmarks/keras_hand.py),
   the yardstick for the overhead of our layers;
 
-each Keras model on every backend, with Keras' default settings and with the best settings
-found (benchmarks/settings.py). Every run is its own process (one backend per process; the
-peak memory is that process' peak resident set). Throughput is the median over timed windows
-after a warm-up (which includes compilation); synthetic data.
+each Keras model on every backend, with Keras' default settings, with what a user's script
+gets (keras_resnets imported before or after Keras) and with the best settings found
+(benchmarks/settings.py). Every run is its own process (one backend per process; the peak
+memory is that process' peak resident set). Throughput is the median over timed windows after
+a warm-up (which includes compilation); synthetic data.
 
 Usage (from the repository root)::
 
@@ -42,9 +47,10 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import ablations as ablations_lib  # noqa: E402  (benchmarks/ is not a package)
-import settings as settings_lib  # noqa: E402
 
-from keras_resnets.runtime.environment import user_environment  # noqa: E402
+# `settings` and keras_resnets are imported where they are used, not here: a native worker is
+# this file too, and it imports neither Keras nor keras_resnets (whose import sets a backend's
+# flags), as a plain PyTorch or JAX script does.
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -69,6 +75,45 @@ SCALES = {
         "infer_batch": 16, "infer_warmup": 1, "infer_windows": 3, "infer_window_steps": 2,
     },
 }
+
+# The native rows: the same networks without Keras, as a PyTorch or a JAX user writes them.
+# "reference" is the lecture's code exactly, the reference of every "vs ref" ratio; the others
+# add what a strong user adds, and the best of each framework is the "vs best native" one.
+# "bf16" rows run only on CPUs that compute in bfloat16 natively (`cpu_has_bf16`); "compile"
+# adds bf16 autocast there too. "jax*" rows: benchmarks/native_jax.py, MNIST and CIFAR only.
+NATIVE = {
+    "reference": {"framework": "torch"},
+    "cl": {"framework": "torch", "channels_last": True},
+    "cl-bf16": {"framework": "torch", "channels_last": True, "autocast": True,
+                "inference_mode": True, "bf16": True},
+    "compile": {"framework": "torch", "channels_last": True, "compile": True,
+                "inference_mode": True},
+    "amp": {"framework": "torch", "gpu": True},
+    "jax": {"framework": "jax"},
+    "jax-ynn": {"framework": "jax", "env": "ynn"},
+    "jax-max": {"framework": "jax", "relu": "max"},
+}
+NATIVE_DEFAULT = ("reference", "cl", "cl-bf16", "compile", "jax", "jax-ynn")
+JAX_SCALES = ("mnist", "cifar")
+# The native framework that a Keras backend's rows are held against ("vs best native").
+NATIVE_OF = {"tensorflow": "torch", "torch": "torch", "jax": "jax"}
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo: bfloat16 dot products in hardware
+
+
+def cpu_has_bf16(flags=None):
+    """Whether the CPU computes bfloat16 products natively (``flags``: `cpu_flags`), where a
+    PyTorch user turns on ``torch.autocast("cpu", dtype=torch.bfloat16)``. Without these
+    flags PyTorch emulates bfloat16, slower than float32.
+
+    >>> cpu_has_bf16({"avx512f", "amx_bf16"}), cpu_has_bf16({"avx512f"})
+    (True, False)
+    """
+    if flags is None:
+        from keras_resnets.runtime.precision import cpu_flags
+
+        flags = cpu_flags()
+    return any(flag in flags for flag in BF16_FLAGS)
+
 
 # Seconds: small enough for the smoke test, every code path still runs.
 TINY = {
@@ -105,7 +150,17 @@ GPU_TIMEOUT = 240  # seconds per run: six runs, start-up and compilation include
 # ============================================================================================
 
 
-def _peak_rss_mib():
+def _peak_rss_mib(status="/proc/self/status"):
+    """This process' peak resident set in MiB: Linux's ``VmHWM``, else ``ru_maxrss``. Linux
+    carries the ``ru_maxrss`` of a parent into a child it starts (across ``exec``), so a
+    worker's would be at least the orchestrator's (which has imported Keras and a backend)."""
+    try:
+        with open(status) as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -171,26 +226,55 @@ def _scale_spec(scale, tiny):
     return spec
 
 
-# ---- native PyTorch ------------------------------------------------------------------------
+# ---- native PyTorch and JAX -----------------------------------------------------------------
+
+
+def native_label(spec):
+    """The row name of a native run, from what its variant does."""
+    variant = NATIVE[spec["variant"]]
+    if variant["framework"] == "jax":
+        return "plain JAX" + "".join(f", {part}" for part, on in (
+            ("jax.nn.relu", variant.get("relu") == "max"),
+            ("YNN reductions", bool(variant.get("env")))) if on)
+    if spec["variant"] == "reference":
+        return "native PyTorch (lecture code)"
+    if spec["variant"] == "amp":
+        return "native PyTorch, AMP + channels_last"
+    options = native_options(spec)
+    return "native PyTorch" + "".join(f" + {part}" for part, on in (
+        ("channels_last", options["channels_last"]), ("bf16 autocast", options["autocast"]),
+        ("torch.compile", options["compile"])) if on)
+
+
+def native_options(spec):
+    """What a native PyTorch run does: ``channels_last`` tensors, ``autocast`` (bfloat16, on
+    the CPU), ``compile`` (``torch.compile``), and its inference under ``inference_mode``
+    (else ``no_grad``, the lecture's)."""
+    variant = NATIVE[spec["variant"]]
+    return {key: bool(spec.get(key, variant.get(key, False)))
+            for key in ("channels_last", "autocast", "compile", "inference_mode")}
 
 
 def run_native(spec):
-    """The lecture's PyTorch code and training loop; ``spec["variant"]``: reference | cl."""
-    import native_torch
+    """The lecture's PyTorch code and training loop, as its variant has it (`NATIVE`)."""
     import torch
     import torch.nn as nn
 
+    import native_torch
+
     scale = spec["scale"]
     device = "cuda" if spec.get("device") == "gpu" else "cpu"
+    options = native_options(spec)
     torch.manual_seed(0)
     model = native_torch.build(scale["model"], nb_blocks=scale.get("nb_blocks", 25),
                                depth=scale.get("depth", 56))
     if scale["model"] == "imagenet" and scale["classes"] != 1000:
         model.fc = nn.Linear(model.fc.in_features, scale["classes"])
-    channels_last = spec["variant"] in ("cl", "amp")
+    channels_last = options["channels_last"] or spec["variant"] == "amp"
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    trained = torch.compile(model) if options["compile"] else model
     steps = scale["warmup"] + scale["windows"] * scale["window_steps"]
     batch = scale["batch"]
     size, c = scale["size"], scale["channels"]
@@ -229,7 +313,8 @@ def run_native(spec):
             scaler.update()
             on_step(i)
     else:
-        native_torch.train_steps(model, optimizer, criterion, x, y, batch, steps, on_step=on_step)
+        native_torch.train_steps(trained, optimizer, criterion, x, y, batch, steps,
+                                 on_step=on_step, autocast=options["autocast"])
     train, train_cpu = _throughput(marks, start, scale["warmup"], scale["windows"],
                                    scale["window_steps"], batch)
     first_step = marks[0][1][0] - start[0]
@@ -245,7 +330,9 @@ def run_native(spec):
         with torch.autocast(device_type="cuda", dtype=torch.float16):
             native_torch.predict_steps(model, xi, ib, isteps, on_step=on_step)
     else:
-        native_torch.predict_steps(model, xi, ib, isteps, on_step=on_step)
+        native_torch.predict_steps(trained, xi, ib, isteps, on_step=on_step,
+                                   autocast=options["autocast"],
+                                   inference_mode=options["inference_mode"])
     infer, _ = _throughput(marks, start, scale["infer_warmup"], scale["infer_windows"],
                            scale["infer_window_steps"], ib)
     peak_gpu = None
@@ -256,6 +343,57 @@ def run_native(spec):
         "peak_rss_mib": _peak_rss_mib(), "rss_before_mib": rss_before, "peak_gpu_mib": peak_gpu,
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "threads": torch.get_num_threads(),
+    }
+
+
+def run_native_jax(spec):
+    """The plain JAX program of the scale's network (benchmarks/native_jax.py): one jitted
+    SGD step per mini-batch, then jitted inference."""
+    import jax
+    import numpy as np
+
+    import native_jax
+
+    scale = spec["scale"]
+    net = native_jax.build(scale["model"], nb_blocks=scale.get("nb_blocks", 25),
+                           depth=scale.get("depth", 56),
+                           relu=NATIVE[spec["variant"]].get("relu", "select"))
+    params, stats = net.init(jax.random.key(0))
+    step = native_jax.sgd_step(net, learning_rate=0.01)
+    velocity = native_jax.velocity(params, momentum=0.0)
+    rng = np.random.default_rng(0)
+    size, c, batch = scale["size"], scale["channels"], scale["batch"]
+    steps = scale["warmup"] + scale["windows"] * scale["window_steps"]
+    batches = [(jax.device_put(rng.standard_normal((batch, size, size, c), dtype=np.float32)),
+                jax.device_put(rng.integers(0, scale["classes"], batch)))
+               for _ in range(min(steps, 8))]
+    marks = []
+    rss_before = _peak_rss_mib()
+    start = _now()
+    for i in range(steps):
+        params, stats, velocity, loss = step(params, stats, velocity, *batches[i % len(batches)])
+        loss.block_until_ready()  # as the Keras rows' marks wait for each step
+        marks.append((i, _now()))
+    train, train_cpu = _throughput(marks, start, scale["warmup"], scale["windows"],
+                                   scale["window_steps"], batch)
+    first_step = marks[0][1][0] - start[0]
+
+    predict = native_jax.predictor(net)
+    ib = scale["infer_batch"]
+    isteps = scale["infer_warmup"] + scale["infer_windows"] * scale["infer_window_steps"]
+    inputs = [jax.device_put(rng.standard_normal((ib, size, size, c), dtype=np.float32))
+              for _ in range(min(isteps, 8))]
+    marks = []
+    start = _now()
+    for i in range(isteps):
+        predict(params, stats, inputs[i % len(inputs)]).block_until_ready()
+        marks.append((i, _now()))
+    infer, _ = _throughput(marks, start, scale["infer_warmup"], scale["infer_windows"],
+                           scale["infer_window_steps"], ib)
+    return {
+        "train": train, "train_cpu": train_cpu, "infer": infer, "first_step_s": first_step,
+        "peak_rss_mib": _peak_rss_mib(), "rss_before_mib": rss_before, "peak_gpu_mib": None,
+        "params": int(native_jax.count(params)),
     }
 
 
@@ -300,8 +438,9 @@ def _apply_threads(backend, threads):
 
 def run_keras(spec):
     """``model.fit`` and ``model.predict`` of one Keras model on the process' backend."""
-    import keras
     import numpy as np
+
+    import keras
 
     backend = keras.backend.backend()
     setting = spec["setting"]
@@ -397,8 +536,12 @@ def worker_main(spec_json):
     spec = json.loads(spec_json)
     sys.path.insert(0, ROOT)
     if spec["framework"] == "native":
-        result = run_native(spec)
+        result = run_native_jax(spec) if spec["backend"] == "jax" else run_native(spec)
     else:
+        if spec["setting"].get("keras_first"):
+            import keras  # noqa: F401  (before keras_resnets, as some users' scripts do)
+        import keras_resnets  # noqa: F401  (before Keras, as a user's script imports it)
+
         result = run_keras(spec)
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -408,19 +551,46 @@ def worker_main(spec_json):
 # ============================================================================================
 
 
-def plan(scales, backends, setting_names, models, tiny, native_variants=("reference", "cl"),
-         ablations=()):
-    """The list of runs: the native reference first, then every Keras combination, then
-    keras_resnets with each of its speed changes undone (best settings of its backends), then
-    the native reference again, so that the ratios can average out the machine's drift."""
+def native_runs(scale, spec_scale, variants, bf16):
+    """The native runs of one scale, in the order of ``variants`` (names of `NATIVE`), less
+    those that cannot run here: bfloat16 rows without ``bf16`` (`cpu_has_bf16`), GPU rows,
+    plain JAX beyond `JAX_SCALES`, YNN reductions on a jaxlib without them."""
+    from keras_resnets.runtime.environment import fast_cpu_variables
+
+    runs = []
+    for variant in variants:
+        options = NATIVE[variant]
+        if options.get("gpu") or (options.get("bf16") and not bf16):
+            continue
+        if options["framework"] == "jax" and scale not in JAX_SCALES:
+            continue
+        run = {"framework": "native", "backend": options["framework"], "variant": variant,
+               "scale_name": scale, "scale": spec_scale, "model": "native", "settings": variant}
+        if variant == "compile":
+            run["autocast"] = bf16
+        if options.get("env") == "ynn":
+            env = fast_cpu_variables("jax", environ={})
+            if not env:
+                continue
+            run["setting"] = {"env": env}
+        runs.append(run)
+    return runs
+
+
+def plan(scales, backends, setting_names, models, tiny, native_variants=NATIVE_DEFAULT,
+         ablations=(), bf16=None):
+    """The list of runs: the native rows first (`native_runs`; ``bf16``: `cpu_has_bf16` by
+    default), then every Keras combination, then keras_resnets with each of its speed changes
+    undone (best settings of its backends), then the native reference again, so that the
+    ratios can average out the machine's drift."""
+    import settings as settings_lib
+
+    bf16 = cpu_has_bf16() if bf16 is None else bf16
     runs = []
     for scale in scales:
         spec_scale = _scale_spec(scale, tiny)
         first = len(runs)
-        for variant in native_variants:
-            runs.append({"framework": "native", "backend": "torch", "variant": variant,
-                         "scale_name": scale, "scale": spec_scale, "model": "native",
-                         "settings": variant})
+        runs += native_runs(scale, spec_scale, native_variants, bf16)
         for backend in backends:
             for setting_name in setting_names:
                 for model in models:
@@ -447,6 +617,8 @@ def plan(scales, backends, setting_names, models, tiny, native_variants=("refere
 def gpu_plan(backends, tiny):
     """Per GPU scale: the native reference, then keras_resnets on each backend as a user's
     script runs it (``"plain"``: imported first, Keras' ``jit_compile="auto"``)."""
+    import settings as settings_lib
+
     runs = []
     for name, scale in GPU_SCALES.items():
         scale = {**scale, **(TINY[scale["model"]] if tiny else {})}
@@ -465,8 +637,11 @@ def gpu_plan(backends, tiny):
     return runs
 
 
-def run_one(run, timeout):
-    """Runs one worker process; returns the run with its ``result`` (or ``error``)."""
+def run_one(run, timeout, script=__file__):
+    """Runs one worker process (``script --worker RUN``, this file by default); returns the
+    run with its ``result`` (or ``error``)."""
+    from keras_resnets.runtime.environment import user_environment
+
     env = user_environment()  # not what importing keras_resnets set here, for this backend
     env["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL", "3")
     env["KERAS_BACKEND"] = run["backend"]
@@ -475,7 +650,7 @@ def run_one(run, timeout):
         env[key] = value
     if run.get("device") != "gpu":
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(run)]
+    cmd = [sys.executable, os.path.abspath(script), "--worker", json.dumps(run)]
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -491,10 +666,7 @@ def run_one(run, timeout):
 
 def label(run):
     if run["framework"] == "native":
-        return {"reference": "native PyTorch (lecture code)",
-                "cl": "native PyTorch + channels_last",
-                "amp": "native PyTorch, AMP + channels_last"}[run["variant"]] + (
-                    ", run again last" if run.get("again") else "")
+        return native_label(run) + (", run again last" if run.get("again") else "")
     if run.get("ablation"):
         return f"{run['backend']} ours, undone: {run['ablation']} ({run['settings']})"
     return f"{run['backend']} {run['model']} ({run['settings']})"
@@ -526,21 +698,57 @@ def reference_figures(rows):
                  for kind in ("train", "infer", "train_cpu"))
 
 
+def best_native(rows):
+    """Per native framework (``"torch"``, ``"jax"``) and figure (``"train"``, ``"infer"``), its
+    best native row among ``rows``: ``(images/s, label)``, a variant's figure being the mean
+    over its runs (the reference's first and last)."""
+    figures = {}
+    for r in rows:
+        if r["framework"] == "native" and "result" in r:
+            figures.setdefault((r["backend"], r["variant"]), []).append(r)
+    best = {}
+    for (framework, _), runs in figures.items():
+        for kind in ("train", "infer"):
+            values = [r["result"][kind]["median"] for r in runs]
+            if None in values:
+                continue
+            figure = statistics.fmean(values)
+            if figure > best.get(framework, {}).get(kind, (0, None))[0]:
+                best.setdefault(framework, {})[kind] = (figure, native_label(runs[0]))
+    return best
+
+
+def _native_setting(run, result):
+    if run["backend"] == "jax":
+        env = (run.get("setting") or {}).get("env", {})
+        return ", ".join(f"{k}={v}" for k, v in env.items()) or "JAX defaults"
+    options = native_options(run)
+    setting = "torch defaults" if run["variant"] == "reference" else run["settings"]
+    if options["compile"]:
+        setting += f"; first step (compilation) {_fmt(result['first_step_s'])} s"
+    return setting + ("; inference_mode" if options["inference_mode"] else "")
+
+
 def table(results, scale_name):
-    """A Markdown table of one scale: absolute figures and ratios to the native reference."""
+    """A Markdown table of one scale: absolute figures, ratios to the native reference and to
+    the best native row of the framework each row is held against (`NATIVE_OF`)."""
+    import settings as settings_lib
+
     rows = [r for r in results if r["scale_name"] == scale_name]
     ref_train, ref_infer, ref_cpu = reference_figures(rows)
+    best = best_native(rows)
     hand = {(r["backend"], r["settings"]): r for r in rows
             if r["framework"] == "keras" and r["model"] == "hand" and "result" in r}
     lines = [
         "| run | train img/s (min-max) | train vs ref | inference img/s | inference vs ref "
+        "| train vs best native | inference vs best native "
         "| ours / hand (train) | train img per CPU-s (vs ref) | first step s | peak MiB "
         "| settings |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "result" not in r:
-            lines.append(f"| {label(r)} | failed: {r['error'][:120]} | | | | | | | | |")
+            lines.append(f"| {label(r)} | failed: {r['error'][:120]} | | | | | | | | | | |")
             continue
         res = r["result"]
         tr, inf = res["train"], res["infer"]
@@ -550,8 +758,12 @@ def table(results, scale_name):
             if twin and twin["result"]["train"]["median"] and tr["median"]:
                 ours_hand = f"{tr['median'] / twin['result']['train']['median']:.3f}"
         memory = res["peak_rss_mib"] if res.get("peak_gpu_mib") is None else res["peak_gpu_mib"]
-        setting = (settings_lib.describe(r["setting"]) if r["framework"] == "keras"
-                   else "torch defaults" if r["variant"] == "reference" else r["settings"])
+        if r["framework"] == "keras":
+            setting = settings_lib.describe(r["setting"])
+            versus = best.get(NATIVE_OF[r["backend"]], {})
+        else:
+            setting = _native_setting(r, res)
+            versus = best.get(r["backend"], {})
         if r["framework"] == "keras" and r["settings"] == "default":
             setting += f"; jit_compile resolved to {res.get('jit_compile')}"
         if res.get("dtype_policy", "float32") != "float32":
@@ -559,12 +771,27 @@ def table(results, scale_name):
         lines.append(
             f"| {label(r)} | {_fmt(tr['median'])} ({_fmt(tr['min'])}-{_fmt(tr['max'])}) "
             f"| {_ratio(tr['median'], ref_train)} | {_fmt(inf['median'])} "
-            f"| {_ratio(inf['median'], ref_infer)} | {ours_hand} "
+            f"| {_ratio(inf['median'], ref_infer)} "
+            f"| {_ratio(tr['median'], versus.get('train', (None,))[0])} "
+            f"| {_ratio(inf['median'], versus.get('infer', (None,))[0])} | {ours_hand} "
             f"| {_fmt(res['train_cpu']['median'])} ({_ratio(res['train_cpu']['median'], ref_cpu)}) "
             f"| {_fmt(res['first_step_s'])} "
             f"| {_fmt(memory, 0)} | {setting} |"
         )
     return "\n".join(lines)
+
+
+def best_native_line(results, scale_name):
+    """A sentence naming each framework's best native rows (the "vs best native" ratios')."""
+    best = best_native([r for r in results if r["scale_name"] == scale_name])
+    names = {"torch": "PyTorch (held against by TensorFlow and PyTorch)", "jax": "JAX"}
+    parts = []
+    for framework, figures in best.items():
+        kinds = [f"{what} {figures[kind][1]} ({_fmt(figures[kind][0])} img/s)"
+                 for kind, what in (("train", "training"), ("infer", "inference"))
+                 if kind in figures]
+        parts.append(f"{names[framework]}: " + ", ".join(kinds))
+    return "Best native rows: " + "; ".join(parts) + "." if parts else ""
 
 
 def machine_description():
@@ -625,6 +852,8 @@ def report(results, meta, scale, title):
         lines.append(f"Ratios are to the mean of the native reference's runs, first and last "
                      f"(training {_fmt(first)} and {_fmt(last)} img/s: the machine drifted "
                      f"{100 * (last - first) / first:+.1f}% over the run).")
+    if best_native_line(results, scale):
+        lines.append(best_native_line(results, scale))
     lines.append("")
     lines.append(table(results, scale))
     lines.append("")
@@ -638,10 +867,16 @@ def main(argv=None):
                         help="comma-separated: mnist, cifar, imagenet, or 'all' (default: mnist,cifar)")
     parser.add_argument("--backends", help=f"default: {','.join(BACKENDS)}; "
                                            f"with --gpu: {','.join(GPU_BACKENDS)}")
-    parser.add_argument("--settings", default="default,best")
+    parser.add_argument("--settings", default="default,best",
+                        help="Keras rows' settings: default, plain, keras-first, best "
+                             "(benchmarks/settings.py)")
     parser.add_argument("--models", default="ours,hand")
-    parser.add_argument("--native", default="reference,cl",
-                        help="native PyTorch variants: reference (the lecture), cl (channels_last)")
+    parser.add_argument("--native", default=",".join(NATIVE_DEFAULT),
+                        help="native rows: reference (the lecture's code), cl (channels_last), "
+                             "cl-bf16 (+ bfloat16 autocast, CPUs with bf16 only), compile "
+                             "(+ torch.compile), jax (plain JAX), jax-ynn (+ YNN reductions), "
+                             "jax-max (plain JAX with jax.nn.relu); '' for none "
+                             f"(default: {','.join(NATIVE_DEFAULT)})")
     parser.add_argument("--ablations", default=",".join(ablations_lib.ABLATIONS),
                         help="library changes to measure undone too ('' for none); "
                              "see benchmarks/ablations.py")
@@ -682,9 +917,12 @@ def main(argv=None):
         for a in ablations:
             if a not in ablations_lib.ABLATIONS:
                 parser.error(f"--ablations: {a!r} is not one of {sorted(ablations_lib.ABLATIONS)}")
+        natives = [v for v in args.native.split(",") if v]
+        for v in natives:
+            if v not in NATIVE or NATIVE[v].get("gpu"):
+                parser.error(f"--native: {v!r} is not one of {sorted(set(NATIVE) - {'amp'})}")
         runs = plan(scales, backends, [s for s in args.settings.split(",") if s],
-                    [m for m in args.models.split(",") if m], args.tiny,
-                    [v for v in args.native.split(",") if v], ablations)
+                    [m for m in args.models.split(",") if m], args.tiny, natives, ablations)
         title = " (tiny smoke run)" if args.tiny else ""
 
     meta = {

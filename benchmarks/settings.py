@@ -6,6 +6,8 @@ A setting is a plain dict (JSON, so it can travel to a worker process):
   Every worker imports keras_resnets before Keras, as a user's script does: ``"default"``
   opts out of its fast CPU settings (Keras' defaults), ``"plain"`` takes what that import
   sets, ``"best"`` sets them explicitly, as the explorer's workers do.
+- ``keras_first``: the worker imports Keras before keras_resnets (``"keras-first"``: a user's
+  script in the other order, where keras_resnets is too late to set anything and warns).
 - ``jit_compile``: passed to ``model.compile`` (``"auto"`` is Keras' default).
 - ``steps_per_execution``: passed to ``model.compile`` (PyTorch only allows 1).
 - ``data_format``: the image layout of the model and its data.
@@ -25,6 +27,7 @@ DEFAULT = {
     "steps_per_execution": 1,
     "data_format": "channels_last",
     "threads": None,
+    "keras_first": False,
 }
 
 # What keras_resnets' worker processes set (keras_resnets.runtime.environment): oneDNN for TensorFlow,
@@ -39,16 +42,20 @@ BEST_GPU = {
 }
 
 
+NAMES = ("default", "plain", "keras-first", "best")
+
+
 def resolve(name, backend, device="cpu"):
-    """The full setting called ``name`` (``"default"``, ``"plain"`` or ``"best"``) for
-    ``backend``."""
+    """The full setting called ``name`` (``"default"``, ``"plain"``, ``"keras-first"`` or
+    ``"best"``) for ``backend``."""
     setting = copy.deepcopy(DEFAULT)
     if name == "default":
         return setting
-    if name not in ("plain", "best"):
-        raise ValueError(f"settings={name!r} is not known; choose 'default', 'plain' or 'best'.")
+    if name not in NAMES:
+        raise ValueError(f"settings={name!r} is not known; choose one of {NAMES}.")
     del setting["env"][OPT_OUT]
-    if name == "plain":
+    if name in ("plain", "keras-first"):
+        setting["keras_first"] = name == "keras-first"
         return setting
     table = BEST_GPU if device == "gpu" else BEST_CPU
     for key, value in table.get(backend, {}).items():
@@ -63,7 +70,9 @@ def describe(setting):
     """A short human-readable summary of the non-default parts of ``setting``."""
     env = setting.get("env", {})
     parts = [f"{key}={value}" for key, value in env.items() if key != OPT_OUT]
-    if OPT_OUT not in env and not parts:
+    if setting.get("keras_first"):
+        parts.append("Keras imported first: keras_resnets sets nothing")
+    elif OPT_OUT not in env and not parts:
         parts.append("what import keras_resnets sets")
     for key in ("jit_compile", "steps_per_execution", "data_format", "threads"):
         if setting.get(key) != DEFAULT[key]:

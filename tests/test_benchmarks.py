@@ -20,8 +20,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 sys.path.insert(0, BENCH)
 
+import call_overhead  # noqa: E402
+import inference  # noqa: E402
 import keras_hand  # noqa: E402
 import resnet_benchmark as rb  # noqa: E402
+import user_script  # noqa: E402
 import settings  # noqa: E402
 import time_to_accuracy as tta  # noqa: E402
 
@@ -114,6 +117,137 @@ def test_native_references_have_the_papers_parameter_counts():
     assert count(native_torch.ResNet50()) == 25_557_032  # torchvision's resnet50
 
 
+def _jax_from_torch(model):
+    """The `native_jax` parameters and statistics of a `native_torch` model (same weights)."""
+    params, stats = {"blocks": []}, {"blocks": []}
+    names = {"weight": "kernel", "bias": "bias", "running_mean": "mean", "running_var": "var"}
+    for name, tensor in model.state_dict().items():
+        *path, leaf = name.split(".")
+        if leaf == "num_batches_tracked":
+            continue
+        if path[0] in ("resblocks", "blocks"):
+            path = ["blocks", int(path[1]), *path[2:]]
+        value = tensor.detach().numpy().copy()  # not a view of weights that the step changes
+        if path[-1].startswith("conv") and leaf == "weight":
+            value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        elif path[-1] == "fc" and leaf == "weight":
+            value = value.T
+        key = "scale" if path[-1].startswith("bn") and leaf == "weight" else names[leaf]
+        node = stats if leaf.startswith("running") else params
+        for part in path:
+            if isinstance(part, int):
+                node += [{} for _ in range(part + 1 - len(node))]
+                node = node[part]
+            else:
+                node = node.setdefault(part, [] if part == "blocks" else {})
+        node[key] = value
+    return params, stats
+
+
+@pytest.mark.skipif(not HAS_TORCH or importlib.util.find_spec("jax") is None,
+                    reason="compares the plain JAX program with the lecture's PyTorch code")
+@pytest.mark.parametrize("name", ["mnist", "cifar"])
+def test_plain_jax_program_trains_as_the_pytorch_one(name, rng):
+    import jax
+    import native_jax
+    import native_torch
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    if name == "mnist":
+        model, net, shape = native_torch.ResNet(16, 3, 2), native_jax.mnist_resnet(2), (8, 1, 28, 28)
+    else:
+        model, net, shape = native_torch.CifarResNet(8), native_jax.cifar_resnet(8), (8, 3, 32, 32)
+    template, _ = net.init(jax.random.key(0))
+    params, stats = _jax_from_torch(model)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(template)
+    assert native_jax.count(params) == sum(p.numel() for p in model.parameters())
+    x, y = rng.standard_normal(shape).astype("float32"), rng.integers(0, 10, 8)
+    # One SGD step with momentum on each side.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss = F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+    model.zero_grad()
+    loss.backward()
+    optimizer.step()
+    step = native_jax.sgd_step(net, learning_rate=0.1, momentum=0.9)
+    params, stats, _, jax_loss = step(params, stats, native_jax.velocity(params, 0.9),
+                                      x.transpose(0, 2, 3, 1), y)
+    np.testing.assert_allclose(float(jax_loss), loss.item(), rtol=1e-5)
+    after, after_stats = _jax_from_torch(model)
+    for ours, theirs in ((params, after), (stats, after_stats)):
+        for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5)
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    predicted = native_jax.predictor(net)(params, stats, x.transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(predicted), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_plain_jax_programs_have_the_papers_parameter_counts():
+    jax = pytest.importorskip("jax")
+    import native_jax
+
+    def count(net):
+        return native_jax.count(net.init(jax.random.key(0))[0])
+
+    assert count(native_jax.mnist_resnet()) == 117802  # the lecture's slide 7
+    assert count(native_jax.cifar_resnet(20)) == 269722 == _trainable(keras_resnets.cifar_resnet(20))
+    with pytest.raises(ValueError, match="relu='gelu'"):
+        native_jax.mnist_resnet(relu="gelu")
+
+
+def test_native_rows_run_where_they_can():
+    def variants(scale, bf16):
+        runs = rb.plan([scale], [], [], [], tiny=True, bf16=bf16)
+        return [(r["variant"], r.get("autocast")) for r in runs if not r.get("again")]
+
+    assert variants("mnist", bf16=True) == [
+        ("reference", None), ("cl", None), ("cl-bf16", None), ("compile", True), ("jax", None),
+        ("jax-ynn", None)]
+    # No bfloat16 in hardware: no autocast row, and torch.compile in float32.
+    assert variants("cifar", bf16=False) == [
+        ("reference", None), ("cl", None), ("compile", False), ("jax", None), ("jax-ynn", None)]
+    assert [v for v, _ in variants("imagenet", bf16=True)] == ["reference", "cl", "cl-bf16",
+                                                               "compile"]
+    runs = rb.plan(["mnist"], [], [], [], tiny=True, bf16=True,
+                   native_variants=("compile", "jax-ynn", "jax-max"))
+    assert [rb.label(r) for r in runs] == [
+        "native PyTorch + channels_last + bf16 autocast + torch.compile",
+        "plain JAX, YNN reductions", "plain JAX, jax.nn.relu"]
+    assert [r["backend"] for r in runs] == ["torch", "jax", "jax"]
+    assert runs[1]["setting"]["env"]["XLA_FLAGS"].startswith("--xla_cpu_experimental_ynn")
+    assert rb.cpu_has_bf16({"avx512f", "amx_bf16"}) and not rb.cpu_has_bf16({"avx512f"})
+
+
+def test_ratios_to_the_best_native_row_of_each_framework():
+    runs = rb.plan(["mnist"], ["tensorflow", "jax", "torch"], ["plain"], ["ours"], tiny=True,
+                   bf16=True, native_variants=("reference", "cl-bf16", "jax"))
+    figures = {"reference": 60.0, "cl-bf16": 100.0, "jax": 50.0, "tensorflow": 120.0,
+               "torch": 90.0, "keras jax": 55.0}
+    for r in runs:
+        name = r["variant"] if r["framework"] == "native" else r["backend"]
+        train = 80.0 if r.get("again") else figures["keras jax" if r["model"] == "ours"
+                                                    and name == "jax" else name]
+        r["result"] = {kind: {"median": train, "min": train, "max": train}
+                       for kind in ("train", "infer", "train_cpu")}
+        r["result"].update(first_step_s=1.0, peak_rss_mib=100.0)
+    best = rb.best_native(runs)
+    assert best["torch"]["train"] == (100.0, "native PyTorch + channels_last + bf16 autocast")
+    assert best["jax"]["train"] == (50.0, "plain JAX")
+    lines = {line.split(" | ")[0][2:]: line.split(" | ") for line in
+             rb.table(runs, "mnist").splitlines()[2:]}
+    # columns: run, train, vs ref, inference, vs ref, train vs best native, inference vs best
+    assert lines["tensorflow ours (plain)"][2] == "1.71x"  # to the reference's mean, 70
+    assert lines["tensorflow ours (plain)"][5:7] == ["1.20x", "1.20x"]
+    assert lines["torch ours (plain)"][5] == "0.90x"
+    assert lines["jax ours (plain)"][5] == "1.10x"  # to plain JAX
+    assert lines["native PyTorch (lecture code)"][5] == "0.60x"
+    assert "PyTorch (held against by TensorFlow and PyTorch): training native PyTorch + " \
+           "channels_last + bf16 autocast (100.0 img/s)" in rb.best_native_line(runs, "mnist")
+
+
 def test_keras_worker_runs_in_process():
     scale = rb._scale_spec("mnist", tiny=True)
     for model in ("ours", "hand"):
@@ -127,21 +261,110 @@ def test_keras_worker_runs_in_process():
         assert result["peak_rss_mib"] > 0
 
 
+# The native rows each pass times: the PyTorch ones in the PyTorch pass, the plain JAX ones in
+# the JAX pass, and channels_last beside TensorFlow (its rows are held against PyTorch's).
+PASS_NATIVE = {"torch": "reference,cl-bf16,compile", "jax": "jax,jax-max", "tensorflow": "cl"}
+
+
 def test_benchmark_command_line_tiny(tmp_path):
     output, raw = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    natives = PASS_NATIVE[BACKEND] if HAS_TORCH or BACKEND == "jax" else ""
     cmd = [sys.executable, os.path.join(BENCH, "resnet_benchmark.py"), "--tiny",
-           "--backends", BACKEND, "--scales", "mnist", "--settings", "best", "--models", "ours",
-           "--native", "reference" if BACKEND == "torch" else "", "--output", str(output),
+           "--backends", BACKEND, "--scales", "mnist", "--settings", "best,keras-first",
+           "--models", "ours", "--native", natives, "--ablations", "", "--output", str(output),
            "--json", str(raw)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = output.read_text()
     assert "<!-- BEGIN CPU mnist RESULTS -->" in text and "| run |" in text
-    assert f"| {BACKEND} ours (best) |" in text
-    if BACKEND == "torch":  # the lecture's code is timed once, in the PyTorch pass
-        assert "| native PyTorch (lecture code) |" in text
+    assert f"| {BACKEND} ours (best) |" in text and f"| {BACKEND} ours (keras-first) |" in text
     results = json.loads(raw.read_text())["results"]
     assert results and all("result" in r for r in results)
+    planned = rb.plan(["mnist"], [], [], [], tiny=True, native_variants=natives.split(","))
+    assert {rb.label(r) for r in planned} <= {rb.label(r) for r in results}
+    if natives:  # every Keras row has a ratio to its framework's best native row
+        ours = next(line for line in text.splitlines() if f"| {BACKEND} ours (best) |" in line)
+        assert ours.split(" | ")[5].endswith("x")
+    if BACKEND == "torch" and rb.cpu_has_bf16():
+        assert "| native PyTorch + channels_last + bf16 autocast + torch.compile |" in text
+
+
+def test_peak_memory_is_the_workers_own(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmPeak:\t 9000 kB\nVmHWM:\t    2048 kB\n")
+    assert rb._peak_rss_mib(str(status)) == 2.0
+    # A child of this process (which holds Keras and a backend) starts from nothing.
+    code = "import resnet_benchmark as rb; print(rb._peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=BENCH, check=True)
+    if os.path.exists("/proc/self/status"):
+        assert float(child.stdout) < rb._peak_rss_mib()
+
+
+def test_call_overhead_splits_a_call_into_its_fixed_cost_and_steps(tmp_path):
+    assert call_overhead.fixed_and_step(0.5, 1.3, 5) == (0.3, 0.2)
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "call_overhead.py"), "--tiny", "--backends",
+           BACKEND, "--output", str(output), "--profile", str(tmp_path / "profiles")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split(" | ") for line in output.read_text().splitlines()
+            if line.startswith(f"| {BACKEND} ")]
+    assert [(r[0], r[1]) for r in rows] == [
+        (f"| {BACKEND} {model}", kind) for model in ("ours", "hand")
+        for kind in ("fit", "evaluate", "predict")]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # first call s, 1-step call ms
+    assert sorted(os.listdir(tmp_path / "profiles")) == sorted(
+        f"{BACKEND}-{model}-{kind}.prof" for model in ("ours", "hand")
+        for kind in ("fit", "evaluate", "predict"))
+
+
+# The native inference rows each pass times, as PASS_NATIVE.
+PASS_INFERENCE = {"torch": "no_grad,inference_mode,cl-bf16", "jax": "jax", "tensorflow": ""}
+
+
+def test_inference_by_batch_size(tmp_path):
+    natives = PASS_INFERENCE[BACKEND] if HAS_TORCH or BACKEND == "jax" else ""
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "inference.py"), "--tiny", "--backends", BACKEND,
+           "--models", "ours", "--native", natives, "--output", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = output.read_text()
+    planned = inference.plan([BACKEND], ["ours"], inference.MODES, natives.split(",") if natives
+                             else [], "mnist", tiny=True)
+    for b in inference.TINY["batches"]:
+        section = text.split(f"Batch {b}:")[1].split("Batch ")[0]
+        rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")][1:]
+        assert [r[0][2:] for r in rows] == [inference.label(r) for r in planned]
+        assert all(float(r[1]) > 0 and float(r[5]) > 0 for r in rows)  # images/s, one call ms
+    if BACKEND == "torch":
+        ours = next(line for line in text.splitlines() if "| torch ours, predict |" in line)
+        assert ours.split(" | ")[2].endswith("x") and ours.split(" | ")[4].endswith("x")
+
+
+# The native rows of a user's script that each pass times, as PASS_NATIVE.
+PASS_SCRIPT = {"torch": "cl-bf16", "jax": "jax", "tensorflow": ""}
+
+
+def test_user_script_is_timed_whole_in_both_import_orders(tmp_path):
+    natives = PASS_SCRIPT[BACKEND] if HAS_TORCH or BACKEND == "jax" else ""
+    output = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, os.path.join(BENCH, "user_script.py"), "--tiny", "--backends",
+           BACKEND, "--chunks", "0,2", "--native", natives, "--output", str(output)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in
+            output.read_text().splitlines() if line.startswith("| ") and "---" not in line}
+    planned = user_script.plan([BACKEND], user_script.ORDERS, [0, 2],
+                               natives.split(",") if natives else [], "mnist", tiny=True)
+    assert set(rows) - {"run"} == {user_script.label(r) for r in planned}
+    steps = user_script.TINY["steps"]
+    for order in user_script.ORDERS:
+        assert rows[f"{BACKEND} ours, {order}, one fit call"][4] == "1"
+        assert rows[f"{BACKEND} ours, {order}, a fit call per 2 steps"][4] == str(steps // 2)
+    if natives:
+        assert all(row[3].endswith("x") for name, row in rows.items() if name != "run")
 
 
 def test_results_file_sections_are_replaced_in_place(tmp_path):

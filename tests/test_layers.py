@@ -509,6 +509,45 @@ def test_batch_norm_moves_its_statistics_as_pytorch_does(shape, axis, run, rng):
     np.testing.assert_allclose(_values(bn.moving_variance), reference.running_var.numpy(), rtol=1e-5)
 
 
+def test_batch_norm_stateless_call_leaves_its_variables_and_returns_the_moved_statistics(rng):
+    """A stateless call (``stateless_call``, JAX's way of training) returns the statistics a
+    stateful call moves to, and changes no variable, though PyTorch's kernel moves them in
+    place in a stateful call."""
+    x = keras.ops.convert_to_tensor((3 * rng.standard_normal((4, 3, 3, 5)) + 1).astype("float32"))
+    stateful, stateless = (BatchNormalization(momentum=0.9, epsilon=1e-5) for _ in range(2))
+    for bn in (stateful, stateless):
+        bn.build(x.shape)
+    before = [_values(v) for v in stateless.non_trainable_variables]
+    expected_y = stateful(x, training=True)
+    y, moved = stateless.stateless_call(
+        [v.value for v in stateless.trainable_variables],
+        [v.value for v in stateless.non_trainable_variables], x, training=True)
+    for variable, value in zip(stateless.non_trainable_variables, before):
+        np.testing.assert_array_equal(_values(variable), value)
+    for value, expected in zip(moved, stateful.non_trainable_variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(value), _values(expected),
+                                   rtol=1e-6)
+    np.testing.assert_allclose(_values(y), _values(expected_y), rtol=1e-6, atol=1e-6)
+
+
+def test_batch_norm_moves_float32_statistics_under_a_mixed_policy(rng):
+    """Under ``mixed_bfloat16`` (the default on CPUs with AMX) the moving statistics stay
+    float32 and move as in float32, to bfloat16's rounding of the inputs."""
+    from keras_resnets.runtime.precision import dtype_policy_scope
+
+    x = (3 * rng.standard_normal((8, 4, 4, 3)) + 1).astype("float32")
+    layers = []
+    for policy in ("float32", "mixed_bfloat16"):
+        with dtype_policy_scope(policy):
+            layers.append(BatchNormalization(momentum=0.5, epsilon=1e-5))
+        layers[-1](keras.ops.cast(x, layers[-1].compute_dtype), training=True)
+    assert layers[1].moving_mean.dtype == "float32"
+    for name in ("moving_mean", "moving_variance"):
+        expected, moved = (_values(getattr(layer, name)) for layer in layers)
+        assert not np.allclose(moved, 1.0 if name == "moving_variance" else 0.0)  # it moved
+        np.testing.assert_allclose(moved, expected, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="oneDNN kernels are TensorFlow's")
 def test_fast_batch_norm_trains_as_keras_does_with_onednn():
     """The same comparison through oneDNN's batch norm, which keras_resnets' workers turn on

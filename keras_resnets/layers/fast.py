@@ -10,8 +10,9 @@ All four keep Keras' weights, statistics and results; only how a backend compute
   of the depth. A select of two full-size operands is computed once.
 - `BatchNormalization`: a training step runs one fused kernel (PyTorch's
   ``native_batch_norm``, TensorFlow's ``FusedBatchNormV3``) instead of Keras' composite of
-  ``moments`` and five elementwise ops, and its gradient one kernel too; inference one kernel
-  instead of three. The moving variance follows PyTorch: it is updated with the unbiased
+  ``moments`` and five elementwise ops, and its gradient one kernel too (on PyTorch the
+  kernel also moves the statistics, in place, as ``torch.nn.BatchNorm2d``'s); inference one
+  kernel instead of three. The moving variance follows PyTorch: it is updated with the unbiased
   batch variance (``unbiased_variance=True``), on every path and backend; Keras' own layer
   uses the biased one (``unbiased_variance=False``).
 - `Conv2D`: on PyTorch, one ``conv2d`` call on the tensor as it lies in memory, with the bias
@@ -138,6 +139,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 x, self.moving_mean.value, self.moving_variance.value, gamma, beta,
                 training=False, eps=self.epsilon)
             moments = None
+        elif self._torch_updates_in_place(x):
+            # The kernel moves the statistics itself, in place, as torch.nn.BatchNorm2d's: the
+            # same rule (unbiased variance), and none of the dozen small ops and Keras
+            # assignments per layer and step of `_update_moving_statistics`.
+            y, _, _ = torch.ops.aten.native_batch_norm(
+                x, gamma, beta, self.moving_mean.value, self.moving_variance.value, True,
+                1.0 - self.momentum, self.epsilon)
+            moments = None
         else:
             y, mean, inverse_std = torch.ops.aten.native_batch_norm(
                 x, gamma, beta, None, None, True, 0.0, self.epsilon)
@@ -147,6 +156,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
                 variance = variance * (count / max(count - 1, 1))
             moments = (mean.detach(), variance.detach())
         return (y if axis == 1 else y.movedim(1, axis)), moments
+
+    def _torch_updates_in_place(self, x):
+        """Whether PyTorch's kernel may update the moving statistics in place: PyTorch's rule,
+        more than one value per channel, and the variables' own storage (a stateless call,
+        such as ``stateless_call``, gets their new values through its scope instead)."""
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        return (self.unbiased_variance and x.numel() > x.shape[1] and not in_stateless_scope())
 
     def _tensorflow_batch_norm(self, inputs, training):
         """The normalised inputs and, in training, the batch mean and variance."""
