@@ -15,7 +15,9 @@ is ``28x28x1`` (or ``784`` for vectors), booleans are ``true``/``false``, ``None
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -235,45 +237,90 @@ def _stage_dicts(stages):
 
 
 def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
-    """``(preset_id, design, problems)`` from query parameters.
+    """``(preset_id, design, problems)`` from query parameters (a value each, or the list of
+    values of a repeated one).
 
-    A link opens exactly the design it names, or nothing of it: when a value cannot be read,
-    or the design it names is not valid (a field out of range, over a limit of
-    `keras_resnets.design.limits`), ``design`` is the preset's (the default preset's for an unknown
-    one) and each reason is one message in ``problems``. Parameters that are not design
-    fields are ignored.
+    A link opens exactly the design it names, or nothing of it: otherwise ``design`` is the
+    preset's (the default preset's for an unknown one) and ``problems`` says why, every
+    reason at once: a parameter that is not a link's (with the nearest known name), one given
+    more than once, a value that cannot be read, each field the design refuses (a value out
+    of range, over a limit of `keras_resnets.design.limits`). Page parameters
+    (`PAGE_PARAMS`) are left to their page.
     """
-    problems = []
-    preset_id = _last(params.get("preset", DEFAULT_PRESET))
+    problems = [*_unknown(params), *_repeated(params)]
+    preset_id = _first(params.get("preset", DEFAULT_PRESET))
     if preset_id not in PRESET_CHOICES:
         problems.append(f"preset={str(preset_id)[:80]!r} is not known")
         preset_id = DEFAULT_PRESET
-    design = preset_design(preset_id)
+    changes = {}
     for name, text in params.items():
-        if name == "preset" or name not in DESIGN_PARAMS:
-            continue
-        try:
-            key, value = _parse_field(name, _last(text))
-        except ValueError as error:
-            problems.append(str(error))
-            continue
+        if name in DESIGN_PARAMS and name != "preset":
+            try:
+                changes.update([_parse_field(name, _first(text))])
+            except ValueError as error:
+                problems.append(str(error))
+    if not problems:
+        problems += _refused(preset_id, changes)
+    if problems:
+        problems.append(f"the link was not opened; this is the {preset_id} preset")
+        return preset_id, preset_design(preset_id), problems
+    return preset_id, _changed(preset_design(preset_id), changes), problems
+
+
+PAGE_PARAMS = {"runs"}
+"""Query parameters of a page, not of the design: Compare's ``runs``."""
+
+
+def _unknown(params):
+    """A message for each parameter that is neither a design's nor a page's."""
+    known = sorted(DESIGN_PARAMS | PAGE_PARAMS)
+    for name in params:
+        if name not in known:
+            nearest = difflib.get_close_matches(str(name)[:100], known, n=1)
+            advice = (f"did you mean {nearest[0]}?" if nearest else
+                      "a link holds preset, the design fields that differ from it and Compare's runs")
+            yield f"{str(name)[:80]!r} is not a link parameter: {advice}"
+
+
+def _repeated(params):
+    """A message for each design parameter given more than once."""
+    for name, value in params.items():
+        if name in DESIGN_PARAMS and isinstance(value, list) and len(value) > 1:
+            shown = ", ".join(repr(str(v)[:40]) for v in value[:5])
+            yield (f"{name} is given {len(value)} times ({shown}); a link gives each field once")
+
+
+def _refused(preset_id, changes):
+    """The message of each change the design refuses: the first error of the whole design is
+    blamed on the change it names, which is set back to the preset's value, until the design
+    is valid or an error names no change of the link."""
+    base, changes, problems = preset_design(preset_id), dict(changes), []
+    while True:
+        _, error = validate(_changed(copy.deepcopy(base), changes))
+        if error is None:
+            return problems
+        problems.append(error)
+        blamed = re.match(r"[a-z_]+(\.[a-z_]+)?", error)
+        key = blamed and (blamed.group() if blamed.group() in changes else blamed.group().split(".")[0])
+        if key not in changes:
+            return problems
+        del changes[key]
+
+
+def _changed(design, changes):
+    """``design`` with the parsed ``changes`` (``stem.<field>`` keys for the stem's) applied."""
+    for key, value in changes.items():
         if key.startswith("stem."):
             design["stem"][key[len("stem."):]] = value
         else:
             design[key] = value
-    if not problems:
-        _, error = validate(design)
-        problems += [error] if error else []
-    if problems:
-        problems.append(f"the link was not opened; this is the {preset_id} preset")
-        return preset_id, preset_design(preset_id), problems
-    return preset_id, design, problems
+    return design
 
 
-def _last(value):
-    """A repeated query parameter counts once: its last value."""
+def _first(value):
+    """The value of a parameter (its first, where it is repeated: `_repeated` refuses those)."""
     if isinstance(value, list):
-        return value[-1] if value else ""
+        return value[0] if value else ""
     return value
 
 
@@ -315,6 +362,7 @@ def python_snippet(architecture: Architecture) -> str:
 __all__ = [
     "DEFAULT_PRESET",
     "DESIGN_PARAMS",
+    "PAGE_PARAMS",
     "PRESET_CHOICES",
     "PresetChoice",
     "Stage",

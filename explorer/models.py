@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import streamlit as st
@@ -48,11 +49,16 @@ def keras_file(architecture_json: str) -> bytes:
 
 
 def load_model(path: str | os.PathLike):
-    """Loads a ``.keras`` file of the run store with ``safe_mode=True`` (never runs pickled code)."""
+    """Loads a ``.keras`` file of the run store with ``safe_mode=True`` (never runs pickled
+    code); a `ValueError` for a file that is not a ``.keras`` archive (Keras would say "File
+    not found")."""
     import keras
 
     import keras_resnets  # noqa: F401  (registers the custom layers)
 
+    path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name} is not a .keras archive (a zip file): the file is damaged.")
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 

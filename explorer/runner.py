@@ -6,14 +6,15 @@ tab, reloading or restarting the app does not stop it. Everything the pages show
 from the run store (``runs/<id>/``), so any tab sees every run, finished or still training.
 
 Before its run directory exists, a worker is known by a launch record in
-``<runs>/.launch/<run id>.json`` (and its output in ``<run id>.log``): that is how a worker
-that dies while starting (an import error, a bad argument) is reported instead of forgotten.
+``<runs>/.launch/<run id>.json`` (`LaunchRecord`; its output in ``<run id>.log``): that is
+how a worker that dies while starting (an import error, a bad argument) is reported instead
+of forgotten. A record that cannot be read is reported as a failed launch, with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -21,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer import workers
-from keras_resnets.design.validation import check_choice
-from keras_resnets.runs.files import write_json
-from keras_resnets.runs.processes import process_alive
+from keras_resnets.design.validation import check_choice, check_int, check_number, fail
+from keras_resnets.runs.files import read_json, tail_text, write_json
+from keras_resnets.runs.processes import MAX_PID, process_alive
+from keras_resnets.runs.status import check_fields
 from keras_resnets.runs.store import ACTIVE_STATES, CONFIG, RunStore, check_run_id, new_run_id
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
@@ -90,6 +92,44 @@ class TrainRequest:
         return args
 
 
+def _strings(name, value):
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        fail(name, value, "a list of strings")
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """A worker being started: ``<runs>/.launch/<run_id>.json``, checked."""
+
+    run_id: str
+    pid: int
+    backend: str
+    started: float
+    """When the worker was started (Unix time)."""
+    command: tuple = ()
+
+    @classmethod
+    def read(cls, path: Path) -> LaunchRecord:
+        """The record in ``path``; a `ValueError` names the file and the first wrong field."""
+        name = f"{LAUNCH_DIR}/{path.name}"
+        raw = {"run_id": None, "pid": None, "backend": None, "started": None,
+               **read_json(path, name)}
+        check_fields(name, raw, _LAUNCH_FIELDS)
+        if raw["run_id"] != path.name.removesuffix(".json"):
+            raise ValueError(f"{name}: run_id={raw['run_id']!r} is not the name of its file.")
+        return cls(run_id=raw["run_id"], pid=raw["pid"], backend=raw["backend"],
+                   started=float(raw["started"]), command=tuple(raw.get("command", ())))
+
+
+_LAUNCH_FIELDS = {
+    "run_id": lambda name, value: check_run_id(value),
+    "pid": lambda name, value: check_int(name, value, 1, MAX_PID),
+    "backend": lambda name, value: check_choice(name, value, sorted(BACKENDS)),
+    "started": lambda name, value: check_number(name, value, 0),
+    "command": _strings,
+}
+
+
 class Runner:
     """The run store at ``root`` and the workers that write into it."""
 
@@ -112,48 +152,53 @@ class Runner:
                    *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
         process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent,
                                 starting=starting)
-        write_json(launch_dir / f"{run_id}.json", {
-            "run_id": run_id, "pid": process.pid, "backend": request.backend, "started": time.time(),
-            "command": command[1:],
-        })
+        write_json(launch_dir / f"{run_id}.json", dataclasses.asdict(LaunchRecord(
+            run_id=run_id, pid=process.pid, backend=request.backend, started=time.time(),
+            command=command[1:])))
         return run_id
 
     # -- reading ------------------------------------------------------------------------------
     def pending(self) -> list[dict]:
-        """Launches whose run directory does not exist yet, each with ``state``:
-        ``starting`` (the worker is alive) or ``failed`` (it exited; ``log`` says why)."""
+        """Launches whose run directory does not exist yet, each ``{"run_id", "backend",
+        "state", "log"}``, ``state`` ``starting`` (the worker is alive) or ``failed`` (it
+        exited, or its record cannot be read; ``log`` says why)."""
         workers.reap()
         launch_dir = self.root / LAUNCH_DIR
         if not launch_dir.is_dir():
             return []
         out = []
         for record_path in sorted(launch_dir.glob("*.json")):
-            if record_path.name.endswith(".architecture.json"):
+            run_id = record_path.name.removesuffix(".json")
+            if run_id.endswith(".architecture"):
                 continue
             try:
-                record = json.loads(record_path.read_text())
-                run_id = check_run_id(record["run_id"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
+                check_run_id(run_id)
+            except ValueError:
+                continue  # not a file this app wrote: it could not be dismissed
             if (self.root / run_id / CONFIG).exists():
                 continue
-            alive = process_alive(record.get("pid"))
-            age = time.time() - float(record.get("started", 0))
-            if alive and age < START_GRACE_SECONDS:
-                out.append({**record, "state": "starting", "log": ""})
-            elif age < 24 * 3600:
-                out.append({**record, "state": "failed", "log": self.log_tail(run_id)})
+            out += self._launch_state(record_path, run_id)
         return out
+
+    def _launch_state(self, record_path: Path, run_id: str) -> list[dict]:
+        """``[]`` for a launch failed over a day ago, else one entry of `pending`."""
+        try:
+            record = LaunchRecord.read(record_path)
+        except ValueError as error:
+            return [{"run_id": run_id, "backend": None, "state": "failed",
+                     "log": f"(its launch record cannot be read: {error})\n{self.log_tail(run_id)}"}]
+        age = time.time() - record.started
+        if process_alive(record.pid) and age < START_GRACE_SECONDS:
+            return [{"run_id": run_id, "backend": record.backend, "state": "starting", "log": ""}]
+        if age < 24 * 3600:
+            return [{"run_id": run_id, "backend": record.backend, "state": "failed",
+                     "log": self.log_tail(run_id)}]
+        return []
 
     def log_tail(self, run_id: str, lines: int = 25) -> str:
         """The last lines a worker printed (its output goes to ``.launch/<id>.log``)."""
         check_run_id(run_id)
-        path = self.root / LAUNCH_DIR / f"{run_id}.log"
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_text(self.root / LAUNCH_DIR / f"{run_id}.log", lines)
 
     def dismiss(self, run_id: str) -> None:
         """Forgets a failed launch."""
@@ -173,6 +218,24 @@ class Runner:
     def cancel(self, run_id: str) -> None:
         """Asks the run's worker to stop after the current batch."""
         self.store.get(run_id).request_cancel()
+
+
+def runs_from_link(values, known) -> tuple[list[str], list[str]]:
+    """``(ids, problems)``: the ids of ``known`` that a link's ``runs`` values
+    (comma-separated) name, in order and each once, and why the others were left out.
+
+    >>> runs_from_link(["a,b,a", "zz"], {"a", "b"})
+    (['a', 'b'], ["runs: 'zz' is not a run of the store"])
+    """
+    wanted = list(dict.fromkeys(part for value in values for part in str(value).split(",") if part))
+    ids = [run_id for run_id in wanted if run_id in known]
+    unknown = [run_id for run_id in wanted if run_id not in known]
+    if not unknown:
+        return ids, []
+    names = ", ".join(repr(run_id[:64]) for run_id in unknown[:5])
+    more = f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else ""
+    verb = "is not a run" if len(unknown) == 1 else "are not runs"
+    return ids, [f"runs: {names}{more} {verb} of the store"]
 
 
 def is_active(run) -> bool:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer import designs, models, state
 from keras_resnets.models.summary import format_macs
-from keras_resnets.runs.store import DAMAGED
+from keras_resnets.runs.status import DAMAGED
 
 
 def backend_name() -> str:

@@ -18,12 +18,14 @@ be resumed. A failed run exits with 1.
 
 import argparse
 import contextlib
-import json
+import importlib.util
 import os
 import signal
 import sys
-from pathlib import Path
 
+from keras_resnets.design.validation import parse_json
+from keras_resnets.runs.files import read_json
+from keras_resnets.runs.status import DAMAGED
 from keras_resnets.runs.store import RunStore
 from keras_resnets.runtime.environment import QUIET_BACKEND, quiet_backend_start
 from keras_resnets.training.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
@@ -34,13 +36,14 @@ RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epo
 
 
 def _field(text):
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (``3``, ``true``, ``[32, 32, 3]``)."""
+    """``KEY=VALUE`` with VALUE read as JSON when it parses within bounds (``3``, ``true``,
+    ``[32, 32, 3]``), else as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
     try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
+        return key, parse_json(value, f"--set {key}")
+    except ValueError:
         return key, value
 
 
@@ -153,11 +156,8 @@ def _architecture(args, dataset):
 
     fields = dict(args.fields)
     if args.architecture:
-        try:
-            text = Path(args.architecture).read_text()
-        except OSError as err:
-            raise ValueError(f"--architecture={args.architecture!r} cannot be read: {err}") from None
-        return coerce_architecture(text, **fields)
+        return coerce_architecture(read_json(args.architecture, f"--architecture={args.architecture!r}"),
+                                   **fields)
     if dataset:
         info = DATASETS[dataset]
         fields = {"input_shape": tuple(info.image_shape), "classes": info.classes, **fields}
@@ -192,6 +192,8 @@ def _resume(args):
 
 
 def _runs(args):
+    if os.path.exists(args.runs_dir) and not os.path.isdir(args.runs_dir):
+        raise ValueError(f"--runs-dir={args.runs_dir!r} is not allowed: a directory of runs.")
     runs = RunStore(args.runs_dir).list()
     if not runs:
         print(f"no runs in {args.runs_dir}")
@@ -202,13 +204,14 @@ def _runs(args):
         status = run.status
         epochs = run.epochs()
         accuracy = epochs[-1].get("val_accuracy") if epochs else None
-        progress = f"{status.get('epoch', 0)}/{status.get('epochs', '?')}"
-        print(f"{run.id:<44} {status['state']:<11} {progress:>7} "
+        damaged = status.state == DAMAGED
+        progress = "" if damaged else f"{status.epoch}/{status.epochs or '?'}"
+        print(f"{run.id:<44} {status.state:<11} {progress:>7} "
               f"{run.config.architecture.get('name', '?')!s:<16} "
               f"{run.config.dataset.name or '?'!s:<14} "
               f"{'' if accuracy is None else f'{accuracy:.4f}':>12}")
-        if run.damage is not None:
-            print(f"  {run.damage}")
+        if damaged:
+            print(f"  {status.message}")
     return 0
 
 
@@ -233,13 +236,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _start_backend(verbose):
-    """Imports Keras, and so the backend, now; unless ``verbose``, without its start-up log."""
+def _start_backend(verbose, data=False):
+    """Imports Keras, and so the backend, now, and TensorFlow too when the command reads
+    ``data`` (its pipelines are tf.data); unless ``verbose``, without their start-up log.
+
+    TensorFlow's C++ libraries log as they load, before its logging reads
+    ``TF_CPP_MIN_LOG_LEVEL``; so the log is hidden by loading them while standard error is
+    (`quiet_backend_start`), not by that variable alone.
+    """
     if not verbose:
         for key, value in QUIET_BACKEND.items():
             os.environ.setdefault(key, value)
     with quiet_backend_start() if not verbose else contextlib.nullcontext():
         import keras  # noqa: F401
+
+        if data and importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401
 
 
 def main(argv=None):
@@ -248,7 +260,7 @@ def main(argv=None):
     command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
                "summary": _summary}[args.command]
     if command in (_train, _resume, _summary):
-        _start_backend(args.verbose)
+        _start_backend(args.verbose, data=command in (_train, _resume))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
         return command(args)

@@ -123,11 +123,15 @@ def test_resume_and_cancel_commands(capsys, store, arch_file):
     shutil.copytree(store.root / "cli", store.root / "stopped")
     (store.root / "stopped" / "model.keras").unlink()
     store.get("stopped").write_status(state="interrupted")
-    assert main(["cancel", "stopped", "--runs-dir", str(store.root)]) == 0
-    assert store.get("stopped").cancel_requested
+    (store.root / "stopped" / "CANCEL").write_text("")  # asked while it was training
     assert main(["resume", "stopped", "--runs-dir", str(store.root), "--quiet"]) == 0
     run = store.get("stopped")
     assert run.status["state"] == "completed" and run.model_path.exists()
+    assert not run.cancel_requested
+    capsys.readouterr()
+    assert main(["cancel", "stopped", "--runs-dir", str(store.root)]) == 2  # nothing to stop
+    assert capsys.readouterr().err == ("error: run stopped is completed: there is nothing to stop "
+                                       "(only a created or running run can be cancelled).\n")
     assert not run.cancel_requested
 
 
@@ -162,6 +166,24 @@ def test_unknown_dataset_and_bad_numbers_are_usage_errors(capsys):
 def test_runs_of_an_empty_store(capsys, tmp_path):
     assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
     assert "no runs" in capsys.readouterr().out
+
+
+def test_runs_gives_the_reason_of_each_damaged_run(capsys, tmp_path):
+    store = RunStore(tmp_path)
+    for run_id, name, text in (("bad-config", "config.json", "[" * 10**5), ("no-status", "status.json", None),
+                               ("bad-status", "status.json", '{"state": "running", "pid": 2147483648}'),
+                               ("good", "metrics.jsonl", "\x00\xff")):
+        path = store.create({}, run_id=run_id).path / name
+        path.write_text(text) if text is not None else path.unlink()
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    reasons = {line.split()[0]: next_line.strip() for line, next_line in zip(lines, lines[1:])
+               if " damaged " in line}
+    assert sorted(reasons) == ["bad-config", "bad-status", "no-status"]
+    assert "nests deeper than 32 levels" in reasons["bad-config"]
+    assert "status.json cannot be read" in reasons["no-status"]
+    assert reasons["bad-status"].startswith("status.json: pid=2147483648 is not allowed")
+    assert [line.split()[:3] for line in lines if line.startswith("good")] == [["good", "created", "0/?"]]
 
 
 def test_worker_honours_the_cancel_file(workers, store):
@@ -217,6 +239,14 @@ def test_help_and_argument_errors_start_no_backend():
     assert "train an architecture as a new run, resume a run, list the runs, cancel one, or " \
            "summarise an architecture." in " ".join(proc.stdout.split())  # the description whole
     assert "invalid int value: 'x'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_with_quiet_prints_nothing(tmp_path, arch_file):
+    proc = _cli_process(["-m", "keras_resnets", "train", "--architecture", arch_file, *TINY,
+                         "--epochs", "1", "--runs-dir", str(tmp_path), "--quiet"])
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert proc.stderr == ""  # TensorFlow's data pipeline logs as it loads, on every backend
 
 
 @pytest.mark.slow

@@ -90,14 +90,14 @@ def test_changed_fields_round_trip_through_the_url():
 def test_bad_query_parameters_are_reported_and_ignored():
     preset, design, problems = designs.decode_query({
         "preset": "../../etc/passwd", "stages": "3x16;rm", "residual": "maybe", "classes": "ten",
-        "input_shape": "x" * 5000, "unrelated": "kept out",
+        "input_shape": "x" * 5000, "unrelated": "reported", "runs": "a page's own",
     })
     assert preset == designs.DEFAULT_PRESET
     assert design["stages"] == designs.preset_design(designs.DEFAULT_PRESET)["stages"]
     text = " ".join(problems)
-    for name in ("preset", "stages", "residual", "classes", "input_shape"):
+    for name in ("preset", "stages", "residual", "classes", "input_shape", "'unrelated' is not a link"):
         assert name in text
-    assert "unrelated" not in text
+    assert not any(p.startswith("'runs'") for p in problems)
 
 
 def test_python_snippet_rebuilds_the_design():
@@ -315,6 +315,29 @@ def test_damaged_runs_are_shown_as_damaged_and_the_others_as_usual(runs_dir):
     assert rows["best val. accuracy"][0] == 0.25 and len(compare.get("vega_lite_chart")) == 2
 
 
+def test_a_link_with_a_typo_names_the_nearest_parameter():
+    at = app({"shortcutt": "C", "stage": "1x4"})
+    text = " ".join(w.value for w in at.warning)
+    assert "'shortcutt' is not a link parameter: did you mean shortcut?" in text
+    assert "'stage' is not a link parameter: did you mean stages?" in text
+    assert metric(at, "Trainable parameters") == "117,802"
+
+
+def test_compare_explains_runs_that_are_not_in_the_store_and_shows_each_run_once(runs_dir):
+    for run_id in ("run-a", "run-b", "run-c"):
+        fake_running_run(runs_dir, run_id).write_status(state="completed")
+    for runs, selected, warned in (("bogus", ["run-c", "run-b"], "'bogus' is not a run of the store"),
+                                   (",".join(["run-a"] * 600), ["run-a"], None),
+                                   ("run-b,../x,run-b", ["run-b"], "'../x' is not a run")):
+        at = new_app_test()
+        at.query_params["runs"] = runs
+        at.switch_page("app_pages/compare.py").run()  # the link opens this page first
+        assert not at.exception and at.multiselect(key="compare.runs").value == selected
+        warnings = [w.value for w in at.warning]
+        assert (any(warned in w for w in warnings) if warned else not warnings), warnings
+        assert ("Showing the two newest" in " ".join(warnings)) == (runs == "bogus")
+
+
 def test_a_bad_link_warns_and_still_opens():
     at = app({"preset": "nope", "stages": "../../etc", "runs": "../../x"})
     assert any("preset" in w.value for w in at.warning) and any("stages" in w.value for w in at.warning)
@@ -349,9 +372,12 @@ def test_uploading_a_description_opens_it_and_bad_files_get_a_message():
     at.file_uploader(key="export.upload").upload("a.json", good, "application/json").run()
     assert not at.exception and any("Loaded" in s.value for s in at.success)
     assert at.session_state["design"]["shortcut"] == "B"
-    for name, data in (("b.json", b"{not json"), ("c.json", json.dumps({"stages": "nope"}).encode())):
+    for name, data, reason in (("b.json", b"{not json", "line 1 column 2"),
+                               ("c.json", json.dumps({"stages": "nope"}).encode(), "stages="),
+                               ("d.json", b"[" * 100_000, "nests deeper than 32 levels"),
+                               ("e.json", b"\x89PNG\x00", "not UTF-8 text")):
         at.file_uploader(key="export.upload").upload(name, data, "application/json").run()
-        assert not at.exception and errors(at)
+        assert not at.exception and any(name in e and reason in e for e in errors(at)), errors(at)
 
 
 # -- Train and Compare ----------------------------------------------------------------------------
@@ -478,12 +504,16 @@ def test_a_worker_that_dies_while_starting_is_reported(runs_dir):
                                                       "backend": BACKEND, "started": time.time()}))
     (launch / "dead-run.log").write_text("error: argument --dataset: invalid choice\n")
     (launch / "evil.json").write_text(json.dumps({"run_id": "../../etc", "pid": 1, "started": time.time()}))
+    (launch / "..json").write_text("{}")  # its name is no run id: never offered, never dismissed
     pending = runner.Runner(runs_dir).pending()
-    assert [p["run_id"] for p in pending] == ["dead-run"] and pending[0]["state"] == "failed"
+    assert [(p["run_id"], p["state"]) for p in pending] == [("dead-run", "failed"), ("evil", "failed")]
+    assert "launch record cannot be read: .launch/evil.json: run_id='../../etc'" in pending[1]["log"]
     at = app(TINY, page="train")
-    assert any("invalid choice" in e for e in errors(at))
+    assert any("invalid choice" in e for e in errors(at)) and any("evil.json" in e for e in errors(at))
     at.button(key="dismiss_dead-run").click().run()
-    assert not (launch / "dead-run.json").exists() and not errors(at)
+    at.button(key="dismiss_evil").click().run()
+    assert not (launch / "dead-run.json").exists() and not (launch / "evil.json").exists() and not errors(at)
+    assert (launch / "..json").exists()
 
 
 def test_streamlit_config_is_local_and_private():

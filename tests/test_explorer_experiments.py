@@ -183,6 +183,7 @@ def test_store_lists_runs_newest_first(runs_dir):
 def test_a_worker_asked_to_cancel_stops_at_its_progress_report_like_a_training_run(tmp_path):
     run = ExperimentRun(tmp_path / "out")
     run.path.mkdir()
+    run.write_status(state="created", **identity())  # as the explorer's launcher writes it
     run.request_cancel()  # the CANCEL file a training run's worker checks at every batch
     handler = signal.getsignal(signal.SIGTERM)
     try:

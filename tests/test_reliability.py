@@ -63,6 +63,42 @@ def test_an_architecture_file_without_channels_names_the_field():
         Architecture.from_dict({"stages": [{"blocks": 2}]})
 
 
+# -- architecture files that are not JSON, or JSON without bounds -------------------------------
+ARCHITECTURE_FILES = [
+    ("[" * 100_000 + "]" * 100_000, "nests deeper than 32 levels (line 1 column 33)"),
+    ('{"name": "x", "classes": oops}', "is not valid JSON: Expecting value (line 1 column 26)"),
+    (b"\x89PNG\x00\xff", "is not UTF-8 text: byte 0"),
+    ('{"dropout": NaN}', "NaN is not a finite number"),
+    ('{"classes": ' + "9" * 5000 + "}", "(5,000 digits) is too long a number"),
+    ("", "Expecting value (line 1 column 1)"),
+]
+
+
+@pytest.mark.parametrize("text, reason", ARCHITECTURE_FILES)
+def test_architecture_text_that_cannot_be_read_names_its_source_and_where(text, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)) as caught:
+        Architecture.from_json(text, "arch.json")
+    assert str(caught.value).startswith("arch.json ")
+
+
+def test_from_json_of_none_names_the_argument():
+    with pytest.raises(ValueError, match=r"^architecture=None is not allowed: JSON text"):
+        Architecture.from_json(None)
+
+
+@pytest.mark.parametrize("command", ["train", "summary"])
+def test_an_architecture_file_that_cannot_be_read_gets_one_line_naming_it(command, tmp_path, capsys):
+    store = ["--runs-dir", str(tmp_path / "runs")] if command == "train" else []
+    for i, (text, reason) in enumerate(ARCHITECTURE_FILES):
+        path = tmp_path / f"arch{i}.json"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        assert main([command, "--architecture", str(path), *store]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --architecture={str(path)!r} ") and reason in err, err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
 # -- limits, before any layer is built ----------------------------------------------------------
 @pytest.mark.parametrize("kwargs, field, limit", [
     ({"nb_blocks": 1_000_000}, "stages", "max_blocks"),
@@ -135,6 +171,30 @@ def test_a_link_opens_exactly_the_design_it_names():
     preset, design, problems = designs.decode_query({"preset": "mnist_resnet", "stages": "2x16k17"})
     assert problems == [] and design["stages"] == [
         {"blocks": 2, "channels": 16, "strides": 1, "kernel_size": 17}]
+
+
+@pytest.mark.parametrize("name, nearest", [("shortcutt", "shortcut"), ("stage", "stages"),
+                                           ("stem.filter", "stem.filters"), ("run", "runs")])
+def test_an_unknown_link_parameter_is_named_with_the_nearest_known_one(name, nearest):
+    preset, design, problems = designs.decode_query({"preset": "cifar_resnet20", name: "1x4"})
+    assert design == designs.preset_design("cifar_resnet20")
+    assert problems[0] == f"{name!r} is not a link parameter: did you mean {nearest}?"
+    assert "not opened" in problems[-1]
+
+
+def test_a_repeated_link_parameter_is_refused_by_name():
+    preset, design, problems = designs.decode_query({"preset": ["mnist_resnet"], "shortcut": ["A", "B"],
+                                                     "runs": ["a", "b"]})
+    assert design == designs.preset_design("mnist_resnet") and len(problems) == 2
+    assert problems[0] == "shortcut is given 2 times ('A', 'B'); a link gives each field once"
+
+
+def test_every_refused_field_of_a_link_is_named_at_once():
+    preset, design, problems = designs.decode_query({
+        "preset": "mnist_resnet", "classes": "0", "stem.filters": "0", "dropout": "2", "stages": "1x4k4"})
+    assert design == designs.preset_design("mnist_resnet")
+    named = sorted(p.split("=")[0] for p in problems[:-1])
+    assert named == ["classes", "dropout", "stages[0].kernel_size", "stem.filters"], problems
 
 
 # -- the property test: random links and architecture dicts ------------------------------------
@@ -270,6 +330,7 @@ def test_cli_messages_name_the_field(tmp_path, capsys):
     base = ["train", "--preset", "mnist_resnet", "--runs-dir", str(tmp_path / "runs")]
     for extra, expected in ((["--seed", str(10**30)], f"seed={10**30} is not allowed: an integer in [0, {MAX_SEED:,}]"),
                             (["--set", "name=a/b"], "name='a/b' is not allowed"),
+                            (["--set", "classes=" + "[" * 100_000], "classes='[[[["),
                             (["--subset", "-5"], "subset=-5 is not allowed")):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
@@ -277,10 +338,13 @@ def test_cli_messages_name_the_field(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert main(["train", "--preset", "mnist_resnet", "--set", "nb_blocks=1", "--subset", "32",
-                 "--epochs", "1", "--runs-dir", str(blocker / "runs")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: runs_dir=") and "writable directory" in err and err.count("\n") == 1
+    for runs_dir, reason in ((blocker / "runs", "(Not a directory)"), (blocker, "(it is a file)")):
+        assert main(["train", "--preset", "mnist_resnet", "--set", "nb_blocks=1", "--subset", "32",
+                     "--epochs", "1", "--runs-dir", str(runs_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: runs_dir={str(runs_dir)!r} is not allowed: it must be a writable directory {reason}\n"
+    assert main(["runs", "--runs-dir", str(blocker)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --runs-dir={str(blocker)!r} is not allowed: a directory")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
@@ -366,3 +430,5 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(trained):
         path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="no readable checkpoint.*delete"):
         training.resume(trained)
+    status = trained.status  # nothing was trained: the run is as it was
+    assert status["state"] == "interrupted" and "no readable checkpoint" in status["message"]

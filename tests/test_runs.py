@@ -85,7 +85,7 @@ def test_broken_directories_are_listed_as_damaged_with_the_reason(store):
     runs = {run.id: run for run in store.list()}
     assert sorted(runs) == ["empty-dir", "good", "half-written", "list-config", "wrong-type"]
     assert runs["good"].damage is None and runs["good"].status["state"] == "created"
-    reasons = {"empty-dir": "no config.json", "half-written": "not readable JSON",
+    reasons = {"empty-dir": "no config.json", "half-written": "not valid JSON",
                "list-config": "holds list", "wrong-type": "architecture=5"}
     for run_id, reason in reasons.items():
         status = runs[run_id].status
@@ -172,6 +172,75 @@ def test_cancel_file(store):
     assert run.cancel_requested and (run.path / CANCEL).exists()
     run.clear_cancel()
     assert not run.cancel_requested
+
+
+@pytest.mark.parametrize("state", ["completed", "interrupted", "cancelled", "failed"])
+def test_a_run_that_is_not_at_work_is_not_asked_to_stop(store, state):
+    run = store.create({}, run_id="done")
+    run.write_status(state=state)
+    with pytest.raises(ValueError, match=f"run done is {state}: there is nothing to stop"):
+        run.request_cancel()
+    assert not (run.path / CANCEL).exists()
+
+
+def test_a_run_without_a_status_is_damaged_with_the_reason(store):
+    run = store.create({}, run_id="no-status")
+    (run.path / "status.json").unlink()
+    (listed,) = store.list()
+    assert listed.status["state"] == "damaged" and "status.json cannot be read" in listed.status["message"]
+
+
+@pytest.mark.parametrize("name, record, field", [
+    ("status.json", {"state": "running", "pid": 2**31}, "pid=2147483648"),
+    ("status.json", {"state": "running", "pid": 10**30}, "pid=1000000000000000000000000000000"),
+    ("status.json", {"state": "running", "pid": -1}, "pid=-1"),
+    ("status.json", {"state": "running", "process_start": "x"}, "process_start='x'"),
+    ("status.json", {"state": "completed", "epoch": 2**60}, "epoch=1152921504606846976"),
+    ("status.json", {"state": "completed", "epochs": "x"}, "epochs='x'"),
+    ("status.json", {"state": "completed", "host": 5}, "host=5"),
+    ("status.json", {"epoch": 1}, "state=None"),
+])
+def test_a_status_out_of_range_is_damaged_and_named(store, name, record, field):
+    run = store.create({}, run_id="odd")
+    (run.path / name).write_text(json.dumps(record))
+    status = store.list()[0].status
+    assert status["state"] == "damaged" and status["message"].startswith(f"status.json: {field} is not allowed")
+
+
+@pytest.mark.parametrize("record", [{"pid": 2**31}, {"pid": 10**30}, {"pid": "x"}, [1], "[" * 10**5])
+def test_a_lock_that_cannot_be_read_is_taken_over(store, record):
+    run = store.create({}, run_id="locked")
+    (run.path / "LOCK").write_text(record if isinstance(record, str) else json.dumps(record))
+    assert run.lock_holder().pid is None and not run.lock_holder().alive()
+    with run.lock():
+        assert run.lock_holder().pid == os.getpid()
+    assert run.lock_holder() is None
+
+
+def test_metric_events_out_of_range_are_skipped(store):
+    run = store.create({}, run_id="numbers")
+    good = {"event": "epoch", "epoch": 0, "step": 2, "loss": float("nan"), "val_accuracy": 0.5}
+    run.append_metrics(good, {"event": "epoch", "epoch": 10**30}, {"event": "batch", "step": -1},
+                       {"event": "epoch", "epoch": 1, "val_accuracy": 10**400}, {"event": "batch", "time": float("inf")})
+    with open(run.path / "metrics.jsonl", "a") as f:
+        f.write("[" * 10**5 + "\n" + "x" * 10**6 + "\n")
+    assert json.dumps(run.metrics()) == json.dumps([good])  # a diverged loss is kept
+
+
+def test_a_checkpoint_interrupted_between_its_renames_leaves_no_file_behind(store, monkeypatch):
+    run = store.create({}, run_id="ckpt")
+    run.checkpoint_path.write_bytes(b"epoch 1")
+
+    def second_ctrl_c(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", second_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run.save_checkpoint(lambda path: path.write_bytes(b"epoch 2"))
+    monkeypatch.undo()
+    assert sorted(p.name for p in run.path.iterdir()) == ["checkpoint.weights.h5", "config.json",
+                                                          "status.json"]
+    assert run.checkpoint_path.read_bytes() == b"epoch 1"
 
 
 def test_run_of_a_plain_directory_raises(tmp_path):

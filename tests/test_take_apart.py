@@ -91,6 +91,13 @@ def test_runs_that_cannot_be_taken_apart_get_an_inline_message(store, run_id, kw
     assert not at.multiselect
 
 
+def test_a_damaged_model_file_is_named(store):
+    run = add_run(store, "garbled")
+    run.model_path.write_bytes(b"not a zip archive")
+    at = page("Run garbled")
+    assert any("model.keras is not a .keras archive" in w for w in warnings(at)), warnings(at)
+
+
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
     """Tiny stand-ins for the shipped pair, written as scripts/make_pretrained.py writes them."""

@@ -262,9 +262,12 @@ def page():
     default = [r.id for r in runs[:2]]
     if "compare.runs" not in st.session_state:  # first visit, or back from another page
         wanted = st.session_state.get("compare.selected")
-        if wanted is None:
-            wanted = [part for value in st.query_params.get_all("runs") for part in value.split(",")]
-        chosen = [i for i in wanted if i in by_id]  # ids from the URL only select among known runs
+        if wanted is None:  # ids from the URL only select among known runs, each once
+            wanted, problems = runner.runs_from_link(st.query_params.get_all("runs"), by_id)
+            if problems:
+                shown = "" if wanted else " Showing the two newest runs."
+                st.warning(f"From the link: {'; '.join(problems)}.{shown}", icon=":material/link_off:")
+        chosen = [i for i in wanted if i in by_id]
         st.session_state["compare.runs"] = chosen or default
     else:
         st.session_state["compare.runs"] = [i for i in st.session_state["compare.runs"] if i in by_id]

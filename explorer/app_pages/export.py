@@ -1,11 +1,10 @@
 """Export and share: the .keras model, the JSON description, a Python snippet and a link."""
 
-import json
-
 import streamlit as st
 
 from explorer import designs, models, state, ui
 from keras_resnets import Architecture
+from keras_resnets.design.validation import parse_json
 from keras_resnets.interop import export_torch
 
 
@@ -14,16 +13,16 @@ def load_json():
     if upload is None:
         return
     try:
-        text = upload.getvalue().decode("utf-8")
-        data = json.loads(text)
-        if isinstance(data, dict) and "architecture" in data and "stages" not in data:
-            data = data["architecture"]  # a run's config.json
-        architecture = Architecture.from_dict(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        st.session_state["export.message"] = ("error", f"That file is not JSON: {error}")
+        data = parse_json(upload.getvalue(), upload.name)
+    except ValueError as error:
+        st.session_state["export.message"] = ("error", f"That file cannot be read: {error}")
         return
+    if isinstance(data, dict) and "architecture" in data and "stages" not in data:
+        data = data["architecture"]  # a run's config.json
+    try:
+        architecture = Architecture.from_dict(data)
     except (TypeError, ValueError) as error:
-        st.session_state["export.message"] = ("error", f"That file is not a valid architecture: {error}")
+        st.session_state["export.message"] = ("error", f"{upload.name} is not a valid architecture: {error}")
         return
     state.set_design(architecture.to_dict())
     st.session_state.pop("start_from", None)

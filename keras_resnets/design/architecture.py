@@ -37,6 +37,7 @@ from keras_resnets.design.validation import (
     check_number,
     check_seed,
     fail,
+    parse_json,
 )
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -401,9 +402,11 @@ class Architecture:
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
-    def from_json(cls, text):
-        """The inverse of `to_json`."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text, source="architecture"):
+        """The inverse of `to_json`. Text that is not JSON within the bounds of
+        `keras_resnets.design.validation.parse_json` raises a `ValueError` naming ``source``
+        (a file, an option) and where the text goes wrong."""
+        return cls.from_dict(parse_json(text, source))
 
 
 def _known(where, data, cls):

@@ -15,13 +15,26 @@ ValueError: blocks=0 is not allowed: an integer >= 1.
 Traceback (most recent call last):
 ...
 ValueError: momentum=1.5 is not allowed: a finite number in [0, 1).
+>>> parse_json('{"stages": [1, oops]}', "arch.json")
+Traceback (most recent call last):
+...
+ValueError: arch.json is not valid JSON: Expecting value (line 1 column 16).
 """
 
+import json
 import math
 import numbers
+import re
 
 MAX_SEED = 2**31 - 1
 """The largest seed: every backend's random generators (and NumPy's) take it."""
+MAX_JSON_BYTES = 2**20
+"""The largest JSON text read (1 MiB): an architecture, a run's config or status is a few KiB."""
+MAX_JSON_DEPTH = 32
+"""The deepest nesting of JSON read: a run's config nests 4 deep. Python's parser recurses
+once per level and fails past about a thousand."""
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+"""A JSON string (skipped whole, brackets in it are text) or a bracket."""
 
 
 def fail(name, value, allowed):
@@ -86,3 +99,62 @@ def check_seed(name, value, optional=False):
 def check_probability(name, value):
     """``value`` as a float; raises a `ValueError` unless it is a number in (0, 1]."""
     return check_number(name, value, 0.0, 1.0, low_open=True)
+
+
+def parse_json(text, name, max_bytes=MAX_JSON_BYTES, allow_nan=False):
+    """The JSON value of ``text`` (a str, or UTF-8 bytes), read within bounds: at most
+    ``max_bytes`` and `MAX_JSON_DEPTH` levels (checked before parsing, without recursion),
+    numbers finite unless ``allow_nan``. Anything else is a `ValueError` naming ``name`` (a
+    file, an option) and, for a syntax error, the line and column."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        fail(name, text, "JSON text (a str or bytes)")
+    if len(text) > max_bytes:
+        raise ValueError(f"{name} is not allowed: {len(text):,} bytes, more than the "
+                         f"{max_bytes:,} a JSON file may have here.")
+    if not isinstance(text, str):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{name} is not UTF-8 text: byte {err.start} is "
+                             f"{bytes(text)[err.start:err.start + 1]!r}.") from None
+    _check_depth(text, name)
+    try:
+        return json.loads(text, parse_constant=None if allow_nan else _refuse_constant,
+                          parse_float=float if allow_nan else _finite_float, parse_int=_short_int)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{name} is not valid JSON: {err.msg} (line {err.lineno} column "
+                         f"{err.colno}).") from None
+    except ValueError as err:  # from the parsers of numbers below
+        raise ValueError(f"{name} is not valid JSON here: {err}.") from None
+
+
+def _check_depth(text, name):
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                line = text.count("\n", 0, token.start()) + 1
+                column = token.start() - text.rfind("\n", 0, token.start())
+                raise ValueError(f"{name} is not allowed: it nests deeper than {MAX_JSON_DEPTH} "
+                                 f"levels (line {line} column {column}).")
+        elif bracket in "]}":
+            depth -= 1
+
+
+def _short_int(token):
+    if len(token) > 100:  # Python converts up to 4,300 digits, slowly; no field needs 100
+        raise ValueError(f"{token[:20]}... ({len(token):,} digits) is too long a number")
+    return int(token)
+
+
+def _refuse_constant(token):
+    raise ValueError(f"{token} is not a finite number")
+
+
+def _finite_float(token):
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token} is not a finite number")
+    return value

@@ -17,17 +17,20 @@ Example:
 >>> import tempfile
 >>> store = ExperimentStore(tempfile.mkdtemp())
 >>> run = store.create("depth")
->>> run.write_status(state="running", pid=0)
->>> [r.status["state"] for r in store.list()]  # pid 0 is no live worker
+>>> run.write_status(state="running", pid=None)
+>>> [r.status["state"] for r in store.list()]  # no pid: no live worker
 ['interrupted']
 """
 
 import altair as alt
 
-from keras_resnets.runs.files import read_json, write_atomic, write_json
+from keras_resnets.runs.files import open_regular, read_json, tail_text, write_atomic, write_json
+from keras_resnets.runs.status import Status
 from keras_resnets.runs.store import STATUS, DirectoryStore, WorkerDirectory, new_run_id
 
 DATA, CHART, SUMMARY, LOG = "data.csv", "chart.json", "summary.json", "log.txt"
+MAX_RESULT_BYTES = 2**26
+"""The largest ``chart.json`` or ``data.csv`` read (64 MiB): the chart holds its data."""
 
 
 class ExperimentRun(WorkerDirectory):
@@ -40,13 +43,13 @@ class ExperimentRun(WorkerDirectory):
 
     @property
     def status(self):
-        """The dict in ``status.json``; an active state whose worker is gone reads as
-        ``interrupted``, an unreadable file as ``failed``."""
+        """The `keras_resnets.runs.status.Status` of ``status.json`` (it reads as the dict
+        too); an active state whose worker is gone reads as ``interrupted``, a file that cannot
+        be read, or holds a wrong type or value, as ``failed``."""
         try:
-            status = read_json(self.path / STATUS)
+            return self.read_status(".")
         except ValueError as err:
-            return {"state": "failed", "fraction": 0.0, "message": str(err)}
-        return self._unless_dead(status, ".")
+            return Status.from_dict({"state": "failed", "fraction": 0.0, "message": str(err)})
 
     def save(self, result):
         """Writes a `Result`: ``data.csv``, ``chart.json`` and ``summary.json``."""
@@ -62,21 +65,22 @@ class ExperimentRun(WorkerDirectory):
 
     def chart_spec(self):
         """The chart's Vega-Lite spec (a dict); a `ValueError` until it is written."""
-        return read_json(self.path / CHART)
+        return read_json(self.path / CHART, max_bytes=MAX_RESULT_BYTES)
 
     def data_csv(self):
         """The bytes of ``data.csv``; a `ValueError` until it is written."""
         try:
-            return (self.path / DATA).read_bytes()
+            with open_regular(self.path / DATA) as file:
+                data = file.read(MAX_RESULT_BYTES + 1)
         except OSError as err:
             raise ValueError(f"{self.path / DATA} is not readable: {err}") from err
+        if len(data) > MAX_RESULT_BYTES:
+            raise ValueError(f"{self.path / DATA} is larger than {MAX_RESULT_BYTES:,} bytes.")
+        return data
 
     def log_tail(self, lines=20):
         """The last lines the worker printed, or ``""``."""
-        try:
-            return "\n".join((self.path / LOG).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return tail_text(self.path / LOG, lines)
 
 
 class ExperimentStore(DirectoryStore):

@@ -15,10 +15,10 @@ Example:
 True
 """
 
-import json
 from pathlib import Path
 
 from keras_resnets.design.validation import check_choice
+from keras_resnets.runs.files import read_json
 from keras_resnets.runs.records import RunConfig
 
 FOLDER = Path(__file__).resolve().parents[1] / "_data" / "pretrained"
@@ -40,7 +40,7 @@ def shipped():
 
 def pretrained_config(name):
     """The `RunConfig` of the run that trained ``name``, with its ``final`` metrics."""
-    return RunConfig.from_dict(json.loads((FOLDER / f"{_check(name)}.json").read_text()))
+    return RunConfig.from_dict(read_json(FOLDER / f"{_check(name)}.json"))
 
 
 def weights_path(name):

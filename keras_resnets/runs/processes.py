@@ -12,10 +12,13 @@ import os
 import socket
 from pathlib import Path
 
+MAX_PID = 2**31 - 1
+"""The largest pid: a ``pid_t`` is a C int (Linux allows at most 2**22, macOS 99,998)."""
+
 
 def process_alive(pid):
     """Whether process ``pid`` exists on this machine and is not a zombie."""
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID:
         return False
     try:
         os.kill(pid, 0)
@@ -63,8 +66,9 @@ def identity():
     return {"pid": pid, "host": socket.gethostname(), "process_start": process_start(pid)}
 
 
-def holder_alive(record):
-    """Whether the process a lock ``record`` names is alive (another host's is assumed to be)."""
-    if record.get("host") not in (None, socket.gethostname()):
+def holder_alive(pid, host, started=None):
+    """Whether the process ``pid`` on ``host`` (None: this one) that a lock names is alive
+    (another host's is assumed to be)."""
+    if host not in (None, socket.gethostname()):
         return True  # another machine's process cannot be checked from here: assume it lives
-    return owner_alive(record.get("pid"), record.get("process_start"))
+    return owner_alive(pid, started)

@@ -24,10 +24,13 @@ sees the old file or the new one, never half of one; a reader of ``metrics.jsonl
 line torn by a crash. A run whose status says ``running`` but whose process is gone is
 reported as ``interrupted`` (so is a ``created`` one whose creator is gone).
 
-Readers tolerate any file content: a run whose ``config.json`` or ``status.json`` cannot be
-read or holds a wrong type is listed with state ``damaged`` and the reason in its message,
-never hidden; metric lines with wrong types are skipped like torn ones. Temporary files that
-a dead writer left behind are removed when the store is read.
+Readers tolerate any file content: every file is read through the bounded readers of
+`keras_resnets.runs.files` (size and nesting limits) into typed, range-checked records
+(`keras_resnets.runs.status`); a run whose ``config.json`` or ``status.json`` is missing,
+cannot be read or holds a wrong type or value is listed with state ``damaged`` and the reason
+in its message, never hidden, and never breaks the listing of another run; metric lines with
+wrong types or numbers out of range are skipped like torn ones. Temporary files that a dead
+writer left behind are removed when the store is read.
 
 Example:
 >>> import tempfile
@@ -42,36 +45,44 @@ import contextlib
 import datetime
 import fcntl
 import json
+import math
 import os
 import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from keras_resnets.design.validation import fail
+from keras_resnets.design.validation import fail, is_int
 from keras_resnets.runs.files import (
     clean_temp_files,
     now,
     read_json,
+    read_jsonl,
     update_status,
     write_atomic,
     write_json,
 )
-from keras_resnets.runs.processes import holder_alive, identity, owner_alive
+from keras_resnets.runs.processes import identity, owner_alive
 from keras_resnets.runs.records import RunConfig, batches, epochs
+from keras_resnets.runs.status import (
+    ACTIVE_STATES,
+    LOCK,
+    MAX_COUNT,
+    STATES,
+    STATUS,
+    LockRecord,
+    Status,
+)
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-ACTIVE_STATES = ("created", "running")
-"""The states of a run whose process is (or should be) at work."""
-STATES = (*ACTIVE_STATES, "completed", "interrupted", "cancelled", "failed")
-CONFIG, STATUS, METRICS, CANCEL = "config.json", "status.json", "metrics.jsonl", "CANCEL"
+CONFIG, METRICS, CANCEL = "config.json", "metrics.jsonl", "CANCEL"
 CHECKPOINT, MODEL = "checkpoint.weights.h5", "model.keras"
 PREVIOUS_CHECKPOINT = "checkpoint.previous.weights.h5"
-LOCK, LOCK_GUARD = "LOCK", ".lock-guard"
-DAMAGED = "damaged"
-"""The state a reader gives a run whose files cannot be read; never written."""
+LOCK_GUARD = ".lock-guard"
 METRIC_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
                   "images_per_second", "time")
+FINITE_METRICS = ("learning_rate", "seconds", "images_per_second", "time")
+"""Metric numbers that are never NaN or infinite (a loss may be: training diverged)."""
 
 
 def check_run_id(run_id):
@@ -91,27 +102,20 @@ def new_run_id(name="run"):
     return f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{stem}-{secrets.token_hex(2)}"
 
 
-def _check_status(status):
-    state, epoch = status.get("state"), status.get("epoch", 0)
-    if not isinstance(state, str) or state not in STATES:
-        raise ValueError(f"{STATUS} has state={state!r:.80}, not one of {STATES}")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"{STATUS} has epoch={epoch!r:.80}, not a count of epochs")
-    for name in ("message", "data_source", "dtype_policy"):
-        if not isinstance(status.get(name, ""), str):
-            raise ValueError(f"{STATUS} has {name}={status[name]!r:.80}, not a string")
-
-
 def _good_event(event):
-    if not isinstance(event, dict) or not isinstance(event.get("event", ""), str):
+    """Whether a metric event has the types and ranges its readers rely on."""
+    if not isinstance(event.get("event", ""), str):
         return False
-    for name in ("epoch", "step"):
-        value = event.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return False
+    if not all(is_int(event.get(name, 0)) and 0 <= event.get(name, 0) <= MAX_COUNT
+               for name in ("epoch", "step")):
+        return False
     for name in METRIC_NUMBERS:
         value = event.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300:
+            return False  # beyond a float (10**400), a number breaks every chart and table
+        if name in FINITE_METRICS and not math.isfinite(value):
             return False
     return True
 
@@ -137,16 +141,22 @@ class WorkerDirectory:
         """Updates ``status.json`` with ``fields`` (and the time), atomically."""
         update_status(self.path / STATUS, STATES, **fields)
 
-    def _unless_dead(self, status, advice=""):
-        """``status``, read as ``interrupted`` when its state is active but its worker is gone."""
-        if status.get("state") in ACTIVE_STATES and not owner_alive(
-                status.get("pid"), status.get("process_start")):
-            status["state"] = "interrupted"
-            status["message"] = f"the worker (pid {status.get('pid')}) stopped without finishing{advice}"
+    def read_status(self, advice=""):
+        """The `Status` of ``status.json``, read as ``interrupted`` when its state is active but
+        its worker is gone (``advice`` ends that message); a `ValueError` if it cannot be read."""
+        status = Status.from_dict(read_json(self.path / STATUS), STATUS)
+        if status.state in ACTIVE_STATES and not owner_alive(status.pid, status.process_start):
+            status = status.replace(state="interrupted", message=(
+                f"the worker (pid {status.pid}) stopped without finishing{advice}"))
         return status
 
     def request_cancel(self):
-        """Asks the worker to stop (a training run checks at every batch)."""
+        """Asks the worker to stop (a training run checks at every batch); a `ValueError` if
+        it is not at work."""
+        state = self.status.get("state")
+        if state not in ACTIVE_STATES:
+            raise ValueError(f"run {self.id} is {state}: there is nothing to stop (only a "
+                             f"{' or '.join(ACTIVE_STATES)} run can be cancelled).")
         (self.path / CANCEL).write_text(now() + "\n")
 
     @property
@@ -194,40 +204,24 @@ class Run(WorkerDirectory):
 
     @property
     def status(self):
-        """The dict in ``status.json``; ``created`` or ``running`` read as ``interrupted`` once the
-        process (``pid``) that wrote them has died.
+        """The `keras_resnets.runs.status.Status` of ``status.json`` (it reads as the dict
+        too); ``created`` or ``running`` read as ``interrupted`` once the process (``pid``)
+        that wrote them has died.
 
-        A status that cannot be read, or holds a wrong type, reads as ``damaged`` with the
-        reason in ``message``.
+        A status that is missing, cannot be read, or holds a wrong type or value reads as
+        ``damaged`` with the reason in ``message``.
         """
         if self.damage is not None:
-            return {"state": DAMAGED, "epoch": 0, "message": self.damage}
-        path = self.path / STATUS
-        if not path.exists():
-            return {"state": "created", "epoch": 0, "message": ""}
+            return Status.damaged(self.damage)
         try:
-            status = read_json(path)
-            _check_status(status)
+            return self.read_status(f"; resume it with: python -m keras_resnets resume {self.id}")
         except ValueError as err:
-            return {"state": DAMAGED, "epoch": 0, "message": str(err)}
-        return self._unless_dead(status, f"; resume it with: python -m keras_resnets resume {self.id}")
+            return Status.damaged(err)
 
     def metrics(self):
         """The events of ``metrics.jsonl`` in order, skipping lines a crash has torn and
-        events with wrongly typed fields."""
-        try:
-            text = (self.path / METRICS).read_text(errors="replace")
-        except OSError:
-            return []
-        events = []
-        for line in text.splitlines():
-            try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                continue
-            if _good_event(event):
-                events.append(event)
-        return events
+        events with wrongly typed or out-of-range fields."""
+        return [event for event in read_jsonl(self.path / METRICS) if _good_event(event)]
 
     def epochs(self):
         """The ``"epoch"`` events of `metrics` (`keras_resnets.runs.records.EpochEvent`)."""
@@ -266,10 +260,10 @@ class Run(WorkerDirectory):
             fcntl.flock(guard, fcntl.LOCK_EX)  # the kernel frees it if this process dies
             holder = self.lock_holder()
             if holder is not None:
-                if holder_alive(holder):
+                if holder.alive():
                     raise ValueError(
-                        f"run {self.id} is being trained by process {holder.get('pid')} on "
-                        f"{holder.get('host')} (since {holder.get('created')}); wait for it, or "
+                        f"run {self.id} is being trained by process {holder.pid} on "
+                        f"{holder.host} (since {holder.created}); wait for it, or "
                         f"cancel it with: python -m keras_resnets cancel {self.id}")
                 path.unlink()
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -280,15 +274,17 @@ class Run(WorkerDirectory):
 
     def _release(self):
         holder = self.lock_holder()
-        if holder is not None and holder.get("pid") == os.getpid():
+        if holder is not None and holder.pid == os.getpid():
             (self.path / LOCK).unlink(missing_ok=True)
 
     def lock_holder(self):
-        """The record in ``LOCK`` (``{}`` if it cannot be read), or None without a lock."""
+        """The `LockRecord` in ``LOCK`` (one without a process if it cannot be read), or None
+        without a lock."""
+        path = self.path / LOCK
         try:
-            return read_json(self.path / LOCK)
+            return LockRecord.from_dict(read_json(path), LOCK)
         except ValueError:
-            return {} if (self.path / LOCK).exists() else None
+            return LockRecord() if os.path.lexists(path) else None
 
     @property
     def checkpoint_path(self):
@@ -307,8 +303,11 @@ class Run(WorkerDirectory):
         if self.checkpoint_path.exists():
             previous = self.previous_checkpoint_path
             link = previous.with_name(f".{os.getpid()}-{secrets.token_hex(4)}.{previous.name}")
-            os.link(self.checkpoint_path, link)
-            os.replace(link, previous)
+            try:
+                os.link(self.checkpoint_path, link)
+                os.replace(link, previous)
+            finally:  # a second Ctrl-C between the two must not leave the link behind
+                link.unlink(missing_ok=True)
         write_atomic(self.checkpoint_path, save)
 
     @property
@@ -350,6 +349,11 @@ class DirectoryStore:
         path = self.path(run_id)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = "it is a file" if isinstance(err, FileExistsError) else err.strerror
+            raise ValueError(f"runs_dir={str(self.root)!r} is not allowed: it must be a writable "
+                             f"directory ({reason})") from None
+        try:
             path.mkdir()
         except FileExistsError:
             raise ValueError(f"run_id={run_id!r} is not allowed: {path} already exists.") from None

@@ -234,7 +234,9 @@ def _fit_recording(run, resuming, callbacks, interrupts):
     arch = config.design()
     recipe = Recipe.from_dict(config.recipe)
     recorder = None
-    previous_source = run.status.get("data_source")
+    before = run.status
+    previous_source = before.get("data_source")
+    previous_state = "interrupted" if before["state"] == "running" else before["state"]
     run.write_status(state="running", **identity(), epochs=recipe.epochs,
                      message="loading the data")
     try:
@@ -271,6 +273,9 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                 format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
     except Stop as stop:
         run.write_status(state=stop.state, message=stop.message)
+    except UnreadableCheckpoint as err:  # nothing was trained: the run is as it was
+        run.write_status(state=previous_state, message=str(err))
+        raise
     except KeyboardInterrupt:
         epoch = recorder.completed if recorder else 0
         kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
@@ -326,6 +331,10 @@ def _restore(run, model, steps_per_epoch):
     return epoch
 
 
+class UnreadableCheckpoint(ValueError):
+    """No checkpoint of a run can be read: it cannot be resumed as it is."""
+
+
 def _readable_checkpoint(run, model):
     """Loads the newest checkpoint of ``run`` that can be read into ``model``; its path, or
     None when there is none. A `ValueError` says what to do when none can be read."""
@@ -343,7 +352,7 @@ def _readable_checkpoint(run, model):
                           "earlier.", stacklevel=4)
         return path
     if problems:
-        raise ValueError(
+        raise UnreadableCheckpoint(
             f"run {run.id} has no readable checkpoint ({'; '.join(problems)}). To train it "
             f"again from epoch 1, delete {run.checkpoint_path} and resume.")
     return None
