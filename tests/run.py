@@ -109,9 +109,9 @@ def run_all(pytest_args, workdir, jobs):
     Two at a time keep both cores of a small machine busy: much of a test's time is one
     thread of Python or of a compiler.
     """
-    # The runs that run at once share the cores (their OpenMP threads). environment.py alone:
+    # The runs that run at once share the cores (their OpenMP threads). runtime/environment.py alone:
     # the package's import would set the fast settings in this process.
-    share = _load("environment", os.path.join("keras_resnets", "environment.py")).core_share(jobs)
+    share = _load("environment", os.path.join("keras_resnets", "runtime", "environment.py")).core_share(jobs)
     results, running = {}, []
     for label, backend, args in passes(pytest_args, jobs):
         if importlib.util.find_spec(BACKENDS[backend]) is None:
