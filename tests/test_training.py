@@ -124,6 +124,13 @@ def test_run_files(baseline):
     rate = Recipe().learning_rate
     assert [e["learning_rate"] for e in epochs] == pytest.approx([rate, rate / 10])
     assert epochs[1]["loss"] == batches[-1]["loss"]
+    # held-out probes between epoch ends, on the same 64 held-out digits each time
+    probes = [e for e in events if e["event"] == "probe"]
+    assert [e["step"] for e in probes] == [1, 2, 3, 5, 6, 7]
+    assert all(e["images"] == 64 and 0 <= e["val_accuracy"] <= 1 and e["val_loss"] > 0
+               for e in probes)
+    assert status["num_validation"] == 64 and status["num_train"] == 128
+    assert status["phase"] is None
     names = sorted(p.name for p in baseline.path.iterdir())
     assert names == [".lock-guard", "checkpoint.previous.weights.h5", "checkpoint.weights.h5",
                      "config.json", "metrics.jsonl", "model.keras", "status.json"]
@@ -165,7 +172,8 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(store, cancelled):
     assert (status["state"], status["epoch"]) == ("failed", 1)
     assert "diverged" in status["message"] and "checkpoint of epoch 1 is kept" in status["message"]
     assert run.checkpoint_path.read_bytes() == checkpoint and not run.model_path.exists()
-    assert all(math.isfinite(e["loss"]) for e in run.metrics())
+    assert all(math.isfinite(value) for e in run.metrics() for value in e.values()
+               if isinstance(value, float))
 
 
 def test_ctrl_c_marks_the_run_interrupted(store):

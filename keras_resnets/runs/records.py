@@ -3,8 +3,9 @@
 
 `RunConfig` gives each part of a configuration a typed field and reads as the JSON object
 too (``config["seed"]``), so code written against the dict keeps working. Events stay the
-dicts the file holds; `EpochEvent` and `BatchEvent` say which fields each kind has, and
-`epochs` and `batches` pick them out.
+dicts the file holds; `EpochEvent`, `BatchEvent` and `ProbeEvent` say which fields each kind
+has, and `epochs`, `batches` and `probes` pick them out. Readers skip kinds they do not know,
+so a run written before probes existed reads as it always did.
 
 Example:
 >>> config = RunConfig.from_dict({"architecture": {"name": "mnist_resnet"}, "seed": 3,
@@ -47,6 +48,19 @@ class EpochEvent(TypedDict, total=False):
     time: float
 
 
+class ProbeEvent(TypedDict, total=False):
+    """A ``"probe"`` line: the model on a fixed few hundred held-out images, a few times a run
+    (`keras_resnets.training.probe`), so that a short run has a validation curve."""
+
+    event: str
+    epoch: int
+    step: int
+    val_loss: float
+    val_accuracy: float
+    images: int  # how many held-out images it evaluated
+    time: float
+
+
 def epochs(events) -> list[EpochEvent]:
     """The ``"epoch"`` events of ``events``, in order."""
     return [e for e in events if e.get("event") == "epoch"]
@@ -55,6 +69,11 @@ def epochs(events) -> list[EpochEvent]:
 def batches(events) -> list[BatchEvent]:
     """The ``"batch"`` events of ``events``, in order."""
     return [e for e in events if e.get("event") == "batch"]
+
+
+def probes(events) -> list[ProbeEvent]:
+    """The ``"probe"`` events of ``events``, in order."""
+    return [e for e in events if e.get("event") == "probe"]
 
 
 @dataclasses.dataclass(frozen=True)

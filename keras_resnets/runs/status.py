@@ -37,6 +37,10 @@ STATES = (*ACTIVE_STATES, "completed", "interrupted", "cancelled", "failed")
 DAMAGED = "damaged"
 """The state a reader gives a run whose files cannot be read; never written."""
 STATUS, LOCK = "status.json", "LOCK"
+PHASES = ("preparing the data", "compiling", "training", "evaluating", "saving")
+"""What a running training run is doing (its status' ``phase``): the worker loads the data and
+builds the model, compiles (up to the end of its first step), trains, evaluates the held-out
+set at an epoch's end, and saves the trained model after the last epoch."""
 MAX_COUNT = 2**53
 """The largest count of epochs or steps: JSON readers in the browser keep integers exact up to it."""
 MAX_PROCESS_START = 2**63 - 1
@@ -69,6 +73,9 @@ _FIELDS = {
     "fraction": _optional(lambda name, value: check_number(name, value, 0, 1)),
     "seconds": _optional(lambda name, value: check_number(name, value, 0)),
     "seed": lambda name, value: check_seed(name, value, optional=True),
+    "phase": _optional(lambda name, value: check_choice(name, value, PHASES)),
+    **dict.fromkeys(("num_train", "num_validation"),
+                    lambda name, value: check_int(name, value, 0, MAX_COUNT, optional=True)),
     **dict.fromkeys(("message", "updated", "host", "data_source", "dtype_policy", "name", "size",
                      "backend", "started"), _text),
 }

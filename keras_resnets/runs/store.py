@@ -7,8 +7,11 @@ A run lives in ``<root>/<run-id>/``:
 - ``status.json``: ``state`` (``created``, ``running``, ``completed``, ``interrupted``,
   ``cancelled`` or ``failed``), ``epoch`` (completed epochs), ``epochs``, ``pid``,
   ``message``, ``updated``, ``data_source`` and ``dtype_policy`` (the policy the model
-  computes in); rewritten as the run goes.
-- ``metrics.jsonl``: one JSON object per line, appended as the run trains.
+  computes in), ``num_train`` and ``num_validation`` (images), and while it runs its
+  ``phase`` (`keras_resnets.runs.status.PHASES`); rewritten as the run goes.
+- ``metrics.jsonl``: one JSON object per line, appended as the run trains: ``"batch"``
+  events every few steps, ``"probe"`` events (a fixed few hundred held-out images, a few
+  times a run) and an ``"epoch"`` event per epoch (`keras_resnets.runs.records`).
 - ``checkpoint.weights.h5``: model and optimizer state at the end of the last completed epoch;
   ``checkpoint.previous.weights.h5`` the one before, in case the last cannot be read.
 - ``model.keras``: the trained model, once the run has completed.

@@ -43,6 +43,7 @@ from keras_resnets.training.callbacks import Callback, ProgressBar, format_epoch
 from keras_resnets.training.distribution import check_distribution, distribution_scope
 from keras_resnets.training.interrupts import deferred_interrupts
 from keras_resnets.training.optimization import compile_model
+from keras_resnets.training.probe import HeldOutProbe, probe_images
 from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe
 from keras_resnets.training.recorder import Recorder, Stop
 
@@ -238,12 +239,15 @@ def _fit_recording(run, resuming, callbacks, interrupts):
     previous_source = before.get("data_source")
     previous_state = "interrupted" if before["state"] == "running" else before["state"]
     run.write_status(state="running", **identity(), epochs=recipe.epochs,
-                     message="loading the data")
+                     phase="preparing the data", message="loading the data and building the model")
     try:
         with distribution_scope(config.distribution, recipe.batch_size):
             keras.utils.set_random_seed(config.seed)
             model = build_resnet(arch)
             data = _epoch_data(config, recipe, arch, epoch=0)
+            run.write_status(phase="compiling", num_train=data.num_train,
+                             num_validation=data.num_validation,
+                             message="compiling the model and its training step")
             schedule = compile_model(model, recipe, data.steps_per_epoch,
                                      from_logits=arch.classifier_activation is None)
             initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
@@ -255,7 +259,11 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                                  interrupts)
             policy = model.dtype_policy.name
             run.write_status(epoch=initial_epoch, data_source=data.source, dtype_policy=policy,
-                             message=f"training from epoch {initial_epoch + 1}")
+                             message=f"compiling the training step; training from epoch "
+                                     f"{initial_epoch + 1}")
+            probe = HeldOutProbe(run, probe_images(data.validation), data.steps_per_epoch,
+                                 recipe.epochs, recipe.batch_size,
+                                 from_logits=arch.classifier_activation is None)
             info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
                     "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
                     "num_validation": data.num_validation, "data_source": data.source,
@@ -266,26 +274,27 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                 if epoch:
                     data = _epoch_data(config, recipe, arch, epoch)
                 model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
-                          epochs=epoch + 1, callbacks=[recorder], shuffle=False, verbose=0)
+                          epochs=epoch + 1, callbacks=[recorder, probe], shuffle=False,
+                          verbose=0)
             _save_model(run, arch, model)
             last = run.epochs()[-1:]
-            run.write_status(state="completed", message="completed: " + (
+            run.write_status(state="completed", phase=None, message="completed: " + (
                 format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
     except Stop as stop:
-        run.write_status(state=stop.state, message=stop.message)
+        run.write_status(state=stop.state, phase=None, message=stop.message)
     except UnreadableCheckpoint as err:  # nothing was trained: the run is as it was
-        run.write_status(state=previous_state, message=str(err))
+        run.write_status(state=previous_state, phase=None, message=str(err))
         raise
     except KeyboardInterrupt:
         epoch = recorder.completed if recorder else 0
         kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
                 "no epoch had completed, so there is no checkpoint and it starts again from epoch 1")
-        run.write_status(state="interrupted", message=(
+        run.write_status(state="interrupted", phase=None, message=(
             f"interrupted after {epoch} of {recipe.epochs} epochs; {kept}; resume with: "
             f"python -m keras_resnets resume {run.id}"))
         raise
     except Exception as err:
-        run.write_status(state="failed", message=f"{type(err).__name__}: {err}")
+        run.write_status(state="failed", phase=None, message=f"{type(err).__name__}: {err}")
         raise
     finally:
         for callback in callbacks:

@@ -43,6 +43,8 @@ class Recorder(keras.callbacks.Callback):
         self.run, self.schedule, self.recipe = run, schedule, recipe
         self.interrupts = interrupts
         self.steps, self.num_train = data.steps_per_epoch, data.num_train
+        self.num_validation = data.num_validation
+        self.trained_a_step = False
         self.completed = initial_epoch
         self.callbacks = callbacks
         self.interval = record_interval(self.steps)
@@ -88,6 +90,7 @@ class Recorder(keras.callbacks.Callback):
                        f"rate; {self._kept()}")
         if (batch + 1) % self.interval == 0:
             self.run.append_metrics(event)
+        self._write_phase(batch)
         for callback in self.callbacks:
             callback.on_batch(event)
 
@@ -114,9 +117,23 @@ class Recorder(keras.callbacks.Callback):
         self.run.append_metrics(event)
         self.run.save_checkpoint(self.model.save_weights)
         self.completed = epoch + 1
-        self.run.write_status(epoch=self.completed, message=format_epoch(event, self.recipe.epochs))
+        last = self.completed == self.recipe.epochs
+        self.run.write_status(epoch=self.completed, phase="saving" if last else "training",
+                              message=format_epoch(event, self.recipe.epochs) + (
+                                  "; saving the trained model" if last else ""))
         for callback in self.callbacks:
             callback.on_epoch(event)
+
+    def _write_phase(self, batch):
+        """Says in the status when compiling ends (the first step this process trains) and
+        when an epoch's held-out evaluation begins (its last step)."""
+        if batch + 1 == self.steps and self.num_validation:
+            self.run.write_status(phase="evaluating", message=(
+                f"evaluating epoch {self.epoch + 1} on the {self.num_validation:,} held-out "
+                "images"))
+        elif not self.trained_a_step:
+            self.run.write_status(phase="training", message=f"training epoch {self.epoch + 1}")
+        self.trained_a_step = True
 
     def _kept(self):
         if not self.completed:
