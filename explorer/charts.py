@@ -1,9 +1,13 @@
 """Altair learning curves from the events of ``metrics.jsonl``.
 
 One long table (`curve_frame`): a row per run, metric, split and event, with ``epoch`` as a
-fraction (batch events between epochs), so runs with different batch sizes line up. Batch
-events are drawn thin and pale, epoch events bold with points: the style of He et al.'s
-Figure 4 (thin: training, bold: validation).
+fraction (batch and probe events between epochs), so runs with different batch sizes line up.
+Batch events are drawn thin and pale; epoch events, and the held-out probes between them, bold
+with points: the style of He et al.'s Figure 4 (thin: training, bold: validation). So a
+one-epoch run's validation curve is a curve: its probes and its epoch's end.
+
+Every scale is padded by `PADDING` pixels, so that a point on the last epoch or at 100% is
+drawn whole, not cut by the chart's border (zooming clips the marks to the plot).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from keras_resnets.runs import records
 from keras_resnets.runs.records import RunConfig
 
 METRICS = {"loss": "loss", "accuracy": "accuracy"}
+PADDING = 10
+"""Pixels added at both ends of each scale (the radius of a point, and a margin)."""
+SOURCES = {"batch": "running mean of the epoch so far", "probe": "held-out probe",
+           "epoch": "end of epoch (held out: all of it)"}
+"""What each granularity's numbers are, for the tooltips."""
 COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "value"]
 
 
@@ -40,7 +49,7 @@ def curve_frame(events, run_id="run", label=None, config: RunConfig | None = Non
     rows = []
     for event in events:
         kind = event.get("event")
-        if kind not in ("batch", "epoch"):
+        if kind not in ("batch", "probe", "epoch"):
             continue
         step = event.get("step")
         if kind == "epoch":
@@ -50,8 +59,8 @@ def curve_frame(events, run_id="run", label=None, config: RunConfig | None = Non
         else:
             x = None
         for metric in METRICS:
-            splits = [("train", metric)]
-            if kind == "epoch":
+            splits = [] if kind == "probe" else [("train", metric)]
+            if kind != "batch":
                 splits.append(("validation", f"val_{metric}"))
             for split, key in splits:
                 value = event.get(key)
@@ -62,8 +71,25 @@ def curve_frame(events, run_id="run", label=None, config: RunConfig | None = Non
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _x():
+    return alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False, padding=PADDING))
+
+
+def _y(field, title, metric):
+    return alt.Y(field, title=title, scale=alt.Scale(zero=metric == "accuracy", nice=True, padding=PADDING))
+
+
+def _source():
+    """The granularity as the tooltip's words (`SOURCES`)."""
+    return alt.Tooltip("source:N", title="from")
+
+
+def _with_source(data):
+    return data.assign(source=data["granularity"].map(SOURCES))
+
+
 def _tooltip():
-    return [alt.Tooltip("label:N", title="run"), alt.Tooltip("split:N"), alt.Tooltip("granularity:N", title="from"),
+    return [alt.Tooltip("label:N", title="run"), alt.Tooltip("split:N"), _source(),
             alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4f")]
 
 
@@ -73,10 +99,10 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
     One run (``compare=False``): colour is train/validation. Several runs: colour is the run
     (click the legend to pick runs), dash is the split.
     """
-    data = frame[frame["metric"] == metric]
+    data = _with_source(frame[frame["metric"] == metric])
     title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
-    y = alt.Y("value:Q", title=title, scale=alt.Scale(zero=metric == "accuracy", nice=True))
-    x = alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False))
+    y = _y("value:Q", title, metric)
+    x = _x()
     if compare:
         pick = alt.selection_point(fields=["label"], bind="legend")
         color = alt.Color("label:N", title="run", legend=alt.Legend(orient="right", labelLimit=360))
@@ -98,7 +124,7 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
         batch = base.transform_filter(alt.datum.granularity == "batch").mark_line(strokeWidth=1)
         batch = batch.encode(opacity=alt.condition(pick, alt.value(0.45), alt.value(0.06)) if pick else alt.value(0.45))
         layers.append(batch)
-    epoch = base.transform_filter(alt.datum.granularity == "epoch")
+    epoch = base.transform_filter(alt.datum.granularity != "batch")
     encode = {"opacity": opacity}
     if dash is not None:
         encode["strokeDash"] = dash
@@ -118,28 +144,29 @@ def seed_bands(bands: pd.DataFrame, metric: str) -> alt.LayerChart:
 
     Colour is the group (click the legend to pick groups), dash the split, as in `learning_curves`.
     """
-    data = bands[bands["metric"] == metric]
+    data = _with_source(bands[bands["metric"] == metric])
     title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
     axis_title = f"{title} (mean ± std over seeds)"
     pick = alt.selection_point(fields=["label"], bind="legend")
     base = alt.Chart(data).encode(
-        x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False)),
+        x=_x(),
         color=alt.Color("label:N", title="seed group", legend=alt.Legend(orient="right", labelLimit=360)),
         detail=alt.Detail("split:N"),
         tooltip=[alt.Tooltip("label:N", title="group"), alt.Tooltip("split:N"),
-                 alt.Tooltip("granularity:N", title="from"), alt.Tooltip("epoch:Q", format=".2f"),
+                 _source(), alt.Tooltip("epoch:Q", format=".2f"),
                  alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("std:Q", format=".4f"),
                  alt.Tooltip("count:Q", title="seeds")],
     )
-    y = alt.Y("mean:Q", title=axis_title, scale=alt.Scale(zero=metric == "accuracy", nice=True))
+    y = _y("mean:Q", axis_title, metric)
     dash = alt.StrokeDash("split:N", title="split", sort=["train", "validation"])
     layers = []
-    for granularity, band_opacity, line_opacity, line in (
-            ("batch", 0.10, 0.45, {"strokeWidth": 1}),
-            ("epoch", 0.18, 1.0, {"strokeWidth": 2.5, "point": True})):
-        rows = base.transform_filter(alt.datum.granularity == granularity)
+    for batch, band_opacity, line_opacity, line in (
+            (True, 0.10, 0.45, {"strokeWidth": 1}),
+            (False, 0.18, 1.0, {"strokeWidth": 2.5, "point": True})):
+        rows = base.transform_filter((alt.datum.granularity == "batch") if batch
+                                     else (alt.datum.granularity != "batch"))
         layers.append(rows.mark_area().encode(
-            y=alt.Y("low:Q", title=axis_title), y2="high:Q",
+            y=_y("low:Q", axis_title, metric), y2="high:Q",
             opacity=alt.condition(pick, alt.value(band_opacity), alt.value(0.03))))
         layers.append(rows.mark_line(**line).encode(
             y=y, strokeDash=dash, opacity=alt.condition(pick, alt.value(line_opacity), alt.value(0.06))))

@@ -67,9 +67,9 @@ def group_row(rows: list[dict]) -> dict:
 def bands(frame: pd.DataFrame, batches: bool = False) -> pd.DataFrame:
     """Mean, standard deviation and band (``low``/``high`` = mean ∓ std) of the ``label``
     groups of a learning-curve frame (`explorer.charts.curve_frame` rows whose ``label`` names
-    the group), per epoch and, with ``batches``, per logged step too: the seeds of a group share
-    their recipe, so they log the same steps."""
-    rows = frame if batches else frame[frame["granularity"] == "epoch"]
+    the group), per epoch and held-out probe and, with ``batches``, per logged step too: the
+    seeds of a group share their recipe, so they log and probe at the same steps."""
+    rows = frame if batches else frame[frame["granularity"] != "batch"]
     keys = ["label", "metric", "split", "granularity", "epoch"]
     out = rows.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     out["std"] = out["std"].fillna(0.0)

@@ -201,7 +201,7 @@ def test_explorer_in_a_real_browser(server, browser):
     no_exception(page, "Train")
     shot(page, "04-train-settings")
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Starting worker").or_(page.get_by_text("— running")).first.wait_for(timeout=60_000)
+    page.get_by_text("Starting the backend").or_(page.get_by_text("— running")).first.wait_for(timeout=60_000)
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for(timeout=240_000)
     # The curves are drawn while it trains, and the progress bar moves on without a reload

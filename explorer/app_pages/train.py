@@ -5,11 +5,12 @@ import datetime
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, models, runner, state, ui
+from explorer import charts, models, progress, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data.datasets import DATASETS, is_available
 from keras_resnets.runs import records
 from keras_resnets.runs.store import Run
+from keras_resnets.training.probe import PROBE_IMAGES
 from keras_resnets.training.recipe import Recipe
 
 DEFAULTS = TrainRequest()
@@ -188,28 +189,29 @@ def estimate(architecture, request):
     return None
 
 
+def numbers(events, status):
+    """The run's newest numbers, each said with what it is: the cards and the line under them
+    come from the same events."""
+    loss, accuracy = progress.training_numbers(events)
+    held_out = progress.held_out_accuracy(events, status.get("num_validation"))
+    batches = records.batches(events)
+    speed = batches[-1].get("images_per_second") if batches else None
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Training loss", "–" if loss.value is None else f"{loss.value:.3f}", help=loss.source)
+    c2.metric("Training accuracy", "–" if accuracy.value is None else f"{accuracy.value:.1%}",
+              help=accuracy.source)
+    c3.metric("Held-out accuracy", "–" if held_out.value is None else f"{held_out.value:.1%}",
+              help=held_out.source)
+    c4.metric("Images / s", f"{speed:.0f}" if speed else "–", help="training images per second, recently")
+    st.caption(f"Training: {loss.source} (the weights change as it goes). Held out (never trained on): "
+               f"{held_out.source}.")
+
+
 def status_line(run):
     status = run.status
     config = run.config
     backend = BACKENDS.get(config.backend, config.backend or "?")
     return status, f"`{config.architecture.get('name', '?')}` on {config.dataset.name or '?'} with {backend}"
-
-
-def progress_of(run, status, events):
-    """``(fraction done, epochs, seconds left or None)``."""
-    epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
-    per_epoch = charts.steps_per_epoch(events, run.config)
-    batches = records.batches(events)
-    done = status.get("epoch", 0)
-    left = None
-    if per_epoch and batches:
-        fraction = max(done, batches[-1]["step"] / per_epoch) / epochs
-        speed, batch_size = batches[-1].get("images_per_second"), run.config.recipe.get("batch_size")
-        if speed and batch_size:
-            left = (epochs * per_epoch - batches[-1]["step"]) * batch_size / speed
-    else:
-        fraction = done / epochs
-    return min(max(fraction, 0.0), 1.0), epochs, left
 
 
 def show_run(run_id):
@@ -238,33 +240,30 @@ def run_panel(run):
     status, line = status_line(run)
     events = run.metrics()
     state_name = status.get("state", "?")
-    fraction, epochs, left = progress_of(run, status, events)
+    epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
+    now = progress.run_progress(status, run.config.recipe, events, charts.steps_per_epoch(events, run.config),
+                                backend=BACKENDS.get(run.config.backend, "its backend"))
     st.markdown(f"{STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {line}")
-    text = f"epoch {status.get('epoch', 0)} of {epochs} done · {fraction:.0%}"
-    if state_name == "running" and left is not None:
-        text += f" · about {left:.0f} s of training left"
+    text = f"epoch {status.get('epoch', 0)} of {epochs} done · {now.fraction:.0%}"
+    if now.phase:
+        text = f"{now.phase} · {text}"
+    if now.seconds_left is not None:
+        text += f" · about {now.seconds_left:.0f} s left"
     if status.get("data_source"):
         text += f" · data: {status['data_source']}"
     if status.get("dtype_policy"):
         text += f" · computes in {status['dtype_policy']}"
-    st.progress(fraction, text=text)
-    if status.get("message"):
-        st.caption(status["message"])
-    epoch_events, batches = records.epochs(events), records.batches(events)
-    c1, c2, c3, c4 = st.columns(4)
-    last = batches[-1] if batches else {}
-    c1.metric("Training loss", f"{last['loss']:.3f}" if last.get("loss") is not None else "–")
-    c2.metric("Training accuracy", f"{last['accuracy']:.1%}" if last.get("accuracy") is not None else "–")
-    best = max((e["val_accuracy"] for e in epoch_events if e.get("val_accuracy") is not None), default=None)
-    c3.metric("Best validation accuracy", f"{best:.1%}" if best is not None else "–")
-    c4.metric("Images / s", f"{last['images_per_second']:.0f}" if last.get("images_per_second") else "–")
+    st.progress(now.fraction, text=text)
+    numbers(events, status)
+    if status.get("message") and state_name not in ("running", "completed"):
+        st.caption(status["message"])  # why it stopped; a running or completed run's numbers are above
     if state_name in runner.ACTIVE_STATES:
         st.button("Cancel this run", icon=":material/stop_circle:", key=f"cancel_{run.id}", on_click=cancel,
                   args=(run.id,), type="secondary")
     frame = charts.curve_frame(events, run.id, config=run.config)
     if frame.empty:
-        st.info("Waiting for the first batches… (the worker imports Keras and builds the model first)",
-                icon=":material/hourglass_top:")
+        if state_name in runner.ACTIVE_STATES:
+            st.info(f"No curves yet: {(now.phase or 'starting').lower()}.", icon=":material/hourglass_top:")
     else:
         c1, c2 = st.columns(2)
         with c1:
@@ -273,8 +272,9 @@ def run_panel(run):
         with c2:
             st.altair_chart(charts.learning_curves(frame, "accuracy"), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
-        st.caption("Thin lines: every few batches; bold lines and points: end of each epoch. "
-                   "Drag to pan, scroll to zoom, hover for values.")
+        st.caption("Thin line: training, every few batches (running mean over the epoch so far). Bold "
+                   f"points: held out, a fixed {PROBE_IMAGES} images a few times a run, and all of them at each "
+                   "epoch's end; training, the whole epoch's mean. Drag to pan, scroll to zoom, hover for values.")
     if run.model_path.exists():
         try_model(run)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
@@ -415,8 +415,9 @@ def pending_launches(store):
     """Workers still starting, and those that stopped before their run began (with their log)."""
     for launch in store.pending():
         if launch["state"] == "starting":
-            st.info(f"Starting worker for {launch['run_id']} on {BACKENDS.get(launch['backend'])}…",
-                    icon=":material/hourglass_top:")
+            phase = progress.PHASES["starting"].format(backend=BACKENDS.get(launch["backend"], "its backend"))
+            st.info(f"**{launch['run_id']}** — {phase}…", icon=":material/hourglass_top:")
+            st.progress(0.0, text=f"{phase} · 0%")
         else:
             st.error(f"The worker for {launch['run_id']} stopped before it started training:\n\n"
                      f"```\n{launch['log'] or '(no output)'}\n```")
@@ -443,7 +444,8 @@ def runs_section(store):
     live(polling, ids)
     with st.expander(f"All runs ({len(runs)})", expanded=False):
         st.dataframe(runs_table(runs), hide_index=True, width="stretch",
-                     column_config={"best val. accuracy": st.column_config.NumberColumn(format="percent")})
+                     column_config={"best val. accuracy": st.column_config.NumberColumn(
+                         format="percent", help="The best epoch's, on all its held-out images")})
 
 
 def shown_run(ids, active):
