@@ -208,6 +208,57 @@ def _parse_field(name: str, text: str) -> tuple[str, Any]:
     raise ValueError(f"{name} is not a design field.")
 
 
+# -- names ---------------------------------------------------------------------------------------
+_WORDS = {("residual", False): "plain", ("residual", True): "residual",
+          ("preactivation", True): "preact", ("preactivation", False): "postact",
+          ("looks_linear", True): "ll", ("looks_linear", False): "no-ll"}
+"""The words of the changes a name says briefly; any other change is ``<field><value>``."""
+
+
+def auto_name(design: Mapping, preset_id: str = DEFAULT_PRESET) -> str:
+    """The name of a design that says what changed from the preset it started from:
+    ``mnist_resnet-9x32-preact`` (its stages, when they changed, as ``<blocks>x<channels>``
+    per stage, ``s2`` for a stride); the preset's own name when nothing did. Cut to the 64
+    characters a name may have.
+
+    >>> design = preset_design("mnist_resnet")
+    >>> auto_name({**design, "preactivation": True, "stages": [{"blocks": 9, "channels": 32}]})
+    'mnist_resnet-9x32-preact'
+    """
+    if preset_id not in PRESET_CHOICES:
+        preset_id = DEFAULT_PRESET
+    base = preset_design(preset_id)
+    parts = [base["name"]]
+    for key, value in design.items():
+        if key == "name" or base.get(key) == value:
+            continue
+        if key == "stages":
+            if _stage_dicts(value) != _stage_dicts(base["stages"]):
+                parts.append(format_stages(value).replace(",", "_").replace("/", "s"))
+        elif key == "stem" and isinstance(value, Mapping):
+            parts += [f"stem.{sub}{_name_value(v)}" for sub, v in value.items() if base["stem"].get(sub) != v]
+        elif key == "input_shape":
+            parts.append(format_shape(value))
+        elif key == "shortcut":
+            parts.append(f"option{value}")
+        else:
+            parts.append(_WORDS.get((key, value), f"{key}{_name_value(value)}"))
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "", "-".join(parts))
+    return name[:64].rstrip("-_.") or base["name"]
+
+
+def _name_value(value):
+    return "" if value is True else "-off" if value is False else _format_value(value)
+
+
+def named(old: Mapping, new: dict, preset_id: str = DEFAULT_PRESET) -> dict:
+    """``new`` with the name `auto_name` gives it, when it kept ``old``'s automatic name (a
+    name the user typed, or a design opened with its own name, is kept)."""
+    if new.get("name") == old.get("name") == auto_name(old, preset_id):
+        new["name"] = auto_name(new, preset_id)
+    return new
+
+
 # -- the URL form ---------------------------------------------------------------------------------
 def encode_query(design: Mapping, preset_id: str = DEFAULT_PRESET) -> dict[str, str]:
     """The query parameters of ``design``: ``preset`` and the fields that differ from it."""
@@ -227,6 +278,9 @@ def encode_query(design: Mapping, preset_id: str = DEFAULT_PRESET) -> dict[str, 
         elif key == "input_shape":
             if list(value) != list(base["input_shape"]):
                 params["input_shape"] = format_shape(value)
+        elif key == "name":
+            if value != auto_name(design, preset_id):  # a name the user typed
+                params[key] = _format_value(value)
         elif key in DESIGN_PARAMS and base.get(key) != value:
             params[key] = _format_value(value)
     return params
@@ -259,12 +313,14 @@ def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
                 changes.update([_parse_field(name, _first(text))])
             except ValueError as error:
                 problems.append(str(error))
-    if not problems:
-        problems += _refused(preset_id, changes)
+    problems += _refused(preset_id, changes)  # with the others: every bad field at once
     if problems:
         problems.append(f"the link was not opened; this is the {preset_id} preset")
         return preset_id, preset_design(preset_id), problems
-    return preset_id, _changed(preset_design(preset_id), changes), problems
+    design = _changed(preset_design(preset_id), changes)
+    if "name" not in changes:
+        design["name"] = auto_name(design, preset_id)
+    return preset_id, design, problems
 
 
 PAGE_PARAMS = {"runs"}
@@ -361,6 +417,7 @@ def python_snippet(architecture: Architecture) -> str:
 
 __all__ = [
     "DEFAULT_PRESET",
+    "auto_name",
     "DESIGN_PARAMS",
     "PAGE_PARAMS",
     "PRESET_CHOICES",
@@ -371,6 +428,7 @@ __all__ = [
     "estimate_text",
     "format_shape",
     "format_stages",
+    "named",
     "parse_shape",
     "parse_stages",
     "preset_design",

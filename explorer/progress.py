@@ -13,7 +13,7 @@ Example:
 ...            "images_per_second": 100.0}]
 >>> p = run_progress(status, {"batch_size": 16}, events, steps_per_epoch=256)
 >>> round(p.fraction, 2), p.phase, round(p.seconds_left)
-(0.45, 'Training', 23)
+(0.39, 'Training', 33)
 """
 
 from __future__ import annotations

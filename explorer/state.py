@@ -51,6 +51,8 @@ def set_design(new_design: dict, preset: str | None = None) -> None:
 
     Call it from a widget callback or before the design page's widgets are drawn.
     """
+    if preset is None:  # an edit of the design: an automatic name follows it
+        new_design = designs.named(st.session_state.get("design", {}), _copy(new_design), preset_id())
     st.session_state["design"] = _copy(new_design)
     if preset is not None:
         st.session_state["preset"] = preset

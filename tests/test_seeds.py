@@ -83,7 +83,9 @@ def test_batch_bands_follow_the_logged_steps_of_the_seeds():
     assert [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in layers] == [
         "area", "line", "area", "line"]
     filters = [layer["transform"][0]["filter"] for layer in layers]
-    assert ["batch" in str(f) for f in filters] == [True, True, False, False]
+    # thin: the logged steps; bold: the epochs and the held-out probes between them
+    assert ["=== 'batch'" in str(f) for f in filters] == [True, True, False, False]
+    assert ["!== 'batch'" in str(f) for f in filters] == [False, False, True, True]
 
 
 def test_a_replica_trains_the_same_recipe_and_data_with_a_new_seed():

@@ -27,15 +27,15 @@ def _describe(run) -> str:
     if run.damage is not None:
         return f"damaged run ({run.id[-4:]})"
     arch = run.config.architecture
-    parts = [arch.get("name", "?")]
-    if arch.get("residual") is False:
-        parts.append("plain")
-    if arch.get("shortcut"):
-        parts.append(f"option {arch['shortcut']}")
-    if arch.get("final_survival_probability", 1.0) < 1.0:
-        parts.append(f"p_L={arch['final_survival_probability']:g}")
-    if arch.get("preactivation"):
-        parts.append("pre-act")
+    name = str(arch.get("name", "?"))
+    parts = [name]  # the name says what changed from its preset; older runs' names may not
+    for part, said in (("plain", arch.get("residual") is False and "plain"),
+                       (f"option {arch.get('shortcut')}", arch.get("shortcut") and f"option{arch['shortcut']}"),
+                       (f"p_L={arch.get('final_survival_probability', 1.0):g}",
+                        arch.get("final_survival_probability", 1.0) < 1.0 and "final_survival_probability"),
+                       ("pre-act", arch.get("preactivation") and "preact")):
+        if said and said not in name:
+            parts.append(part)
     parts.append(BACKENDS.get(run.config.backend, run.config.backend or "?"))
     return f"{' · '.join(parts)} ({run.id[-4:]})"
 
@@ -142,7 +142,12 @@ def comparison_table(groups, grouped) -> pd.DataFrame:
         table_rows += [r for r in group_rows if r not in readable]
     table = pd.DataFrame(table_rows)
     numbers = [c for c in table.columns if c.endswith(" ± std")]
-    return table.astype({c: float for c in numbers})  # a single seed's missing std shows empty, not "None"
+    return table.astype({c: float for c in numbers})
+
+
+MISSING = "—"
+"""What a table shows where a run has no number (a single seed's spread, a run with no epoch yet):
+Streamlit would write "None"."""
 
 
 def downloads(table, chart_by_metric):
@@ -185,15 +190,19 @@ def curves_and_table(selected, batches, polling, grouped=False):
                        "deviation. Click a run in the legend to highlight it (shift-click for several); hover "
                        "for values; drag to pan, scroll to zoom.")
         table = comparison_table(groups, grouped)
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
+        st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_config={
             "parameters": st.column_config.NumberColumn(format="localized"),
-            "best val. accuracy": st.column_config.NumberColumn(format="percent"),
-            "best val. accuracy ± std": st.column_config.NumberColumn(format="percent"),
+            "best val. accuracy": st.column_config.NumberColumn(
+                format="percent", help="The best epoch's, on all its held-out images"),
+            "best val. accuracy ± std": st.column_config.NumberColumn(
+                format="percent", help=f"Over the group's seeds; {MISSING} for a single seed"),
             "final train loss": st.column_config.NumberColumn(format="%.4f"),
             "final train loss ± std": st.column_config.NumberColumn(format="%.4f"),
             "time per epoch (s)": st.column_config.NumberColumn(format="%.1f"),
             "time per epoch (s) ± std": st.column_config.NumberColumn(format="%.1f"),
         })
+        if any(c.endswith(" ± std") for c in table.columns):
+            st.caption(f"± std: the standard deviation over a group's seeds; {MISSING} where a group has one seed.")
         downloads(table, chart_by_metric)
         if polling:
             if not any(runner.is_active(run) for run in runs):

@@ -120,7 +120,7 @@ def stage_fields(design, edited):
     # no, inline): a widget that clamped a linked value would silently show another design.
     fields = (("blocks", "blocks", 1, limits().max_blocks, 1), ("channels", "channels", 1, None, 1),
               ("strides", "stride", 1, None, 1), ("kernel_size", "kernel", 1, limits().max_kernel_size, 2))
-    for col, text in zip(st.columns(widths), ["stage"] + [f[1] for f in fields] + [""]):
+    for col, text in zip(st.columns(widths), ["#"] + [f[1] for f in fields] + [""]):
         col.caption(text)
     for i, stage in enumerate(design["stages"]):
         cols = st.columns(widths, vertical_alignment="center")
@@ -217,7 +217,12 @@ def detail_fields(design, edited):
                 "Highway gate bias", min_value=-100.0, max_value=100.0, step=0.5,
                 key=bind("transform_gate_bias", float(design["transform_gate_bias"])))
         with c3:
-            edited["name"] = st.text_input("Model name", key=bind("name", design["name"]), max_chars=64)
+            automatic = designs.auto_name(design, state.preset_id())
+            typed = st.text_input("Model name", key=bind("name", "" if design["name"] == automatic else design["name"]),
+                                  max_chars=64, placeholder=automatic,
+                                  help="Empty: named by what changed from the preset, on every page and in "
+                                       "the runs it trains.")
+            edited["name"] = typed.strip() or designs.auto_name(edited, state.preset_id())
             edited["seed"] = st.number_input("Stochastic-depth seed", min_value=0, max_value=MAX_SEED, value=None,
                                              placeholder="none", key=bind("seed", design["seed"]))
             edited["data_format"] = _none(st.selectbox(
@@ -253,12 +258,13 @@ def family(design, edited):
     c1, c2 = st.columns(2)
     with c1:
         edited["avg_down"] = st.checkbox(
-            "Avg-pool downsampling in projections (ResNet-D)", key=bind("avg_down", design["avg_down"]),
-            help="He et al. (2019): a strided projection averages 2x2 windows, then a 1x1 conv.")
+            "ResNet-D projections", key=bind("avg_down", design["avg_down"]),
+            help="He et al. (2019): a strided projection averages 2x2 windows (avg-pool downsampling), "
+                 "then a 1x1 conv.")
     with c2:
         edited["shortcut_batch_norm"] = st.checkbox(
-            "Batch norm after projections", key=bind("shortcut_batch_norm", design["shortcut_batch_norm"]),
-            help="Wide ResNet's projections have none.")
+            "BN in projections", key=bind("shortcut_batch_norm", design["shortcut_batch_norm"]),
+            help="Batch norm after each projection shortcut's 1x1 conv; Wide ResNet's projections have none.")
 
 
 def stage_frame(summary):
@@ -326,9 +332,10 @@ def results(architecture, summary):
                                    "off shows a later block.")
             st.graphviz_chart(diagram.block_dot(architecture, stage_index, first), width="content")
     with stages:
-        st.dataframe(stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch")
+        st.dataframe(stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", placeholder="—")
     with layers:
-        st.dataframe(layer_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", height=420)
+        st.dataframe(layer_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", height=420,
+                     placeholder="—")
 
 
 def page():
@@ -339,6 +346,7 @@ def page():
     with c1:
         st.selectbox("Start from", list(designs.PRESET_CHOICES), key="start_from", on_change=on_preset,
                      format_func=lambda p: designs.PRESET_CHOICES[p].label)
+    name_line = st.empty()
     with c2:
         st.button("Reset", icon=":material/restart_alt:", on_click=on_reset, key="reset_design",
                   help="Back to the preset, dropping your changes.")
@@ -349,6 +357,9 @@ def page():
     with left:
         edited, errors = editor(design)
     state.store_design(edited)
+    start = designs.preset_design(state.preset_id())["name"]
+    name_line.markdown(f"**Design:** `{edited['name']}`" + (f" (started from `{start}`)" if edited["name"] != start
+                                                             else ""))
     with top:
         if errors:
             for error in errors:

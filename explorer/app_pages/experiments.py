@@ -106,8 +106,13 @@ def claims_scoreboard(active):
         columns={"measured": f"measured ({size})", "paper": "the paper"}))
     agree = sum(v.endswith(" agrees") for v in board["verdict"])
     run = sum(not v.endswith("not yet run") for v in board["verdict"])
-    st.caption(f"{agree} of {run} claims measured at the {size} size agree with the paper; each row reads the "
-               "newest completed result of that experiment at this size (any seed or backend).")
+    if run:
+        st.caption(f"{agree} of {run} claims measured at the {size} size agree with the paper; each row reads "
+                   "the newest completed result of that experiment at this size (any seed or backend).")
+    else:
+        st.info(f"No claim is measured at the {size} size yet. Press **Run all quick experiments** to measure all "
+                f"{len(board)} (a few minutes on a laptop's CPU), or run one claim at a time below.",
+                icon=":material/science:")
     st.button("Run all quick experiments", icon=":material/playlist_play:", on_click=start_all,
               key="experiments.run_all", disabled=active,
               help="Seven workers at once, with the seed and backend below; each takes a minute or two "
@@ -151,7 +156,7 @@ def show_result(run, name):
         if name in EXPERIMENTS:
             show_claim(name)
     with right:
-        st.dataframe(summary_table(summary), hide_index=True, width="stretch")
+        st.dataframe(summary_table(summary), hide_index=True, width="stretch", placeholder="—")
         st.download_button("Download the data (data.csv)", data=data, file_name=f"{run.id}.csv", mime="text/csv",
                            icon=":material/download:", key=f"experiments.download_{run.id}", on_click="ignore")
     try:

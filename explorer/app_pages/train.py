@@ -112,11 +112,11 @@ def recipe_fields():
     with c1:
         quick = Recipe()
         st.selectbox("Recipe", ["quick", "paper"], key=bind("recipe", DEFAULTS.recipe),
-                     format_func={"quick": f"quick: {quick.optimizer.capitalize()} {quick.learning_rate:g}, "
-                                           f"{quick.schedule} rate",
-                                  "paper": "paper: SGD 0.1, momentum, wd 1e-4"}.get,
-                     help="quick is the first minute's recipe; with the rate schedule \"the recipe's\", "
-                          "a step rate is divided by 10 at 50% and 75% of the steps.")
+                     format_func={"quick": f"quick ({quick.optimizer.capitalize()})", "paper": "paper (SGD)"}.get,
+                     help=f"quick, the first minute's recipe: {quick.optimizer.capitalize()} at "
+                          f"{quick.learning_rate:g}, {quick.schedule} rate. paper: SGD at 0.1 with momentum 0.9 "
+                          "and weight decay 1e-4. With the rate schedule \"the recipe's\", a step rate is "
+                          "divided by 10 at 50% and 75% of the steps.")
     with c2:
         st.selectbox("Optimizer", [RECIPE, "adam", "sgd"], key=bind("optimizer", RECIPE),
                      format_func=lambda o: "the recipe's" if o == RECIPE else o)
@@ -443,7 +443,7 @@ def runs_section(store):
     st.selectbox("Show run", ids, key="train.view")
     live(polling, ids)
     with st.expander(f"All runs ({len(runs)})", expanded=False):
-        st.dataframe(runs_table(runs), hide_index=True, width="stretch",
+        st.dataframe(runs_table(runs), hide_index=True, width="stretch", placeholder="—",
                      column_config={"best val. accuracy": st.column_config.NumberColumn(
                          format="percent", help="The best epoch's, on all its held-out images")})
 
