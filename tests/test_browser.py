@@ -202,6 +202,7 @@ def test_explorer_in_a_real_browser(server, browser):
     shot(page, "04-train-settings")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Starting the backend").or_(page.get_by_text("— running")).first.wait_for(timeout=60_000)
+    shot(page, "04b-train-starting")
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for(timeout=240_000)
     # The curves are drawn while it trains, and the progress bar moves on without a reload
@@ -211,6 +212,7 @@ def test_explorer_in_a_real_browser(server, browser):
     first_text = progress.inner_text()
     page.wait_for_timeout(1500)
     shot(page, "05-train-live")
+    assert "Held-out accuracy" in page.locator('[data-testid="stMain"]').inner_text()
     deadline = time.time() + 300
     while progress.inner_text() == first_text and time.time() < deadline:
         page.wait_for_timeout(2000)
@@ -236,6 +238,12 @@ def test_explorer_in_a_real_browser(server, browser):
     epochs = [e for e in map(json.loads, (runs[0] / "metrics.jsonl").read_text().splitlines())
               if e["event"] == "epoch"]
     assert epochs[-1]["val_accuracy"] >= 0.88, f"the default run should learn: {epochs}"
+    # its validation curve on Train: the held-out probes during the epoch and the epoch's end
+    probes = [e for e in map(json.loads, (runs[0] / "metrics.jsonl").read_text().splitlines())
+              if e["event"] == "probe"]
+    assert len(probes) + len(epochs) >= 8, probes
+    main_text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Held-out accuracy" in main_text and "None" not in main_text
 
     # A reload loses nothing: the run is read back from the run store
     page.reload()
@@ -262,6 +270,10 @@ def test_explorer_in_a_real_browser(server, browser):
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
     no_exception(page, "Compare")
     shot(page, "07-compare")
+    page.get_by_text("Show batch curves").click()  # off: the epochs and the held-out probes
+    settle(page)
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
+    shot(page, "07a-compare-without-batch-curves")
 
     # A seed group: one more seed of that run, then its mean curve with a band of ± one std
     seed_count = page.locator('input[aria-label="Seeds"]')
