@@ -71,8 +71,11 @@ def curve_frame(events, run_id="run", label=None, config: RunConfig | None = Non
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _x():
-    return alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False, padding=PADDING))
+def _x(epochs=None):
+    """The epoch axis; to ``epochs`` when given (a run's planned length), so that a training
+    run's curves grow into a fixed frame instead of stretching a few points across it."""
+    extent = {} if epochs is None else {"domainMax": epochs}
+    return alt.X("epoch:Q", title="epoch", scale=alt.Scale(domainMin=0, nice=False, padding=PADDING, **extent))
 
 
 def _y(field, title, metric):
@@ -93,8 +96,9 @@ def _tooltip():
             alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4f")]
 
 
-def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, batches: bool = True) -> alt.LayerChart:
-    """Loss or accuracy against epochs.
+def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, batches: bool = True,
+                    epochs: int | None = None) -> alt.LayerChart:
+    """Loss or accuracy against epochs (the axis to ``epochs`` when given).
 
     One run (``compare=False``): colour is train/validation. Several runs: colour is the run
     (click the legend to pick runs), dash is the split.
@@ -102,7 +106,7 @@ def learning_curves(frame: pd.DataFrame, metric: str, compare: bool = False, bat
     data = _with_source(frame[frame["metric"] == metric])
     title = {"loss": "Loss", "accuracy": "Accuracy"}[metric]
     y = _y("value:Q", title, metric)
-    x = _x()
+    x = _x(epochs)
     if compare:
         pick = alt.selection_point(fields=["label"], bind="legend")
         color = alt.Color("label:N", title="run", legend=alt.Legend(orient="right", labelLimit=360))

@@ -145,9 +145,9 @@ def comparison_table(groups, grouped) -> pd.DataFrame:
     return table.astype({c: float for c in numbers})
 
 
+# What a table shows where a run has no number (a single seed's spread, a run with no epoch yet):
+# Streamlit would write "None". (A comment: a page's bare string would be drawn on the page.)
 MISSING = "—"
-"""What a table shows where a run has no number (a single seed's spread, a run with no epoch yet):
-Streamlit would write "None"."""
 
 
 def downloads(table, chart_by_metric):

@@ -120,7 +120,7 @@ def stage_fields(design, edited):
     # no, inline): a widget that clamped a linked value would silently show another design.
     fields = (("blocks", "blocks", 1, limits().max_blocks, 1), ("channels", "channels", 1, None, 1),
               ("strides", "stride", 1, None, 1), ("kernel_size", "kernel", 1, limits().max_kernel_size, 2))
-    for col, text in zip(st.columns(widths), ["#"] + [f[1] for f in fields] + [""]):
+    for col, text in zip(st.columns(widths), ["\\#"] + [f[1] for f in fields] + [""]):  # "stage" wraps in its column
         col.caption(text)
     for i, stage in enumerate(design["stages"]):
         cols = st.columns(widths, vertical_alignment="center")
@@ -258,7 +258,7 @@ def family(design, edited):
     c1, c2 = st.columns(2)
     with c1:
         edited["avg_down"] = st.checkbox(
-            "ResNet-D projections", key=bind("avg_down", design["avg_down"]),
+            "ResNet-D", key=bind("avg_down", design["avg_down"]),
             help="He et al. (2019): a strided projection averages 2x2 windows (avg-pool downsampling), "
                  "then a 1x1 conv.")
     with c2:

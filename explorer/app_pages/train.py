@@ -267,10 +267,10 @@ def run_panel(run):
     else:
         c1, c2 = st.columns(2)
         with c1:
-            st.altair_chart(charts.learning_curves(frame, "loss"), width="stretch", height=300,
+            st.altair_chart(charts.learning_curves(frame, "loss", epochs=epochs), width="stretch", height=300,
                             key=f"loss_chart_{run.id}")
         with c2:
-            st.altair_chart(charts.learning_curves(frame, "accuracy"), width="stretch", height=300,
+            st.altair_chart(charts.learning_curves(frame, "accuracy", epochs=epochs), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
         st.caption("Thin line: training, every few batches (running mean over the epoch so far). Bold "
                    f"points: held out, a fixed {PROBE_IMAGES} images a few times a run, and all of them at each "
