@@ -82,6 +82,7 @@ def build_parser():
 def _add_train_command(commands):
     """``train``: the architecture, the data, the recipe and its overrides, and where the run goes."""
     from keras_resnets.data.datasets import DATASETS
+    from keras_resnets.data.transforms import TRANSFORMS
     from keras_resnets.training.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
     quick = Recipe()
@@ -94,6 +95,8 @@ def _add_train_command(commands):
     train.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
     train.add_argument("--data-dir", help="tensorflow-datasets directory")
     train.add_argument("--augment", action="store_true", help="the paper's crop-and-flip")
+    train.add_argument("--transforms", choices=tuple(TRANSFORMS),
+                       help="the input transforms (default: the dataset's; --augment is 'cifar')")
     train.add_argument("--recipe", choices=("quick", "paper"), default="quick",
                        help=f"quick: {quick.optimizer} {quick.learning_rate:g} ({quick.schedule} "
                             f"rate), {quick.epochs} epochs of {quick.batch_size}; "
@@ -178,8 +181,8 @@ def _train(args):
     run = train(_architecture(args, args.dataset), args.dataset, recipe.replace(**changes),
                 runs_dir=args.runs_dir, run_id=args.run_id, subset=subset,
                 validation_split=args.validation_split, data_dir=args.data_dir,
-                augment=args.augment, seed=args.seed, distribution=args.distribution,
-                verbose=0 if args.quiet else 1)
+                augment=args.augment, transforms=args.transforms, seed=args.seed,
+                distribution=args.distribution, verbose=0 if args.quiet else 1)
     return EXIT_CODES[run.status["state"]]
 
 

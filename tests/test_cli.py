@@ -102,14 +102,15 @@ def test_summary_fits_a_preset_to_a_dataset(capsys, arch_file):
 
 def test_train_shows_progress_and_records_the_run(capsys, arch_file, store):
     code = main(["train", "--architecture", arch_file, *TINY, "--epochs", "1", "--optimizer",
-                 "sgd", "--learning-rate", "0.05", "--seed", "3", "--runs-dir", str(store.root),
-                 "--run-id", "cli"])
+                 "sgd", "--learning-rate", "0.05", "--schedule", "cosine", "--transforms", "shift",
+                 "--seed", "3", "--runs-dir", str(store.root), "--run-id", "cli"])
     assert code == 0
     out = capsys.readouterr().out
     assert "run cli:" in out and "epoch 1/1" in out and "run cli completed" in out
     assert re.search(r"images from the embedded MNIST sample .*, in float32\n", out)  # the pin
     config = store.get("cli").config
     assert config["recipe"]["optimizer"] == "sgd" and config["recipe"]["learning_rate"] == 0.05
+    assert config["recipe"]["schedule"] == "cosine" and config.dataset.transforms == "shift"
     assert config["seed"] == 3 and config["architecture"] == ARCH.to_dict()
     assert main(["runs", "--runs-dir", str(store.root)]) == 0
     listing = capsys.readouterr().out

@@ -161,6 +161,26 @@ def test_augmentation_pads_crops_and_flips():
     assert not np.allclose(next(iter(augmented_data.train))[0].numpy(), augmented)
 
 
+def test_shift_moves_digits_by_at_most_two_pixels_in_training_only():
+    kwargs = dict(batch_size=64, seed=5, data_format="channels_last", validation_batch_size=64)
+    plain_data = load_data(**kwargs)
+    plain = next(iter(plain_data.train))[0].numpy()
+    shifted_data = load_data(transforms="shift", **kwargs)
+    shifted = next(iter(shifted_data.train))[0].numpy()
+    assert shifted_data.info.transforms == "shift" and shifted.shape == plain.shape
+    # Every shifted digit is a window of the original padded with its background (pixel 0).
+    padded = np.pad(plain, [(0, 0), (2, 2), (2, 2), (0, 0)], constant_values=plain.min())
+    moves = [{(dy - 2, dx - 2) for dy in range(5) for dx in range(5)
+              if np.array_equal(image, original[dy:dy + 28, dx:dx + 28])}
+             for original, image in zip(padded, shifted)]
+    assert all(moves), "a shifted digit is no window of the padded original"
+    assert sum((0, 0) not in m for m in moves) > 32  # 24 of the 25 offsets move the digit
+    # The same seed draws the same shifts; evaluation digits are left as they are.
+    assert np.array_equal(next(iter(load_data(transforms="shift", **kwargs).train))[0], shifted)
+    assert np.array_equal(next(iter(shifted_data.validation))[0],
+                          next(iter(plain_data.validation))[0])
+
+
 def test_batch_trains_a_tiny_model_on_the_current_backend():
     data = load_data(batch_size=16, subset=64, validation_batch_size=32)
     model = keras.Sequential([

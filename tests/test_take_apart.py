@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from explorer import dissect  # noqa: E402
+from explorer import claims, dissect  # noqa: E402
 from keras_resnets import build_resnet, presets  # noqa: E402
 from keras_resnets.runs.records import RunConfig  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
@@ -62,7 +62,8 @@ def test_a_run_and_its_plain_twin_lose_blocks(store):
     add_run(store, "tiny-plain", residual=False)
     add_run(store, "tiny-resnet")
     at = page("Run tiny-resnet", digits=40)
-    assert not warnings(at)
+    assert [w.split(":")[0] for w in warnings(at)] == ["This network reaches "
+                                                        f"{at.metric[0].value} on held-out digits"]
     assert any("with its twin" in c.value for c in at.caption)
     labels = [m.label for m in at.metric]
     assert labels == ["ResNet: held-out accuracy", "plain twin: held-out accuracy"]
@@ -72,6 +73,7 @@ def test_a_run_and_its_plain_twin_lose_blocks(store):
     at.toggle(key="apart.study").set_value(True).run()
     assert len(at.get("vega_lite_chart")) == 4  # one block, k blocks, paths, ratios
     assert any("Veit et al. 2016" in m.value for m in at.markdown)
+    assert sum(m.value.startswith("**Here:** ") for m in at.markdown) == 3  # lesion, smooth, paths
     at.multiselect(key="apart.deleted").set_value([1, 2, 3]).run()
     assert any("Deleting all 3 blocks" in w for w in warnings(at))
     at.toggle(key="apart.study").set_value(False).run()
@@ -119,6 +121,24 @@ def test_the_shipped_network_and_its_twin_are_taken_apart_offline(store, shipped
     assert [m.label for m in at.metric] == ["ResNet: held-out accuracy",
                                             "plain twin: held-out accuracy"]
     assert len(at.multiselect(key="apart.deleted").options) == 3
+    assert at.toggle  # no studies stored with these stand-ins: the page offers to run one
+
+
+def test_the_shipped_studies_are_read_as_data_and_told_with_their_numbers(store, shipped):
+    studies = {"mnist_resnet": _study([0.2, 0.01, 0.0], gradient=[0.5, 0.3, 0.15, 0.05]),
+               "mnist_plain": _study([0.5, 0.3, 0.8], random=(0.4, 0.2, 0.1))}
+    for name, study in studies.items():
+        path = shipped.FOLDER / f"{name}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "lesions": study}))
+    at = page(digits=20)
+    here = [m.value for m in at.markdown if m.value.startswith("**Here:**")]
+    assert here[0] == ("**Here:** Holds for 2 of the 3 blocks: deleting any of blocks 2–3 costs at "
+                       "most 1.0 point. Fails for block 1, the first after the stem: deleting it "
+                       "costs 20.0 points (the first blocks build the features from single "
+                       "pixels, which the 1x1 stem only mixes). The plain twin: deleting one of "
+                       "its blocks costs 50.0 points at the median (ResNet: 1.0 point), up to "
+                       "80.0 points (block 3).")
+    assert len(here) == 3 and not at.toggle and len(at.get("vega_lite_chart")) == 4
 
 
 def test_with_nothing_to_take_apart_the_page_says_what_to_do(store, shipped):
@@ -137,3 +157,56 @@ def test_twin_of_finds_the_same_design_with_residual_flipped():
     assert dissect.twin_of(resnet, [("a", plain, running), ("b", plain, done)]) == "b"
     assert dissect.twin_of(plain, [("r", resnet, done)]) == "r"
     assert dissect.twin_of(resnet, [("c", other_seed, done)]) is None
+
+
+def _study(drops, intact=0.98, random=(0.97, 0.95, 0.9), gradient=None):
+    """A lesion study's numbers with single-block lesions that cost ``drops``."""
+    study = {"digits": 1000, "intact": intact, "each": [intact - d for d in drops],
+             "random": {"k": list(range(1, len(random) + 1)), "accuracy": list(random),
+                        "std": [0.0] * len(random), "samples": 10}}
+    if gradient is not None:
+        study["gradient"] = {"k": list(range(len(gradient))), "share": list(gradient)}
+        study["ratios"] = [0.1] * len(drops)
+    return study
+
+
+def test_the_lesion_claim_holds_for_blocks_that_cost_little_and_fails_for_the_rest():
+    early = [0.06, 0.88, 0.3, 0.2, 0.1, 0.08, 0.07, 0.065]  # blocks 1-8 build the features
+    mixed = claims.lesion_verdict(_study(early + [0.028] + [0.004] * 16))
+    assert mixed.startswith("Holds for 17 of the 25 blocks: deleting any of blocks 9–25 costs "
+                            "at most 2.8 points.")
+    assert "Fails for blocks 1–8, the first ones after the stem: deleting one costs 6.0–88.0 " \
+           "points" in mixed
+    assert claims.lesion_verdict(_study([0.01, 0.02, 0.0])) == (
+        "Holds for all 3 blocks: deleting any one costs at most 2.0 points (median 1.0 point).")
+    middle = claims.lesion_verdict(_study([0.0, 0.5, 0.01]))
+    assert "Fails for block 2: deleting it costs 50.0 points." in middle and "stem" not in middle
+    assert claims.lesion_verdict(_study([0.4, 0.5])).startswith("Fails for blocks 1–2")
+    with_plain = claims.lesion_verdict(_study([0.01, 0.02, 0.0]), _study([0.5, 0.3, 0.8]))
+    assert with_plain.endswith("The plain twin: deleting one of its blocks costs 50.0 points at "
+                               "the median (ResNet: 1.0 point), up to 80.0 points (block 3).")
+    assert claims.one_block(_study([0.01, 0.02, 0.06])) == pytest.approx(
+        {"mean": 0.03, "median": 0.02, "worst": 0.06, "worst_block": 3})
+
+
+def test_the_smooth_and_paths_claims_read_the_curves():
+    smooth = claims.smooth_verdict(_study([0.0], random=(0.97, 0.94, 0.9)),
+                                   _study([0.5], random=(0.4, 0.2, 0.11)))
+    assert smooth.startswith("Holds: the steepest step, from 2 to 3 deleted blocks, costs 4.0 "
+                             "points")
+    assert "The plain twin: 40.0% with 1 deleted, 11.0% with 3 (chance: 10%)." in smooth
+    assert claims.smooth_verdict(_study([0.0], random=(0.97, 0.5))).startswith(
+        "Fails: the steepest step, from 1 to 2 deleted blocks, costs 47.0 points")
+    short = claims.paths_verdict(_study([0.0] * 4, gradient=[0.5, 0.3, 0.15, 0.04, 0.01]))
+    assert short == ("Holds: half of the 2^4 paths cross 2 or more blocks, but paths of at most "
+                     "2 blocks carry 90% of the gradient, and paths of 0 blocks the most.")
+    long = claims.paths_verdict(_study([0.0] * 4, gradient=[0.0, 0.1, 0.2, 0.3, 0.4]))
+    assert long.startswith("Fails:") and "paths of 4 blocks the most" in long
+
+
+def test_a_briefly_trained_network_is_flagged():
+    assert claims.training_warning(0.986, 6) is None and claims.training_warning(0.98, None) is None
+    assert claims.training_warning(0.914, 1).startswith(
+        "This network reaches 91.4% on held-out digits after 1 epoch:")
+    assert "after 1 epoch" in claims.training_warning(0.99, 1)
+    assert claims.block_ranges([1, 2, 3, 7, 9, 10]) == "blocks 1–3, 7 and 9–10"

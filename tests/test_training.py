@@ -16,6 +16,7 @@ from keras_resnets.runs.store import RunStore
 from keras_resnets.training import (
     Callback,
     Recipe,
+    CosineSchedule,
     StepSchedule,
     compile_model,
     make_schedule,
@@ -218,7 +219,7 @@ def test_resume_refuses_running_runs_and_other_backends(store, baseline):
     ({"epochs": 0}, "epochs"),
     ({"batch_size": 2.5}, "batch_size"),
     ({"warmup_epochs": 2}, "warmup_epochs"),
-    ({"schedule": "cosine"}, "schedule"),
+    ({"schedule": "cyclic"}, "schedule"),
     ({"recipe": {"epochs": 1, "lr": 0.1}}, "recipe"),
     ({"recipe": "fast"}, "recipe"),
     ({"architecture": presets.cifar_resnet(20)}, "input_shape"),
@@ -255,6 +256,17 @@ def test_paper_recipe_and_schedule():
     constant = make_schedule(Recipe(schedule="constant", learning_rate=0.02), steps_per_epoch=10)
     assert float(keras.ops.convert_to_numpy(constant(1000))) == pytest.approx(0.02)
     assert StepSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_cosine_schedule_decays_to_zero_after_the_warmup():
+    recipe = Recipe(schedule="cosine", learning_rate=0.1, epochs=4, warmup_epochs=1)
+    assert Recipe.from_dict(recipe.to_dict()) == recipe and recipe.decay_steps(10) == []
+    schedule = make_schedule(recipe, steps_per_epoch=10)
+    assert isinstance(schedule, CosineSchedule)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 20, 40)]
+    half_cosine = [0.1 * (1 + math.cos(math.pi * s / 40)) / 2 for s in (10, 20, 40)]
+    assert rates == pytest.approx([0.01, 0.01, *half_cosine], abs=1e-7)
+    assert CosineSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
 def test_weight_decay_is_l2_on_kernels_only():

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from explorer import dissect, models, runner, ui
+from explorer import claims, dissect, models, runner, ui
 from keras_resnets.experiments import lesions
 from keras_resnets.runs.pretrained import load_pretrained, pretrained_config, shipped, weights_path
 from keras_resnets.runs.records import RunConfig
@@ -34,17 +34,15 @@ def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, del
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def studies(source: str, stamp: float, config_json: str, limit: int) -> dict:
-    """Per-block and random lesions; for a ResNet also branch ratios and gradient by path length."""
+def study(source: str, stamp: float, config_json: str, limit: int) -> dict:
+    """A lesion study of a run, smaller than the shipped networks' (which `make_pretrained.py`
+    measured on all their held-out digits): 2 random sets per k, the gradient on 4 digits."""
     model = load(source, stamp)
     x, y = digits(config_json, limit)
     n = len(lesions.blocks_of(model))
-    found = {"each": lesions.delete_each(model, x, y),
-             "random": lesions.delete_random(model, x, y, samples=2, ks=range(0, n, max(1, n // 8)))}
-    if RunConfig.from_dict(json.loads(config_json)).architecture.get("residual", True):
-        found["ratios"] = lesions.branch_ratios(model, x[:64])
-        found["gradient"] = lesions.gradient_by_length(model, x[:4], y[:4], samples=2)
-    return found
+    residual = RunConfig.from_dict(json.loads(config_json)).architecture.get("residual", True)
+    return lesions.lesion_study(model, x, y, paths=residual, samples=2,
+                                ks=range(1, n, max(1, n // 8)), gradient_digits=4)
 
 
 def shipped_source(name):
@@ -86,8 +84,11 @@ def lesion_metrics(picked, limit, deleted):
 
 
 def charts(results):
-    each = pd.concat([r["each"].assign(network=NETWORKS[k]) for k, r in results.items()])
-    several = pd.concat([r["random"].assign(network=NETWORKS[k]) for k, r in results.items()])
+    each = pd.concat([pd.DataFrame({"block": range(1, len(r["each"]) + 1), "accuracy": r["each"],
+                                    "network": NETWORKS[k]}) for k, r in results.items()])
+    several = pd.concat([pd.DataFrame({"k": [0, *r["random"]["k"]],
+                                       "accuracy": [r["intact"], *r["random"]["accuracy"]],
+                                       "network": NETWORKS[k]}) for k, r in results.items()])
     line = dict(point=True)
     one = alt.Chart(each).mark_line(**line).encode(
         x=alt.X("block:Q", title="deleted block", axis=alt.Axis(tickMinStep=1)),
@@ -104,7 +105,7 @@ def charts(results):
 
 def path_chart(n, gradient):
     shares = pd.concat([lesions.path_length_shares(n)[["k", "share"]].assign(what="paths of this length"),
-                        gradient[["k", "share"]].assign(what="gradient they carry")])
+                        pd.DataFrame(gradient).assign(what="gradient they carry")])
     return alt.Chart(shares).mark_line(point=True).encode(
         x=alt.X("k:Q", title="path length (residual branches crossed)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("share:Q", title="share"), color=alt.Color("what:N", title=None),
@@ -113,35 +114,33 @@ def path_chart(n, gradient):
 
 
 def ratio_chart(ratios):
+    ratios = pd.DataFrame({"block": range(1, len(ratios) + 1), "ratio": ratios})
     return alt.Chart(ratios).mark_bar().encode(
         x=alt.X("block:O", title="block"), y=alt.Y("ratio:Q", title="|block(h) − h| / |h|"),
         tooltip=["block", alt.Tooltip("ratio:Q", format=".3f")],
     ).properties(title="How much each block changes the stream", height=260)
 
 
-def show_studies(picked, limit):
-    results = {key: studies(source, stamp, json.dumps(config.raw), limit)
-               for key, (config, source, stamp) in picked.items()}
+def show_studies(results):
+    """The lesion studies ``results`` (by network) as charts, each beside the lecture's claim
+    and whether it holds here."""
     one, several = charts(results)
-    c1, c2 = st.columns([3, 2])
-    c1.altair_chart(one, width="stretch")
-    drops = {k: float(r["each"]["drop"].mean()) for k, r in results.items()}
-    c2.markdown(f"**The lecture:** {dissect.CLAIMS['lesion']}")
-    c2.markdown("**Here:** deleting one block costs on average " + "; ".join(
-        f"the {NETWORKS[k]} {d * 100:.1f} points" for k, d in drops.items()) + ".")
-    c1, c2 = st.columns([3, 2])
-    c1.altair_chart(several, width="stretch")
-    c2.markdown(f"**The lecture:** {dissect.CLAIMS['smooth']}")
-    if "resnet" not in results:
+    resnet, plain = results.get("resnet"), results.get("plain")
+    for chart, claim, verdict in [
+            (one, "lesion", resnet and claims.lesion_verdict(resnet, plain)),
+            (several, "smooth", resnet and claims.smooth_verdict(resnet, plain))]:
+        c1, c2 = st.columns([3, 2])
+        c1.altair_chart(chart, width="stretch")
+        c2.markdown(f"**The lecture:** {claims.CLAIMS[claim]}")
+        if verdict:
+            c2.markdown(f"**Here:** {verdict}")
+    if resnet is None:
         return
-    resnet = results["resnet"]
     n = len(resnet["each"])
     c1, c2 = st.columns([3, 2])
     c1.altair_chart(path_chart(n, resnet["gradient"]), width="stretch")
-    gradient = resnet["gradient"]
-    c2.markdown(f"**The lecture:** {dissect.CLAIMS['paths']}")
-    c2.markdown(f"**Here:** half of the paths are {n / 2:g} blocks long or longer; paths of length "
-                f"{int(gradient.k[gradient.share.idxmax()])} carry the most gradient.")
+    c2.markdown(f"**The lecture:** {claims.CLAIMS['paths']}")
+    c2.markdown(f"**Here:** {claims.paths_verdict(resnet)}")
     c1, c2 = st.columns([3, 2])
     c1.altair_chart(ratio_chart(resnet["ratios"]), width="stretch")
     c2.markdown("**Per block:** the norm of what the block adds to the stream (its residual branch, after "
@@ -184,8 +183,14 @@ def page():
     except ValueError as error:  # blocks that change the stream's shape cannot be deleted
         st.warning(f"Cannot take this network apart: {error}", icon=":material/warning:")
         return
+    epochs = config.recipe.get("epochs")
     st.caption(f"{len(y):,} held-out digits · {n} blocks · "
+               + (f"trained {epochs} epoch{'s' if epochs != 1 else ''} · " if epochs else "")
                + ("with its twin" if len(loaded) == 2 else "no twin of this run (residual flipped) in the store"))
+    intact = lesion_accuracy(source, stamp, json.dumps(config.raw), limit, ())
+    briefly = claims.training_warning(intact, epochs)
+    if briefly:
+        st.warning(briefly, icon=":material/hourglass_bottom:")
     if any(d > n for d in st.session_state.get("apart.deleted", [])):  # picked from a deeper network
         st.session_state["apart.deleted"] = []
     deleted = st.multiselect("Delete blocks", list(range(1, n + 1)), key="apart.deleted",
@@ -196,14 +201,22 @@ def page():
     else:
         lesion_metrics(picked, limit, [d - 1 for d in deleted])
     st.subheader("The lesion study")
-    study = int(st.number_input("Digits for the lesion study", min_value=10, max_value=10_000,
-                                value=200, step=50, key="apart.study_digits",
-                                help="Each block is deleted in turn, and random sets of k blocks: "
-                                     "about a minute for 25 blocks and 200 digits on 2 CPU cores."))
+    stored = {key: c.get("lesions") for key, (c, _, _) in picked.items()}
+    if all(stored.values()):
+        st.caption(f"Measured by `scripts/make_pretrained.py` on all {stored[kind]['digits']:,} "
+                   f"held-out digits, {stored[kind]['random']['samples']} random sets of blocks per k.")
+        show_studies(stored)
+        return
+    study_digits = int(st.number_input("Digits for the lesion study", min_value=10, max_value=10_000,
+                                       value=200, step=50, key="apart.study_digits",
+                                       help="Each block is deleted in turn, and random sets of k "
+                                            "blocks: about a minute for 25 blocks and 200 digits on 2 "
+                                            "CPU cores."))
     if st.toggle("Run the lesion study: delete every block in turn, and random sets of blocks",
                  key="apart.study"):
         with st.spinner("Deleting blocks and following gradients…", show_time=True):
-            show_studies(picked, min(study, limit))
+            show_studies({key: study(s, t, json.dumps(c.raw), min(study_digits, limit))
+                          for key, (c, s, t) in picked.items()})
 
 
 page()

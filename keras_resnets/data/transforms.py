@@ -6,13 +6,17 @@
   padded by 4 pixels of zeros (the mean, after normalisation), cropped back at random and
   flipped left-right half of the time; evaluation images as ``"none"``. ``augment=True`` means
   these.
+- ``"shift"``: small translations, for digits (where a flip would change the class).
+  Training images are moved by up to `SHIFT` pixels up or down and left or right (each
+  offset drawn uniformly, the borders filled with zero pixels: black, the digits'
+  background), then normalised as ``"none"``; evaluation images as ``"none"``.
 - ``"imagenet"``: torchvision's ImageNet recipe, ImageNet's mean and standard deviation.
   Training: a random crop of 8% to 100% of the area and an aspect ratio in [3/4, 4/3],
   resized to 224x224, flipped half of the time; evaluation: the shorter side resized to 256,
   the central 224x224 (`keras_resnets.interop.imagenet.preprocess_input`).
 
-Random choices come from stateless seeds handed to each image (``"imagenet"``) or batch
-(``"cifar"``), so a pipeline built from the same seed repeats them exactly.
+Random choices come from stateless seeds handed to each image (``"shift"``, ``"imagenet"``)
+or batch (``"cifar"``), so a pipeline built from the same seed repeats them exactly.
 
 Example:
 >>> output_shape("imagenet", (None, None, 3)), output_shape("cifar", (32, 32, 3))
@@ -53,6 +57,8 @@ TRANSFORMS: dict[str, Transforms] = {
         Transforms("none", None, "dataset", "none: the images as they are, normalised"),
         Transforms("cifar", None, "dataset",
                    "CIFAR: pad 4, random crop back, random flip (training); normalised"),
+        Transforms("shift", None, "dataset",
+                   "shift: move by up to 2 pixels each way, zero fill (training); normalised"),
         Transforms("imagenet", 224, "imagenet",
                    "ImageNet: random-resized crop 224 and flip (training), resize 256 and centre "
                    "crop 224 (evaluation); ImageNet mean and std"),
@@ -63,6 +69,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """ImageNet's per-channel pixel statistics in [0, 1], as torchvision normalises with them."""
 
+SHIFT = 2
+"""The largest translation of ``"shift"``, in pixels along each axis."""
 _CROP_PADDING = 4
 _EVAL_RESIZE = 256
 _AREA_RANGE = (0.08, 1.0)
@@ -106,7 +114,10 @@ def imagenet_stats(channels: int):
 def example_transform(name: str, training: bool):
     """``f(image, seed)`` for one uint8 image ``(height, width, channels)`` (``seed``: a stateless
     seed, two int64), or None when transforms ``name`` leave single images alone."""
-    if check_transforms(name).name != "imagenet":
+    name = check_transforms(name).name
+    if name == "shift":
+        return _shift if training else None
+    if name != "imagenet":
         return None
     return _random_resized_crop_and_flip if training else _resize_and_centre_crop
 
@@ -115,6 +126,15 @@ def batch_transform(name: str, training: bool):
     """``f(images, seed)`` for a normalised float32 batch ``(n, height, width, channels)``, or
     None when transforms ``name`` leave batches alone."""
     return _pad_crop_and_flip if training and check_transforms(name).name == "cifar" else None
+
+
+def _shift(image, seed):
+    """The image moved by up to `SHIFT` pixels along each axis, zeros moved in (uint8 kept).
+    Padding the stored pixels, not the normalised ones, fills with the background."""
+    import tensorflow as tf
+
+    padded = tf.pad(image, [[SHIFT, SHIFT], [SHIFT, SHIFT], [0, 0]])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed)
 
 
 def _random_resized_crop_and_flip(image, seed):

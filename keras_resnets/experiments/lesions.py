@@ -143,6 +143,47 @@ def gradient_by_length(model, x, y, samples=2, seed=0, ks=None):
     return table.assign(share=table.carried / table.carried.sum())
 
 
+def lesion_study(model, x, y, *, paths=True, samples=3, ks=None, gradient_digits=4, seed=0):
+    """Everything a lesion study measures on held-out digits ``(x, y)``, as JSON numbers: what
+    the shipped networks keep in their ``"lesions"`` and the explorer's Take apart page reads.
+
+    Args:
+        model: a trained `build_resnet` network whose blocks keep their input's shape.
+        x, y: held-out digits and their labels.
+        paths: also measure what only a ResNet has: `branch_ratios` (on 64 digits) and the
+            gradient by path length (`gradient_by_length`, on ``gradient_digits`` digits).
+        samples, ks, seed: the random deletions of `delete_random` (``ks``: default
+            ``1 .. n - 1``).
+
+    Returns:
+        A dict: ``digits``; ``intact`` (the accuracy with every block); ``each`` (the
+        accuracy with block ``i + 1`` deleted, for each ``i``); ``random`` (``k``,
+        ``accuracy``, ``std`` and ``samples`` of random deletions); with ``paths``,
+        ``ratios`` (per block) and ``gradient`` (``k`` and ``share``).
+
+    Example:
+    >>> from keras_resnets import build_resnet, presets
+    >>> model = build_resnet(presets.mnist_resnet(nb_channels=4, nb_blocks=3))
+    >>> x = np.zeros((8, 28, 28, 1), "float32")
+    >>> study = lesion_study(model, x, np.arange(8) % 10, samples=1)
+    >>> len(study["each"]), study["random"]["k"], study["gradient"]["k"]
+    (3, [1, 2], [0, 1, 2, 3])
+    """
+    n = len(blocks_of(model))
+    random = delete_random(model, x, y, samples=samples, seed=seed,
+                           ks=range(1, n) if ks is None else ks)
+    study = {"digits": int(len(y)), "intact": lesion_accuracy(model, x, y),
+             "each": delete_each(model, x, y).accuracy.tolist(),
+             "random": {"k": random.k.tolist(), "accuracy": random.accuracy.tolist(),
+                        "std": random["std"].tolist(), "samples": samples}}
+    if paths:
+        gradient = gradient_by_length(model, x[:gradient_digits], y[:gradient_digits],
+                                      samples=samples, seed=seed)
+        study["ratios"] = branch_ratios(model, x[:64]).ratio.tolist()
+        study["gradient"] = {"k": gradient.k.tolist(), "share": gradient.share.tolist()}
+    return study
+
+
 def held_out(config, limit=None):
     """The validation digits of a run's ``config`` (a `RunConfig` or its JSON object: its
     dataset and seed), which it never trained on, as normalised NumPy arrays ``(x, y)`` (the

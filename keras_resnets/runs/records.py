@@ -85,6 +85,7 @@ class DataConfig:
     validation_split: float | None = None
     data_dir: str | None = None
     augment: bool = False
+    transforms: str | None = None
 
     @classmethod
     def from_dict(cls, data):

@@ -20,8 +20,9 @@ _EXPORTS = {
     "scaled_learning_rate": "distribution", "deferred_interrupts": "interrupts",
     "check_data": "loop", "check_fits": "loop", "open_run": "loop", "resume": "loop",
     "train": "loop", "compile_model": "optimization", "make_schedule": "optimization",
-    "StepSchedule": "optimization", "FIRST_MINUTE_SUBSET": "recipe", "Recipe": "recipe",
-    "VALIDATION_SPLIT": "recipe", "default_subset": "recipe",
+    "StepSchedule": "optimization", "CosineSchedule": "optimization",
+    "FIRST_MINUTE_SUBSET": "recipe", "Recipe": "recipe", "VALIDATION_SPLIT": "recipe",
+    "default_subset": "recipe",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -32,9 +32,10 @@ from keras_resnets.data.datasets import (
     is_available,
     load_data,
 )
+from keras_resnets.data.spec import DataSpec
 from keras_resnets.design.architecture import coerce_architecture
 from keras_resnets.design.presets import PRESETS, get_preset
-from keras_resnets.design.validation import check_bool, fail
+from keras_resnets.design.validation import fail
 from keras_resnets.models.builder import build_resnet
 from keras_resnets.runs.files import write_atomic
 from keras_resnets.runs.processes import identity, process_command
@@ -87,7 +88,7 @@ def resolve_architecture(architecture, dataset):
 
 def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
           subset=None, validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-          distribution="none", callbacks=(), verbose=0, **recipe_fields):
+          distribution="none", callbacks=(), verbose=0, transforms=None, **recipe_fields):
     """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
 
     Args:
@@ -98,7 +99,9 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
             change single fields (``epochs=1``).
         runs_dir: the run store's root directory.
         run_id: the run's id; None makes a fresh one.
-        subset, validation_split, data_dir, augment: passed to `keras_resnets.data.datasets.load_data`.
+        subset, validation_split, data_dir, augment, transforms: passed to
+            `keras_resnets.data.datasets.load_data` (``transforms``: the input transforms' name,
+            `keras_resnets.data.transforms.TRANSFORMS`; None for the dataset's default).
         seed: seeds the weights, the validation split and the data order.
         distribution: ``"none"`` or ``"data_parallel"`` over all visible devices (JAX and
             TensorFlow; see `keras_resnets.training.distribution`). The recipe's batch size is the
@@ -128,13 +131,13 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     check_fits(arch, dataset)
     check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
                batch_size=recipe.batch_size, seed=seed)
-    check_bool("augment", augment)
+    data = DataSpec(dataset, subset=subset, validation_split=validation_split,
+                    data_dir=data_dir, augment=augment, transforms=transforms)
     check_distribution(distribution, recipe.batch_size)
     callbacks = _with_progress(callbacks, verbose)
     config = {
         "architecture": arch.to_dict(),
-        "dataset": {"name": dataset, "subset": subset, "validation_split": validation_split,
-                    "data_dir": None if data_dir is None else str(data_dir), "augment": augment},
+        "dataset": data.to_dict(),
         "recipe": recipe.to_dict(),
         "backend": keras.backend.backend(),
         "versions": versions(),
@@ -319,6 +322,7 @@ def _epoch_data(config, recipe, arch, epoch):
     return load_data(dataset.name, batch_size=recipe.batch_size,
                      validation_split=dataset.validation_split, subset=dataset.subset,
                      data_dir=dataset.data_dir, augment=dataset.augment,
+                     transforms=dataset.transforms,
                      seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
                      data_format=arch.data_format, drop_remainder=config.distribution != "none",
                      reshuffle=False)

@@ -10,7 +10,7 @@ Example:
 import keras
 import numpy as np
 
-from keras_resnets.training.recipe import Recipe  # noqa: F401 (the doctest's)
+from keras_resnets.training.recipe import Recipe  # noqa: F401 (the doctests')
 
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -40,10 +40,46 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
+class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate / 10`` for ``warmup_steps`` steps (as in `StepSchedule`), else Keras'
+    `CosineDecay` from ``learning_rate`` to 0 over ``decay_steps`` steps (counted from step 0,
+    so the warm-up only replaces the start of the curve).
+
+    Example:
+    >>> schedule = CosineSchedule(0.1, decay_steps=100, warmup_steps=10)
+    >>> [round(float(schedule(step)), 6) for step in (0, 10, 50, 100)]
+    [0.01, 0.097553, 0.05, 0.0]
+    """
+
+    def __init__(self, learning_rate, decay_steps, warmup_steps=0):
+        self.learning_rate = float(learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.cosine = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.decay_steps)
+
+    def __call__(self, step):
+        rate = self.cosine(step)
+        return keras.ops.where(keras.ops.cast(step, "float32") < self.warmup_steps,
+                               self.learning_rate * 0.1, rate)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
+                "warmup_steps": self.warmup_steps}
+
+
 def make_schedule(recipe, steps_per_epoch):
-    """The `StepSchedule` of ``recipe`` for epochs of ``steps_per_epoch`` steps."""
-    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch),
-                        recipe.warmup_epochs * steps_per_epoch)
+    """The learning-rate schedule of ``recipe`` for epochs of ``steps_per_epoch`` steps: a
+    `CosineSchedule` for ``"cosine"``, else a `StepSchedule`.
+
+    Example:
+    >>> schedule = make_schedule(Recipe(schedule="cosine", epochs=2), steps_per_epoch=10)
+    >>> [round(float(schedule(step)), 6) for step in (0, 10, 20)]
+    [0.003, 0.0015, 0.0]
+    """
+    warmup_steps = recipe.warmup_epochs * steps_per_epoch
+    if recipe.schedule == "cosine":
+        return CosineSchedule(recipe.learning_rate, recipe.epochs * steps_per_epoch, warmup_steps)
+    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch), warmup_steps)
 
 
 def compile_model(model, recipe, steps_per_epoch, from_logits=True):

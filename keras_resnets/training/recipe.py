@@ -40,7 +40,9 @@ class Recipe:
         epochs: passes over the training data.
         batch_size: images per step.
         warmup_epochs: epochs at ``learning_rate / 10`` first (the paper's ResNet-110 warm-up).
-        schedule: ``"constant"``, or ``"step"``: divided by 10 at 50% and 75% of the steps.
+        schedule: ``"constant"``; ``"step"``: divided by 10 at 50% and 75% of the steps; or
+            ``"cosine"``: from ``learning_rate`` down to 0 along half a cosine over all the
+            steps (Loshchilov & Hutter's SGDR without restarts).
 
     Example:
     >>> Recipe.paper(warmup_epochs=1).replace(epochs=2).learning_rate
@@ -85,7 +87,7 @@ class Recipe:
 
     def decay_steps(self, steps_per_epoch):
         """The steps at which the learning rate is divided by 10: `STEP_BOUNDARIES` of all the
-        steps for the ``"step"`` schedule, none for ``"constant"``.
+        steps for the ``"step"`` schedule, none for the others.
 
         Example:
         >>> Recipe(epochs=8).decay_steps(steps_per_epoch=124)
