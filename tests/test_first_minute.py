@@ -13,6 +13,7 @@ from keras_resnets import cli, training
 from keras_resnets.runs.store import RunStore
 from keras_resnets.runtime.precision import default_dtype_policy
 from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+from keras_resnets.training.recorder import record_interval
 
 
 def test_the_command_line_defaults_are_the_first_minute(monkeypatch):
@@ -62,4 +63,4 @@ def test_the_default_run_learns_on_1000_held_out_digits(tmp_path, user_environme
     assert round(10_000 * run.config["dataset"]["validation_split"]) == 1000
     assert epochs[-1]["val_accuracy"] >= 0.88, epochs
     # Batches are recorded every 5% of an epoch, so the curves move from the first seconds.
-    assert batches[0]["step"] == training.record_interval(epochs[0]["step"]) and len(batches) >= 20
+    assert batches[0]["step"] == record_interval(epochs[0]["step"]) and len(batches) >= 20

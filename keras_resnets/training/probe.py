@@ -91,9 +91,9 @@ class HeldOutProbe(keras.callbacks.Callback):
             return
         x, y = self.images
         model = self.model  # on JAX, reading it brings the trained state back into the model
-        predictions = np.concatenate([
-            keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + self.batch_size]))
-            for i in range(0, len(x), self.batch_size)])
+        # predict, not predict_on_batch: under a distribution strategy it gathers the replicas.
+        predictions = keras.ops.convert_to_numpy(
+            model.predict(x, batch_size=self.batch_size, verbose=0))
         loss, accuracy = held_out_numbers(predictions, y, self.from_logits)
         if not math.isfinite(loss):  # diverged: the recorder stops the run at the epoch's end
             return
