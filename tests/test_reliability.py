@@ -138,6 +138,46 @@ def test_limits_come_from_the_environment(monkeypatch):
         limits_module._from_environment()
 
 
+@pytest.mark.parametrize("fields, field, allowed", [
+    ({"epochs": 10**30}, "epochs", "an integer in [1, 2,147,483,647]"),
+    ({"batch_size": 10**30}, "batch_size", "an integer in [1, 2,147,483,647]"),
+    ({"batch_size": 2**31}, "batch_size", "an integer in [1, 2,147,483,647]"),
+    ({"batch_size": 300_000, "subset": 64}, "batch_size", "at most 64, the training images"),
+    ({"subset": 9001}, "subset", "at most 9,000, the training examples left"),
+    ({"epochs": 10**8, "batch_size": 1, "subset": 4096}, "epochs", "at most 524,287: 2,147,483,647 steps"),
+    ({"warmup_epochs": 10**30}, "warmup_epochs", "an integer in [0, 2,147,483,647]"),
+    ({"validation_split": 1.0}, "validation_split", "a finite number in [0, 1)"),
+    ({"learning_rate": float("inf")}, "learning_rate", "a finite number in (0, inf)"),
+])
+def test_numbers_that_cannot_run_are_refused_before_a_run_is_made(fields, field, allowed, tmp_path):
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(ValueError, match=rf"^{field}=.* is not allowed: {re.escape(allowed)}"):
+        training.train("mnist_resnet", runs_dir=runs_dir, **fields)
+    assert not runs_dir.exists()
+
+
+def test_a_training_step_over_the_memory_limit_is_refused_before_a_run_is_made(tmp_path):
+    arch = get_preset("mnist_resnet")
+    need = limits_module.training_memory(arch, 64)
+    assert need < limits_module.training_memory(arch, 128) < 2 * need
+    previous = set_limits(max_training_memory=need)
+    try:
+        with pytest.raises(ValueError, match=r"^batch_size=128 is not allowed: .* max_training_memory"):
+            training.train(arch, runs_dir=tmp_path / "runs", batch_size=128)
+        assert not (tmp_path / "runs").exists()
+    finally:
+        set_limits(**previous.to_dict())
+    assert limits_module.limits().max_training_memory == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_the_command_line_refuses_a_batch_larger_than_the_data_in_one_line(tmp_path, capsys):
+    code = main(["train", "--preset", "mnist_resnet", "--subset", "64", "--batch-size", "300000",
+                 "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert code != 0
+    assert "batch_size=300000 is not allowed: at most 64, the training images" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("preset", ["mnist_resnet", "cifar_resnet20", "resnet18", "highway_net",
                                     "crelu_net"])
 def test_the_estimate_is_the_built_count(preset):

@@ -35,6 +35,8 @@ class Limits:
         max_parameters: estimated parameters (weights and batch-norm statistics).
         max_memory: estimated bytes to build and run one image forward: float32 parameters
             plus every layer's output.
+        max_training_memory: estimated bytes of one training step (`training_memory`); by
+            default this machine's physical memory.
     """
 
     max_stages: int = 64
@@ -42,6 +44,7 @@ class Limits:
     max_kernel_size: int = 31
     max_parameters: int = 200_000_000
     max_memory: int = 8 * 2**30
+    max_training_memory: int = dataclasses.field(default_factory=lambda: _physical_memory())
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -57,6 +60,10 @@ class Limits:
             f"{name}={value} is not allowed: the limit is {what}={getattr(self, what):,}; raise "
             f"it on purpose with keras_resnets.set_limits({what}=...) or the environment "
             f"variable KERAS_RESNETS_{what.upper()}.")
+
+
+def _physical_memory():
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _from_environment():
@@ -130,3 +137,31 @@ def check_size(architecture):
     if sizes["memory"] > current.max_memory:
         current.exceeded("architecture", f"about {sizes['memory'] / 2**30:,.1f} GiB",
                          "max_memory")
+
+
+def training_memory(architecture, batch_size):
+    """Estimated bytes of one training step of ``architecture`` on ``batch_size`` images, from
+    its plan: float32 parameters four times (weights, gradients and an optimizer's two moments)
+    and the batch's activations, which the backward pass keeps.
+
+    Example:
+    >>> from keras_resnets import presets
+    >>> round(training_memory(presets.mnist_resnet(), 16) / 2**20)
+    137
+    """
+    plan = architecture.plan()
+    return FLOAT_BYTES * (4 * plan.count_params()["total"] + batch_size * plan.activations())
+
+
+def check_training_memory(architecture, batch_size):
+    """Raises a `ValueError` naming ``batch_size`` if a training step's `training_memory` is
+    over the limit."""
+    current = limits()
+    need = training_memory(architecture, batch_size)
+    if need > current.max_training_memory:
+        raise ValueError(
+            f"batch_size={batch_size:,} is not allowed: a training step of this design would "
+            f"need about {need / 2**30:,.1f} GiB, over the limit max_training_memory="
+            f"{current.max_training_memory / 2**30:,.1f} GiB; use a smaller batch, or raise the "
+            f"limit on purpose with keras_resnets.set_limits(max_training_memory=...) or the "
+            f"environment variable KERAS_RESNETS_MAX_TRAINING_MEMORY.")

@@ -29,11 +29,13 @@ from keras_resnets.data.datasets import (
     DATASETS,
     DataUnavailableError,
     check_arguments,
+    describe,
     is_available,
     load_data,
 )
 from keras_resnets.data.spec import DataSpec
 from keras_resnets.design.architecture import coerce_architecture
+from keras_resnets.design.limits import check_training_memory
 from keras_resnets.design.presets import PRESETS, get_preset
 from keras_resnets.design.validation import fail
 from keras_resnets.models.builder import build_resnet
@@ -133,6 +135,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
                batch_size=recipe.batch_size, seed=seed)
     data = DataSpec(dataset, subset=subset, validation_split=validation_split,
                     data_dir=data_dir, augment=augment, transforms=transforms)
+    check_runnable(arch, data, recipe)
     check_distribution(distribution, recipe.batch_size)
     callbacks = _with_progress(callbacks, verbose)
     config = {
@@ -157,6 +160,18 @@ def check_data(dataset, *, subset, validation_split, data_dir, batch_size, seed)
     if dataset != "mnist" and not is_available(dataset, data_dir):
         raise DataUnavailableError(dataset, "it is not prepared locally and cannot be downloaded "
                                             "from here")
+
+
+def check_runnable(arch, data, recipe):
+    """Raises a `ValueError` naming the field unless the run can go, before anything is
+    written: its training images exist (`keras_resnets.data.datasets.describe`), the recipe's batches and steps fit
+    them (`Recipe.check_steps`) and a training step fits the memory limit
+    (`keras_resnets.design.limits.check_training_memory`)."""
+    found = describe(data.name, validation_split=data.validation_split, subset=data.subset,
+                     data_dir=data.data_dir, transforms=data.transforms,
+                     validation_dataset=data.validation_dataset)
+    recipe.check_steps(found.num_train)
+    check_training_memory(arch, recipe.batch_size)
 
 
 def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=False):

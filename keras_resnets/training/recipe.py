@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from keras_resnets.design.validation import check_int, check_number, fail
 from keras_resnets.training.choices import OPTIMIZERS, SCHEDULES
 
+MAX_STEPS = 2**31 - 1
+"""The most optimizer steps of a run, and the largest epochs or batch size: a signed 32-bit
+integer, which every backend's step counters and schedule arithmetic hold."""
 STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
 
 
@@ -68,9 +71,9 @@ class Recipe:
         check_number("learning_rate", self.learning_rate, 0, low_open=True)
         check_number("momentum", self.momentum, 0, 1, high_open=True)
         check_number("weight_decay", self.weight_decay, 0)
-        check_int("epochs", self.epochs, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_int("warmup_epochs", self.warmup_epochs, 0)
+        check_int("epochs", self.epochs, 1, MAX_STEPS)
+        check_int("batch_size", self.batch_size, 1, MAX_STEPS)
+        check_int("warmup_epochs", self.warmup_epochs, 0, MAX_STEPS)
         if self.warmup_epochs >= self.epochs:
             fail("warmup_epochs", self.warmup_epochs, f"fewer than epochs={self.epochs}")
         if self.schedule not in SCHEDULES:
@@ -95,6 +98,23 @@ class Recipe:
         """
         total = self.epochs * steps_per_epoch
         return [round(f * total) for f in STEP_BOUNDARIES] if self.schedule == "step" else []
+
+    def check_steps(self, examples):
+        """Raises a `ValueError` naming the field unless a run over ``examples`` training
+        images can go: a batch no larger than the images, at most `MAX_STEPS` steps in all.
+
+        Example:
+        >>> Recipe(batch_size=128).check_steps(64)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size=128 is not allowed: at most 64, the training images.
+        """
+        if self.batch_size > examples:
+            fail("batch_size", self.batch_size, f"at most {examples:,}, the training images")
+        steps_per_epoch = -(-examples // self.batch_size)
+        if self.epochs * steps_per_epoch > MAX_STEPS:
+            fail("epochs", self.epochs, f"at most {MAX_STEPS // steps_per_epoch:,}: "
+                                        f"{MAX_STEPS:,} steps of {steps_per_epoch:,} an epoch")
 
     def replace(self, **changes):
         """A copy with some fields changed (and validated)."""
