@@ -16,16 +16,6 @@ from keras_resnets.runs.records import RunConfig
 
 PRETRAINED = "pretrained"
 DIGITS = ("mnist_sample", "mnist")
-CLAIMS = {
-    "lesion": "Deleting a single block of a trained ResNet at test time barely changes its "
-              "accuracy, while deleting a layer of a plain network breaks it (Veit et al. 2016, "
-              "Fig. 3).",
-    "smooth": "The error of a ResNet grows smoothly as more blocks are deleted: it behaves like "
-              "an ensemble of its 2^n paths, not like one deep network (Veit et al. 2016, Fig. 5).",
-    "paths": "Path lengths follow a binomial distribution around n/2, but the gradient comes "
-             "from much shorter paths: the gradient through a path shrinks geometrically with "
-             "its length (Veit et al. 2016, Fig. 6).",
-}
 
 
 def problem(config: RunConfig, status: dict) -> str | None:

@@ -164,9 +164,9 @@ def check_data(dataset, *, subset, validation_split, data_dir, batch_size, seed)
 
 def check_runnable(arch, data, recipe):
     """Raises a `ValueError` naming the field unless the run can go, before anything is
-    written: its training images exist (`keras_resnets.data.datasets.describe`), the recipe's batches and steps fit
-    them (`Recipe.check_steps`) and a training step fits the memory limit
-    (`keras_resnets.design.limits.check_training_memory`)."""
+    written: its training images exist (`keras_resnets.data.datasets.describe`), the
+    recipe's batches and steps fit them (`Recipe.check_steps`) and a training step fits the
+    memory limit (`keras_resnets.design.limits.check_training_memory`)."""
     found = describe(data.name, validation_split=data.validation_split, subset=data.subset,
                      data_dir=data.data_dir, transforms=data.transforms,
                      validation_dataset=data.validation_dataset)
@@ -266,8 +266,8 @@ def _fit_recording(run, resuming, callbacks, interrupts):
             run.write_status(phase="compiling", num_train=data.num_train,
                              num_validation=data.num_validation,
                              message="compiling the model and its training step")
-            schedule = compile_model(model, recipe, data.steps_per_epoch,
-                                     from_logits=arch.classifier_activation is None)
+            from_logits = arch.classifier_activation is None
+            schedule = compile_model(model, recipe, data.steps_per_epoch, from_logits=from_logits)
             initial_epoch = _restore(run, model, data.steps_per_epoch) if resuming else 0
             if previous_source and previous_source != data.source:
                 warnings.warn(f"run {run.id} was trained on the {previous_source} and resumes on "
@@ -280,8 +280,7 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                              message=f"compiling the training step; training from epoch "
                                      f"{initial_epoch + 1}")
             probe = HeldOutProbe(run, probe_images(data.validation), data.steps_per_epoch,
-                                 recipe.epochs, recipe.batch_size,
-                                 from_logits=arch.classifier_activation is None)
+                                 recipe.epochs, recipe.batch_size, from_logits=from_logits)
             info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
                     "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
                     "num_validation": data.num_validation, "data_source": data.source,
