@@ -90,6 +90,17 @@ def preset_design(preset_id: str) -> dict:
     return PRESET_CHOICES[check_choice("preset", preset_id, sorted(PRESET_CHOICES))].architecture().to_dict()
 
 
+def preset_of(name: str) -> str | None:
+    """The "start from" choice a design's name begins with (`auto_name` keeps it first), if any.
+
+    Example:
+    >>> preset_of("mnist_resnet-9x32-preact"), preset_of("my_net")
+    ('mnist_resnet', None)
+    """
+    starts = [p for p in PRESET_CHOICES if name == p or name.startswith(p + "-")]
+    return max(starts, key=len, default=None)
+
+
 def validate(design: Mapping) -> tuple[Architecture | None, str | None]:
     """``(architecture, None)`` for a valid design, ``(None, message)`` naming the field otherwise."""
     try:

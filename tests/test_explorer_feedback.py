@@ -159,6 +159,15 @@ def test_compare_tells_two_designs_apart(runs_dir):
     assert len(set(labels)) == 2 and "mnist_resnet-9x32" in labels[1] and "mnist_resnet-3x32" in labels[0]
 
 
+def test_compare_labels_say_only_what_differs_from_the_preset(runs_dir):
+    preset = designs.preset_design("mnist_resnet")
+    one_epoch_run(runs_dir, "run-a", preset)
+    one_epoch_run(runs_dir, "run-b", {**preset, "name": "mine", "residual": False})
+    at = app(TINY, page="compare")
+    labels = sorted(at.dataframe[0].value["run"])
+    assert labels[0].startswith("mine · plain · option B · ") and "option" not in labels[1], labels
+
+
 # -- 5. Edges ---------------------------------------------------------------------------------------
 def test_a_link_with_several_bad_fields_names_every_one():
     at = app({"classes": "-5", "stem.filters": "-3", "shortcut": "Z", "stagez": "1x4", "residual": "maybe"})

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, runner, seeds, state, ui
+from explorer import charts, designs, runner, seeds, state, ui
 from explorer.runner import BACKENDS
 
 
@@ -28,16 +28,28 @@ def _describe(run) -> str:
         return f"damaged run ({run.id[-4:]})"
     arch = run.config.architecture
     name = str(arch.get("name", "?"))
+    preset = designs.preset_of(name)
+    base = designs.preset_design(preset) if preset else {}
     parts = [name]  # the name says what changed from its preset; older runs' names may not
-    for part, said in (("plain", arch.get("residual") is False and "plain"),
-                       (f"option {arch.get('shortcut')}", arch.get("shortcut") and f"option{arch['shortcut']}"),
-                       (f"p_L={arch.get('final_survival_probability', 1.0):g}",
-                        arch.get("final_survival_probability", 1.0) < 1.0 and "final_survival_probability"),
-                       ("pre-act", arch.get("preactivation") and "preact")):
-        if said and said not in name:
+    for key, part, said in (("residual", "plain", "plain"),
+                            ("shortcut", f"option {arch.get('shortcut')}", f"option{arch.get('shortcut')}"),
+                            ("final_survival_probability",
+                             f"p_L={arch.get('final_survival_probability', 1.0):g}", "final_survival_probability"),
+                            ("preactivation", "pre-act", "preact")):
+        if key in arch and arch[key] != base.get(key) and said not in name and _shown(key, arch[key]):
             parts.append(part)
     parts.append(BACKENDS.get(run.config.backend, run.config.backend or "?"))
     return f"{' · '.join(parts)} ({run.id[-4:]})"
+
+
+def _shown(key, value) -> bool:
+    """Whether a field that differs from the preset is worth a word: a plain network, a
+    shortcut option, dropped blocks, pre-activation (not their absence)."""
+    if key == "residual":
+        return value is False
+    if key == "final_survival_probability":
+        return isinstance(value, (int, float)) and value < 1.0
+    return bool(value)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
