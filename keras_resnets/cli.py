@@ -97,10 +97,11 @@ def _add_train_command(commands):
     train.add_argument("--augment", action="store_true", help="the paper's crop-and-flip")
     train.add_argument("--transforms", choices=tuple(TRANSFORMS),
                        help="the input transforms (default: the dataset's; --augment is 'cifar')")
-    train.add_argument("--recipe", choices=("quick", "paper"), default="quick",
+    train.add_argument("--recipe", choices=("quick", "paper", "goyal"), default="quick",
                        help=f"quick: {quick.optimizer} {quick.learning_rate:g} ({quick.schedule} "
                             f"rate), {quick.epochs} epochs of {quick.batch_size}; "
-                            "paper: He et al.'s SGD (default: quick)")
+                            "paper: He et al.'s SGD; goyal: Goyal et al.'s ImageNet SGD, its "
+                            "rate scaled to --batch-size (default: quick)")
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--momentum", type=float)
@@ -174,11 +175,11 @@ def _architecture(args, dataset):
 def _train(args):
     from keras_resnets.training import Recipe, default_subset, train
 
-    recipe = Recipe.paper() if args.recipe == "paper" else Recipe()
+    recipes = {"quick": Recipe, "paper": Recipe.paper, "goyal": Recipe.goyal}
     changes = {name: getattr(args, name) for name in RECIPE_OPTIONS
                if getattr(args, name) is not None}
     subset = default_subset(args.dataset) if args.subset is None else (args.subset or None)
-    run = train(_architecture(args, args.dataset), args.dataset, recipe.replace(**changes),
+    run = train(_architecture(args, args.dataset), args.dataset, recipes[args.recipe](**changes),
                 runs_dir=args.runs_dir, run_id=args.run_id, subset=subset,
                 validation_split=args.validation_split, data_dir=args.data_dir,
                 augment=args.augment, transforms=args.transforms, seed=args.seed,

@@ -117,6 +117,15 @@ def test_train_shows_progress_and_records_the_run(capsys, arch_file, store):
     assert "cli" in listing and "completed" in listing and "1/1" in listing
 
 
+def test_goyal_recipe_scales_its_rate_to_the_batch_size(arch_file, store):
+    assert main(["train", "--architecture", arch_file, *TINY, "--recipe", "goyal", "--epochs", "2",
+                 "--warmup-epochs", "1", "--batch-size", "16", "--quiet",
+                 "--runs-dir", str(store.root), "--run-id", "goyal"]) == 0
+    recipe = store.get("goyal").config["recipe"]
+    assert (recipe["schedule"], recipe["optimizer"], recipe["weight_decay"]) == ("goyal", "sgd", 1e-4)
+    assert recipe["learning_rate"] == pytest.approx(0.1 * 16 / 256) and recipe["batch_size"] == 16
+
+
 def test_resume_and_cancel_commands(capsys, store, arch_file):
     if not (store.root / "cli").exists():
         main(["train", "--architecture", arch_file, *TINY, "--epochs", "1",

@@ -269,6 +269,17 @@ def test_cosine_schedule_decays_to_zero_after_the_warmup():
     assert CosineSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
+def test_goyal_recipe_warms_up_gradually_and_steps_at_epochs_30_60_80():
+    recipe = Recipe.goyal(batch_size=1024)
+    assert (recipe.learning_rate, recipe.epochs, recipe.warmup_epochs) == (0.4, 90, 5)
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    schedule = make_schedule(recipe, steps_per_epoch=10)
+    steps = (0, 25, 50, 299, 300, 600, 800, 899)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in steps]
+    assert rates == pytest.approx([0.1, 0.25, 0.4, 0.4, 0.04, 0.004, 0.0004, 0.0004])
+    assert StepSchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
 def test_weight_decay_is_l2_on_kernels_only():
     model = build_resnet(ARCH)
     compile_model(model, Recipe.paper(), steps_per_epoch=10)

@@ -3,9 +3,9 @@ in ``--help`` and checks its arguments before a backend starts.
 
 Example:
 >>> OPTIMIZERS, SCHEDULES, DISTRIBUTIONS
-(('adam', 'sgd'), ('constant', 'step', 'cosine'), ('none', 'data_parallel'))
+(('adam', 'sgd'), ('constant', 'step', 'cosine', 'goyal'), ('none', 'data_parallel'))
 """
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "goyal")
 DISTRIBUTIONS = ("none", "data_parallel")

@@ -14,30 +14,39 @@ from keras_resnets.training.recipe import Recipe  # noqa: F401 (the doctests')
 
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """``learning_rate / 10`` for ``warmup_steps`` steps, then ``learning_rate`` divided by 10
+    """``learning_rate / 10`` for ``warmup_steps`` steps (or, with ``gradual_from``, a linear
+    rise from that rate: Goyal et al.'s gradual warm-up), then ``learning_rate`` divided by 10
     at each of ``boundaries`` (in steps).
 
     Example:
     >>> schedule = StepSchedule(0.1, boundaries=(50, 75), warmup_steps=10)
     >>> [round(float(schedule(step)), 6) for step in (0, 10, 50, 75)]
     [0.01, 0.1, 0.01, 0.001]
+    >>> schedule = StepSchedule(3.2, boundaries=(50,), warmup_steps=10, gradual_from=0.1)
+    >>> [round(float(schedule(step)), 6) for step in (0, 5, 10, 50)]
+    [0.1, 1.65, 3.2, 0.32]
     """
 
-    def __init__(self, learning_rate, boundaries=(), warmup_steps=0):
+    def __init__(self, learning_rate, boundaries=(), warmup_steps=0, gradual_from=None):
         self.learning_rate = float(learning_rate)
         self.boundaries = tuple(int(b) for b in boundaries)
         self.warmup_steps = int(warmup_steps)
+        self.gradual_from = None if gradual_from is None else float(gradual_from)
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
         rate = keras.ops.convert_to_tensor(self.learning_rate, "float32")
         for boundary in self.boundaries:
             rate = keras.ops.where(step >= boundary, rate * 0.1, rate)
-        return keras.ops.where(step < self.warmup_steps, rate * 0.1, rate)
+        if self.gradual_from is None:
+            warm = rate * 0.1
+        else:
+            warm = self.gradual_from + (rate - self.gradual_from) * step / max(self.warmup_steps, 1)
+        return keras.ops.where(step < self.warmup_steps, warm, rate)
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "boundaries": list(self.boundaries),
-                "warmup_steps": self.warmup_steps}
+                "warmup_steps": self.warmup_steps, "gradual_from": self.gradual_from}
 
 
 class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -69,7 +78,8 @@ class CosineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_schedule(recipe, steps_per_epoch):
     """The learning-rate schedule of ``recipe`` for epochs of ``steps_per_epoch`` steps: a
-    `CosineSchedule` for ``"cosine"``, else a `StepSchedule`.
+    `CosineSchedule` for ``"cosine"``, else a `StepSchedule` (warming up gradually for
+    ``"goyal"``).
 
     Example:
     >>> schedule = make_schedule(Recipe(schedule="cosine", epochs=2), steps_per_epoch=10)
@@ -79,7 +89,8 @@ def make_schedule(recipe, steps_per_epoch):
     warmup_steps = recipe.warmup_epochs * steps_per_epoch
     if recipe.schedule == "cosine":
         return CosineSchedule(recipe.learning_rate, recipe.epochs * steps_per_epoch, warmup_steps)
-    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch), warmup_steps)
+    return StepSchedule(recipe.learning_rate, recipe.decay_steps(steps_per_epoch), warmup_steps,
+                        recipe.gradual_warmup_start())
 
 
 def compile_model(model, recipe, steps_per_epoch, from_logits=True):

@@ -18,6 +18,8 @@ MAX_STEPS = 2**31 - 1
 """The most optimizer steps of a run, and the largest epochs or batch size: a signed 32-bit
 integer, which every backend's step counters and schedule arithmetic hold."""
 STEP_BOUNDARIES = (0.5, 0.75)  # the paper divides the learning rate by 10 at 32k and 48k of 64k steps
+GOYAL_BOUNDARIES = (30 / 90, 60 / 90, 80 / 90)  # Goyal et al. divide by 10 at epochs 30, 60 and 80 of 90
+GOYAL_REFERENCE_BATCH = 256  # their rate is 0.1 x batch / 256; the gradual warm-up starts at 0.1
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,13 @@ class Recipe:
         weight_decay: the L2 coefficient, >= 0 (the paper: 1e-4).
         epochs: passes over the training data.
         batch_size: images per step.
-        warmup_epochs: epochs at ``learning_rate / 10`` first (the paper's ResNet-110 warm-up).
-        schedule: ``"constant"``; ``"step"``: divided by 10 at 50% and 75% of the steps; or
+        warmup_epochs: epochs at ``learning_rate / 10`` first (the paper's ResNet-110 warm-up;
+            gradual with ``"goyal"``).
+        schedule: ``"constant"``; ``"step"``: divided by 10 at 50% and 75% of the steps;
             ``"cosine"``: from ``learning_rate`` down to 0 along half a cosine over all the
-            steps (Loshchilov & Hutter's SGDR without restarts).
+            steps (Loshchilov & Hutter's SGDR without restarts); or ``"goyal"``: Goyal et
+            al.'s gradual warm-up (linear over ``warmup_epochs`` from ``learning_rate x
+            256 / batch_size``) and divisions by 10 at 1/3, 2/3 and 8/9 of the steps.
 
     Example:
     >>> Recipe.paper(warmup_epochs=1).replace(epochs=2).learning_rate
@@ -88,16 +93,48 @@ class Recipe:
                       "weight_decay": 1e-4, "epochs": 164, "batch_size": 128,
                       "schedule": "step", **overrides})
 
+    @classmethod
+    def goyal(cls, batch_size=8192, **overrides):
+        """Goyal et al. (2017), ImageNet in one hour: SGD, momentum 0.9, weight decay 1e-4,
+        90 epochs, the linear scaling rule ``0.1 x batch_size / 256`` (3.2 at 8,192), reached
+        by a gradual warm-up over 5 epochs, divided by 10 at epochs 30, 60 and 80. Build the
+        network with ``zero_init_last_bn=True`` as they do.
+
+        Example:
+        >>> Recipe.goyal().learning_rate, Recipe.goyal(batch_size=256).learning_rate
+        (3.2, 0.1)
+        """
+        rate = 0.1 * batch_size / GOYAL_REFERENCE_BATCH
+        return cls(**{"optimizer": "sgd", "learning_rate": rate, "momentum": 0.9,
+                      "weight_decay": 1e-4, "epochs": 90, "batch_size": batch_size,
+                      "warmup_epochs": 5, "schedule": "goyal", **overrides})
+
     def decay_steps(self, steps_per_epoch):
         """The steps at which the learning rate is divided by 10: `STEP_BOUNDARIES` of all the
-        steps for the ``"step"`` schedule, none for the others.
+        steps for the ``"step"`` schedule, `GOYAL_BOUNDARIES` for ``"goyal"``, none for the
+        others.
 
         Example:
         >>> Recipe(epochs=8).decay_steps(steps_per_epoch=124)
         [496, 744]
+        >>> Recipe.goyal().decay_steps(steps_per_epoch=156)
+        [4680, 9360, 12480]
         """
         total = self.epochs * steps_per_epoch
-        return [round(f * total) for f in STEP_BOUNDARIES] if self.schedule == "step" else []
+        fractions = {"step": STEP_BOUNDARIES, "goyal": GOYAL_BOUNDARIES}.get(self.schedule, ())
+        return [round(f * total) for f in fractions]
+
+    def gradual_warmup_start(self):
+        """The rate Goyal et al.'s gradual warm-up rises from, the rate at batch 256, for
+        ``"goyal"``; ``None`` for the other schedules (their warm-up is ``learning_rate / 10``).
+
+        Example:
+        >>> Recipe.goyal().gradual_warmup_start(), Recipe().gradual_warmup_start()
+        (0.1, None)
+        """
+        if self.schedule != "goyal":
+            return None
+        return min(self.learning_rate, self.learning_rate * GOYAL_REFERENCE_BATCH / self.batch_size)
 
     def check_steps(self, examples):
         """Raises a `ValueError` naming the field unless a run over ``examples`` training
