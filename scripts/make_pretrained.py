@@ -35,9 +35,11 @@ from keras_resnets.training import train  # noqa: E402
 from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe  # noqa: E402
 
 TWINS = {"mnist_resnet": True, "mnist_plain": False}  # the names of PRETRAINED -> residual
-RECIPE = Recipe(optimizer="adam", learning_rate=2e-3, schedule="cosine", batch_size=64, epochs=6)
-"""With `TRANSFORMS`, seed 0 on PyTorch: the ResNet 98.3% of the 1,000 held-out digits (8 epochs:
-98.4%), the plain twin 93.7% (each shipped ``<name>.json`` has its run's ``"final"``)."""
+RECIPE = Recipe(optimizer="adam", learning_rate=2e-3, schedule="cosine", batch_size=64, epochs=12,
+                weight_decay=5e-4)
+"""With `TRANSFORMS`, seed 0 on PyTorch: the ResNet 98.5% of the 1,000 held-out digits (without
+weight decay: 98.5% too; 6 epochs: 98.3%), the plain twin PLAIN (each shipped ``<name>.json`` has
+its run's ``"final"``)."""
 TRANSFORMS = "shift"  # digits moved by up to 2 pixels: MNIST's classic augmentation, no flips
 LESIONS = {"samples": 10, "ks": range(1, 11), "gradient_digits": 16}
 """The lesion study: 10 random sets of k = 1 .. 10 deleted blocks, the gradient by path
@@ -70,16 +72,22 @@ def make(args):
                     subset=args.subset, validation_split=args.validation_split,
                     transforms=args.transforms, seed=args.seed, epochs=args.epochs,
                     runs_dir=runs_dir, run_id=name, verbose=2)
-        if run.status["state"] != "completed":
-            raise SystemExit(f"{name}: {run.status['message']}")
-        run.load_model().save_weights(FOLDER / f"{name}.weights.h5")
-        epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
-        final = {k: epochs[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-        seconds = round(sum(e["seconds"] for e in epochs))
-        config = {**run.config, "final": final, "training_seconds": seconds}
-        (FOLDER / f"{name}.json").write_text(json.dumps(config, indent=1) + "\n")
-        print(f"{name}: validation accuracy {final['val_accuracy']:.4f} after {seconds} s")
+        ship(run, name)
     shutil.rmtree(runs_dir)
+
+
+def ship(run, name):
+    """Writes the completed run ``run``'s weights and config, with its final metrics, as the
+    shipped network ``name``."""
+    if run.status["state"] != "completed":
+        raise SystemExit(f"{name}: {run.status['message']}")
+    run.load_model().save_weights(FOLDER / f"{name}.weights.h5")
+    epochs = [e for e in run.metrics() if e.get("event") == "epoch"]
+    final = {k: epochs[-1][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    seconds = round(sum(e["seconds"] for e in epochs))
+    config = {**run.config, "final": final, "training_seconds": seconds}
+    (FOLDER / f"{name}.json").write_text(json.dumps(config, indent=1) + "\n")
+    print(f"{name}: validation accuracy {final['val_accuracy']:.4f} after {seconds} s")
 
 
 def measure(name):
