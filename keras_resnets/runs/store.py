@@ -362,9 +362,16 @@ class PeerRun(Run):
         else:  # on another host the run's files may be out of reach until process 0 writes
             WorkerDirectory.__init__(self, path)
             self.config, self.damage = RunConfig.from_dict(config), None
+        self.own_status = {"state": "created"}
+
+    @property
+    def status(self):
+        """This process' own view of the run's status (``state`` and the other fields that
+        process 0 writes): kept in memory, never written."""
+        return dict(self.own_status)
 
     def write_status(self, **fields):
-        pass
+        self.own_status.update(fields)
 
     def append_metrics(self, *events):
         pass
