@@ -53,6 +53,7 @@ from keras_resnets.training.processes import (
     average_statistics,
     check_processes,
     keep_log,
+    lost_peer,
     weights_digest,
 )
 from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe
@@ -157,6 +158,8 @@ def check_train(architecture, dataset="mnist_sample", recipe=None, *, subset=Non
     as `train` checks it, and nothing written; ``processes`` > 1 adds ``processes`` and the
     backend's ``engine`` (`keras_resnets.training.processes`)."""
     recipe = Recipe.coerce(recipe, **recipe_fields)
+    backend = keras.backend.backend()
+    check_processes(processes, backend, dataset, recipe.batch_size)
     arch = resolve_architecture(architecture, dataset)
     check_fits(arch, dataset)
     check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
@@ -165,8 +168,6 @@ def check_train(architecture, dataset="mnist_sample", recipe=None, *, subset=Non
                     data_dir=data_dir, augment=augment, transforms=transforms)
     check_runnable(arch, data, recipe)
     check_distribution(distribution, recipe.batch_size)
-    backend = keras.backend.backend()
-    check_processes(processes, backend, dataset, recipe.batch_size)
     config = {"architecture": arch.to_dict(), "dataset": data.to_dict(),
               "recipe": recipe.to_dict(), "backend": backend, "versions": versions(),
               "seed": seed, "distribution": distribution}
@@ -359,9 +360,11 @@ def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
         _interrupted(run, recorder, recipe)
         raise
     except Exception as err:
-        if interrupts.requested is not None:  # stopped while the other processes were
-            _interrupted(run, recorder, recipe)
-            raise KeyboardInterrupt(f"signal {interrupts.requested}") from err
+        if interrupts.requested is not None or cluster and lost_peer(err):
+            # stopped with the other processes, or one of them is gone
+            _interrupted(run, recorder, recipe, f"{type(err).__name__}: {err}")
+            raise KeyboardInterrupt(f"signal {interrupts.requested}" if interrupts.requested
+                                    else "another process is gone") from err
         run.write_status(state="failed", phase=None, message=f"{type(err).__name__}: {err}")
         raise
     finally:
@@ -370,16 +373,16 @@ def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
     return run
 
 
-def _interrupted(run, recorder, recipe):
-    """Records that ``run`` was interrupted, and what is kept."""
+def _interrupted(run, recorder, recipe, cause=None):
+    """Records that ``run`` was interrupted (by ``cause`` if given), and what is kept."""
     epoch = recorder.completed if recorder else 0
     kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
             "no epoch had completed, so there is no checkpoint and it starts again from epoch 1")
     processes = run.config.processes
     again = f" --processes {processes}" if processes > 1 else ""
     run.write_status(state="interrupted", phase=None, message=(
-        f"interrupted after {epoch} of {recipe.epochs} epochs; {kept}; resume with: "
-        f"python -m keras_resnets resume {run.id}{again}"))
+        f"interrupted after {epoch} of {recipe.epochs} epochs{f' ({cause:.300})' if cause else ''}; "
+        f"{kept}; resume with: python -m keras_resnets resume {run.id}{again}"))
 
 
 def epoch_seed(seed, epoch):

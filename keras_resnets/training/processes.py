@@ -159,7 +159,7 @@ def _join_jax(cluster):
     address = os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"].split(",")[0]
     jax.distributed.initialize(coordinator_address=address, num_processes=cluster.count,
                                process_id=cluster.index,
-                               initialization_timeout=max(1, int(join_timeout())),
+                               initialization_timeout=int(join_timeout()) + 30,
                                heartbeat_timeout_seconds=30)
 
 
@@ -255,6 +255,8 @@ def keep_log(run, cluster):
     if cluster.index:
         os.dup2(log, 1)
     os.close(log)
+    print(f"process {cluster.index} of {cluster.count}: pid {os.getpid()} on "
+          f"{socket.gethostname()}, {cluster.engine}, run {run.id}", file=sys.stderr, flush=True)
 
 
 def average_statistics(cluster):
@@ -380,11 +382,23 @@ def launch(argv, count, backend, port=None):
         _stop(children, grace=0)
 
 
+LOST_PEER = ("connection reset", "connection closed", "connection refused", "socket closed",
+             "broken pipe", "gloo", "nccl", "heartbeat", "unavailable", "peer")
+"""Words of the errors an engine raises when another process is gone (`lost_peer`)."""
+
+
+def lost_peer(error):
+    """Whether ``error``, raised while several processes train, says that one of the others
+    is gone (its connection dropped), rather than that this one's training went wrong."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(word in text for word in LOST_PEER) or "DistBackendError" in text
+
+
 def _supervise(children, received):
     """Waits for ``children``; stops the rest once one fails or a signal comes, and those
     still running `GRACE` seconds after process 0 ended well. Returns the exit status:
     process 0's when it ended well, else the first failure's (1 for a signal)."""
-    while any(c.poll() is None for c in children):
+    while [c.poll() for c in children].count(None):
         if received:
             _stop(children)
             return 130
@@ -396,7 +410,7 @@ def _supervise(children, received):
             return failed[0][1] if failed[0][1] > 0 else 1
         if children[0].returncode == 0:
             deadline = time.monotonic() + GRACE
-            while time.monotonic() < deadline and any(c.poll() is None for c in children):
+            while time.monotonic() < deadline and [c.poll() for c in children].count(None):
                 time.sleep(0.2)
             _stop(children)
             return 0
