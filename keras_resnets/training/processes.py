@@ -38,7 +38,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 ENGINES = {"jax": "jax.distributed", "tensorflow": "MultiWorkerMirroredStrategy",
@@ -125,7 +124,7 @@ def check_processes(processes, backend, dataset=None, batch_size=None):
 def join(backend, expected=None):
     """Starts this process' engine from its variables (`cluster_size`) and waits for the
     others; the `Cluster`, or None outside a cluster. A process that finds no peer within
-    the join timeout prints one line and exits with status 1."""
+    the join timeout prints one line and is killed (`_deadline`)."""
     found = cluster_size(backend)
     if found is None:
         return None
@@ -174,7 +173,7 @@ def _join_torch(cluster):
     import torch.distributed as dist
 
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
-                            timeout=datetime.timedelta(seconds=join_timeout()))
+                            timeout=datetime.timedelta(seconds=join_timeout() + 30))
 
 
 def _barrier_jax(cluster):
@@ -200,22 +199,32 @@ _JOINS = {"jax": _join_jax, "tensorflow": _join_tensorflow, "torch": _join_torch
 _BARRIERS = {"jax": _barrier_jax, "tensorflow": _barrier_tensorflow, "torch": _barrier_torch}
 
 
+_WATCHDOG = """
+import os, sys, time
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    if os.getppid() != parent:
+        sys.exit(0)
+    time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+os.write(2, ("error: " + message + "\\n").encode())
+os.kill(parent, 9)
+"""
+
+
 @contextlib.contextmanager
 def _deadline(message):
-    """Exits the process with ``message`` unless the block ends within the join timeout: a
-    process blocked in an engine's C++ wait gets no Python signal."""
-    timer = threading.Timer(join_timeout(), _give_up, args=(message,))
-    timer.daemon = True
-    timer.start()
+    """Ends this process with ``message`` (one line on standard error, exit by SIGKILL)
+    unless the block ends within the join timeout. The watchdog is a process of its own: an
+    engine waiting for its peers in C++ may hold the interpreter, and no thread or signal
+    handler of this one would run."""
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()),
+                                 str(join_timeout()), message])
     try:
         yield
     finally:
-        timer.cancel()
-
-
-def _give_up(message):
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    os._exit(1)
+        watchdog.kill()
+        watchdog.wait()
 
 
 _STRATEGY = []
