@@ -413,8 +413,7 @@ def _supervise(children, received):
             return 130
         failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode]
         if failed:
-            print(f"error: {_ended(*failed[0], len(children))}; stopping the others",
-                  file=sys.stderr, flush=True)
+            print(f"error: {_ended(*failed[0], len(children))}", file=sys.stderr, flush=True)
             _stop(children)
             return failed[0][1] if failed[0][1] > 0 else 1
         if children[0].returncode == 0:
@@ -429,8 +428,11 @@ def _supervise(children, received):
 
 
 def _ended(index, code, count):
+    """What the launcher says of a child that ended with ``code``."""
     what = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
-    return f"process {index} of {count} {what}" if count > 1 else f"torchrun {what}"
+    if count == 1:  # torchrun, which stops its workers and reports which one ended
+        return f"torchrun {what} (its report above names the process that ended first)"
+    return f"process {index} of {count} {what}; stopping the others"
 
 
 def _stop(children, signum=signal.SIGTERM, grace=GRACE):
