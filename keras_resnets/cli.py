@@ -230,6 +230,15 @@ def _resume(args):
     return EXIT_CODES[run.status["state"]]
 
 
+def _launches(args):
+    """Whether this command starts several local processes (``--processes`` > 1 outside a
+    cluster's variables)."""
+    from keras_resnets.training.processes import ENGINES, cluster_size
+
+    return ((getattr(args, "processes", None) or 1) > 1
+            and not any(cluster_size(backend) for backend in ENGINES))
+
+
 def _join(args):
     """This process' place among several (`keras_resnets.training.processes.join`) when the
     engine's variables name a cluster, else None (after checking ``--processes``)."""
@@ -328,10 +337,20 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
                "summary": _summary}[args.command]
-    if command in (_train, _resume, _summary):
-        _start_backend(args.verbose, data=command in (_train, _resume))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
+        if getattr(args, "processes", None) is not None and args.processes < 1:
+            from keras_resnets.training.processes import check_processes
+
+            check_processes(args.processes, None)  # before the backend starts
+        if command in (_train, _resume, _summary):
+            launcher = _launches(args)
+            if launcher and args.port is not None:
+                from keras_resnets.training.processes import check_port
+
+                check_port(args.port)  # before the backend starts: a clear answer at once
+            # tf.data is read by the processes a launcher starts, not by the launcher
+            _start_backend(args.verbose, data=command in (_train, _resume) and not launcher)
         return command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
