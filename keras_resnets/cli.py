@@ -23,6 +23,7 @@ import importlib.util
 import os
 import signal
 import sys
+from pathlib import Path
 
 from keras_resnets.design.validation import parse_json
 from keras_resnets.runs.files import read_json
@@ -203,7 +204,8 @@ def _train(args):
                     **options)
         run_id = args.run_id or new_run_id(arch.name)
         _check_new_run(args.runs_dir, run_id)
-        return _launch(args, processes, [] if args.run_id else ["--run-id", run_id])
+        return _launch(args, processes, [] if args.run_id else ["--run-id", run_id],
+                       Path(args.runs_dir) / run_id / "logs")
     run = train(arch, args.dataset, recipe.replace(**changes), runs_dir=args.runs_dir,
                 run_id=args.run_id, cluster=cluster, verbose=0 if args.quiet else 1, **options)
     return EXIT_CODES[run.status["state"]]
@@ -224,7 +226,7 @@ def _resume(args):
                                  "with as many.")
             _check_resumable(run, args.force)
             extra = [] if args.processes else ["--processes", str(processes)]
-            return _launch(args, processes, extra)
+            return _launch(args, processes, extra, run.path / "logs")
     run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1,
                  force=args.force, cluster=cluster)
     return EXIT_CODES[run.status["state"]]
@@ -259,13 +261,13 @@ def _check_new_run(runs_dir, run_id):
         raise ValueError(f"--run-id={run_id!r} is not allowed: {runs_dir}/{run_id} exists.")
 
 
-def _launch(args, processes, extra):
+def _launch(args, processes, extra, logs):
     """Runs this command as ``processes`` local processes (`processes.launch`)."""
     import keras
 
     from keras_resnets.training.processes import launch
 
-    return launch([*args.argv, *extra], processes, keras.backend.backend(), args.port)
+    return launch([*args.argv, *extra], processes, keras.backend.backend(), args.port, logs)
 
 
 def _runs(args):

@@ -31,6 +31,7 @@ True
 """
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -172,6 +173,8 @@ def _join_torch(cluster):
     import torch
     import torch.distributed as dist
 
+    if torch.cuda.is_available():  # one GPU per process, as torchrun numbers them
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
                             timeout=datetime.timedelta(seconds=join_timeout() + 30))
 
@@ -186,7 +189,8 @@ def _barrier_tensorflow(cluster):
     import tensorflow as tf
 
     strategy = cluster.strategy
-    strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)),
+                                        axis=None))()
 
 
 def _barrier_torch(cluster):
@@ -290,9 +294,13 @@ def _mean_tensorflow(cluster, values):
 
     strategy = cluster.strategy
     values = tuple(tf.convert_to_tensor(v) for v in values)
-    means = strategy.run(lambda *vs: tf.distribute.get_replica_context().all_reduce("MEAN", vs),
-                         args=values)
-    return [strategy.experimental_local_results(m)[0] for m in means]
+
+    @tf.function
+    def mean(*vs):
+        return strategy.run(lambda *v: tf.distribute.get_replica_context().all_reduce("MEAN", v),
+                            args=vs)
+
+    return [strategy.experimental_local_results(m)[0] for m in mean(*values)]
 
 
 def _mean_torch(cluster, values):
@@ -370,21 +378,23 @@ def local_commands(argv, count, backend, port=None):
         for i in range(count)]
 
 
-def launch(argv, count, backend, port=None):
+def launch(argv, count, backend, port=None, logs=None):
     """Runs ``python -m keras_resnets argv`` as ``count`` local processes of one cluster and
     returns the exit status: process 0's, or the first failure's. When one process fails,
     the others are stopped (SIGTERM, then SIGKILL after `GRACE` seconds); so are they all on
-    Ctrl-C or SIGTERM. None is left running."""
+    Ctrl-C or SIGTERM. None is left running. ``logs``: the directory of the processes' logs,
+    named when one fails."""
     if port is not None:
         for p in range(port, port + (count if backend == "tensorflow" else 1)):
             check_port(p)
-    children = [subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+    death_signal = _death_signal()
+    children = [subprocess.Popen(command, env=env, preexec_fn=death_signal)
                 for command, env in local_commands(argv, count, backend, port)]
     received = []
     handlers = {s: signal.signal(s, lambda signum, _: received.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _supervise(children, received)
+        return _supervise(children, received, logs)
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)
@@ -403,7 +413,7 @@ def lost_peer(error):
     return any(word in text for word in LOST_PEER) or "DistBackendError" in text
 
 
-def _supervise(children, received):
+def _supervise(children, received, logs=None):
     """Waits for ``children``; stops the rest once one fails or a signal comes, and those
     still running `GRACE` seconds after process 0 ended well. Returns the exit status:
     process 0's when it ended well, else the first failure's (1 for a signal)."""
@@ -413,7 +423,9 @@ def _supervise(children, received):
             return 130
         failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode]
         if failed:
-            print(f"error: {_ended(*failed[0], len(children))}", file=sys.stderr, flush=True)
+            where = f" (logs: {logs})" if logs else ""
+            print(f"error: {_ended(*failed[0], len(children))}{where}", file=sys.stderr,
+                  flush=True)
             _stop(children)
             return failed[0][1] if failed[0][1] > 0 else 1
         if children[0].returncode == 0:
@@ -449,11 +461,12 @@ def _stop(children, signum=signal.SIGTERM, grace=GRACE):
             child.wait()
 
 
-def _die_with_parent():
-    """In a child: SIGTERM when the launcher dies (Linux), so no process outlives it."""
+def _death_signal():
+    """``f()`` that a child calls before it runs: SIGTERM to it when the launcher dies (Linux's
+    PR_SET_PDEATHSIG), so no process outlives it; None where there is no ``prctl``. Made in the
+    launcher, so the child, forked from a process with threads, imports nothing."""
     try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
