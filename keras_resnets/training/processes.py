@@ -294,13 +294,9 @@ def _mean_tensorflow(cluster, values):
 
     strategy = cluster.strategy
     values = tuple(tf.convert_to_tensor(v) for v in values)
-
-    @tf.function
-    def mean(*vs):
-        return strategy.run(lambda *v: tf.distribute.get_replica_context().all_reduce("MEAN", v),
-                            args=vs)
-
-    return [strategy.experimental_local_results(m)[0] for m in mean(*values)]
+    means = strategy.run(lambda *vs: tf.distribute.get_replica_context().all_reduce("MEAN", vs),
+                         args=values)
+    return [strategy.experimental_local_results(m)[0] for m in means]
 
 
 def _mean_torch(cluster, values):
@@ -417,26 +413,25 @@ def _supervise(children, received, logs=None):
     """Waits for ``children``; stops the rest once one fails or a signal comes, and those
     still running `GRACE` seconds after process 0 ended well. Returns the exit status:
     process 0's when it ended well, else the first failure's (1 for a signal)."""
-    while [c.poll() for c in children].count(None):
+    while True:
+        codes = [c.poll() for c in children]
         if received:
             _stop(children)
             return 130
-        failed = [(i, c.returncode) for i, c in enumerate(children) if c.returncode]
+        failed = [(i, code) for i, code in enumerate(codes) if code]
         if failed:
             where = f" (logs: {logs})" if logs else ""
             print(f"error: {_ended(*failed[0], len(children))}{where}", file=sys.stderr,
                   flush=True)
             _stop(children)
             return failed[0][1] if failed[0][1] > 0 else 1
-        if children[0].returncode == 0:
+        if codes[0] == 0:
             deadline = time.monotonic() + GRACE
             while time.monotonic() < deadline and [c.poll() for c in children].count(None):
                 time.sleep(0.2)
             _stop(children)
             return 0
         time.sleep(0.2)
-    codes = [c.returncode for c in children]
-    return next((code if code > 0 else 1 for code in codes if code), 0)
 
 
 def _ended(index, code, count):
