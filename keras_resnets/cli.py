@@ -208,6 +208,7 @@ def _train(args):
                        Path(args.runs_dir) / run_id / "logs")
     run = train(arch, args.dataset, recipe.replace(**changes), runs_dir=args.runs_dir,
                 run_id=args.run_id, cluster=cluster, verbose=0 if args.quiet else 1, **options)
+    args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
 
 
@@ -229,6 +230,7 @@ def _resume(args):
             return _launch(args, processes, extra, run.path / "logs")
     run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1,
                  force=args.force, cluster=cluster)
+    args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
 
 
@@ -241,6 +243,18 @@ def _launches(args):
             and not any(cluster_size(backend) for backend in ENGINES))
 
 
+def _ended(args, code):
+    """``code``; but a process of several whose run did not complete (cancelled, failed,
+    interrupted, refused) exits at once: the
+    others may wait in a collective step that it will never join, and the engines' exit
+    handlers would wait for them (JAX's for minutes)."""
+    if getattr(args, "cluster", None) is not None and not getattr(args, "completed", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def _join(args):
     """This process' place among several (`keras_resnets.training.processes.join`) when the
     engine's variables name a cluster, else None (after checking ``--processes``)."""
@@ -251,7 +265,8 @@ def _join(args):
     if args.processes is not None:
         processes.check_processes(args.processes, None if args.processes == 1 else
                                   keras.backend.backend())
-    return processes.join(keras.backend.backend(), args.processes)
+    args.cluster = processes.join(keras.backend.backend(), args.processes)
+    return args.cluster
 
 
 def _check_new_run(runs_dir, run_id):
@@ -353,13 +368,13 @@ def main(argv=None):
                 check_port(args.port)  # before the backend starts: a clear answer at once
             # tf.data is read by the processes a launcher starts, not by the launcher
             _start_backend(args.verbose, data=command in (_train, _resume) and not launcher)
-        return command(args)
+        return _ended(args, command(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return _ended(args, 130)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _ended(args, 2)
     except OSError as err:  # a read-only or full store, a vanished directory
         print(f"error: {err.strerror or err}: {err.filename}", file=sys.stderr)
         return 1

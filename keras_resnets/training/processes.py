@@ -419,7 +419,7 @@ def _supervise(children, received, logs=None):
             _stop(children)
             return 130
         failed = [(i, code) for i, code in enumerate(codes) if code]
-        if failed:
+        if failed and codes[0] != 0:  # once process 0 ended well, the run is its
             where = f" (logs: {logs})" if logs else ""
             print(f"error: {_ended(*failed[0], len(children))}{where}", file=sys.stderr,
                   flush=True)
