@@ -6,6 +6,7 @@ Examples::
     python -m keras_resnets train --preset mnist_resnet --dataset mnist --epochs 1
     python -m keras_resnets train --architecture arch.json --recipe paper --epochs 2 --seed 1
     KERAS_BACKEND=jax python -m keras_resnets train --preset mnist_resnet --distribution data_parallel
+    python -m keras_resnets train --preset mnist_resnet --processes 2
     python -m keras_resnets summary --preset resnet50
     python -m keras_resnets runs
     python -m keras_resnets resume 20250101-120000-mnist_resnet-3fa2
@@ -22,6 +23,7 @@ import importlib.util
 import os
 import signal
 import sys
+from pathlib import Path
 
 from keras_resnets.design.validation import parse_json
 from keras_resnets.runs.files import read_json
@@ -116,7 +118,18 @@ def _add_train_command(commands):
                             "JAX and TensorFlow (default: none)")
     _add_store(train)
     train.add_argument("--run-id", help="the run's id (default: time, name and random hex)")
+    _add_processes(train, "1")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_processes(parser, default):
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="train one run with N processes on this machine, each backend on "
+                             "its own engine (jax.distributed, MultiWorkerMirroredStrategy, "
+                             f"torch.distributed DDP under torchrun); the batch is global "
+                             f"(default: {default})")
+    parser.add_argument("--port", type=int,
+                        help="the first loopback port of --processes (default: free ones)")
 
 
 def _add_resume_command(commands):
@@ -126,6 +139,7 @@ def _add_resume_command(commands):
     resume.add_argument("--force", action="store_true",
                         help="resume a run whose status names a live process once that process "
                              "is confirmed not to be the run's (its pid was reused)")
+    _add_processes(resume, "as many as trained the run")
     resume.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -173,26 +187,104 @@ def _architecture(args, dataset):
 
 
 def _train(args):
-    from keras_resnets.training import Recipe, default_subset, train
+    from keras_resnets.runs.store import new_run_id
+    from keras_resnets.training import Recipe, check_train, default_subset, train
 
+    cluster = _join(args)
     recipes = {"quick": Recipe, "paper": Recipe.paper, "goyal": Recipe.goyal}
     changes = {name: getattr(args, name) for name in RECIPE_OPTIONS
                if getattr(args, name) is not None}
+    recipe = recipes[args.recipe](**changes)
     subset = default_subset(args.dataset) if args.subset is None else (args.subset or None)
-    run = train(_architecture(args, args.dataset), args.dataset, recipes[args.recipe](**changes),
-                runs_dir=args.runs_dir, run_id=args.run_id, subset=subset,
-                validation_split=args.validation_split, data_dir=args.data_dir,
-                augment=args.augment, transforms=args.transforms, seed=args.seed,
-                distribution=args.distribution, verbose=0 if args.quiet else 1)
+    arch = _architecture(args, args.dataset)
+    options = dict(subset=subset, validation_split=args.validation_split,
+                   data_dir=args.data_dir, augment=args.augment, transforms=args.transforms,
+                   seed=args.seed, distribution=args.distribution)
+    processes = args.processes or 1
+    if cluster is None and processes > 1:  # this process launches the others
+        check_train(arch, args.dataset, recipe, processes=processes,
+                    **options)
+        run_id = args.run_id or new_run_id(arch.name)
+        _check_new_run(args.runs_dir, run_id)
+        return _launch(args, processes, [] if args.run_id else ["--run-id", run_id],
+                       Path(args.runs_dir) / run_id / "logs")
+    run = train(arch, args.dataset, recipe, runs_dir=args.runs_dir,
+                run_id=args.run_id, cluster=cluster, verbose=0 if args.quiet else 1, **options)
+    args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
 
 
 def _resume(args):
-    from keras_resnets.training import resume
+    from keras_resnets.training import open_run, resume
+    from keras_resnets.training.loop import _check_resumable
 
+    cluster = _join(args)
+    if cluster is None:
+        run = open_run(args.run_id, args.runs_dir)
+        processes = args.processes or run.config.processes
+        if processes > 1:  # this process launches the others
+            if processes != run.config.processes:
+                raise ValueError(f"--processes={processes} is not allowed: run {run.id} was "
+                                 f"trained by {run.config.processes} processes; resume it "
+                                 "with as many.")
+            _check_resumable(run, args.force)
+            extra = [] if args.processes else ["--processes", str(processes)]
+            return _launch(args, processes, extra, run.path / "logs")
     run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1,
-                 force=args.force)
+                 force=args.force, cluster=cluster)
+    args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
+
+
+def _launches(args):
+    """Whether this command starts several local processes (``--processes`` > 1 outside a
+    cluster's variables)."""
+    from keras_resnets.training.processes import ENGINES, cluster_size
+
+    return ((getattr(args, "processes", None) or 1) > 1
+            and not any(cluster_size(backend) for backend in ENGINES))
+
+
+def _ended(args, code):
+    """``code``; but a process of several whose run did not complete (cancelled, failed,
+    interrupted, refused) exits at once: the
+    others may wait in a collective step that it will never join, and the engines' exit
+    handlers would wait for them (JAX's for minutes)."""
+    if getattr(args, "cluster", None) is not None and not getattr(args, "completed", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _join(args):
+    """This process' place among several (`keras_resnets.training.processes.join`) when the
+    engine's variables name a cluster, else None (after checking ``--processes``)."""
+    import keras
+
+    from keras_resnets.training import processes
+
+    if args.processes is not None:
+        processes.check_processes(args.processes, None if args.processes == 1 else
+                                  keras.backend.backend())
+    args.cluster = processes.join(keras.backend.backend(), args.processes)
+    return args.cluster
+
+
+def _check_new_run(runs_dir, run_id):
+    from keras_resnets.runs.store import RunStore
+
+    if RunStore(runs_dir).path(run_id).exists():
+        raise ValueError(f"--run-id={run_id!r} is not allowed: {runs_dir}/{run_id} exists.")
+
+
+def _launch(args, processes, extra, logs):
+    """Runs this command as ``processes`` local processes (`processes.launch`)."""
+    import keras
+
+    from keras_resnets.training.processes import launch
+
+    return launch([*args.argv, *extra], processes, keras.backend.backend(), args.port, logs)
 
 
 def _runs(args):
@@ -261,19 +353,30 @@ def _start_backend(verbose, data=False):
 def main(argv=None):
     """Runs the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
                "summary": _summary}[args.command]
-    if command in (_train, _resume, _summary):
-        _start_backend(args.verbose, data=command in (_train, _resume))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
-        return command(args)
+        if getattr(args, "processes", None) is not None and args.processes < 1:
+            from keras_resnets.training.processes import check_processes
+
+            check_processes(args.processes, None)  # before the backend starts
+        if command in (_train, _resume, _summary):
+            launcher = _launches(args)
+            if launcher and args.port is not None:
+                from keras_resnets.training.processes import check_port
+
+                check_port(args.port)  # before the backend starts: a clear answer at once
+            # tf.data is read by the processes a launcher starts, not by the launcher
+            _start_backend(args.verbose, data=command in (_train, _resume) and not launcher)
+        return _ended(args, command(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return _ended(args, 130)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _ended(args, 2)
     except OSError as err:  # a read-only or full store, a vanished directory
         print(f"error: {err.strerror or err}: {err.filename}", file=sys.stderr)
         return 1

@@ -48,7 +48,13 @@ from keras_resnets.data.catalog import (
     tfds_split,
 )
 from keras_resnets.data.folders import Folder, is_folder, scan
-from keras_resnets.data.pipelines import image_decoder, pipeline, selected, shuffle_buffer
+from keras_resnets.data.pipelines import (
+    image_decoder,
+    pipeline,
+    selected,
+    shard_order,
+    shuffle_buffer,
+)
 from keras_resnets.data.spec import check_dataset, check_sources, resolve_transforms, split_sizes
 from keras_resnets.data.transforms import imagenet_stats, mean_std, output_shape
 from keras_resnets.design.validation import check_choice, check_int, check_number, check_seed, fail
@@ -125,7 +131,7 @@ def load_data(name=SAMPLE_NAME, *, batch_size: int = 64, validation_split: float
               seed: int = 0, data_format: str | None = None, validation_batch_size: int | None = None,
               fallback: bool = True, drop_remainder: bool = False, reshuffle: bool = True,
               shuffle_seed: int | None = None, transforms: str | None = None,
-              validation_dataset=None) -> Data:
+              validation_dataset=None, shard: tuple[int, int] | None = None) -> Data:
     """Loads a dataset as normalised, batched, streaming ``tf.data`` pipelines.
 
     Validation examples are held out of the training split (the whole sample for
@@ -159,6 +165,11 @@ def load_data(name=SAMPLE_NAME, *, batch_size: int = 64, validation_split: float
             ``"none"``).
         validation_dataset: The path of an image folder with the training folder's classes,
             whose images are the validation set (then ``validation_split`` must be 0).
+        shard: ``(index, count)``: the share of process ``index`` of ``count`` that train
+            together: every ``count``-th example, from ``index``, of the order one process
+            would see, in batches of ``batch_size / count`` (``batch_size`` is the global
+            batch), cut to whole global batches; the process reads no other image. The sample
+            and image folders only (a tensorflow-datasets stream is read in its own order).
 
     Returns:
         A ``Data`` whose pipelines yield float32 images and int32 labels.
@@ -183,20 +194,28 @@ def load_data(name=SAMPLE_NAME, *, batch_size: int = 64, validation_split: float
                    fallback=fallback)
     train_idx, val_idx = _split(source, validation_split, subset, seed)
     validation_batch_size = validation_batch_size or batch_size
-    if drop_remainder:
+    if drop_remainder or shard is not None:
         train_idx, val_idx = _whole_batches(train_idx, val_idx, batch_size, validation_batch_size)
+    shuffle_seed = seed if shuffle_seed is None else shuffle_seed
+    own_train, own_val, count = train_idx, val_idx, 1
+    if shard is not None:
+        index, count = _check_shard(shard, source, batch_size, validation_batch_size)
+        order = shard_order(len(train_idx), seed=shuffle_seed,
+                            shuffle_buffer=source.shuffle_buffer(len(train_idx)))
+        own_train, own_val = train_idx[order][index::count], val_idx[index::count]
     info = source.info
     mean, std = mean_std(info.transforms, info.mean, info.std)
     build = functools.partial(pipeline, transforms=info.transforms, mean=mean, std=std,
                               image_shape=info.image_shape, channels_first=channels_first,
                               decode=source.decode)
-    train = build(source.examples(train_idx), size=len(train_idx), batch_size=batch_size,
-                  training=True, seed=seed if shuffle_seed is None else shuffle_seed,
-                  reshuffle=reshuffle, shuffle_buffer=source.shuffle_buffer(len(train_idx)))
+    train = build(source.examples(own_train), size=len(own_train),
+                  batch_size=batch_size // count, training=True, seed=shuffle_seed,
+                  reshuffle=reshuffle, shuffle_buffer=source.shuffle_buffer(len(own_train)),
+                  shard=shard)
     validation = None
     if len(val_idx):
-        validation = build(source.validation_examples(val_idx), size=len(val_idx),
-                           batch_size=validation_batch_size)
+        validation = build(source.validation_examples(own_val), size=len(own_val),
+                           batch_size=validation_batch_size // count)
     return Data(train, validation, info, len(train_idx), len(val_idx), source.text,
                 math.ceil(len(train_idx) / batch_size))
 
@@ -493,6 +512,23 @@ def _split(source: _Source, validation_split: float, subset: int | None, seed: i
         return order[:n_train], np.arange(len(source.validation.files))
     n_train, n_validation = split_sizes(len(order), validation_split, subset)
     return order[n_validation:n_validation + n_train], order[:n_validation]
+
+
+def _check_shard(shard, source, batch_size, validation_batch_size):
+    """``(index, count)`` of a valid ``shard`` of ``source``, else a `ValueError`."""
+    index, count = shard
+    check_int("shard count", count)
+    if not 0 <= index < count:
+        fail("shard", shard, f"(index, count) with 0 <= index < count")
+    if source.streamed:
+        fail("shard", shard, f"None for {source.info.name}: a tensorflow-datasets stream is "
+                             "read in its own order; several processes need the sample or an "
+                             "image folder")
+    for name, size in (("batch_size", batch_size), ("validation_batch_size",
+                                                     validation_batch_size)):
+        if size % count:
+            fail(name, size, f"a multiple of the {count} processes that share each batch")
+    return index, count
 
 
 def _whole_batches(train_idx, val_idx, batch_size, validation_batch_size):

@@ -27,7 +27,8 @@ in-memory sample are shuffled whole)."""
 
 
 def pipeline(source, *, size, transforms, mean, std, batch_size, image_shape, channels_first,
-             decode=None, training=False, seed=None, reshuffle=True, shuffle_buffer=None):
+             decode=None, training=False, seed=None, reshuffle=True, shuffle_buffer=None,
+             shard=None):
     """Batches of float32 images and int32 labels from ``source``.
 
     Args:
@@ -43,15 +44,21 @@ def pipeline(source, *, size, transforms, mean, std, batch_size, image_shape, ch
         seed: Seeds the order and the random transforms.
         reshuffle: A new order and new random transforms on every pass over the pipeline.
         shuffle_buffer: Examples the shuffle holds; None for all of them.
+        shard: ``(index, count)``: ``source`` is this process' share of an order already
+            shuffled (`shard_order`), every ``count``-th example from ``index``; it is not
+            shuffled again and its images get the random transforms the same positions get
+            in one process.
     """
     import tensorflow as tf
 
     ds = source
-    if training:
+    if training and shard is None:
         ds = ds.shuffle(shuffle_buffer or size, seed=seed, reshuffle_each_iteration=reshuffle)
     per_image = example_transform(transforms, training)
     if per_image is not None or decode is not None:
         seeds = _seeds(seed, reshuffle) if training and per_image is not None else None
+        if seeds is not None and shard is not None:
+            seeds = seeds.shard(shard[1], shard[0])
         ds = _map_images(ds, decode, per_image, image_shape, seeds)
     ds = ds.batch(batch_size)
     mean = tf.constant(mean, tf.float32)
@@ -72,6 +79,25 @@ def pipeline(source, *, size, transforms, mean, std, batch_size, image_shape, ch
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def shard_order(size, *, seed, shuffle_buffer=None):
+    """The positions ``0..size-1`` in the order `pipeline` shuffles ``size`` examples with
+    ``seed`` (``reshuffle=False``): tf.data's shuffle depends on the seeds and the buffer, not
+    on the examples, so each process can take its share of one process' order.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> order = shard_order(8, seed=3)
+    >>> ds = tf.data.Dataset.range(10, 18).shuffle(8, seed=3, reshuffle_each_iteration=False)
+    >>> [int(x) - 10 for x in ds] == order.tolist()
+    True
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.range(size).shuffle(shuffle_buffer or size, seed=seed,
+                                             reshuffle_each_iteration=False)
+    return np.fromiter(ds.as_numpy_iterator(), np.int64, count=size)
 
 
 def _map_images(ds, decode, per_image, image_shape, seeds):

@@ -95,7 +95,7 @@ class DataConfig:
 
 
 _OBJECTS = ("architecture", "dataset", "recipe", "versions")
-_STRINGS = ("backend", "created", "distribution")
+_STRINGS = ("backend", "created", "distribution", "engine")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -110,6 +110,9 @@ class RunConfig(Mapping):
         seed: the seed of the weights and of the data's order.
         backend: the Keras backend that trained it (None if unknown).
         distribution: ``"none"`` or ``"data_parallel"``.
+        processes: how many processes trained it together (1 for one).
+        engine: the engine that joined them (``"jax.distributed"``,
+            ``"MultiWorkerMirroredStrategy"``, ``"torch.distributed DDP"``), or None.
         created: when the run was created (ISO 8601).
         versions: Python's and the libraries' versions.
         raw: the JSON object itself (what the mapping reads).
@@ -121,6 +124,8 @@ class RunConfig(Mapping):
     seed: int | None
     backend: str | None
     distribution: str
+    processes: int
+    engine: str | None
     created: str
     versions: dict
     raw: dict = dataclasses.field(repr=False)
@@ -139,10 +144,14 @@ class RunConfig(Mapping):
         seed = raw.get("seed", 0)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError(f"seed={seed!r:.80}, not an integer")
+        processes = raw.get("processes", 1)
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes={processes!r:.80}, not a positive integer")
         return cls(
             architecture=raw.get("architecture") or {}, dataset=DataConfig.from_dict(raw.get("dataset") or {}),
             recipe=raw.get("recipe") or {}, seed=seed, backend=raw.get("backend"),
-            distribution=raw.get("distribution") or "none", created=raw.get("created") or "",
+            distribution=raw.get("distribution") or "none", processes=processes,
+            engine=raw.get("engine"), created=raw.get("created") or "",
             versions=raw.get("versions") or {}, raw=raw)
 
     @property

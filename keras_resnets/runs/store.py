@@ -15,6 +15,9 @@ A run lives in ``<root>/<run-id>/``:
 - ``checkpoint.weights.h5``: model and optimizer state at the end of the last completed epoch;
   ``checkpoint.previous.weights.h5`` the one before, in case the last cannot be read.
 - ``model.keras``: the trained model, once the run has completed.
+- ``logs/process-<i>.log``: the output of process ``i`` of a run that several processes train
+  together (`keras_resnets.training.processes`); process 0 writes every other file, the
+  others only their log (`PeerRun`).
 - ``CANCEL``: present when someone asked the run to stop.
 - ``LOCK``: present while a process trains the run; it holds that process' ``pid``, ``host``,
   ``process_start`` (the kernel's start time of the pid, so a reused pid is told apart) and
@@ -82,6 +85,7 @@ CONFIG, METRICS, CANCEL = "config.json", "metrics.jsonl", "CANCEL"
 CHECKPOINT, MODEL = "checkpoint.weights.h5", "model.keras"
 PREVIOUS_CHECKPOINT = "checkpoint.previous.weights.h5"
 LOCK_GUARD = ".lock-guard"
+LOGS = "logs"
 METRIC_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
                   "images_per_second", "time")
 FINITE_METRICS = ("learning_rate", "seconds", "images_per_second", "time")
@@ -318,6 +322,14 @@ class Run(WorkerDirectory):
         """``model.keras``: the trained model, present once the run has completed."""
         return self.path / MODEL
 
+    def save_model(self, save):
+        """Writes ``model.keras`` with ``save(path)``, atomically."""
+        write_atomic(self.model_path, save)
+
+    def log_path(self, process):
+        """``logs/process-<process>.log``: the output of one of several processes."""
+        return self.path / LOGS / f"process-{int(process)}.log"
+
     def load_model(self):
         """The trained model: ``model.keras``, else the last checkpoint's weights."""
         import keras
@@ -330,6 +342,63 @@ class Run(WorkerDirectory):
         if self.checkpoint_path.exists():
             model.load_weights(self.checkpoint_path, skip_mismatch=True)
         return model
+
+
+def _scratch(save, name):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        save(Path(scratch) / name)
+
+
+class PeerRun(Run):
+    """A run as a process other than process 0 sees it when several train it together: it
+    reads the checkpoints and the cancel flag, and writes nothing (process 0 writes the run;
+    each process writes only its log)."""
+
+    def __init__(self, path, config=None):
+        if config is None:
+            super().__init__(path)
+        else:  # on another host the run's files may be out of reach until process 0 writes
+            WorkerDirectory.__init__(self, path)
+            self.config, self.damage = RunConfig.from_dict(config), None
+        self.own_status = {"state": "created"}
+
+    @property
+    def status(self):
+        """This process' own view of the run's status (``state`` and the other fields that
+        process 0 writes): kept in memory, never written."""
+        return dict(self.own_status)
+
+    def write_status(self, **fields):
+        self.own_status.update(fields)
+
+    def append_metrics(self, *events):
+        pass
+
+    def keep_metrics(self, epochs):
+        pass
+
+    def save_checkpoint(self, save):
+        """Runs ``save`` into a scratch directory: saving may take every process (JAX checks
+        that each passes the same arrays), so each saves, and process 0's file is kept."""
+        _scratch(save, CHECKPOINT)
+
+    def save_model(self, save):
+        """As `save_checkpoint`, for the trained model."""
+        _scratch(save, MODEL)
+
+    def clear_cancel(self):
+        pass
+
+    @property
+    def cancel_requested(self):
+        """False: process 0 alone honours a cancel request (the others stop with it)."""
+        return False
+
+    @contextlib.contextmanager
+    def lock(self):
+        yield self
 
 
 class DirectoryStore:

@@ -18,7 +18,7 @@ _EXPORTS = {
     "Callback": "callbacks", "ProgressBar": "callbacks", "format_epoch": "callbacks",
     "check_distribution": "distribution", "distribution_scope": "distribution",
     "scaled_learning_rate": "distribution", "deferred_interrupts": "interrupts",
-    "check_data": "loop", "check_fits": "loop", "open_run": "loop", "resume": "loop",
+    "check_data": "loop", "check_train": "loop", "check_fits": "loop", "open_run": "loop", "resume": "loop",
     "train": "loop", "compile_model": "optimization", "make_schedule": "optimization",
     "StepSchedule": "optimization", "CosineSchedule": "optimization",
     "FIRST_MINUTE_SUBSET": "recipe", "Recipe": "recipe", "VALIDATION_SPLIT": "recipe",

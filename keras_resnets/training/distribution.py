@@ -84,17 +84,26 @@ def scaled_learning_rate(learning_rate, batch_size, reference_batch_size):
 
 
 @contextlib.contextmanager
-def distribution_scope(distribution="none", batch_size=None):
+def distribution_scope(distribution="none", batch_size=None, cluster=None):
     """Build, compile and fit a model inside this context to train it with ``distribution``.
 
     Args:
         distribution: ``"none"`` or ``"data_parallel"``.
         batch_size: the global batch size, checked against the device count.
+        cluster: the `keras_resnets.training.processes.Cluster` of several processes that
+            train together, or None: with one, JAX's `DataParallel` spans every process'
+            devices (each process feeds its own share of the batch) and TensorFlow's
+            `MultiWorkerMirroredStrategy` scope is entered, whatever ``distribution`` says;
+            PyTorch needs no scope (see `keras_resnets.training.ddp`).
 
     Example:
     >>> with distribution_scope("none"):
     ...     pass
     """
+    if cluster is not None:
+        with _cluster_scope(cluster) as scope:
+            yield scope
+        return
     if distribution != "none":
         check_distribution(distribution, batch_size or len(devices()))
     if distribution == "none":
@@ -113,3 +122,22 @@ def distribution_scope(distribution="none", batch_size=None):
         strategy = tf.distribute.MirroredStrategy(devices=_tf_devices())
         with strategy.scope():
             yield strategy
+
+
+@contextlib.contextmanager
+def _cluster_scope(cluster):
+    """The engine's scope for a model that several processes train (`distribution_scope`)."""
+    if cluster.backend == "jax":
+        previous = keras.distribution.distribution()
+        parallel = keras.distribution.DataParallel(devices=keras.distribution.list_devices(),
+                                                   auto_shard_dataset=False)
+        keras.distribution.set_distribution(parallel)
+        try:
+            yield parallel
+        finally:
+            keras.distribution.set_distribution(previous)
+    elif cluster.strategy is not None:
+        with cluster.strategy.scope():
+            yield cluster.strategy
+    else:
+        yield None

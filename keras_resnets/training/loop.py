@@ -17,9 +17,11 @@ Example:
 ('completed', 'epoch')
 """
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -39,14 +41,21 @@ from keras_resnets.design.limits import check_training_memory
 from keras_resnets.design.presets import PRESETS, get_preset
 from keras_resnets.design.validation import fail
 from keras_resnets.models.builder import build_resnet
-from keras_resnets.runs.files import write_atomic
 from keras_resnets.runs.processes import identity, process_command
-from keras_resnets.runs.store import Run, RunStore
+from keras_resnets.runs.store import PeerRun, Run, RunStore
 from keras_resnets.training.callbacks import Callback, ProgressBar, format_epoch
 from keras_resnets.training.distribution import check_distribution, distribution_scope
 from keras_resnets.training.interrupts import deferred_interrupts
 from keras_resnets.training.optimization import compile_model
 from keras_resnets.training.probe import HeldOutProbe, probe_images
+from keras_resnets.training.processes import (
+    ENGINES,
+    average_statistics,
+    check_processes,
+    keep_log,
+    lost_peer,
+    weights_digest,
+)
 from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe
 from keras_resnets.training.recorder import Recorder, Stop
 
@@ -90,7 +99,8 @@ def resolve_architecture(architecture, dataset):
 
 def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
           subset=None, validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-          distribution="none", callbacks=(), verbose=0, transforms=None, **recipe_fields):
+          distribution="none", callbacks=(), verbose=0, transforms=None, cluster=None,
+          **recipe_fields):
     """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
 
     Args:
@@ -110,6 +120,9 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
             global batch and its learning rate is used as it is.
         callbacks: `Callback` instances that receive the progress.
         verbose: 0 silent, 1 a progress bar and a line per epoch, 2 only the lines.
+        cluster: the `keras_resnets.training.processes.Cluster` that `processes.join`
+            returned when several processes train this run together (each calls `train`
+            with the same arguments and ``run_id``); None for one process.
 
     Returns:
         The `Run`; ``run.status["state"]`` is ``completed``, ``cancelled`` or ``failed``
@@ -128,7 +141,25 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     >>> run.status["state"], run.path.name  # doctest: +SKIP
     ('completed', 'lecture')
     """
+    callbacks = _with_progress(callbacks, verbose)
+    config = check_train(architecture, dataset, recipe, subset=subset,
+                         validation_split=validation_split, data_dir=data_dir, augment=augment,
+                         seed=seed, distribution=distribution, transforms=transforms,
+                         processes=cluster.count if cluster else 1, **recipe_fields)
+    run = _create_run(RunStore(runs_dir), config, run_id, cluster)
+    with run.lock():
+        return _fit(run, resuming=False, callbacks=callbacks, cluster=cluster)
+
+
+def check_train(architecture, dataset="mnist_sample", recipe=None, *, subset=None,
+                validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
+                distribution="none", transforms=None, processes=1, **recipe_fields):
+    """The ``config.json`` that `train` would write with these arguments, every one checked
+    as `train` checks it, and nothing written; ``processes`` > 1 adds ``processes`` and the
+    backend's ``engine`` (`keras_resnets.training.processes`)."""
     recipe = Recipe.coerce(recipe, **recipe_fields)
+    backend = keras.backend.backend()
+    check_processes(processes, backend, dataset, recipe.batch_size)
     arch = resolve_architecture(architecture, dataset)
     check_fits(arch, dataset)
     check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
@@ -137,19 +168,25 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
                     data_dir=data_dir, augment=augment, transforms=transforms)
     check_runnable(arch, data, recipe)
     check_distribution(distribution, recipe.batch_size)
-    callbacks = _with_progress(callbacks, verbose)
-    config = {
-        "architecture": arch.to_dict(),
-        "dataset": data.to_dict(),
-        "recipe": recipe.to_dict(),
-        "backend": keras.backend.backend(),
-        "versions": versions(),
-        "seed": seed,
-        "distribution": distribution,
-    }
-    run = RunStore(runs_dir).create(config, run_id=run_id)
-    with run.lock():
-        return _fit(run, resuming=False, callbacks=callbacks)
+    config = {"architecture": arch.to_dict(), "dataset": data.to_dict(),
+              "recipe": recipe.to_dict(), "backend": backend, "versions": versions(),
+              "seed": seed, "distribution": distribution}
+    if processes > 1:
+        config.update(processes=processes, engine=ENGINES[backend])
+    return config
+
+
+def _create_run(store, config, run_id, cluster):
+    """The new run: process 0 creates it, the others wait for it and keep their logs in it."""
+    if cluster is None:
+        return store.create(config, run_id=run_id)
+    if run_id is None:
+        fail("run_id", None, "the same id given to each of the processes that train one run")
+    run = store.create(config, run_id=run_id) if cluster.index == 0 else None
+    cluster.barrier("the run is created")
+    run = run or PeerRun(store.path(run_id), config)
+    keep_log(run, cluster)
+    return run
 
 
 def check_data(dataset, *, subset, validation_split, data_dir, batch_size, seed):
@@ -174,7 +211,8 @@ def check_runnable(arch, data, recipe):
     check_training_memory(arch, recipe.batch_size)
 
 
-def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=False):
+def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=False,
+           cluster=None):
     """Continues an interrupted, cancelled or failed run from its last checkpoint.
 
     It reaches the metrics an uninterrupted run would have reached (on the same backend).
@@ -186,6 +224,7 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=Fa
         force: resume a run whose status names a live process (``running``) once that process
             is confirmed not to be the run's: its command line does not name the run (its pid
             was reused). A process that holds the run's lock is never overridden.
+        cluster: as for `train`: a run that several processes trained is resumed by as many.
 
     Raises:
         ValueError: if it is not a run, has completed, is still running, is damaged or was
@@ -193,10 +232,20 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=Fa
     """
     callbacks = _with_progress(callbacks, verbose)
     run = open_run(run_id_or_path, runs_dir)
+    count = cluster.count if cluster else 1
+    if run.config.processes != count:
+        fail("run", run.id, f"resumed by {run.config.processes} processes, as many as trained "
+                            f"it (--processes {run.config.processes}); this is {count}")
+    if cluster is not None and cluster.index:
+        run = PeerRun(run.path)
     with run.lock():
-        _check_resumable(run, force)
+        if cluster is None or cluster.index == 0:
+            _check_resumable(run, force)
+        if cluster is not None:
+            cluster.barrier("the run is resumable")
+            keep_log(run, cluster)
         run.clear_cancel()
-        return _fit(run, resuming=True, callbacks=callbacks)
+        return _fit(run, resuming=True, callbacks=callbacks, cluster=cluster)
 
 
 def _check_resumable(run, force):
@@ -240,14 +289,16 @@ def _with_progress(callbacks, verbose):
     return callbacks + ([ProgressBar(bar=verbose == 1)] if verbose else [])
 
 
-def _fit(run, resuming, callbacks):
+def _fit(run, resuming, callbacks, cluster=None):
     """Trains ``run`` from scratch or from its checkpoint; Ctrl-C and SIGTERM stop it before
     the next step (see `keras_resnets.training.interrupts`)."""
+    if cluster is not None and cluster.index:
+        callbacks = []  # process 0 reports the progress
     with deferred_interrupts() as interrupts:
-        return _fit_recording(run, resuming, callbacks, interrupts)
+        return _fit_recording(run, resuming, callbacks, interrupts, cluster)
 
 
-def _fit_recording(run, resuming, callbacks, interrupts):
+def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
     """Trains ``run``, recording its state as it goes."""
     config = run.config
     arch = config.design()
@@ -259,10 +310,10 @@ def _fit_recording(run, resuming, callbacks, interrupts):
     run.write_status(state="running", **identity(), epochs=recipe.epochs,
                      phase="preparing the data", message="loading the data and building the model")
     try:
-        with distribution_scope(config.distribution, recipe.batch_size):
+        with distribution_scope(config.distribution, recipe.batch_size, cluster):
             keras.utils.set_random_seed(config.seed)
             model = build_resnet(arch)
-            data = _epoch_data(config, recipe, arch, epoch=0)
+            data = _epoch_data(config, recipe, arch, 0, cluster)
             run.write_status(phase="compiling", num_train=data.num_train,
                              num_validation=data.num_validation,
                              message="compiling the model and its training step")
@@ -279,21 +330,24 @@ def _fit_recording(run, resuming, callbacks, interrupts):
             run.write_status(epoch=initial_epoch, data_source=data.source, dtype_policy=policy,
                              message=f"compiling the training step; training from epoch "
                                      f"{initial_epoch + 1}")
-            probe = HeldOutProbe(run, probe_images(data.validation), data.steps_per_epoch,
-                                 recipe.epochs, recipe.batch_size, from_logits=from_logits)
+            images = None if cluster else probe_images(data.validation)  # one process' call
+            probe = HeldOutProbe(run, images, data.steps_per_epoch, recipe.epochs,
+                                 recipe.batch_size, from_logits=from_logits)
             info = {"epochs": recipe.epochs, "initial_epoch": initial_epoch,
                     "steps_per_epoch": data.steps_per_epoch, "num_train": data.num_train,
                     "num_validation": data.num_validation, "data_source": data.source,
                     "dtype_policy": policy}
             for callback in callbacks:
                 callback.on_begin(run, info)
+            fit = _epoch_fitter(model, cluster, [recorder, probe])
             for epoch in range(initial_epoch, recipe.epochs):
                 if epoch:
-                    data = _epoch_data(config, recipe, arch, epoch)
-                model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
-                          epochs=epoch + 1, callbacks=[recorder, probe], shuffle=False,
-                          verbose=0)
+                    data = _epoch_data(config, recipe, arch, epoch, cluster)
+                fit(data, epoch)
             _save_model(run, arch, model)
+            if cluster is not None:
+                print(f"process {cluster.index} of {cluster.count}: weights sha256 "
+                      f"{weights_digest(model)}", file=sys.stderr, flush=True)
             last = run.epochs()[-1:]
             run.write_status(state="completed", phase=None, message="completed: " + (
                 format_epoch(last[0], recipe.epochs) if last else f"{recipe.epochs} epochs"))
@@ -303,14 +357,14 @@ def _fit_recording(run, resuming, callbacks, interrupts):
         run.write_status(state=previous_state, phase=None, message=str(err))
         raise
     except KeyboardInterrupt:
-        epoch = recorder.completed if recorder else 0
-        kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
-                "no epoch had completed, so there is no checkpoint and it starts again from epoch 1")
-        run.write_status(state="interrupted", phase=None, message=(
-            f"interrupted after {epoch} of {recipe.epochs} epochs; {kept}; resume with: "
-            f"python -m keras_resnets resume {run.id}"))
+        _interrupted(run, recorder, recipe)
         raise
     except Exception as err:
+        if interrupts.requested is not None or cluster and lost_peer(err):
+            # stopped with the other processes, or one of them is gone
+            _interrupted(run, recorder, recipe, f"{type(err).__name__}: {err}")
+            raise KeyboardInterrupt(f"signal {interrupts.requested}" if interrupts.requested
+                                    else "another process is gone") from err
         run.write_status(state="failed", phase=None, message=f"{type(err).__name__}: {err}")
         raise
     finally:
@@ -319,27 +373,67 @@ def _fit_recording(run, resuming, callbacks, interrupts):
     return run
 
 
+def _interrupted(run, recorder, recipe, cause=None):
+    """Records that ``run`` was interrupted (by ``cause`` if given), and what is kept."""
+    epoch = recorder.completed if recorder else 0
+    kept = (f"the checkpoint of epoch {epoch} is kept" if epoch else
+            "no epoch had completed, so there is no checkpoint and it starts again from epoch 1")
+    processes = run.config.processes
+    again = f" --processes {processes}" if processes > 1 else ""
+    run.write_status(state="interrupted", phase=None, message=(
+        f"interrupted after {epoch} of {recipe.epochs} epochs{f' ({cause:.300})' if cause else ''}; "
+        f"{kept}; resume with: python -m keras_resnets resume {run.id}{again}"))
+
+
 def epoch_seed(seed, epoch):
     """The global seed under which the data pipeline of ``epoch`` is built."""
     return (seed * 1_000_003 + epoch) % 2**32
 
 
-def _epoch_data(config, recipe, arch, epoch):
+def _epoch_data(config, recipe, arch, epoch, cluster=None):
     """The run's data, with the training order (and augmentation) of ``epoch``.
 
     The split and the images depend on the run's seed alone, the order on the seed and the
     epoch: so the order of every epoch is fixed, whether or not the run was interrupted before
     it. (Not through the global seed: ``tf.random.set_seed`` clears TensorFlow's kernel
     caches, and the next step would then prepare the whole train function again.)
+
+    With several processes (``cluster``), this process' share of every batch.
     """
     dataset = config.dataset
-    return load_data(dataset.name, batch_size=recipe.batch_size,
+    data = load_data(dataset.name, batch_size=recipe.batch_size,
                      validation_split=dataset.validation_split, subset=dataset.subset,
                      data_dir=dataset.data_dir, augment=dataset.augment,
                      transforms=dataset.transforms,
                      seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
                      data_format=arch.data_format, drop_remainder=config.distribution != "none",
-                     reshuffle=False)
+                     reshuffle=False, shard=cluster and (cluster.index, cluster.count))
+    if cluster is None or cluster.strategy is None:
+        return data
+    # TensorFlow: each worker's own share, not auto-sharded again by the strategy.
+    own = cluster.strategy.distribute_datasets_from_function
+    return dataclasses.replace(data, train=own(lambda _: data.train), validation=(
+        None if data.validation is None else own(lambda _: data.validation)))
+
+
+def _epoch_fitter(model, cluster, callbacks):
+    """``fit(data, epoch)``: trains ``model`` one epoch with ``callbacks``: ``model.fit``, or
+    on PyTorch with several processes the DistributedDataParallel loop
+    (`keras_resnets.training.ddp`)."""
+    if cluster is not None and cluster.backend != "jax":
+        callbacks = [average_statistics(cluster), *callbacks]
+    if cluster is not None and cluster.backend == "torch":
+        from keras_resnets.training import ddp
+
+        wrapped = ddp.wrap(model)
+        return lambda data, epoch: ddp.fit_epoch(model, wrapped, data, epoch, callbacks)
+
+    def fit(data, epoch):
+        model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
+                  epochs=epoch + 1, callbacks=callbacks, shuffle=False, verbose=0,
+                  steps_per_epoch=data.steps_per_epoch if cluster else None)
+
+    return fit
 
 
 def _restore(run, model, steps_per_epoch):
@@ -389,4 +483,4 @@ def _save_model(run, arch, model):
     """Writes the trained model, without optimizer, as ``model.keras``."""
     final = build_resnet(arch)
     final.set_weights(model.get_weights())
-    write_atomic(run.model_path, final.save)
+    run.save_model(final.save)
