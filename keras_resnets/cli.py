@@ -202,14 +202,13 @@ def _train(args):
                    seed=args.seed, distribution=args.distribution)
     processes = args.processes or 1
     if cluster is None and processes > 1:  # this process launches the others
-        check_train(arch, args.dataset, recipe, processes=processes,
-                    **options)
+        check_train(arch, args.dataset, recipe, processes=processes, **options)
         run_id = args.run_id or new_run_id(arch.name)
         _check_new_run(args.runs_dir, run_id)
         return _launch(args, processes, [] if args.run_id else ["--run-id", run_id],
                        Path(args.runs_dir) / run_id / "logs")
-    run = train(arch, args.dataset, recipe, runs_dir=args.runs_dir,
-                run_id=args.run_id, cluster=cluster, verbose=0 if args.quiet else 1, **options)
+    run = train(arch, args.dataset, recipe, runs_dir=args.runs_dir, run_id=args.run_id,
+                cluster=cluster, verbose=0 if args.quiet else 1, **options)
     args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
 
