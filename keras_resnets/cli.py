@@ -90,7 +90,12 @@ def _add_train_command(commands):
     quick = Recipe()
     train = commands.add_parser("train", help="train an architecture as a new run")
     _add_architecture(train)
-    train.add_argument("--dataset", default="mnist_sample", choices=sorted(DATASETS))
+    train.add_argument("--dataset", default="mnist_sample", type=_dataset, metavar="NAME|PATH",
+                       help=f"one of {', '.join(sorted(DATASETS))}, or an image folder: one "
+                            "subfolder of JPEG/PNG images per class (default: mnist_sample)")
+    train.add_argument("--validation-dataset", metavar="PATH",
+                       help="an image folder of held-out images with the training folder's "
+                            "classes (then --validation-split 0)")
     train.add_argument("--subset", type=int,
                        help=f"training images used; 0: all (default: {FIRST_MINUTE_SUBSET} for "
                             "mnist_sample, the first minute's run, all for other datasets)")
@@ -148,8 +153,9 @@ def _add_summary_command(commands):
 
     summary = commands.add_parser("summary", help="print the parameter table per stage")
     _add_architecture(summary)
-    summary.add_argument("--dataset", choices=sorted(DATASETS),
-                         help="fit a preset to this dataset's images and classes")
+    summary.add_argument("--dataset", type=_dataset, metavar="NAME|PATH",
+                         help=f"fit a preset to the images and classes of {', '.join(sorted(DATASETS))} "
+                              "or an image folder")
 
 
 class _Commands:
@@ -166,9 +172,20 @@ def _add_store(parser):
     parser.add_argument("--runs-dir", default="runs", help="the run store (default: runs)")
 
 
+def _dataset(text):
+    """``--dataset``: a dataset's name, or an image folder's path made absolute."""
+    from keras_resnets.data.spec import check_dataset
+
+    try:
+        return check_dataset(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _architecture(args, dataset):
-    """The `Architecture` of ``--preset``/``--architecture`` and ``--set``."""
-    from keras_resnets.data.datasets import DATASETS
+    """The `Architecture` of ``--preset``/``--architecture`` and ``--set``, a preset fitted to
+    the images (after ``--transforms``) and classes of ``dataset``."""
+    from keras_resnets.data.datasets import describe
     from keras_resnets.design.architecture import coerce_architecture
     from keras_resnets.design.presets import get_preset
 
@@ -177,7 +194,8 @@ def _architecture(args, dataset):
         return coerce_architecture(read_json(args.architecture, f"--architecture={args.architecture!r}"),
                                    **fields)
     if dataset:
-        info = DATASETS[dataset]
+        info = describe(dataset, validation_split=0, transforms=getattr(args, "transforms", None),
+                        augment=getattr(args, "augment", False)).info
         fields = {"input_shape": tuple(info.image_shape), "classes": info.classes, **fields}
     try:
         return get_preset(args.preset, **fields)
@@ -199,7 +217,8 @@ def _train(args):
     arch = _architecture(args, args.dataset)
     options = dict(subset=subset, validation_split=args.validation_split,
                    data_dir=args.data_dir, augment=args.augment, transforms=args.transforms,
-                   seed=args.seed, distribution=args.distribution)
+                   validation_dataset=args.validation_dataset, seed=args.seed,
+                   distribution=args.distribution)
     processes = args.processes or 1
     if cluster is None and processes > 1:  # this process launches the others
         check_train(arch, args.dataset, recipe, processes=processes, **options)

@@ -40,3 +40,25 @@ def test_the_generated_folder_mixes_jpeg_and_png_in_ten_classes(tmp_path):
     assert names == [f"class{i}" for i in range(10)]
     files = [f for c in names for f in os.listdir(tmp_path / c)]
     assert {f.rsplit(".", 1)[1] for f in files} == {"jpg", "png"} and len(files) == 20
+
+
+def test_the_gpu_scale_script_trains_from_a_folder_and_reports(tmp_path):
+    import gpu_scale
+
+    size = gpu_scale.TINY
+    folder = bench.make_folder(str(tmp_path / "images"), size["images"], *size["shape"])
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    row = gpu_scale.train_speed(size, backend, folder, 1, str(tmp_path / "runs"))
+    assert row.get("images_per_s", 0) > 0, row
+    rows = [{"kind": "pipeline", "images_per_s": 100.0},
+            {"kind": "train", "backend": backend, "processes": 1, **row},
+            {"kind": "train", "backend": backend, "processes": 2, "images_per_s": 1.5 * row["images_per_s"]},
+            {"kind": "train", "backend": "other", "processes": 1, "error": "timed out after 1 s"}]
+    text = gpu_scale.report(rows, size, {"date": "today", "tiny": True, "device": "a CPU",
+                                         "command": "python benchmarks/gpu_scale.py --tiny"})
+    assert f"| {backend} | 2 | " in text and "| 0.75 |" in text and "failed: timed out" in text
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# R\n\n## Other\nkept\n")
+    gpu_scale.write_section(results, text)
+    gpu_scale.write_section(results, text)
+    assert results.read_text().count(gpu_scale.TITLE) == 1 and "kept" in results.read_text()

@@ -227,3 +227,28 @@ def test_a_folder_trains_a_tiny_model_on_the_current_backend(numbered):
     history = model.fit(data.train, epochs=1, validation_data=data.validation, shuffle=False,
                         verbose=0)
     assert np.isfinite(history.history["loss"][0]) and np.isfinite(history.history["val_loss"][0])
+
+
+def test_train_takes_a_folder_and_fits_a_preset_to_it(numbered, tmp_path):
+    from keras_resnets.training import train
+
+    run = train("mnist_resnet", numbered, runs_dir=tmp_path, run_id="folder", epochs=1,
+                batch_size=6, validation_split=0.25, transforms="none")
+    assert run.status["state"] == "completed", run.status
+    arch, dataset = run.config["architecture"], run.config["dataset"]
+    assert (tuple(arch["input_shape"]), arch["classes"]) == ((8, 6, 3), 3)
+    assert dataset["name"] == str(numbered) and run.load_model().output_shape == (None, 3)
+
+
+def test_the_command_line_trains_on_a_folder_with_a_validation_folder(numbered, tmp_path, capsys):
+    from keras_resnets.cli import main
+
+    held_out = _numbered(tmp_path / "held_out", per_class=2)
+    args = ["train", "--preset", "mnist_resnet", "--set", "nb_blocks=1", "--dataset", str(numbered),
+            "--validation-dataset", str(held_out), "--validation-split", "0", "--epochs", "1",
+            "--batch-size", "8", "--runs-dir", str(tmp_path / "runs"), "--run-id", "cli"]
+    assert main(args) == 0
+    assert "24 training / 6 validation images from the image folder" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*args[:5], "--dataset", "no_such_set"])
+    assert "or the path of an image folder" in capsys.readouterr().err

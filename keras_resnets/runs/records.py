@@ -86,6 +86,7 @@ class DataConfig:
     data_dir: str | None = None
     augment: bool = False
     transforms: str | None = None
+    validation_dataset: str | None = None
 
     @classmethod
     def from_dict(cls, data):

@@ -28,7 +28,6 @@ from pathlib import Path
 import keras
 
 from keras_resnets.data.datasets import (
-    DATASETS,
     DataUnavailableError,
     check_arguments,
     describe,
@@ -71,49 +70,46 @@ def versions():
     return found
 
 
-def check_fits(architecture, dataset):
-    """Raises a `ValueError` unless ``architecture`` can be trained on ``dataset``."""
-    if dataset not in DATASETS:
-        fail("dataset", dataset, f"one of {sorted(DATASETS)}")
-    info = DATASETS[dataset]
+def check_fits(architecture, info):
+    """Raises a `ValueError` unless ``architecture`` can be trained on the images and classes
+    of ``info`` (a dataset's `DatasetInfo`, as `describe` gives it)."""
     if not architecture.include_top:
         fail("architecture.include_top", False, "True: training needs the classifier")
     if tuple(architecture.input_shape) != tuple(info.image_shape):
         fail("architecture.input_shape", architecture.input_shape,
-              f"{tuple(info.image_shape)}, the image shape of dataset {dataset!r}")
+              f"{tuple(info.image_shape)}, the image shape of dataset {info.name!r}")
     if architecture.classes != info.classes:
         fail("architecture.classes", architecture.classes,
-              f"{info.classes}, the number of classes of dataset {dataset!r}")
+              f"{info.classes}, the number of classes of dataset {info.name!r}")
 
 
-def resolve_architecture(architecture, dataset):
+def resolve_architecture(architecture, info):
     """An `Architecture` from an instance, dict, JSON string or preset name; a preset is
-    fitted to the image shape and classes of ``dataset``."""
+    fitted to the image shape and classes of ``info`` (a `DatasetInfo`)."""
     if isinstance(architecture, str) and architecture in PRESETS:
-        if dataset not in DATASETS:
-            fail("dataset", dataset, f"one of {sorted(DATASETS)}")
-        info = DATASETS[dataset]
         return get_preset(architecture, input_shape=tuple(info.image_shape), classes=info.classes)
     return coerce_architecture(architecture)
 
 
 def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
           subset=None, validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-          distribution="none", callbacks=(), verbose=0, transforms=None, cluster=None,
-          **recipe_fields):
+          distribution="none", callbacks=(), verbose=0, transforms=None,
+          validation_dataset=None, cluster=None, **recipe_fields):
     """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
 
     Args:
         architecture: an `Architecture`, its dict or JSON, or a preset name (fitted to the
             dataset).
-        dataset: a key of `keras_resnets.data.datasets.DATASETS`.
+        dataset: a key of `keras_resnets.data.datasets.DATASETS`, or the path of an image
+            folder (one subfolder of JPEG or PNG images per class).
         recipe: a `Recipe`, a dict of its fields or None for the default; ``recipe_fields``
             change single fields (``epochs=1``).
         runs_dir: the run store's root directory.
         run_id: the run's id; None makes a fresh one.
-        subset, validation_split, data_dir, augment, transforms: passed to
+        subset, validation_split, data_dir, augment, transforms, validation_dataset: passed to
             `keras_resnets.data.datasets.load_data` (``transforms``: the input transforms' name,
-            `keras_resnets.data.transforms.TRANSFORMS`; None for the dataset's default).
+            `keras_resnets.data.transforms.TRANSFORMS`; None for the dataset's default;
+            ``validation_dataset``: a folder of held-out images for a training folder).
         seed: seeds the weights, the validation split and the data order.
         distribution: ``"none"`` or ``"data_parallel"`` over all visible devices (JAX and
             TensorFlow; see `keras_resnets.training.distribution`). The recipe's batch size is the
@@ -145,6 +141,7 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     config = check_train(architecture, dataset, recipe, subset=subset,
                          validation_split=validation_split, data_dir=data_dir, augment=augment,
                          seed=seed, distribution=distribution, transforms=transforms,
+                         validation_dataset=validation_dataset,
                          processes=cluster.count if cluster else 1, **recipe_fields)
     run = _create_run(RunStore(runs_dir), config, run_id, cluster)
     with run.lock():
@@ -153,20 +150,22 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
 
 def check_train(architecture, dataset="mnist_sample", recipe=None, *, subset=None,
                 validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-                distribution="none", transforms=None, processes=1, **recipe_fields):
+                distribution="none", transforms=None, validation_dataset=None, processes=1,
+                **recipe_fields):
     """The ``config.json`` that `train` would write with these arguments, every one checked
     as `train` checks it, and nothing written; ``processes`` > 1 adds ``processes`` and the
     backend's ``engine`` (`keras_resnets.training.processes`)."""
     recipe = Recipe.coerce(recipe, **recipe_fields)
     backend = keras.backend.backend()
     check_processes(processes, backend, dataset, recipe.batch_size)
-    arch = resolve_architecture(architecture, dataset)
-    check_fits(arch, dataset)
     check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
                batch_size=recipe.batch_size, seed=seed)
-    data = DataSpec(dataset, subset=subset, validation_split=validation_split,
-                    data_dir=data_dir, augment=augment, transforms=transforms)
-    check_runnable(arch, data, recipe)
+    data = DataSpec(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
+                    augment=augment, transforms=transforms, validation_dataset=validation_dataset)
+    found = describe_data(data)
+    arch = resolve_architecture(architecture, found.info)
+    check_fits(arch, found.info)
+    check_runnable(arch, found, recipe)
     check_distribution(distribution, recipe.batch_size)
     config = {"architecture": arch.to_dict(), "dataset": data.to_dict(),
               "recipe": recipe.to_dict(), "backend": backend, "versions": versions(),
@@ -199,14 +198,19 @@ def check_data(dataset, *, subset, validation_split, data_dir, batch_size, seed)
                                             "from here")
 
 
-def check_runnable(arch, data, recipe):
+def describe_data(data):
+    """What the run's `DataSpec` ``data`` holds (`keras_resnets.data.datasets.describe`):
+    counted, its folders scanned, no image decoded."""
+    return describe(data.name, validation_split=data.validation_split, subset=data.subset,
+                    data_dir=data.data_dir, transforms=data.transforms,
+                    validation_dataset=data.validation_dataset)
+
+
+def check_runnable(arch, found, recipe):
     """Raises a `ValueError` naming the field unless the run can go, before anything is
-    written: its training images exist (`keras_resnets.data.datasets.describe`), the
-    recipe's batches and steps fit them (`Recipe.check_steps`) and a training step fits the
-    memory limit (`keras_resnets.design.limits.check_training_memory`)."""
-    found = describe(data.name, validation_split=data.validation_split, subset=data.subset,
-                     data_dir=data.data_dir, transforms=data.transforms,
-                     validation_dataset=data.validation_dataset)
+    written: the recipe's batches and steps fit the training images of ``found`` (a
+    `describe_data` result, `Recipe.check_steps`) and a training step fits the memory limit
+    (`keras_resnets.design.limits.check_training_memory`)."""
     recipe.check_steps(found.num_train)
     check_training_memory(arch, recipe.batch_size)
 
@@ -404,7 +408,7 @@ def _epoch_data(config, recipe, arch, epoch, cluster=None):
     data = load_data(dataset.name, batch_size=recipe.batch_size,
                      validation_split=dataset.validation_split, subset=dataset.subset,
                      data_dir=dataset.data_dir, augment=dataset.augment,
-                     transforms=dataset.transforms,
+                     transforms=dataset.transforms, validation_dataset=dataset.validation_dataset,
                      seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
                      data_format=arch.data_format, drop_remainder=config.distribution != "none",
                      reshuffle=False, shard=cluster and (cluster.index, cluster.count))
