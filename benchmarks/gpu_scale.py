@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ sys.path.insert(0, HERE)
 
 from data_pipeline import make_folder, run as run_worker  # noqa: E402
 
+from keras_resnets.training.processes import gpu_count  # noqa: E402
+
 BACKENDS = ("jax", "tensorflow", "torch")
 TITLE = "## ResNet-50 from an image folder, GPU"
 FULL = {"images": 4096, "shape": [375, 500], "batch": 256, "epochs": 1, "skip": 0.3,
@@ -43,14 +44,6 @@ FULL = {"images": 4096, "shape": [375, 500], "batch": 256, "epochs": 1, "skip": 
 TINY = {"images": 48, "shape": [40, 30], "batch": 8, "epochs": 1, "skip": 0.0,
         "preset": ["--preset", "mnist_resnet", "--set", "nb_blocks=1", "--set", "nb_channels=4"],
         "policy": "float32", "timeout": 300, "speed_batches": 2, "warmup": 1}
-
-
-def gpu_count():
-    """GPUs that ``nvidia-smi -L`` lists (0 without the tool)."""
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    return sum(line.startswith("GPU ") for line in listed.splitlines())
 
 
 def train_speed(size, backend, folder, processes, runs_dir):

@@ -364,14 +364,43 @@ def local_commands(argv, count, backend, port=None):
     module = [sys.executable, "-m", "keras_resnets", *argv]
     if backend == "jax":
         address = f"{LOOPBACK}:{port or free_ports(1)[0]}"
-        return [(module, {**base, "KERAS_DISTRIBUTION_JOB_ADDRESSES": address,
-                          "KERAS_DISTRIBUTION_NUM_PROCESSES": str(count),
-                          "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in range(count)]
-    ports = free_ports(count) if port is None else [port + i for i in range(count)]
-    workers = [f"{LOOPBACK}:{p}" for p in ports]
-    return [(module, {**base, "TF_CONFIG": json.dumps(
-        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
-        for i in range(count)]
+        envs = [{"KERAS_DISTRIBUTION_JOB_ADDRESSES": address,
+                 "KERAS_DISTRIBUTION_NUM_PROCESSES": str(count),
+                 "KERAS_DISTRIBUTION_PROCESS_ID": str(i)} for i in range(count)]
+    else:
+        ports = free_ports(count) if port is None else [port + i for i in range(count)]
+        workers = [f"{LOOPBACK}:{p}" for p in ports]
+        envs = [{"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                          "task": {"type": "worker", "index": i}})}
+                for i in range(count)]
+    gpus = one_gpu_each(count, base)
+    return [(module, {**base, **env, **gpu}) for env, gpu in zip(envs, gpus)]
+
+
+def one_gpu_each(count, environ, gpus=None):
+    """``CUDA_VISIBLE_DEVICES`` per local process: GPU ``i`` for process ``i`` when there are
+    at least ``count`` GPUs (``nvidia-smi -L``) and the variable is not set already, so that
+    JAX's and TensorFlow's processes do not each claim every GPU (torchrun's processes pick
+    theirs by ``LOCAL_RANK``); else nothing.
+
+    Example:
+    >>> one_gpu_each(2, {}, gpus=4), one_gpu_each(2, {}, gpus=0)
+    ([{'CUDA_VISIBLE_DEVICES': '0'}, {'CUDA_VISIBLE_DEVICES': '1'}], [{}, {}])
+    """
+    gpus = gpu_count() if gpus is None else gpus
+    if gpus < count or "CUDA_VISIBLE_DEVICES" in environ:
+        return [{} for _ in range(count)]
+    return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(count)]
+
+
+def gpu_count():
+    """The GPUs that ``nvidia-smi -L`` lists (0 without the tool)."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    return sum(line.startswith("GPU ") for line in listed.splitlines())
 
 
 def launch(argv, count, backend, port=None, logs=None):
