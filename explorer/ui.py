@@ -20,10 +20,6 @@ def backend_name() -> str:
         keras.backend.backend(), keras.backend.backend())
 
 
-def shape_text(shape) -> str:
-    return "×".join("?" if s is None else str(s) for s in shape)
-
-
 def summary_of(architecture):
     """`models.summarize` with a spinner for slow builds; ``(summary, seconds)`` or raises."""
     started = time.perf_counter()

@@ -5,8 +5,10 @@ import ast
 import json
 from pathlib import Path
 
-from explorer import dissect
-from keras_resnets import get_preset
+import pytest
+
+from explorer import count_tables, designs, dissect
+from keras_resnets import Architecture, get_preset
 from keras_resnets.runs.records import RunConfig
 from keras_resnets.runs.store import RunStore
 
@@ -57,6 +59,44 @@ def test_logic_modules_import_no_streamlit():
                 if module.startswith("explorer.") and inner not in seen:
                     assert inner not in STREAMLIT_MODULES, f"{name} imports explorer.{inner} through {current}"
                     todo.append(inner)
+
+
+# -- the Design and Export pages ----------------------------------------------------------------
+def test_stages_are_added_and_removed_as_copies():
+    design = designs.preset_design("mnist_resnet")
+    wider = designs.with_stage(design)
+    assert len(wider["stages"]) == len(design["stages"]) + 1
+    assert wider["stages"][-1]["strides"] == 2
+    assert designs.with_stage({**design, "block": "dense"})["stages"][-1] == design["stages"][-1]
+    assert designs.without_stage(wider, 0)["stages"] == wider["stages"][1:]
+    assert designs.without_stage(design, 0)["stages"] == design["stages"]  # the last stage stays
+
+
+def test_the_count_tables():
+    summary = {"stages": [{"name": "stage1", "blocks": 2, "output_shape": [None, 28, 28, 16], "trainable": 10,
+                           "non_trainable": 2, "macs": 2_000_000}],
+               "layers": [{"name": "conv", "kind": "Conv2D", "stage": 0, "block": 0, "output_shape": [None, 10],
+                           "trainable": 10, "non_trainable": 0, "macs": 0}]}
+    assert count_tables.stage_frame(summary).iloc[0]["output shape"] == "?×28×28×16"
+    layer = count_tables.layer_frame(summary).iloc[0]
+    assert layer["stage"] is None and layer["block"] is None and layer["kind"] == "Conv2D"
+
+
+def test_reading_an_uploaded_description():
+    text = Architecture.from_dict(DESIGN).to_json()
+    assert designs.read_description(text.encode(), "a.json").name == "mnist_resnet"
+    config = json.dumps({"architecture": json.loads(text), "seed": 0}).encode()
+    assert designs.read_description(config, "config.json").to_dict() == Architecture.from_dict(DESIGN).to_dict()
+    with pytest.raises(ValueError, match="^That file cannot be read: "):
+        designs.read_description(b"{", "a.json")
+    with pytest.raises(ValueError, match="^b.json is not a valid architecture: "):
+        designs.read_description(b'{"stages": 3}', "b.json")
+
+
+def test_share_links_and_file_names():
+    assert designs.share_link("https://host/app/export/", "preset=x") == "https://host/app/?preset=x"
+    assert designs.share_link("", "preset=x") == "?preset=x"
+    assert designs.file_stem("ResNet-50 (B)") == "ResNet-50__B_"
 
 
 # -- the Take apart page ------------------------------------------------------------------------

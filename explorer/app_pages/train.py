@@ -5,7 +5,7 @@ import datetime
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, models, progress, runner, state, ui
+from explorer import charts, designs, models, progress, runner, state, ui
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data.datasets import DATASETS, is_available
 from keras_resnets.runs import records
@@ -158,8 +158,8 @@ def training_problem(architecture, request, dataset, available):
     if not architecture.include_top:
         return "the design has no classifier (include_top is off): training needs one."
     if tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
-        return (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
-                f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
+        return (f"the design takes {designs.shape_text(architecture.input_shape)} images and {architecture.classes} "
+                f"classes; {dataset} has {designs.shape_text(info.image_shape)} images and {info.classes} classes.")
     if not available and dataset != "mnist":
         return f"{dataset} cannot be loaded here (offline)."
     if request.distribution != "none" and request.backend == "torch":
