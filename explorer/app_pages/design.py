@@ -1,5 +1,7 @@
 """Design: start from a preset, edit the description, see counts, tables and diagrams at once."""
 
+import functools
+
 import streamlit as st
 
 from explorer import count_tables, designs, diagram, state, ui
@@ -9,7 +11,6 @@ from keras_resnets.design.plan import EXPANSION
 from keras_resnets.design.validation import MAX_SEED
 from keras_resnets.models.summary import format_macs
 
-P = state.WIDGET_PREFIX
 SHORTCUT_HELP = {
     "A": "A · zero-pad: subsample and append zero channels (no weights)",
     "B": "B · project where the shape changes (1x1 conv)",
@@ -27,12 +28,7 @@ def _text(value):
     return NONE if value is None else value
 
 
-def bind(name, value):
-    """The widget key of design field ``name``, initialised from the design if it is new."""
-    key = P + name
-    if key not in st.session_state:
-        st.session_state[key] = value
-    return key
+bind = functools.partial(ui.bind, state.WIDGET_PREFIX)  # no settings kept: the design is the state
 
 
 def on_preset():
