@@ -18,6 +18,7 @@ import math
 import altair as alt
 import pandas as pd
 
+from explorer import run_rows, seeds
 from keras_resnets.design.validation import check_choice
 from keras_resnets.runs import records
 from keras_resnets.runs.records import RunConfig
@@ -175,6 +176,29 @@ def seed_bands(bands: pd.DataFrame, metric: str) -> alt.LayerChart:
         layers.append(rows.mark_line(**line).encode(
             y=y, strokeDash=dash, opacity=alt.condition(pick, alt.value(line_opacity), alt.value(0.06))))
     return alt.layer(*layers).properties(title=title).add_params(pick).interactive(bind_y=False)
+
+
+def comparison_charts(groups, batches: bool, grouped: bool) -> tuple[dict, list[str]]:
+    """``({metric: chart}, damaged)`` of the Compare page: mean ± std bands of seed groups when
+    ``grouped`` and some group has several seeds, one curve per run otherwise; ``{}`` without
+    metrics. ``damaged`` says which runs' metrics could not be read, and why."""
+    banded = grouped and any(len(g) > 1 for g in groups)
+    frames, damaged = [], []
+    for g in groups:
+        for run in g:
+            label = run_rows.group_label(g) if banded else run_rows.describe(run)
+            try:
+                frames.append(curve_frame(run.metrics(), run.id, label, run.config))
+            except run_rows.READ_ERRORS as error:
+                damaged.append(f"{run.id} — damaged: {run_rows.damage_of(run, error)}")
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    if frame.empty:
+        return {}, damaged
+    if banded:
+        bands = seeds.bands(frame, batches=batches)
+        return {metric: seed_bands(bands, metric) for metric in ("accuracy", "loss")}, damaged
+    return {metric: learning_curves(frame, metric, compare=True, batches=batches)
+            for metric in ("accuracy", "loss")}, damaged
 
 
 IMAGE_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from keras_resnets import Architecture, Stage, Stem, estimate, get_preset
 from keras_resnets.design.limits import limits
-from keras_resnets.design.validation import check_choice, fail
+from keras_resnets.design.validation import check_choice, fail, parse_json
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,46 @@ def preset_of(name: str) -> str | None:
     return max(starts, key=len, default=None)
 
 
+def with_stage(design: dict) -> dict:
+    """``design`` with one more stage, like its last; twice as wide and subsampling by 2 where
+    its blocks are convolutional.
+
+    >>> with_stage({"block": "basic", "input_shape": [28, 28, 1],
+    ...             "stages": [{"blocks": 2, "channels": 16, "strides": 1, "kernel_size": 3}]})["stages"][-1]
+    {'blocks': 2, 'channels': 32, 'strides': 2, 'kernel_size': 3}
+    """
+    design = copy.deepcopy(design)
+    last = dict(design["stages"][-1]) if design["stages"] else {"blocks": 2, "channels": 16, "strides": 1,
+                                                                 "kernel_size": 3}
+    if design["block"] not in ("highway", "dense") and len(design["input_shape"]) == 3:
+        last = {**last, "channels": last["channels"] * 2, "strides": 2}
+    design["stages"].append(last)
+    return design
+
+
+def without_stage(design: dict, index: int) -> dict:
+    """``design`` without its stage ``index``; a design keeps at least one stage."""
+    design = copy.deepcopy(design)
+    if len(design["stages"]) > 1:
+        del design["stages"][index]
+    return design
+
+
+def read_description(data: bytes, name: str) -> Architecture:
+    """The `Architecture` of the JSON file ``name`` holding ``data``: a description, or a run's
+    ``config.json``. `ValueError` says, for the user, why there is none."""
+    try:
+        value = parse_json(data, name)
+    except ValueError as error:
+        raise ValueError(f"That file cannot be read: {error}") from error
+    if isinstance(value, dict) and "architecture" in value and "stages" not in value:
+        value = value["architecture"]  # a run's config.json
+    try:
+        return Architecture.from_dict(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} is not a valid architecture: {error}") from error
+
+
 def validate(design: Mapping) -> tuple[Architecture | None, str | None]:
     """``(architecture, None)`` for a valid design, ``(None, message)`` naming the field otherwise."""
     try:
@@ -113,6 +153,20 @@ def validate(design: Mapping) -> tuple[Architecture | None, str | None]:
 def format_shape(shape) -> str:
     """``(28, 28, 1)`` → ``'28x28x1'``."""
     return "x".join(str(s) for s in shape)
+
+
+def shape_text(shape) -> str:
+    """A shape for reading: ``(None, 7, 7, 64)`` → ``'?×7×7×64'``."""
+    return "×".join("?" if s is None else str(s) for s in shape)
+
+
+def file_stem(name: str) -> str:
+    """A design's name as a file name: letters, digits, ``-_.``; others become ``_``.
+
+    >>> file_stem("resnet 18/option B"), file_stem("")
+    ('resnet_18_option_B', 'model')
+    """
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "model"
 
 
 def parse_shape(text: str) -> list[int]:
@@ -301,6 +355,25 @@ def _stage_dicts(stages):
     return [s if isinstance(s, Mapping) else dataclasses.asdict(s) for s in stages]
 
 
+def share_link(url: str | None, query: str) -> str:
+    """A link to the app at ``url`` (any of its pages) that opens the design of ``query``;
+    relative when the app's address is unknown.
+
+    >>> share_link("http://host:8501/compare?runs=a#top", "preset=mnist_resnet")
+    'http://host:8501/?preset=mnist_resnet'
+    >>> share_link(None, "preset=mnist_resnet")
+    '?preset=mnist_resnet'
+    """
+    base = ""
+    if url:
+        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        for page in ("/train", "/compare", "/export", "/design"):
+            if base.endswith(page):
+                base = base[: -len(page)]
+        base += "/"
+    return f"{base}?{query}"
+
+
 def decode_query(params: Mapping[str, Any]) -> tuple[str, dict, list[str]]:
     """``(preset_id, design, problems)`` from query parameters (a value each, or the list of
     values of a repeated one).
@@ -437,6 +510,7 @@ __all__ = [
     "decode_query",
     "encode_query",
     "estimate_text",
+    "file_stem",
     "format_shape",
     "format_stages",
     "named",
@@ -444,5 +518,10 @@ __all__ = [
     "parse_stages",
     "preset_design",
     "python_snippet",
+    "read_description",
+    "shape_text",
+    "share_link",
     "validate",
+    "with_stage",
+    "without_stage",
 ]

@@ -116,3 +116,47 @@ def held_out_accuracy(events, num_validation=None) -> Reading:
     everything = f"all {num_validation:,}" if num_validation else "all the"
     return Reading(event["val_accuracy"],
                    f"{everything} held-out images, end of epoch {event['epoch'] + 1}")
+
+
+def bar_text(status, progress: Progress, epochs) -> str:
+    """The words on a run's progress bar: its phase, the epochs done of ``epochs``, the share
+    done, the time left, and where its data and precision came from when known.
+
+    >>> bar_text({"epoch": 1, "dtype_policy": "float32"}, Progress(0.5, "Training", 12.3), 2)
+    'Training · epoch 1 of 2 done · 50% · about 12 s left · computes in float32'
+    """
+    text = f"epoch {status.get('epoch', 0)} of {epochs} done · {progress.fraction:.0%}"
+    if progress.phase:
+        text = f"{progress.phase} · {text}"
+    if progress.seconds_left is not None:
+        text += f" · about {progress.seconds_left:.0f} s left"
+    if status.get("data_source"):
+        text += f" · data: {status['data_source']}"
+    if status.get("dtype_policy"):
+        text += f" · computes in {status['dtype_policy']}"
+    return text
+
+
+def numbers(events, status) -> tuple[list[tuple[str, str, str]], str]:
+    """The Train page's cards, ``(label, value, what it is)``, and the line under them: the
+    run's newest numbers, all from the same events."""
+    loss, accuracy = training_numbers(events)
+    held_out = held_out_accuracy(events, status.get("num_validation"))
+    batches = records.batches(events)
+    speed = batches[-1].get("images_per_second") if batches else None
+    cards = [("Training loss", _text(loss.value, ".3f"), loss.source),
+             ("Training accuracy", _text(accuracy.value, ".1%"), accuracy.source),
+             ("Held-out accuracy", _text(held_out.value, ".1%"), held_out.source),
+             ("Images / s", f"{speed:.0f}" if speed else "–", "training images per second, recently")]
+    line = (f"Training: {loss.source} (the weights change as it goes). Held out (never trained on): "
+            f"{held_out.source}.")
+    return cards, line
+
+
+def _text(value, spec) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def experiment_fraction(status) -> float:
+    """The share of an experiment done, as its worker last wrote it, within 0 and 1."""
+    return min(max(float(status.get("fraction") or 0.0), 0.0), 1.0)

@@ -40,6 +40,16 @@ def available_backends() -> dict[str, bool]:
     return {name: importlib.util.find_spec(name) is not None for name in BACKENDS}
 
 
+def backend_choices(installed) -> list[str]:
+    """The backends a page offers, of ``installed`` (`available_backends`); TensorFlow when
+    none is found.
+
+    >>> backend_choices({"tensorflow": False, "jax": True, "torch": True})
+    ['jax', 'torch']
+    """
+    return [b for b in BACKENDS if installed[b]] or ["tensorflow"]
+
+
 # The Train page's default run, started from the page, on 2 CPU cores (issue 4): 41 s on
 # PyTorch, 50 s on JAX, 61 s on TensorFlow, whose graph preparation takes longest to start.
 FASTEST_FIRST = ("torch", "jax", "tensorflow")

@@ -43,6 +43,11 @@ def group(runs) -> list[list]:
     return list(groups.values())
 
 
+def group_of(runs, run_id) -> list:
+    """The seed group of ``runs`` that holds the run ``run_id``."""
+    return next(g for g in group(runs) if run_id in {r.id for r in g})
+
+
 def mean_and_std(values) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation of the values that are not ``None`` (std ``None``
     below two values)."""

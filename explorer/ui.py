@@ -1,15 +1,15 @@
-"""Small display helpers shared by the pages."""
+"""Small display helpers shared by the pages: widget state, the run shown, live panels."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
 import streamlit as st
 
-from explorer import designs, models, state
+from explorer import designs, models, run_rows, state
 from keras_resnets.models.summary import format_macs
-from keras_resnets.runs.status import DAMAGED
 
 
 def backend_name() -> str:
@@ -18,10 +18,6 @@ def backend_name() -> str:
 
     return {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(
         keras.backend.backend(), keras.backend.backend())
-
-
-def shape_text(shape) -> str:
-    return "×".join("?" if s is None else str(s) for s in shape)
 
 
 def summary_of(architecture):
@@ -40,22 +36,6 @@ def checked_architecture(show=True):
     if error is not None and show:
         st.error(f"**The design is not valid:** {error}", icon=":material/error:")
     return architecture
-
-
-READ_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
-               OverflowError)
-"""What a page may meet reading a run whose files hold unexpected values (the store checks the
-fields it knows; a reader shows such a run as damaged and every other run as usual)."""
-
-
-def damage_of(run, error=None) -> str | None:
-    """Why ``run`` is shown as damaged: the store's reason, the reader's ``error``, or None."""
-    if run.damage is not None:
-        return run.damage
-    if error is not None:
-        return f"a file of this run holds an unexpected value ({type(error).__name__}: {error})"
-    status = run.status
-    return status["message"] if status["state"] == DAMAGED else None
 
 
 def link_problems() -> None:
@@ -96,3 +76,54 @@ def runs_root() -> str:
     """The run store's directory: ``KERAS_RESNETS_RUNS_DIR`` or ``runs`` (relative to the
     directory the app was launched from)."""
     return os.environ.get("KERAS_RESNETS_RUNS_DIR", "runs")
+
+
+STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
+               "completed": ":material/check_circle:", "interrupted": ":material/warning:",
+               "cancelled": ":material/stop_circle:", "failed": ":material/error:",
+               "starting": ":material/hourglass_top:"}
+"""The icon of each state of a run, an experiment or a launch."""
+
+
+def bind(prefix: str, name: str, value):
+    """The widget key ``prefix + name``, initialised from the settings the page kept with
+    `keep_settings` (widget state itself is dropped when the user visits another page), else
+    from ``value``."""
+    key = prefix + name
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"{prefix}saved", {}).get(key, value)
+    return key
+
+
+def keep_settings(prefix: str, names) -> None:
+    """Keeps the values of the widgets ``prefix + name`` for `bind` to restore them."""
+    st.session_state[f"{prefix}saved"] = {prefix + name: st.session_state[prefix + name]
+                                          for name in names if prefix + name in st.session_state}
+
+
+def shown_run(prefix: str, ids, active) -> str:
+    """`run_rows.choose_run` of the run picked (``prefix + "view"``) and of one just started
+    (``prefix + "follow"``, followed once)."""
+    followed = st.session_state.get(prefix + "follow")
+    if followed in ids:
+        del st.session_state[prefix + "follow"]
+    return run_rows.choose_run(st.session_state.get(prefix + "view"), followed, ids, active)
+
+
+def live(polling: bool, known_ids, show, now, stamp_idle: bool = False) -> None:
+    """``show()`` in a fragment redrawn every 1.5 s while ``polling``. ``now()`` returns the
+    store's ``(run ids, whether any is active or starting)``; when they change (a run appeared,
+    the last one finished, or ``show()`` returns True for a run that became active), the whole
+    page is redrawn. The "Updated" stamp shows while polling (always with ``stamp_idle``)."""
+
+    @st.fragment(run_every=1.5 if polling else None)
+    def panel():
+        still_active = show()
+        ids, active = now()
+        if ids != list(known_ids) or active != polling or (still_active and not polling):
+            st.rerun()
+        if polling or stamp_idle:
+            st.caption(f"Updated {datetime.datetime.now():%H:%M:%S}"
+                       + (" · refreshing every 1.5 s" if polling else ""))
+
+    panel()

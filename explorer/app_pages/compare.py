@@ -1,105 +1,19 @@
 """Compare: overlay the learning curves of several runs and tabulate what differs."""
 
-import pandas as pd
 import streamlit as st
 
-from explorer import charts, designs, runner, seeds, state, ui
-from explorer.runner import BACKENDS
-
-
-def single_epoch(run) -> bool:
-    """Whether ``run`` trains for a single epoch (an unknown count is not)."""
-    try:
-        return int(run.status.get("epochs") or 0) == 1
-    except ui.READ_ERRORS:
-        return False
-
-
-def describe(run) -> str:
-    """A short label: the design's name and what sets it apart (plain, option, p_L...)."""
-    try:
-        return _describe(run)
-    except ui.READ_ERRORS:
-        return f"damaged run ({run.id[-4:]})"
-
-
-def _describe(run) -> str:
-    if run.damage is not None:
-        return f"damaged run ({run.id[-4:]})"
-    arch = run.config.architecture
-    name = str(arch.get("name", "?"))
-    preset = designs.preset_of(name)
-    base = designs.preset_design(preset) if preset else {}
-    parts = [name]  # the name says what changed from its preset; older runs' names may not
-    for key, part, said in (("residual", "plain", "plain"),
-                            ("shortcut", f"option {arch.get('shortcut')}", f"option{arch.get('shortcut')}"),
-                            ("final_survival_probability",
-                             f"p_L={arch.get('final_survival_probability', 1.0):g}", "final_survival_probability"),
-                            ("preactivation", "pre-act", "preact")):
-        if key in arch and arch[key] != base.get(key) and said not in name and _shown(key, arch[key]):
-            parts.append(part)
-    parts.append(BACKENDS.get(run.config.backend, run.config.backend or "?"))
-    return f"{' · '.join(parts)} ({run.id[-4:]})"
-
-
-def _shown(key, value) -> bool:
-    """Whether a field that differs from the preset is worth a word: a plain network, a
-    shortcut option, dropped blocks, pre-activation (not their absence)."""
-    if key == "residual":
-        return value is False
-    if key == "final_survival_probability":
-        return isinstance(value, (int, float)) and value < 1.0
-    return bool(value)
+from explorer import charts, run_rows, runner, seeds, state, ui
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def parameters(architecture_json: str):
+    """A design's trainable parameters for the table, cached; None when it cannot be built."""
     from explorer import models
 
     try:
         return models.summarize(architecture_json)["counts"]["trainable"]
     except Exception:
         return None
-
-
-def row(run):
-    error = None
-    if run.damage is None:
-        try:
-            return _row(run)
-        except ui.READ_ERRORS as caught:
-            error = caught
-    return {"run": describe(run), "state": f"damaged: {ui.damage_of(run, error)}", "id": run.id}
-
-
-def _row(run):
-    config = run.config
-    status = run.status
-    epochs = run.epochs()
-    best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
-    seconds = [e["seconds"] for e in epochs if e.get("seconds")]
-    try:
-        arch = config.design()
-        params = parameters(arch.to_json())
-        depth = arch.depth
-    except (TypeError, ValueError):
-        params, depth = None, None
-    recipe, dataset = config.recipe, config.dataset
-    return {
-        "run": _describe(run),
-        "parameters": params,
-        "best val. accuracy": best,
-        "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,
-        "backend": BACKENDS.get(config.backend, config.backend),
-        "final train loss": epochs[-1].get("loss") if epochs else None,
-        "depth": depth,
-        "state": status.get("state"),
-        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.get('epochs', '?'))}",
-        "dataset": dataset.name,
-        "images": dataset.subset or "all",
-        "optimizer": f"{recipe.get('optimizer', '?')} {recipe.get('learning_rate', '')}",
-        "id": run.id,
-    }
 
 
 def open_design():
@@ -113,48 +27,6 @@ def open_design():
     state.set_design(design)
     st.session_state.pop("start_from", None)
     st.toast(f"Opened the design of {run_id} on the Design page.", icon=":material/architecture:")
-
-
-def group_label(group) -> str:
-    """A seed group's label: its first run's, with the number of seeds."""
-    return describe(group[0]) + (f" · {len(group)} seeds" if len(group) > 1 else "")
-
-
-def curve_charts(groups, batches, grouped):
-    """``{metric: chart}`` of the runs' curves: mean ± std bands of seed groups when grouping and
-    some group has several seeds, one curve per run otherwise; ``{}`` without metrics."""
-    banded = grouped and any(len(g) > 1 for g in groups)
-    frames = []
-    for g in groups:
-        for run in g:
-            try:
-                frames.append(charts.curve_frame(run.metrics(), run.id,
-                                                 group_label(g) if banded else describe(run), run.config))
-            except ui.READ_ERRORS as error:
-                st.warning(f"{run.id} — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=charts.COLUMNS)
-    if frame.empty:
-        return {}
-    if banded:
-        bands = seeds.bands(frame, batches=batches)
-        return {metric: charts.seed_bands(bands, metric) for metric in ("accuracy", "loss")}
-    return {metric: charts.learning_curves(frame, metric, compare=True, batches=batches)
-            for metric in ("accuracy", "loss")}
-
-
-def comparison_table(groups, grouped) -> pd.DataFrame:
-    """A row per run, or per seed group (mean and ± std columns) when grouping."""
-    rows = [[row(run) for run in g] for g in groups]
-    if not grouped:
-        return pd.DataFrame([r for group_rows in rows for r in group_rows])
-    table_rows = []
-    for group_rows in rows:  # a damaged run is shown on its own, never averaged into a group
-        readable = [r for r in group_rows if not str(r.get("state")).startswith("damaged")]
-        table_rows += [seeds.group_row(readable)] if readable else []
-        table_rows += [r for r in group_rows if r not in readable]
-    table = pd.DataFrame(table_rows)
-    numbers = [c for c in table.columns if c.endswith(" ± std")]
-    return table.astype({c: float for c in numbers})
 
 
 # What a table shows where a run has no number (a single seed's spread, a run with no epoch yet):
@@ -192,7 +64,9 @@ def curves_and_table(selected, batches, polling, grouped=False):
         by_id = {run.id: run for run in runner.Runner(ui.runs_root()).runs()}
         runs = [by_id[run_id] for run_id in selected if run_id in by_id]
         groups = seeds.group(runs) if grouped else [[run] for run in runs]
-        chart_by_metric = curve_charts(groups, batches, grouped)
+        chart_by_metric, damaged = charts.comparison_charts(groups, batches, grouped)
+        for problem in damaged:
+            st.warning(problem, icon=":material/broken_image:")
         if not chart_by_metric:
             st.info("These runs have no metrics yet.")
         for metric, chart in chart_by_metric.items():
@@ -201,7 +75,7 @@ def curves_and_table(selected, batches, polling, grouped=False):
             st.caption("Solid: training, dashed: validation; seed groups: mean, with a band of ± one standard "
                        "deviation. Click a run in the legend to highlight it (shift-click for several); hover "
                        "for values; drag to pan, scroll to zoom.")
-        table = comparison_table(groups, grouped)
+        table = run_rows.comparison_table(groups, grouped, parameters)
         st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING, column_config={
             "parameters": st.column_config.NumberColumn(format="localized"),
             "best val. accuracy": st.column_config.NumberColumn(
@@ -229,7 +103,7 @@ def run_seeds():
     store = runner.Runner(ui.runs_root())
     try:
         source = store.get(st.session_state.get("compare.seed_source"))
-        group = next(g for g in seeds.group(store.runs()) if source.id in {r.id for r in g})
+        group = seeds.group_of(store.runs(), source.id)
         architecture = source.config.design()
         new_seeds = seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3)))
         for i, seed in enumerate(new_seeds):
@@ -259,7 +133,7 @@ def seeds_section(selected, by_id):
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     with c1:
         st.selectbox("Design, data, recipe and backend of", selected, key="compare.seed_source",
-                     format_func=lambda i: f"{describe(by_id[i])} — {i}")
+                     format_func=lambda i: f"{run_rows.describe(by_id[i])} — {i}")
     with c2:
         st.number_input("Seeds", min_value=1, max_value=10, value=3, key="compare.seed_count")
     with c3:
@@ -293,14 +167,14 @@ def page():
     else:
         st.session_state["compare.runs"] = [i for i in st.session_state["compare.runs"] if i in by_id]
     selected = st.multiselect("Runs", list(by_id), key="compare.runs",
-                              format_func=lambda i: f"{describe(by_id[i])} — {i}",
+                              format_func=lambda i: f"{run_rows.describe(by_id[i])} — {i}",
                               help="Runs of the store, newest first.")
     st.session_state["compare.selected"] = selected
     st.query_params["runs"] = ",".join(selected)
     if not selected:
         st.info("Pick runs to compare.")
         return
-    batches = st.toggle("Show batch curves", value=all(single_epoch(by_id[i]) for i in selected),
+    batches = st.toggle("Show batch curves", value=all(run_rows.single_epoch(by_id[i]) for i in selected),
                         key="compare.batches",
                         help="Off: one point per epoch (clearer); on: also every few batches. On at first "
                              "when every run has a single epoch, whose epoch curve is one point.")
@@ -315,7 +189,7 @@ def page():
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     with c1:
         st.selectbox("Open a run's design", selected, key="compare.open",
-                              format_func=lambda i: f"{describe(by_id[i])} — {i}")
+                              format_func=lambda i: f"{run_rows.describe(by_id[i])} — {i}")
     with c2:
         st.button("Open in Design", on_click=open_design, key="compare.open_button",
                   icon=":material/architecture:")

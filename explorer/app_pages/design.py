@@ -1,16 +1,16 @@
 """Design: start from a preset, edit the description, see counts, tables and diagrams at once."""
 
-import pandas as pd
+import functools
+
 import streamlit as st
 
-from explorer import designs, diagram, state, ui
+from explorer import count_tables, designs, diagram, state, ui
 from keras_resnets.design.choices import ACTIVATIONS, BLOCKS, DTYPE_POLICIES, STEMS
 from keras_resnets.design.limits import limits
 from keras_resnets.design.plan import EXPANSION
 from keras_resnets.design.validation import MAX_SEED
 from keras_resnets.models.summary import format_macs
 
-P = state.WIDGET_PREFIX
 SHORTCUT_HELP = {
     "A": "A · zero-pad: subsample and append zero channels (no weights)",
     "B": "B · project where the shape changes (1x1 conv)",
@@ -28,12 +28,7 @@ def _text(value):
     return NONE if value is None else value
 
 
-def bind(name, value):
-    """The widget key of design field ``name``, initialised from the design if it is new."""
-    key = P + name
-    if key not in st.session_state:
-        st.session_state[key] = value
-    return key
+bind = functools.partial(ui.bind, state.WIDGET_PREFIX)  # no settings kept: the design is the state
 
 
 def on_preset():
@@ -46,20 +41,11 @@ def on_reset():
 
 
 def add_stage():
-    design = state.design()
-    last = dict(design["stages"][-1]) if design["stages"] else {"blocks": 2, "channels": 16, "strides": 1,
-                                                                 "kernel_size": 3}
-    if design["block"] not in ("highway", "dense") and len(design["input_shape"]) == 3:
-        last = {**last, "channels": last["channels"] * 2, "strides": 2}
-    design["stages"].append(last)
-    state.set_design(design)
+    state.set_design(designs.with_stage(state.design()))
 
 
 def remove_stage(index):
-    design = state.design()
-    if len(design["stages"]) > 1:
-        del design["stages"][index]
-    state.set_design(design)
+    state.set_design(designs.without_stage(state.design(), index))
 
 
 def editor(design):
@@ -267,27 +253,6 @@ def family(design, edited):
             help="Batch norm after each projection shortcut's 1x1 conv; Wide ResNet's projections have none.")
 
 
-def stage_frame(summary):
-    rows = []
-    for row in summary["stages"]:
-        rows.append({"part": row["name"], "blocks": row["blocks"] or None,
-                     "output shape": ui.shape_text(row["output_shape"]),
-                     "trainable": row["trainable"], "non-trainable": row["non_trainable"],
-                     "multiply-adds": format_macs(row["macs"])})
-    return pd.DataFrame(rows)
-
-
-def layer_frame(summary):
-    rows = []
-    for row in summary["layers"]:
-        rows.append({"layer": row["name"], "kind": row["kind"],
-                     "stage": row["stage"] or None, "block": row["block"] or None,
-                     "output shape": ui.shape_text(row["output_shape"]),
-                     "trainable": row["trainable"], "non-trainable": row["non_trainable"],
-                     "multiply-adds": format_macs(row["macs"])})
-    return pd.DataFrame(rows)
-
-
 NUMBERS = {"trainable": st.column_config.NumberColumn(format="localized"),
            "non-trainable": st.column_config.NumberColumn(format="localized")}
 
@@ -310,7 +275,7 @@ def counts_row(architecture):
               help="Convolutions and dense layers, one image, inference.")
     kind = "residual" if architecture.residual else "plain"
     st.caption(f"`{architecture.name}`: {kind}, {summary['depth']} weighted layers, {summary['num_blocks']} blocks, "
-               f"output {ui.shape_text(summary['output_shape'])}. Built on {ui.backend_name()} "
+               f"output {designs.shape_text(summary['output_shape'])}. Built on {ui.backend_name()} "
                f"in {seconds:.1f} s (cached afterwards).")
     return summary
 
@@ -332,10 +297,11 @@ def results(architecture, summary):
                                    "off shows a later block.")
             st.graphviz_chart(diagram.block_dot(architecture, stage_index, first), width="content")
     with stages:
-        st.dataframe(stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", placeholder="—")
-    with layers:
-        st.dataframe(layer_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch", height=420,
+        st.dataframe(count_tables.stage_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch",
                      placeholder="—")
+    with layers:
+        st.dataframe(count_tables.layer_frame(summary), hide_index=True, column_config=NUMBERS, width="stretch",
+                     height=420, placeholder="—")
 
 
 def page():

@@ -1,12 +1,11 @@
 """Experiments: run one of the lecture's experiments in a worker, watch its progress, then see
 its chart and headline numbers beside the lecture's claim."""
 
-import datetime
+import functools
 
-import pandas as pd
 import streamlit as st
 
-from explorer import runner, ui
+from explorer import progress, run_rows, runner, ui
 from explorer.experiment_runner import ExperimentRunner
 from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS
@@ -16,24 +15,14 @@ from keras_resnets.runs.store import ACTIVE_STATES
 SIZES = {"quick": "quick", "full": "full (for a GPU)"}
 SIZE_NOTES = {"quick": "Quick: minutes on a CPU.",
               "full": "Full: the real experiment, sized for a GPU; on a CPU it takes hours."}
-STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
-               "completed": ":material/check_circle:", "interrupted": ":material/warning:",
-               "cancelled": ":material/stop_circle:", "failed": ":material/error:"}
 SETTINGS = ("name", "size", "seed", "backend")
-VERDICT_ICONS = {"agrees": "✓", "does not agree": "✗", "cannot be judged": "?", "not yet run": "·"}
 
 
 def runner_instance():
     return ExperimentRunner(ui.runs_root())
 
 
-def bind(name, value):
-    """The widget key of a setting, initialised from the settings kept for this session (widget
-    state itself is dropped when the user visits another page)."""
-    key = f"experiments.{name}"
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get("experiments.saved", {}).get(key, value)
-    return key
+bind = functools.partial(ui.bind, "experiments.")
 
 
 def setting(name, default):
@@ -59,17 +48,14 @@ def settings():
                              selection_mode="single")
         st.caption(SIZE_NOTES[setting("size", "quick")])
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=bind("seed", 0))
-        installed = runner.available_backends()
-        choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
         st.segmented_control("Backend (the experiment runs in its own worker process with KERAS_BACKEND set)",
-                             choices, format_func=BACKENDS.get, key=bind("backend", runner.default_backend()),
-                             selection_mode="single")
+                             runner.backend_choices(runner.available_backends()), format_func=BACKENDS.get,
+                             key=bind("backend", runner.default_backend()), selection_mode="single")
         st.button("Run the experiment", type="primary", icon=":material/play_arrow:", on_click=start,
                   key="experiments.run")
     with right:
         show_claim(name)
-    st.session_state["experiments.saved"] = {
-        f"experiments.{s}": st.session_state[f"experiments.{s}"] for s in SETTINGS}
+    ui.keep_settings("experiments.", SETTINGS)
 
 
 def start():
@@ -99,13 +85,9 @@ def claims_scoreboard(active):
     """The seven claims: the paper's number, ours at the chosen size, the criterion, a verdict."""
     size = setting("size", "quick")
     st.subheader("The lecture's claims")
-    board = scoreboard(runner_instance().store, size)
-    board["verdict"] = [f"{VERDICT_ICONS[v]} {v}" for v in board["verdict"]]
+    board, agree, run = run_rows.scoreboard_table(scoreboard(runner_instance().store, size), size)
     # A static table: the statements wrap, where a data grid would cut them.
-    st.table(board.set_index("claim")[["verdict", "measured", "criterion", "paper"]].rename(
-        columns={"measured": f"measured ({size})", "paper": "the paper"}))
-    agree = sum(v.endswith(" agrees") for v in board["verdict"])
-    run = sum(not v.endswith("not yet run") for v in board["verdict"])
+    st.table(board)
     if run:
         st.caption(f"{agree} of {run} claims measured at the {size} size agree with the paper; each row reads "
                    "the newest completed result of that experiment at this size (any seed or backend).")
@@ -126,24 +108,6 @@ def cancel(run_id):
         st.toast(f"Could not cancel {run_id}: {error}")
 
 
-def label(status, run_id):
-    """A run's label in the picker: it must not change while the page is open (the browser
-    answers with the label), so it names no state."""
-    experiment = EXPERIMENTS.get(status.get("name"))
-    title = experiment.title if experiment else status.get("name", "?")
-    backend = BACKENDS.get(status.get("backend"), status.get("backend", "?"))
-    return f"{title} · {status.get('size', '?')} · seed {status.get('seed', '?')} · {backend} ({run_id})"
-
-
-def summary_table(summary):
-    def text(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return str(value)
-        return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
-
-    return pd.DataFrame({"metric": list(summary), "value": [text(v) for v in summary.values()]})
-
-
 def show_result(run, name):
     """The finished run's claim, headline numbers, chart and data."""
     try:
@@ -156,7 +120,7 @@ def show_result(run, name):
         if name in EXPERIMENTS:
             show_claim(name)
     with right:
-        st.dataframe(summary_table(summary), hide_index=True, width="stretch", placeholder="—")
+        st.dataframe(run_rows.summary_table(summary), hide_index=True, width="stretch", placeholder="—")
         st.download_button("Download the data (data.csv)", data=data, file_name=f"{run.id}.csv", mime="text/csv",
                            icon=":material/download:", key=f"experiments.download_{run.id}", on_click="ignore")
     try:
@@ -174,10 +138,10 @@ def show_run(run_id):
         return
     status = run.status
     state = status.get("state", "?")
-    st.markdown(f"{STATE_ICONS.get(state, '')} **{label(status, run.id)}** — {state}"
+    st.markdown(f"{ui.STATE_ICONS.get(state, '')} **{run_rows.experiment_label(status, run.id)}** — {state}"
                 + (f" in {status['seconds']:.0f} s" if state == "completed" and status.get("seconds") else ""))
     if state in ACTIVE_STATES:
-        fraction = min(max(float(status.get("fraction") or 0.0), 0.0), 1.0)
+        fraction = progress.experiment_fraction(status)
         st.progress(fraction, text=f"{fraction:.0%} · {status.get('message', '')}")
         st.button("Cancel", icon=":material/stop_circle:", key=f"experiments.cancel_{run.id}", on_click=cancel,
                   args=(run.id,))
@@ -185,28 +149,24 @@ def show_run(run_id):
         st.error(f"The experiment failed: {status.get('message') or 'no reason given'}. "
                  f"The worker's output is in `{run.path / 'log.txt'}`.", icon=":material/error:")
     elif state in ("cancelled", "interrupted"):
-        st.warning(f"The experiment was {state}: {status.get('message', '')}", icon=STATE_ICONS[state])
+        st.warning(f"The experiment was {state}: {status.get('message', '')}", icon=ui.STATE_ICONS[state])
     elif state == "completed":
         show_result(run, status.get("name"))
 
 
 def live(polling, known_ids):
-    """The shown run, redrawn every 1.5 s while an experiment runs; when the runs change (one
-    started or finished) the whole page is redrawn."""
+    """The shown run, redrawn every 1.5 s while an experiment runs (`ui.live`)."""
 
-    @st.fragment(run_every=1.5 if polling else None)
-    def panel():
+    def show():
         run_id = st.session_state.get("experiments.view")
         if run_id:
             show_run(run_id)
-        runs = runner_instance().runs()
-        active = any(r.status.get("state") in ACTIVE_STATES for r in runs)
-        if [r.id for r in runs] != list(known_ids) or active != polling:
-            st.rerun()
-        if polling:
-            st.caption(f"Updated {datetime.datetime.now():%H:%M:%S} · refreshing every 1.5 s")
 
-    panel()
+    def now():
+        runs = runner_instance().runs()
+        return [r.id for r in runs], any(r.status.get("state") in ACTIVE_STATES for r in runs)
+
+    ui.live(polling, known_ids, show, now)
 
 
 def page():
@@ -228,22 +188,13 @@ def page():
     statuses = {r.id: r.status for r in runs}
     ids = list(statuses)
     active = [i for i in ids if statuses[i].get("state") in ACTIVE_STATES]
-    viewing = st.session_state.get("experiments.view")
-    if st.session_state.get("experiments.follow") in ids:
-        viewing = st.session_state.pop("experiments.follow")
-    if viewing not in ids:
-        viewing = active[0] if active else ids[0]
-    st.session_state["experiments.view"] = viewing
+    st.session_state["experiments.view"] = ui.shown_run("experiments.", ids, active)
     st.subheader("Results")
-    labels = {i: label(statuses[i], i) for i in ids}
+    labels = {i: run_rows.experiment_label(statuses[i], i) for i in ids}
     st.selectbox("Show result", ids, format_func=labels.get, key="experiments.view")
     live(bool(active), ids)
     with st.expander(f"All results ({len(ids)})"):
-        st.dataframe(pd.DataFrame([
-            {"result": i, "state": s.get("state"), "experiment": s.get("name"), "size": s.get("size"),
-             "seed": s.get("seed"), "backend": BACKENDS.get(s.get("backend"), s.get("backend")),
-             "started": s.get("started"), "seconds": s.get("seconds")}
-            for i, s in statuses.items()]), hide_index=True, width="stretch")
+        st.dataframe(run_rows.results_table(statuses), hide_index=True, width="stretch")
     st.caption(f"Results are kept in `{store.store.root}`.")
 
 

@@ -3,8 +3,6 @@
 import streamlit as st
 
 from explorer import designs, models, state, ui
-from keras_resnets import Architecture
-from keras_resnets.design.validation import parse_json
 from keras_resnets.interop import export_torch
 
 
@@ -13,16 +11,9 @@ def load_json():
     if upload is None:
         return
     try:
-        data = parse_json(upload.getvalue(), upload.name)
+        architecture = designs.read_description(upload.getvalue(), upload.name)
     except ValueError as error:
-        st.session_state["export.message"] = ("error", f"That file cannot be read: {error}")
-        return
-    if isinstance(data, dict) and "architecture" in data and "stages" not in data:
-        data = data["architecture"]  # a run's config.json
-    try:
-        architecture = Architecture.from_dict(data)
-    except (TypeError, ValueError) as error:
-        st.session_state["export.message"] = ("error", f"{upload.name} is not a valid architecture: {error}")
+        st.session_state["export.message"] = ("error", str(error))
         return
     state.set_design(architecture.to_dict())
     st.session_state.pop("start_from", None)
@@ -45,18 +36,12 @@ def torch_download(architecture, safe_name):
 
 
 def share_link() -> str:
-    base = ""
+    """`designs.share_link` of this page's address (unknown to older Streamlits)."""
     try:
         url = st.context.url
     except AttributeError:
         url = None
-    if url:
-        base = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-        for page in ("/train", "/compare", "/export", "/design"):
-            if base.endswith(page):
-                base = base[: -len(page)]
-        base += "/"
-    return f"{base}?{state.share_query()}"
+    return designs.share_link(url, state.share_query())
 
 
 def page():
@@ -76,7 +61,7 @@ def page():
 
         st.subheader("Download")
         c1, c2, c3 = st.columns(3)
-        safe_name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in architecture.name) or "model"
+        safe_name = designs.file_stem(architecture.name)
         with c1:
             st.download_button("Architecture (JSON)", data=text, file_name=f"{safe_name}.json",
                                mime="application/json", icon=":material/data_object:", key="export.json",

@@ -2,17 +2,13 @@
 
 import json
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from explorer import claims, dissect, models, runner, ui
+from explorer.dissect import NETWORKS
 from keras_resnets.experiments import lesions
-from keras_resnets.runs.pretrained import load_pretrained, pretrained_config, shipped, weights_path
+from keras_resnets.runs.pretrained import load_pretrained
 from keras_resnets.runs.records import RunConfig
-
-NETWORKS = {"resnet": "ResNet", "plain": "plain twin"}
-SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -35,43 +31,10 @@ def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, del
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def study(source: str, stamp: float, config_json: str, limit: int) -> dict:
-    """A lesion study of a run, smaller than the shipped networks' (which `make_pretrained.py`
-    measured on all their held-out digits): 2 random sets per k, the gradient on 4 digits."""
-    model = load(source, stamp)
+    """`dissect.study` of a source, cached."""
     x, y = digits(config_json, limit)
-    n = len(lesions.blocks_of(model))
     residual = RunConfig.from_dict(json.loads(config_json)).architecture.get("residual", True)
-    return lesions.lesion_study(model, x, y, paths=residual, samples=2,
-                                ks=range(1, n, max(1, n // 8)), gradient_digits=4)
-
-
-def shipped_source(name):
-    """``(config, source key, stamp)`` of a shipped network; the key names its file, so a
-    rebuilt or moved file is loaded again."""
-    path = weights_path(name)
-    return pretrained_config(name), f"pretrained:{name}:{path}", path.stat().st_mtime
-
-
-def sources():
-    """``{label: (config, status, source key, stamp)}``: the shipped network and every run."""
-    found = {}
-    if "mnist_resnet" in shipped():
-        config, source, stamp = shipped_source("mnist_resnet")
-        found[SHIPPED] = (config, {"state": "completed"}, source, stamp)
-    for run in runner.Runner(ui.runs_root()).runs():
-        path = run.model_path
-        stamp = path.stat().st_mtime if path.exists() else 0.0
-        found[f"Run {run.id}"] = (run.config, run.status, f"run:{path}", stamp)
-    return found
-
-
-def twin(label, config, found):
-    """The plain twin's ``(config, source key, stamp)``, or None."""
-    if label == SHIPPED:
-        return shipped_source("mnist_plain") if "mnist_plain" in shipped() else None
-    candidates = [(key, c, s) for key, (c, s, _, _) in found.items() if key != label]
-    match = dissect.twin_of(config, candidates)
-    return None if match is None else (found[match][0], found[match][2], found[match][3])
+    return dissect.study(load(source, stamp), x, y, residual)
 
 
 def lesion_metrics(picked, limit, deleted):
@@ -83,48 +46,10 @@ def lesion_metrics(picked, limit, deleted):
                       delta=f"{(value - intact) * 100:+.1f} points" if deleted else None)
 
 
-def charts(results):
-    each = pd.concat([pd.DataFrame({"block": range(1, len(r["each"]) + 1), "accuracy": r["each"],
-                                    "network": NETWORKS[k]}) for k, r in results.items()])
-    several = pd.concat([pd.DataFrame({"k": [0, *r["random"]["k"]],
-                                       "accuracy": [r["intact"], *r["random"]["accuracy"]],
-                                       "network": NETWORKS[k]}) for k, r in results.items()])
-    line = dict(point=True)
-    one = alt.Chart(each).mark_line(**line).encode(
-        x=alt.X("block:Q", title="deleted block", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("network:N", title=None), tooltip=["network", "block", alt.Tooltip("accuracy:Q", format=".1%")],
-    ).properties(title="Deleting one block", height=260)
-    k = alt.Chart(several).mark_line(**line).encode(
-        x=alt.X("k:Q", title="blocks deleted (random sets)", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("accuracy:Q", title="held-out accuracy", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("network:N", title=None), tooltip=["network", "k", alt.Tooltip("accuracy:Q", format=".1%")],
-    ).properties(title="Deleting k blocks", height=260)
-    return one, k
-
-
-def path_chart(n, gradient):
-    shares = pd.concat([lesions.path_length_shares(n)[["k", "share"]].assign(what="paths of this length"),
-                        pd.DataFrame(gradient).assign(what="gradient they carry")])
-    return alt.Chart(shares).mark_line(point=True).encode(
-        x=alt.X("k:Q", title="path length (residual branches crossed)", axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("share:Q", title="share"), color=alt.Color("what:N", title=None),
-        tooltip=["what", "k", alt.Tooltip("share:Q", format=".3f")],
-    ).properties(title=f"The 2^{n} paths and the gradient they carry", height=260)
-
-
-def ratio_chart(ratios):
-    ratios = pd.DataFrame({"block": range(1, len(ratios) + 1), "ratio": ratios})
-    return alt.Chart(ratios).mark_bar().encode(
-        x=alt.X("block:O", title="block"), y=alt.Y("ratio:Q", title="|block(h) − h| / |h|"),
-        tooltip=["block", alt.Tooltip("ratio:Q", format=".3f")],
-    ).properties(title="How much each block changes the stream", height=260)
-
-
 def show_studies(results):
     """The lesion studies ``results`` (by network) as charts, each beside the lecture's claim
     and whether it holds here."""
-    one, several = charts(results)
+    one, several = dissect.lesion_charts(results)
     resnet, plain = results.get("resnet"), results.get("plain")
     for chart, claim, verdict in [
             (one, "lesion", resnet and claims.lesion_verdict(resnet, plain)),
@@ -138,11 +63,11 @@ def show_studies(results):
         return
     n = len(resnet["each"])
     c1, c2 = st.columns([3, 2])
-    c1.altair_chart(path_chart(n, resnet["gradient"]), width="stretch")
+    c1.altair_chart(dissect.path_chart(n, resnet["gradient"]), width="stretch")
     c2.markdown(f"**The lecture:** {claims.CLAIMS['paths']}")
     c2.markdown(f"**Here:** {claims.paths_verdict(resnet)}")
     c1, c2 = st.columns([3, 2])
-    c1.altair_chart(ratio_chart(resnet["ratios"]), width="stretch")
+    c1.altair_chart(dissect.ratio_chart(resnet["ratios"]), width="stretch")
     c2.markdown("**Per block:** the norm of what the block adds to the stream (its residual branch, after "
                 "the block's ReLU) relative to the stream it receives, on 64 held-out digits. Small ratios "
                 "are blocks a lesion barely notices.")
@@ -152,7 +77,7 @@ def page():
     st.title("Take a trained network apart")
     st.caption("Veit et al. (2016): delete blocks of a trained network at test time and see what is left. "
                "Accuracies are on held-out digits the network never trained on.")
-    found = sources()
+    found = dissect.sources(runner.Runner(ui.runs_root()).runs())
     if not found:
         st.info("No network to take apart yet: train one on the Train page (the embedded digits), "
                 "or rebuild the pretrained one with `python scripts/make_pretrained.py`.")
@@ -166,11 +91,7 @@ def page():
     limit = int(st.number_input("Held-out digits", min_value=10, max_value=10_000, value=500, step=100,
                                 key="apart.digits", help="The first of the digits the run held out "
                                                          "for validation, which it never trained on."))
-    kind = "resnet" if config.architecture.get("residual", True) else "plain"
-    picked = {kind: (config, source, stamp)}
-    other = twin(label, config, found)
-    if other is not None:
-        picked["plain" if kind == "resnet" else "resnet"] = other
+    kind, picked = dissect.networks(label, found)
     try:
         with st.spinner("Loading the network(s) and the held-out digits…"):
             loaded = {key: load(s, t) for key, (_, s, t) in picked.items()}

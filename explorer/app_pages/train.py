@@ -1,61 +1,32 @@
 """Train: pick data, recipe and backend, start a worker, watch its curves live, cancel it."""
 
-import datetime
+import functools
 
-import pandas as pd
 import streamlit as st
 
-from explorer import charts, models, progress, runner, state, ui
-from explorer.runner import BACKENDS, TrainRequest
-from keras_resnets.data.datasets import DATASETS, is_available
-from keras_resnets.runs import records
+from explorer import charts, launch, models, progress, run_rows, runner, state, ui
+from explorer.launch import DEFAULTS, RECIPE
+from explorer.runner import BACKENDS
+from keras_resnets.data.datasets import DATASETS
 from keras_resnets.runs.store import Run
 from keras_resnets.training.probe import PROBE_IMAGES
 from keras_resnets.training.recipe import Recipe
 
-DEFAULTS = TrainRequest()
-STATE_ICONS = {"created": ":material/hourglass_top:", "running": ":material/directions_run:",
-               "completed": ":material/check_circle:", "interrupted": ":material/warning:",
-               "cancelled": ":material/stop_circle:", "failed": ":material/error:", "starting": ":material/hourglass_top:"}
-RECIPE = "recipe"  # selectboxes hold strings: None would read as "nothing selected"
 DISTRIBUTIONS = {"none": "One device", "data_parallel": "Data parallel over all devices"}
 
 
 @st.cache_data(ttl=120, show_spinner=False)
 def reachable(name: str) -> bool:
-    """Whether a dataset can be loaded here (prepared locally, or its host answers); cached."""
-    try:
-        return is_available(name, timeout=1.5)
-    except ValueError:
-        return False
+    """`launch.reachable`, cached."""
+    return launch.reachable(name)
 
 
-def bind(key, value):
-    """The widget key of a setting, initialised from the settings kept for this session (widget
-    state itself is dropped when the user visits another page)."""
-    key = "train." + key
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get("train.saved", {}).get(key, value)
-    return key
-
-
-def keep_settings():
-    st.session_state["train.saved"] = {key: st.session_state[key] for key in SETTINGS if key in st.session_state}
-
-
-SETTINGS = ["train." + name for name in ("dataset", "subset", "epochs", "batch_size", "validation_split", "recipe",
-                                         "optimizer", "schedule", "learning_rate", "seed", "backend",
-                                         "distribution")]
+bind = functools.partial(ui.bind, "train.")
 SCHEDULES = {RECIPE: "the recipe's", "constant": "constant", "step": "÷10 at 50% and 75%"}
-RATE_PHRASES = {None: "", "constant": " at a constant rate", "step": " with the rate ÷10 at 50% and 75%"}
 
 
 def fit_design():
-    info = DATASETS[st.session_state.get("train.dataset") or DEFAULTS.dataset]
-    design = state.design()
-    design["input_shape"] = list(info.image_shape)
-    design["classes"] = info.classes
-    state.set_design(design)
+    state.set_design(launch.fitted(state.design(), st.session_state.get("train.dataset") or DEFAULTS.dataset))
 
 
 def settings(architecture):
@@ -64,9 +35,9 @@ def settings(architecture):
     size_fields()
     recipe_fields()
     backend_fields()
-    keep_settings()
+    ui.keep_settings("train.", launch.SETTINGS)
     request = current_request()
-    return request, training_problem(architecture, request, dataset, available)
+    return request, launch.training_problem(architecture, request, dataset, available)
 
 
 def dataset_fields():
@@ -135,10 +106,9 @@ def recipe_fields():
 def backend_fields():
     """The widgets of where the worker trains: the backend (of those installed) and the devices."""
     installed = runner.available_backends()
-    choices = [b for b in BACKENDS if installed[b]] or ["tensorflow"]
     st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
-                         choices, format_func=BACKENDS.get, key=bind("backend", DEFAULTS.backend),
-                         selection_mode="single")
+                         runner.backend_choices(installed), format_func=BACKENDS.get,
+                         key=bind("backend", DEFAULTS.backend), selection_mode="single")
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
@@ -149,69 +119,12 @@ def backend_fields():
                   "The learning rate is not rescaled.")
 
 
-def training_problem(architecture, request, dataset, available):
-    """Why ``architecture`` cannot train as ``request`` asks, for the user; ``None`` when it can."""
-    info = DATASETS[dataset]
-    if len(architecture.input_shape) == 1:
-        return (f"the design takes vectors of {architecture.input_shape[0]} features; the datasets here are "
-                "images (use a convolutional stem and basic, bottleneck or highway blocks).")
-    if not architecture.include_top:
-        return "the design has no classifier (include_top is off): training needs one."
-    if tuple(architecture.input_shape) != tuple(info.image_shape) or architecture.classes != info.classes:
-        return (f"the design takes {ui.shape_text(architecture.input_shape)} images and {architecture.classes} "
-                f"classes; {dataset} has {ui.shape_text(info.image_shape)} images and {info.classes} classes.")
-    if not available and dataset != "mnist":
-        return f"{dataset} cannot be loaded here (offline)."
-    if request.distribution != "none" and request.backend == "torch":
-        return ("data parallelism runs on JAX and TensorFlow here; with PyTorch, launch your own "
-                "DistributedDataParallel script with torchrun.")
-    return None
-
-
-def estimate(architecture, request):
-    """Seconds of training for ``request``, from the speed of the last run of the same design
-    in the store; ``None`` when there is none."""
-    wanted = architecture.to_dict()
-    for run in runner_instance().runs()[:50]:
-        if run.config.architecture != wanted:
-            continue
-        speeds = sorted(e["images_per_second"] for e in run.batches() if e.get("images_per_second"))
-        if not speeds:
-            continue
-        speed = speeds[len(speeds) // 2]
-        if request.subset:
-            images = request.subset
-        elif request.dataset == "mnist_sample":
-            images = int(10_000 * (1 - request.validation_split))
-        else:
-            return None
-        return request.epochs * images / speed, speed
-    return None
-
-
 def numbers(events, status):
-    """The run's newest numbers, each said with what it is: the cards and the line under them
-    come from the same events."""
-    loss, accuracy = progress.training_numbers(events)
-    held_out = progress.held_out_accuracy(events, status.get("num_validation"))
-    batches = records.batches(events)
-    speed = batches[-1].get("images_per_second") if batches else None
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Training loss", "–" if loss.value is None else f"{loss.value:.3f}", help=loss.source)
-    c2.metric("Training accuracy", "–" if accuracy.value is None else f"{accuracy.value:.1%}",
-              help=accuracy.source)
-    c3.metric("Held-out accuracy", "–" if held_out.value is None else f"{held_out.value:.1%}",
-              help=held_out.source)
-    c4.metric("Images / s", f"{speed:.0f}" if speed else "–", help="training images per second, recently")
-    st.caption(f"Training: {loss.source} (the weights change as it goes). Held out (never trained on): "
-               f"{held_out.source}.")
-
-
-def status_line(run):
-    status = run.status
-    config = run.config
-    backend = BACKENDS.get(config.backend, config.backend or "?")
-    return status, f"`{config.architecture.get('name', '?')}` on {config.dataset.name or '?'} with {backend}"
+    """The run's newest numbers, each said with what it is (`progress.numbers`)."""
+    cards, line = progress.numbers(events, status)
+    for column, (label, value, source) in zip(st.columns(4), cards):
+        column.metric(label, value, help=source)
+    st.caption(line)
 
 
 def show_run(run_id):
@@ -226,34 +139,25 @@ def show_run(run_id):
             return False
         run = Run.damaged(store.path(run_id), error)
     try:
-        return damaged(run) if ui.damage_of(run) else run_panel(run)
-    except ui.READ_ERRORS as error:
+        return damaged(run) if run_rows.damage_of(run) else run_panel(run)
+    except run_rows.READ_ERRORS as error:
         return damaged(run, error)
 
 
 def damaged(run, error=None):
-    st.warning(f"**{run.id}** — damaged: {ui.damage_of(run, error)}", icon=":material/broken_image:")
+    st.warning(f"**{run.id}** — damaged: {run_rows.damage_of(run, error)}", icon=":material/broken_image:")
     return False
 
 
 def run_panel(run):
-    status, line = status_line(run)
+    status = run.status
     events = run.metrics()
     state_name = status.get("state", "?")
     epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
     now = progress.run_progress(status, run.config.recipe, events, charts.steps_per_epoch(events, run.config),
                                 backend=BACKENDS.get(run.config.backend, "its backend"))
-    st.markdown(f"{STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {line}")
-    text = f"epoch {status.get('epoch', 0)} of {epochs} done · {now.fraction:.0%}"
-    if now.phase:
-        text = f"{now.phase} · {text}"
-    if now.seconds_left is not None:
-        text += f" · about {now.seconds_left:.0f} s left"
-    if status.get("data_source"):
-        text += f" · data: {status['data_source']}"
-    if status.get("dtype_policy"):
-        text += f" · computes in {status['dtype_policy']}"
-    st.progress(now.fraction, text=text)
+    st.markdown(f"{ui.STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {run_rows.run_line(run)}")
+    st.progress(now.fraction, text=progress.bar_text(status, now, epochs))
     numbers(events, status)
     if status.get("message") and state_name not in ("running", "completed"):
         st.caption(status["message"])  # why it stopped; a running or completed run's numbers are above
@@ -320,17 +224,7 @@ def runner_instance():
 def current_request():
     """The `TrainRequest` of the settings widgets, read from the session state (so that a
     button's callback sees values changed in the same interaction)."""
-    value = {name: st.session_state.get("train." + name) for name in (
-        "dataset", "subset", "epochs", "batch_size", "validation_split", "recipe", "optimizer", "schedule",
-        "learning_rate", "seed", "backend", "distribution")}
-    return TrainRequest(dataset=value["dataset"] or DEFAULTS.dataset, subset=int(value["subset"] or 0) or None,
-                        validation_split=float(value["validation_split"] or 0.0), recipe=value["recipe"] or "quick",
-                        epochs=int(value["epochs"] or 1), batch_size=int(value["batch_size"] or 1),
-                        optimizer=None if value["optimizer"] in (None, RECIPE) else value["optimizer"],
-                        schedule=None if value["schedule"] == RECIPE else value["schedule"] or DEFAULTS.schedule,
-                        learning_rate=value["learning_rate"] or None, seed=int(value["seed"] or 0),
-                        backend=value["backend"] or DEFAULTS.backend,
-                        distribution=value["distribution"] or DEFAULTS.distribution)
+    return launch.request_of({name: st.session_state.get("train." + name) for name in launch.SETTINGS})
 
 
 def start():
@@ -345,31 +239,6 @@ def start():
         st.session_state["train.error"] = f"Could not start the worker: {error}"
         return
     st.session_state["train.follow"] = run_id
-
-
-def runs_table(runs):
-    rows = []
-    for run in runs[:50]:
-        try:
-            rows.append(table_row(run))
-        except ui.READ_ERRORS as error:
-            rows.append({"run": run.id, "state": "damaged", "design": ui.damage_of(run, error)})
-    return pd.DataFrame(rows)
-
-
-def table_row(run):
-    status = run.status
-    config = run.config
-    epochs = run.epochs()
-    best = max((e["val_accuracy"] for e in epochs if e.get("val_accuracy") is not None), default=None)
-    return {
-        "run": run.id, "state": status.get("state"),
-        "design": str(config.architecture.get("name") or run.damage),
-        "dataset": str(config.dataset.name),
-        "backend": str(BACKENDS.get(config.backend, config.backend)),
-        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', '?')}",
-        "best val. accuracy": best,
-    }
 
 
 def page():
@@ -391,14 +260,8 @@ def launch_panel(architecture):
     """The settings, what they will train, how long it may take, and the button that starts it."""
     summary, _ = ui.summary_of(architecture)
     request, problem = settings(architecture)
-    images = f"{request.subset:,} training images" if request.subset else "all training images"
-    st.markdown(f"**Will train** `{architecture.name}` ({summary['counts']['trainable']:,} trainable parameters) "
-                f"on **{request.dataset}** ({images}, {request.validation_split:.0%} held out for validation), "
-                f"{request.epochs} epoch{'s' * (request.epochs != 1)} of batches of {request.batch_size}, "
-                f"{request.recipe} recipe"
-                f"{RATE_PHRASES[request.schedule]}, with **{BACKENDS[request.backend]}** "
-                "in a background worker process.")
-    guess = estimate(architecture, request)
+    st.markdown(launch.plan_text(architecture, request, summary["counts"]["trainable"]))
+    guess = launch.estimate(architecture, request, runner_instance().runs())
     if guess:
         st.caption(f"The last run of this design trained at {guess[1]:.0f} images/s: about {guess[0]:.0f} s of "
                    "training, plus the time to start the worker and compile the model.")
@@ -413,15 +276,15 @@ def launch_panel(architecture):
 
 def pending_launches(store):
     """Workers still starting, and those that stopped before their run began (with their log)."""
-    for launch in store.pending():
-        if launch["state"] == "starting":
-            phase = progress.PHASES["starting"].format(backend=BACKENDS.get(launch["backend"], "its backend"))
-            st.info(f"**{launch['run_id']}** — {phase}…", icon=":material/hourglass_top:")
+    for pending in store.pending():
+        if pending["state"] == "starting":
+            phase = progress.PHASES["starting"].format(backend=BACKENDS.get(pending["backend"], "its backend"))
+            st.info(f"**{pending['run_id']}** — {phase}…", icon=":material/hourglass_top:")
             st.progress(0.0, text=f"{phase} · 0%")
         else:
-            st.error(f"The worker for {launch['run_id']} stopped before it started training:\n\n"
-                     f"```\n{launch['log'] or '(no output)'}\n```")
-            st.button("Dismiss", key=f"dismiss_{launch['run_id']}", on_click=store.dismiss, args=(launch["run_id"],))
+            st.error(f"The worker for {pending['run_id']} stopped before it started training:\n\n"
+                     f"```\n{pending['log'] or '(no output)'}\n```")
+            st.button("Dismiss", key=f"dismiss_{pending['run_id']}", on_click=store.dismiss, args=(pending["run_id"],))
 
 
 def runs_section(store):
@@ -431,56 +294,36 @@ def runs_section(store):
     polling = bool(active) or any(p["state"] == "starting" for p in store.pending())
     if not runs:
         if polling:
-            live(True, [])
+            live(store, True, [])
         else:
             st.caption(f"No runs yet in `{ui.runs_root()}`. Runs keep training if you close or reload this page.")
         return
     ids = [r.id for r in runs]
-    st.session_state["train.view"] = shown_run(ids, active)
+    st.session_state["train.view"] = ui.shown_run("train.", ids, active)
     st.subheader("Runs")
     # The labels must not change while the page is open (the browser answers with the label):
     # no "running"/"finished" in them; the state is shown below.
     st.selectbox("Show run", ids, key="train.view")
-    live(polling, ids)
+    live(store, polling, ids)
     with st.expander(f"All runs ({len(runs)})", expanded=False):
-        st.dataframe(runs_table(runs), hide_index=True, width="stretch", placeholder="—",
+        st.dataframe(run_rows.runs_table(runs), hide_index=True, width="stretch", placeholder="—",
                      column_config={"best val. accuracy": st.column_config.NumberColumn(
                          format="percent", help="The best epoch's, on all its held-out images")})
 
 
-def shown_run(ids, active):
-    """The id of the run to show: a just-started one, else the one picked, else the first active or newest."""
-    viewing = st.session_state.get("train.view")
-    if st.session_state.get("train.follow") in ids:
-        viewing = st.session_state.pop("train.follow")
-    if viewing not in ids:
-        viewing = active[0] if active else ids[0]
-    return viewing
+def live(store, polling, known_ids):
+    """The shown run, redrawn every 1.5 s while something trains or starts (`ui.live`)."""
 
-
-def live(polling, known_ids):
-    """The shown run, redrawn every 1.5 s while something trains or starts. When the runs
-    change (a worker created its run, or the last one finished) the whole page is redrawn."""
-
-    @st.fragment(run_every=1.5 if polling else None)
-    def panel():
+    def show():
         run_id = st.session_state.get("train.view")
-        still_active = False
-        if run_id:
-            still_active = show_run(run_id)
-        store = runner_instance()
-        runs = store.runs()
-        now_active = any(runner.is_active(r) for r in runs) or any(
-            p["state"] == "starting" for p in store.pending())
-        if [r.id for r in runs] != list(known_ids):
-            st.rerun()  # a new run appeared: show it
-        if polling and not now_active:
-            st.rerun()  # the run finished: redraw the page once and stop polling
-        if not polling and (now_active or still_active):
-            st.rerun()
-        st.caption(f"Updated {datetime.datetime.now():%H:%M:%S}" + (" · refreshing every 1.5 s" if polling else ""))
+        return show_run(run_id) if run_id else False
 
-    panel()
+    def now():
+        runs = store.runs()
+        return [r.id for r in runs], any(runner.is_active(r) for r in runs) or any(
+            p["state"] == "starting" for p in store.pending())
+
+    ui.live(polling, known_ids, show, now, stamp_idle=True)
 
 
 page()
