@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 
 from keras_resnets.design.choices import SHORTCUT_OPTIONS
+from keras_resnets.design.names import block_name
 from keras_resnets.design.validation import check_choice, check_int, check_probability
 
 BRANCH_LAYERS = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}
@@ -309,7 +310,7 @@ def _block(arch, stage, s, b, number, channels, size):
     if arch.final_survival_probability < 1.0:
         survival = linear_decay(number, arch.num_blocks, arch.final_survival_probability)
     return BlockSpec(
-        name=f"stage{s}_block{b}", stage=s, index=b, number=number, kind=arch.block,
+        name=block_name(s, b), stage=s, index=b, number=number, kind=arch.block,
         channels=stage.channels, in_channels=channels, out_channels=tally.channels,
         width=specs[0][0], groups=max(spec[3] for spec in specs), kernel_size=stage.kernel_size,
         strides=strides, survival_probability=survival, shortcut=shortcut,

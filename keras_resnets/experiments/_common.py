@@ -1,7 +1,6 @@
 """What the experiments share: registry types, sizes, digits, networks, training, progress."""
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import pandas as pd
 from keras_resnets.data.datasets import DATASETS, load_arrays
 from keras_resnets.design import presets
 from keras_resnets.design.architecture import Architecture, Stage, Stem
+from keras_resnets.design.names import parse_block_name
 from keras_resnets.design.validation import check_choice
 from keras_resnets.models.builder import build_resnet
 
@@ -262,13 +262,11 @@ def depth_sweep(config, families, *, seed=0, progress=None, architecture=digit_a
     return pd.concat(frames, ignore_index=True)
 
 
-_BLOCK_NAME = re.compile(r"stage\d+_block\d+")
-
 
 def split_model(model):
     """The layers of a `build_resnet` model as ``(stem, blocks, head)`` lists, in order."""
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    indices = [i for i, layer in enumerate(layers) if _BLOCK_NAME.fullmatch(layer.name)]
+    indices = [i for i, layer in enumerate(layers) if parse_block_name(layer.name)]
     return layers[: indices[0]], layers[indices[0] : indices[-1] + 1], layers[indices[-1] + 1 :]
 
 

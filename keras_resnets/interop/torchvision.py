@@ -28,13 +28,15 @@ import re
 import keras
 import numpy as np
 
+from keras_resnets.design.names import parse_block_name
+
 # Our leaf names -> torchvision's parameter and buffer names.
 _LEAVES = {
     "kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
     "moving_mean": "running_mean", "moving_variance": "running_var",
 }
 _MODULES = {"stem_conv": "conv1", "stem_bn": "bn1", "classifier": "fc"}
-_BLOCK = re.compile(r"stage(\d+)_block(\d+)/(conv\d+|bn\d+|shortcut/projection|shortcut/bn)$")
+_SUBLAYER = re.compile(r"conv\d+|bn\d+|shortcut/projection|shortcut/bn")  # inside a block
 _SHORTCUT = {"shortcut/projection": "downsample.0", "shortcut/bn": "downsample.1"}
 CLASSIFIER = "fc"
 """The prefix of the classifier's keys (skipped when a model has no top)."""
@@ -52,10 +54,11 @@ def torchvision_key(path):
     layer, _, leaf = path.rpartition("/")
     if leaf not in _LEAVES or (leaf == "bias" and layer != "classifier"):
         return None
-    match = _BLOCK.match(layer)
-    if match:
-        stage, block, sub = match.groups()
-        module = f"layer{stage}.{int(block) - 1}.{_SHORTCUT.get(sub, sub)}"
+    block, _, sub = layer.partition("/")
+    stage_index = parse_block_name(block)
+    if stage_index and _SUBLAYER.fullmatch(sub):
+        stage, index = stage_index
+        module = f"layer{stage}.{index - 1}.{_SHORTCUT.get(sub, sub)}"
     elif layer in _MODULES:
         module = _MODULES[layer]
     else:

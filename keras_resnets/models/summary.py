@@ -3,11 +3,10 @@ with PyTorch's ``sum(p.numel() for p in model.parameters())``) and non-trainable
 norm moving statistics, PyTorch's buffers) apart."""
 
 import math
-import re
 
 import keras
 
-_BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)")
+from keras_resnets.design.names import parse_block_name
 
 
 def _sizes(weights):
@@ -56,16 +55,16 @@ def parameter_table(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        match = _BLOCK_NAME.fullmatch(layer.name)
+        stage, block = parse_block_name(layer.name) or (0, 0)
         trainable = _sizes(layer.trainable_weights)
         non_trainable = _sizes(layer.non_trainable_weights)
-        if not match and not trainable and not non_trainable:
+        if not stage and not trainable and not non_trainable:
             continue
         rows.append({
             "name": layer.name,
             "kind": type(layer).__name__,
-            "stage": int(match.group(1)) if match else 0,
-            "block": int(match.group(2)) if match else 0,
+            "stage": stage,
+            "block": block,
             "output_shape": tuple(layer.output.shape[1:]),
             "trainable": trainable,
             "non_trainable": non_trainable,
