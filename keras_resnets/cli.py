@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import importlib.util
 import os
-import signal
 import sys
 
 from keras_resnets.design.validation import parse_json
@@ -29,6 +28,7 @@ from keras_resnets.runs.status import DAMAGED
 from keras_resnets.runs.store import RunStore
 from keras_resnets.runtime.environment import QUIET_BACKEND, quiet_backend_start
 from keras_resnets.training.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
+from keras_resnets.training.interrupts import stop_on_sigterm
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
 RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epochs",
@@ -235,10 +235,6 @@ def _summary(args):
     return 0
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _start_backend(verbose, data=False):
     """Imports Keras, and so the backend, now, and TensorFlow too when the command reads
     ``data`` (its pipelines are tf.data); unless ``verbose``, without their start-up log.
@@ -264,9 +260,9 @@ def main(argv=None):
                "summary": _summary}[args.command]
     if command in (_train, _resume, _summary):
         _start_backend(args.verbose, data=command in (_train, _resume))
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
-        return command(args)
+        with stop_on_sigterm():  # SIGTERM stops a run like Ctrl-C
+            return command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -276,5 +272,3 @@ def main(argv=None):
     except OSError as err:  # a read-only or full store, a vanished directory
         print(f"error: {err.strerror or err}: {err.filename}", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
