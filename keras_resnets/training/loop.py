@@ -17,6 +17,7 @@ Example:
 ('completed', 'epoch')
 """
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -44,6 +45,7 @@ from keras_resnets.runs.processes import identity, process_command
 from keras_resnets.runs.store import Run, RunStore
 from keras_resnets.training.callbacks import Callback, ProgressBar, format_epoch
 from keras_resnets.training.distribution import check_distribution, distribution_scope
+from keras_resnets.training.epochs import fit_epochs
 from keras_resnets.training.interrupts import deferred_interrupts
 from keras_resnets.training.optimization import compile_model
 from keras_resnets.training.probe import HeldOutProbe, probe_images
@@ -287,12 +289,9 @@ def _fit_recording(run, resuming, callbacks, interrupts):
                     "dtype_policy": policy}
             for callback in callbacks:
                 callback.on_begin(run, info)
-            for epoch in range(initial_epoch, recipe.epochs):
-                if epoch:
-                    data = _epoch_data(config, recipe, arch, epoch)
-                model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
-                          epochs=epoch + 1, callbacks=[recorder, probe], shuffle=False,
-                          verbose=0)
+            inputs = functools.partial(_epoch_inputs, config, recipe, arch, data)
+            fit_epochs(model, recipe.epochs, inputs, initial_epoch=initial_epoch,
+                       callbacks=[recorder, probe], shuffle=False)
             _save_model(run, arch, model)
             last = run.epochs()[-1:]
             run.write_status(state="completed", phase=None, message="completed: " + (
@@ -340,6 +339,12 @@ def _epoch_data(config, recipe, arch, epoch):
                      seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
                      data_format=arch.data_format, drop_remainder=config.distribution != "none",
                      reshuffle=False)
+
+
+def _epoch_inputs(config, recipe, arch, first, epoch):
+    """The ``fit`` arguments of ``epoch``: ``first`` is epoch 0's data, loaded already."""
+    data = first if epoch == 0 else _epoch_data(config, recipe, arch, epoch)
+    return {"x": data.train, "validation_data": data.validation}
 
 
 def _restore(run, model, steps_per_epoch):
