@@ -55,6 +55,18 @@ def conv_output_size(size, kernel_size, strides):
     return (size + 2 * pad - kernel_size) // strides + 1
 
 
+def linear_macs(kernel_params, output_size):
+    """Multiply-adds per example of a convolution (a dense layer for ``output_size=()``):
+    each of its ``kernel_params`` weights once per output position. The one rule behind
+    every MAC count (`Plan.macs`, `keras_resnets.models.summary`).
+
+    Example:
+    >>> linear_macs(3 * 3 * 16 * 16, (28, 28)), linear_macs(16 * 10, ())
+    (1806336, 160)
+    """
+    return kernel_params * _product(output_size)
+
+
 def needs_shortcut_layer(option, in_channels, out_channels, strides):
     """Whether a block needs a `Shortcut` layer rather than the bare identity.
 
@@ -215,10 +227,7 @@ class _Tally:
         self.size = tuple(conv_output_size(s, kernel_size, strides) for s in self.size)
         kernel = kernel_size ** len(self.size) * source // groups * filters
         self.trainable += kernel + (filters if use_bias else 0)
-        spatial = 1
-        for s in self.size:
-            spatial *= s
-        self.macs += kernel * spatial
+        self.macs += linear_macs(kernel, self.size)
         self.channels = filters
         self.activations += self._elements()
 
