@@ -9,6 +9,7 @@ import pytest
 import keras_resnets
 from keras_resnets import PRESETS, Architecture, Stage, Stem, build_resnet, count_params, presets
 from keras_resnets.cli import main
+from keras_resnets.design.names import block_name, parse_block_name
 from keras_resnets.layers import BottleneckBlock, PreActResBlock, Shortcut
 from keras_resnets.layers.common import conv_layers
 from keras_resnets.models.summary import (
@@ -123,6 +124,13 @@ def test_every_preset_has_the_multiply_adds_it_had():
         counted = tuple(sum(b.cost.macs for b in plan.stage(s)) for s in range(1, len(stages) + 1))
         assert (plan.stem.cost.macs, counted, plan.head.cost.macs) == (stem, stages, head), name
         assert plan.macs() == stem + sum(stages) + head
+
+
+def test_block_names_are_made_and_parsed_in_one_place():
+    for spec in presets.resnet(50).plan().blocks:
+        assert spec.name == block_name(spec.stage, spec.index)
+        assert parse_block_name(spec.name) == (spec.stage, spec.index)
+    assert [parse_block_name(n) for n in ("stage1_block", "xstage1_block1", "stage1_block1/conv1")] == [None] * 3
 
 
 def test_a_model_without_a_plan_counts_what_it_can():

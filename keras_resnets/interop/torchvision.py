@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from keras_resnets.design.names import parse_block_name
+from keras_resnets.runtime.internals import nested_layers
 
 # Our leaf names -> torchvision's parameter and buffer names.
 _LEAVES = {
@@ -100,7 +101,7 @@ def _check_form(model):
         raise ValueError(f"model {model.name!r} has no 7x7 stride-2 stem_conv with stem_pool: "
                          "torchvision's ResNets have one, so this model has no torchvision "
                          "state dict.")
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if not hasattr(layer, "nb_channels"):  # only our residual blocks have it
             continue
         for name, wanted in _BLOCK_FORM.items():
