@@ -76,9 +76,9 @@ def _private_reads(tree, ours):
         elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr"
               and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
             name = node.args[1].value
-        if isinstance(name, str) and name.startswith("_") and not name.startswith("__"):
-            if name not in ours:
-                yield name
+        private = isinstance(name, str) and name.startswith("_") and not name.startswith("__")
+        if private and name not in ours:
+            yield name
 
 
 def test_private_keras_and_torch_attributes_are_read_in_one_module():

@@ -234,7 +234,7 @@ class _Curve(keras.callbacks.Callback):
     def __init__(self, test, epochs, progress, label):
         super().__init__()
         self.test, self.epochs, self.progress, self.label = test, epochs, progress, label
-        self.rows = []
+        self.rows, self.start = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
@@ -276,7 +276,6 @@ def depth_sweep(config, families, *, seed=0, progress=None, architecture=digit_a
             frames.append(curve.assign(network=name, blocks=blocks))
     step.finish()
     return pd.concat(frames, ignore_index=True)
-
 
 
 def split_model(model):
