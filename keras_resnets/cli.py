@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import importlib.util
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from keras_resnets.runs.status import DAMAGED
 from keras_resnets.runs.store import RunStore
 from keras_resnets.runtime.environment import QUIET_BACKEND, quiet_backend_start
 from keras_resnets.training.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
+from keras_resnets.training.interrupts import stop_on_sigterm
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
 RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epochs",
@@ -346,10 +346,6 @@ def _summary(args):
     return 0
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _start_backend(verbose, data=False):
     """Imports Keras, and so the backend, now, and TensorFlow too when the command reads
     ``data`` (its pipelines are tf.data); unless ``verbose``, without their start-up log.
@@ -374,7 +370,6 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     command = {"train": _train, "resume": _resume, "runs": _runs, "cancel": _cancel,
                "summary": _summary}[args.command]
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a run like Ctrl-C
     try:
         if getattr(args, "processes", None) is not None and args.processes < 1:
             from keras_resnets.training.processes import check_processes
@@ -388,7 +383,8 @@ def main(argv=None):
                 check_port(args.port)  # before the backend starts: a clear answer at once
             # tf.data is read by the processes a launcher starts, not by the launcher
             _start_backend(args.verbose, data=command in (_train, _resume) and not launcher)
-        return _ended(args, command(args))
+        with stop_on_sigterm():  # SIGTERM stops a run like Ctrl-C
+            return _ended(args, command(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return _ended(args, 130)
@@ -398,5 +394,3 @@ def main(argv=None):
     except OSError as err:  # a read-only or full store, a vanished directory
         print(f"error: {err.strerror or err}: {err.filename}", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -9,8 +9,15 @@ import pytest
 import keras_resnets
 from keras_resnets import PRESETS, Architecture, Stage, Stem, build_resnet, count_params, presets
 from keras_resnets.cli import main
+from keras_resnets.design.names import block_name, parse_block_name
 from keras_resnets.layers import BottleneckBlock, PreActResBlock, Shortcut
 from keras_resnets.layers.common import conv_layers
+from keras_resnets.models.summary import (
+    format_summary,
+    parameter_table,
+    plan_stage_table,
+    stage_table,
+)
 
 # Trainable parameters with 1000 classes (10 for the CIFAR net): torchvision's and timm's counts.
 FAMILY_COUNTS = {
@@ -21,6 +28,35 @@ FAMILY_COUNTS = {
     "wide_resnet101_2": 126_886_696,
     "cifar_wide_resnet": 36_479_194,
     "resnet50d": 25_576_264,
+}
+# Multiply-adds per image of every preset at its defaults as (stem, each stage, head): what the
+# summary's own counter (walking the built model's convolutions) gave at 8b6b225, before the
+# plan became the one counter.
+OLD_MACS = {
+    "mnist_resnet": (12_544, (90_316_800,), 160),
+    "cifar_resnet20": (442_368, (14_155_776, 12_976_128, 12_976_128), 640),
+    "cifar_resnet32": (442_368, (23_592_960, 22_413_312, 22_413_312), 640),
+    "cifar_resnet44": (442_368, (33_030_144, 31_850_496, 31_850_496), 640),
+    "cifar_resnet56": (442_368, (42_467_328, 41_287_680, 41_287_680), 640),
+    "cifar_resnet110": (442_368, (84_934_656, 83_755_008, 83_755_008), 640),
+    "resnet18": (118_013_952, (462_422_016, 411_041_792, 411_041_792, 411_041_792), 512_000),
+    "resnet34": (118_013_952, (693_633_024, 873_463_808, 1_335_885_824, 642_252_800), 512_000),
+    "resnet50": (118_013_952, (667_942_912, 1_027_604_480, 1_464_336_384, 809_238_528), 2_048_000),
+    "resnet101": (118_013_952, (667_942_912, 1_027_604_480, 5_176_557_568, 809_238_528), 2_048_000),
+    "resnet152": (118_013_952, (667_942_912, 1_901_068_288, 8_015_314_944, 809_238_528), 2_048_000),
+    "resnet18d": (357_654_528, (462_422_016, 411_041_792, 411_041_792, 411_041_792), 512_000),
+    "resnet34d": (357_654_528, (693_633_024, 873_463_808, 1_335_885_824, 642_252_800), 512_000),
+    "resnet50d": (357_654_528, (667_942_912, 1_027_604_480, 1_464_336_384, 809_238_528), 2_048_000),
+    "resnet101d": (357_654_528, (667_942_912, 1_027_604_480, 5_176_557_568, 809_238_528), 2_048_000),
+    "resnet152d": (357_654_528, (667_942_912, 1_901_068_288, 8_015_314_944, 809_238_528), 2_048_000),
+    "resnext50_32x4d": (118_013_952, (634_224_640, 1_085_407_232, 1_525_350_400, 865_435_648), 2_048_000),
+    "resnext101_32x8d": (118_013_952, (1_303_773_184, 2_183_659_520, 11_091_705_856, 1_714_814_976), 2_048_000),
+    "resnext101_64x4d": (118_013_952, (1_217_069_056, 2_068_054_016, 10_426_974_208, 1_628_110_848), 2_048_000),
+    "wide_resnet50_2": (118_013_952, (1_978_138_624, 2_877_292_544, 4_213_178_368, 2_209_349_632), 2_048_000),
+    "wide_resnet101_2": (118_013_952, (1_978_138_624, 2_877_292_544, 15_568_207_872, 2_209_349_632), 2_048_000),
+    "cifar_wide_resnet": (442_368, (1_677_721_600, 1_782_579_200, 1_782_579_200), 6_400),
+    "highway_net": (112_896, (36_126_720,), 160),
+    "crelu_net": (112_896, (36_126_720,), 320),
 }
 BACKEND = keras.backend.backend()
 SMALL_IMAGE = (32, 32, 3)
@@ -46,6 +82,8 @@ def test_plan_counts_equal_the_built_models(name):
     model = build(**small) if build else build_resnet(arch)
     assert model.name == arch.name
     assert arch.plan().count_params() == count_params(model)
+    plan_rows = plan_stage_table(arch.plan())
+    assert [r["macs"] for r in stage_table(model)] == [r["macs"] for r in plan_rows]
     # Every block of the plan is a layer of that name, with the planned output width.
     for spec in arch.plan().blocks:
         assert model.get_layer(spec.name).output.shape[-1] == spec.out_channels
@@ -77,6 +115,32 @@ def test_plan_specs_say_what_each_block_is():
     d = presets.resnet_d(50).plan()
     assert d.stem.convs == ((32, 3, 2), (32, 3, 1), (64, 3, 1))
     assert [b.avg_down for b in d.blocks if b.index == 1] == [False, True, True, True]
+
+
+def test_every_preset_has_the_multiply_adds_it_had():
+    assert set(OLD_MACS) == set(PRESETS)
+    for name, (stem, stages, head) in OLD_MACS.items():
+        plan = PRESETS[name]().plan()
+        counted = tuple(sum(b.cost.macs for b in plan.stage(s)) for s in range(1, len(stages) + 1))
+        assert (plan.stem.cost.macs, counted, plan.head.cost.macs) == (stem, stages, head), name
+        assert plan.macs() == stem + sum(stages) + head
+
+
+def test_block_names_are_made_and_parsed_in_one_place():
+    for spec in presets.resnet(50).plan().blocks:
+        assert spec.name == block_name(spec.stage, spec.index)
+        assert parse_block_name(spec.name) == (spec.stage, spec.index)
+    assert [parse_block_name(n) for n in ("stage1_block", "xstage1_block1", "stage1_block1/conv1")] == [None] * 3
+
+
+def test_a_model_without_a_plan_counts_what_it_can():
+    """Convolutions and dense layers by the plan's rule; a block's multiply-adds are its plan's,
+    unknown in a model that build_resnet did not make (a clone, a loaded file)."""
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    assert [r["macs"] for r in parameter_table(dense)] == [12]
+    clone = keras.models.clone_model(keras_resnets.mnist_resnet(nb_blocks=1))
+    assert [r["macs"] for r in parameter_table(clone)] == [12_544, None, 160]
+    assert format_summary(clone).splitlines()[-1].endswith("?")
 
 
 def test_plan_macs_and_activations_follow_the_input_size():

@@ -65,3 +65,35 @@ def test_the_design_needs_no_keras():
     for path in (PACKAGE / "design").glob("*.py"):
         heavy = {m for m in _imports(path) if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")}
         assert not heavy, f"{path.name} imports {sorted(heavy)}"
+
+
+def _private_reads(tree, ours):
+    """``x._name`` and ``getattr(x, "_name")`` in ``tree`` whose name is not one of ``ours``."""
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            name = node.attr
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr"
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+            name = node.args[1].value
+        private = isinstance(name, str) and name.startswith("_") and not name.startswith("__")
+        if private and name not in ours:
+            yield name
+
+
+def test_private_keras_and_torch_attributes_are_read_in_one_module():
+    """A private name the package does not define itself is Keras' or PyTorch's: it is read in
+    runtime/internals.py only, whose docstring says why and which versions it was checked on."""
+    trees = {path: ast.parse(path.read_text()) for path in _modules()}
+    ours = {path.stem for path in trees}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                ours.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                ours.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                ours.add(node.id)
+    found = {str(path.relative_to(PACKAGE)): sorted(set(_private_reads(tree, ours)))
+             for path, tree in trees.items() if path.name != "internals.py"}
+    assert {path: names for path, names in found.items() if names} == {}

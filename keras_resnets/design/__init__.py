@@ -5,6 +5,7 @@
 - `plan`: an architecture resolved into one spec per block, with every derived number
   (widths, strides, sizes, parameters, multiply-adds);
 - `presets`: the papers' networks as descriptions; `limits`: the size limits of a design;
+- `names`: the blocks' names (``stage{s}_block{b}``), made and parsed;
 - `choices`: the names each field accepts; `validation`: the one home of the message that
   names a field, its value and what is allowed.
 

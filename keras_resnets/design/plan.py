@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 
 from keras_resnets.design.choices import SHORTCUT_OPTIONS
+from keras_resnets.design.names import block_name
 from keras_resnets.design.validation import check_choice, check_int, check_probability
 
 BRANCH_LAYERS = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}
@@ -52,6 +53,18 @@ def conv_output_size(size, kernel_size, strides):
         return None
     pad = (kernel_size - 1) // 2
     return (size + 2 * pad - kernel_size) // strides + 1
+
+
+def linear_macs(kernel_params, output_size):
+    """Multiply-adds per example of a convolution (a dense layer for ``output_size=()``):
+    each of its ``kernel_params`` weights once per output position. The one rule behind
+    every MAC count (`Plan.macs`, `keras_resnets.models.summary`).
+
+    Example:
+    >>> linear_macs(3 * 3 * 16 * 16, (28, 28)), linear_macs(16 * 10, ())
+    (1806336, 160)
+    """
+    return kernel_params * _product(output_size)
 
 
 def needs_shortcut_layer(option, in_channels, out_channels, strides):
@@ -214,10 +227,7 @@ class _Tally:
         self.size = tuple(conv_output_size(s, kernel_size, strides) for s in self.size)
         kernel = kernel_size ** len(self.size) * source // groups * filters
         self.trainable += kernel + (filters if use_bias else 0)
-        spatial = 1
-        for s in self.size:
-            spatial *= s
-        self.macs += kernel * spatial
+        self.macs += linear_macs(kernel, self.size)
         self.channels = filters
         self.activations += self._elements()
 
@@ -309,7 +319,7 @@ def _block(arch, stage, s, b, number, channels, size):
     if arch.final_survival_probability < 1.0:
         survival = linear_decay(number, arch.num_blocks, arch.final_survival_probability)
     return BlockSpec(
-        name=f"stage{s}_block{b}", stage=s, index=b, number=number, kind=arch.block,
+        name=block_name(s, b), stage=s, index=b, number=number, kind=arch.block,
         channels=stage.channels, in_channels=channels, out_channels=tally.channels,
         width=specs[0][0], groups=max(spec[3] for spec in specs), kernel_size=stage.kernel_size,
         strides=strides, survival_probability=survival, shortcut=shortcut,

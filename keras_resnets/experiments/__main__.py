@@ -8,7 +8,6 @@ SIGTERM, or a ``CANCEL`` file seen at a progress report, stops it with the state
 
 import argparse
 import json
-import signal
 import sys
 import time
 import traceback
@@ -19,15 +18,12 @@ from keras_resnets.experiments import EXPERIMENTS, SIZE_NAMES
 from keras_resnets.experiments.store import ExperimentRun
 from keras_resnets.runs.files import now
 from keras_resnets.runs.processes import identity
+from keras_resnets.training.interrupts import stop_on_sigterm
 
 
 class Cancelled(BaseException):
     """The worker was asked to stop (a `BaseException`, like `KeyboardInterrupt`, so that no
     library's ``except Exception`` swallows it)."""
-
-
-def _cancel(signum, frame):
-    raise Cancelled
 
 
 def parse(argv=None):
@@ -45,9 +41,14 @@ def parse(argv=None):
 
 def main(argv=None):
     args = parse(argv)
+    with stop_on_sigterm(Cancelled):
+        return _run(args)
+
+
+def _run(args):
+    """Runs the experiment that ``args`` names into ``args.out``; returns the exit status."""
     run = ExperimentRun(args.out)
     run.path.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _cancel)
     started = time.perf_counter()
     run.write_status(state="running", fraction=0.0, message="running", **identity(), name=args.name,
                      size=args.size, seed=args.seed, backend=keras.backend.backend(),

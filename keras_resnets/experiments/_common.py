@@ -1,7 +1,7 @@
 """What the experiments share: registry types, sizes, digits, networks, training, progress."""
 
 import dataclasses
-import re
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +13,12 @@ import pandas as pd
 from keras_resnets.data.datasets import DATASETS, load_arrays
 from keras_resnets.design import presets
 from keras_resnets.design.architecture import Architecture, Stage, Stem
+from keras_resnets.design.names import parse_block_name
 from keras_resnets.design.validation import check_choice
 from keras_resnets.models.builder import build_resnet
+from keras_resnets.training.epochs import fit_epochs
+from keras_resnets.training.optimization import compile_model
+from keras_resnets.training.recipe import Recipe
 
 SIZE_NAMES = ("tiny", "quick", "full")
 DTYPE_POLICY = "float32"
@@ -208,32 +212,44 @@ def accuracy(fn, x, y):
 
 
 def train(model, data, setup, *, progress=None, label=""):
-    """Trains ``model`` with Adam, one ``fit`` call per epoch; returns a row per epoch.
+    """Trains ``model`` with Adam at ``setup.learning_rate``, on the product's epoch loop
+    (`keras_resnets.training.epochs.fit_epochs`); returns a row per epoch.
 
     Columns: ``epoch``, ``train_loss``, ``train_error`` (running, as in He et al.'s thin
-    curves), ``test_error`` (at the end of the epoch) and ``seconds`` (of ``fit``).
+    curves), ``test_error`` (at the end of the epoch) and ``seconds`` (of its training).
     """
-    (x, y), (x_test, y_test) = data
-    model.compile(
-        optimizer=keras.optimizers.Adam(setup.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    rows = []
-    for epoch in range(1, setup.epochs + 1):
-        start = time.perf_counter()
-        history = model.fit(x, y, batch_size=setup.batch_size, epochs=1, verbose=0).history
-        seconds = time.perf_counter() - start
-        rows.append({
-            "epoch": epoch,
-            "train_loss": float(history["loss"][-1]),
-            "train_error": 1.0 - float(history["accuracy"][-1]),
-            "test_error": 1.0 - accuracy(model, x_test, y_test),
+    (x, y), test = data
+    recipe = Recipe(optimizer="adam", learning_rate=setup.learning_rate, epochs=setup.epochs,
+                    batch_size=setup.batch_size, schedule="constant")
+    compile_model(model, recipe, math.ceil(len(x) / setup.batch_size), build=False)
+    curve = _Curve(test, setup.epochs, progress, label)
+    fit_epochs(model, setup.epochs, lambda epoch: {"x": x, "y": y}, callbacks=[curve],
+               batch_size=setup.batch_size)
+    return pd.DataFrame(curve.rows)
+
+
+class _Curve(keras.callbacks.Callback):
+    """The rows of `train`, one per epoch, each reported to ``progress``."""
+
+    def __init__(self, test, epochs, progress, label):
+        super().__init__()
+        self.test, self.epochs, self.progress, self.label = test, epochs, progress, label
+        self.rows, self.start = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        self.rows.append({
+            "epoch": epoch + 1,
+            "train_loss": float(logs["loss"]),
+            "train_error": 1.0 - float(logs["accuracy"]),
+            "test_error": 1.0 - accuracy(self.model, *self.test),
             "seconds": seconds,
         })
-        if progress is not None:
-            progress(f"{label}: epoch {epoch}/{setup.epochs}")
-    return pd.DataFrame(rows)
+        if self.progress is not None:
+            self.progress(f"{self.label}: epoch {epoch + 1}/{self.epochs}")
 
 
 def depth_sweep(config, families, *, seed=0, progress=None, architecture=digit_architecture):
@@ -262,13 +278,10 @@ def depth_sweep(config, families, *, seed=0, progress=None, architecture=digit_a
     return pd.concat(frames, ignore_index=True)
 
 
-_BLOCK_NAME = re.compile(r"stage\d+_block\d+")
-
-
 def split_model(model):
     """The layers of a `build_resnet` model as ``(stem, blocks, head)`` lists, in order."""
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    indices = [i for i, layer in enumerate(layers) if _BLOCK_NAME.fullmatch(layer.name)]
+    indices = [i for i, layer in enumerate(layers) if parse_block_name(layer.name)]
     return layers[: indices[0]], layers[indices[0] : indices[-1] + 1], layers[indices[-1] + 1 :]
 
 

@@ -33,6 +33,7 @@ from keras_resnets.experiments._common import (
 from keras_resnets.layers import CReLU
 from keras_resnets.layers.initializers import LooksLinear
 from keras_resnets.models.builder import build_resnet
+from keras_resnets.runtime.internals import nested_layers
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def resblock_resnet(blocks, width):
 def calibrate_batch_norm(model, x):
     """Sets every batch norm's statistics to those of ``x`` (one pass, momentum 0), so that
     inference mode normalises exactly as training mode does on ``x``."""
-    norms = [layer for layer in model._flatten_layers()
+    norms = [layer for layer in nested_layers(model)
              if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:

@@ -28,13 +28,16 @@ import re
 import keras
 import numpy as np
 
+from keras_resnets.design.names import parse_block_name
+from keras_resnets.runtime.internals import nested_layers
+
 # Our leaf names -> torchvision's parameter and buffer names.
 _LEAVES = {
     "kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
     "moving_mean": "running_mean", "moving_variance": "running_var",
 }
 _MODULES = {"stem_conv": "conv1", "stem_bn": "bn1", "classifier": "fc"}
-_BLOCK = re.compile(r"stage(\d+)_block(\d+)/(conv\d+|bn\d+|shortcut/projection|shortcut/bn)$")
+_SUBLAYER = re.compile(r"conv\d+|bn\d+|shortcut/projection|shortcut/bn")  # inside a block
 _SHORTCUT = {"shortcut/projection": "downsample.0", "shortcut/bn": "downsample.1"}
 CLASSIFIER = "fc"
 """The prefix of the classifier's keys (skipped when a model has no top)."""
@@ -52,10 +55,11 @@ def torchvision_key(path):
     layer, _, leaf = path.rpartition("/")
     if leaf not in _LEAVES or (leaf == "bias" and layer != "classifier"):
         return None
-    match = _BLOCK.match(layer)
-    if match:
-        stage, block, sub = match.groups()
-        module = f"layer{stage}.{int(block) - 1}.{_SHORTCUT.get(sub, sub)}"
+    block, _, sub = layer.partition("/")
+    stage_index = parse_block_name(block)
+    if stage_index and _SUBLAYER.fullmatch(sub):
+        stage, index = stage_index
+        module = f"layer{stage}.{index - 1}.{_SHORTCUT.get(sub, sub)}"
     elif layer in _MODULES:
         module = _MODULES[layer]
     else:
@@ -97,7 +101,7 @@ def _check_form(model):
         raise ValueError(f"model {model.name!r} has no 7x7 stride-2 stem_conv with stem_pool: "
                          "torchvision's ResNets have one, so this model has no torchvision "
                          "state dict.")
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if not hasattr(layer, "nb_channels"):  # only our residual blocks have it
             continue
         for name, wanted in _BLOCK_FORM.items():

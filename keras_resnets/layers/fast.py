@@ -26,6 +26,8 @@ All four keep Keras' weights, statistics and results; only how a backend compute
 import keras
 from keras import ops
 
+from keras_resnets.runtime.internals import batch_moments, remat_mode, torch_call_hooks
+
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class ReLU(keras.layers.Layer):
@@ -105,7 +107,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     def _train_step(self, inputs):
         """Keras' own training path, with the moving variance updated by the unbiased one."""
         x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        mean, variance = self._moments(x, None)
+        mean, variance = batch_moments(self, x)
         count = ops.cast(ops.size(x), x.dtype) / x.shape[self.axis]
         self._update_moving_statistics(mean, variance * (count / ops.maximum(count - 1.0, 1.0)))
         gamma, beta = self._scale_and_offset()
@@ -266,15 +268,11 @@ def calls_directly(parent, layer, inputs):
     if keras.backend.backend() != "torch" or not layer.built:
         return False
     import torch
-    from torch.nn.modules import module
 
     return (isinstance(inputs, torch.Tensor)
             and layer.dtype_policy.name == parent.dtype_policy.name
             and keras.backend.standardize_dtype(inputs.dtype) == layer.input_dtype
             and getattr(layer, "quantization_mode", None) is None
-            and getattr(layer, "_remat_mode", None) is None
+            and remat_mode(layer) is None
             and layer.activity_regularizer is None
-            and not (layer._forward_hooks or layer._forward_pre_hooks
-                     or layer._backward_hooks or layer._backward_pre_hooks)
-            and not module._has_any_global_hook()
-            and torch._C._get_tracing_state() is None)
+            and not torch_call_hooks(layer))

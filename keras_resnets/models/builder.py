@@ -1,5 +1,7 @@
 """`build_resnet`: one builder from an `Architecture` to a functional `keras.Model`."""
 
+import weakref
+
 import keras
 
 from keras_resnets.design.architecture import coerce_architecture
@@ -24,6 +26,7 @@ _BLOCK_CLASSES = {
     ("bottleneck", True): PreActBottleneckBlock,
     ("dense", False): DenseResBlock,
 }
+_PLANS = weakref.WeakKeyDictionary()  # a Keras model has no field for it; see `plan_of`
 
 
 def build_resnet(architecture=None, /, **fields):
@@ -52,7 +55,23 @@ def build_resnet(architecture=None, /, **fields):
     """
     arch = coerce_architecture(architecture, **fields)
     with dtype_policy_scope(arch.dtype_policy):
-        return _build(arch, arch.plan())
+        model = _build(arch, arch.plan())
+    _PLANS[model] = arch.plan()
+    return model
+
+
+def plan_of(model):
+    """The `Architecture.plan` that `build_resnet` built ``model`` from in this process, or
+    None (a model loaded from a file, cloned or made otherwise).
+
+    Example:
+    >>> from keras_resnets import presets
+    >>> plan_of(build_resnet(presets.mnist_resnet())).macs()
+    90329504
+    >>> plan_of(keras.Sequential()) is None
+    True
+    """
+    return _PLANS.get(model)
 
 
 def _build(arch, plan):

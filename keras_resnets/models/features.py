@@ -9,11 +9,9 @@ those of the blocks, as torchvision's ``layer1``..``layer4`` (before the final b
 pre-activation nets).
 """
 
-import re
-
 import keras
 
-_BLOCK = re.compile(r"stage\d+_block\d+$")
+from keras_resnets.design.names import parse_block_name
 
 
 def _stride(layer):
@@ -42,7 +40,7 @@ def feature_extractor(model):
     stride = 1
     for layer in model.layers:
         stride *= _stride(layer)
-        if _BLOCK.match(layer.name):
+        if parse_block_name(layer.name):
             levels[stride] = layer  # the last block at each stride
     if not levels:
         raise ValueError(f"model {model.name!r} has no blocks named stage<s>_block<b>: build it "

@@ -1,13 +1,17 @@
 """Parameter and cost reports, the way the lecture counts: trainable parameters (comparable
 with PyTorch's ``sum(p.numel() for p in model.parameters())``) and non-trainable ones (batch
-norm moving statistics, PyTorch's buffers) apart."""
+norm moving statistics, PyTorch's buffers) apart. Multiply-adds are the plan's
+(`keras_resnets.design.plan`): a block's from its `BlockSpec`, a top-level convolution's or
+dense layer's by the plan's rule, `linear_macs`."""
 
+import functools
 import math
-import re
 
 import keras
 
-_BLOCK_NAME = re.compile(r"stage(\d+)_block(\d+)")
+from keras_resnets.design.names import parse_block_name
+from keras_resnets.design.plan import linear_macs
+from keras_resnets.models.builder import plan_of
 
 
 def _sizes(weights):
@@ -27,49 +31,51 @@ def count_params(model):
     return {"trainable": trainable, "non_trainable": non_trainable, "total": trainable + non_trainable}
 
 
-def _macs(layer):
-    """Multiply-adds per example of the convolutions and dense layers inside ``layer``."""
-    total = 0
-    for sub in layer._flatten_layers(include_self=True, recursive=True):
-        if not isinstance(sub, (keras.layers.Conv2D, keras.layers.Dense)) or not sub.built:
-            continue
-        shape = sub._build_shapes_dict.get("input_shape") if sub._build_shapes_dict else None
-        if shape is None:
-            continue
-        out = sub.compute_output_shape(shape)
-        kernel = math.prod(sub.kernel.shape)
-        if isinstance(sub, keras.layers.Conv2D):
-            spatial = out[2:] if sub.data_format == "channels_first" else out[1:-1]
-            total += kernel * math.prod(spatial)
-        else:
-            total += kernel * math.prod(out[1:-1])
-    return total
+def _macs(layer, blocks):
+    """Multiply-adds per example of a layer of a model: a block's from ``blocks`` (the plan's
+    specs by name; None without a plan), a convolution's or dense layer's by `linear_macs`."""
+    if parse_block_name(layer.name):
+        return None if blocks is None else blocks[layer.name].cost.macs
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+        return 0
+    shape = layer.output.shape
+    first = isinstance(layer, keras.layers.Conv2D) and layer.data_format == "channels_first"
+    return linear_macs(math.prod(layer.kernel.shape), shape[2:] if first else shape[1:-1])
+
+
+def _plus(a, b):
+    """``a + b``, None when either is unknown."""
+    return None if a is None or b is None else a + b
 
 
 def parameter_table(model):
     """One row per layer that has weights or is a block, in order.
 
     Each row: ``name``, ``kind`` (class name), ``stage`` (0 for stem and head), ``block``,
-    ``output_shape``, ``trainable``, ``non_trainable``, ``macs`` (multiply-adds per example).
+    ``output_shape``, ``trainable``, ``non_trainable``, ``macs`` (multiply-adds per example;
+    a block's is None in a model that `build_resnet` did not make in this process, see
+    `keras_resnets.models.builder.plan_of`).
     """
+    plan = plan_of(model)
+    blocks = None if plan is None else {block.name: block for block in plan.blocks}
     rows = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        match = _BLOCK_NAME.fullmatch(layer.name)
+        stage, block = parse_block_name(layer.name) or (0, 0)
         trainable = _sizes(layer.trainable_weights)
         non_trainable = _sizes(layer.non_trainable_weights)
-        if not match and not trainable and not non_trainable:
+        if not stage and not trainable and not non_trainable:
             continue
         rows.append({
             "name": layer.name,
             "kind": type(layer).__name__,
-            "stage": int(match.group(1)) if match else 0,
-            "block": int(match.group(2)) if match else 0,
+            "stage": stage,
+            "block": block,
             "output_shape": tuple(layer.output.shape[1:]),
             "trainable": trainable,
             "non_trainable": non_trainable,
-            "macs": _macs(layer),
+            "macs": _macs(layer, blocks),
         })
     return rows
 
@@ -90,7 +96,7 @@ def stage_table(model):
         entry["blocks"] += 1 if row["stage"] else 0
         entry["output_shape"] = row["output_shape"]
         for field in ("trainable", "non_trainable", "macs"):
-            entry[field] += row[field]
+            entry[field] = _plus(entry[field], row[field])
     return list(stages.values())
 
 
@@ -102,8 +108,9 @@ def format_summary(model):
     >>> print(format_summary(keras_resnets.mnist_resnet()).splitlines()[-1])
     total                                   117,802          1,600   90.33 M
     """
-    macs = sum(r["macs"] for r in parameter_table(model))
-    return _format_table(stage_table(model), count_params(model), macs)
+    stages = stage_table(model)
+    macs = functools.reduce(_plus, (s["macs"] for s in stages), 0)
+    return _format_table(stages, count_params(model), macs)
 
 
 def plan_stage_table(plan):
@@ -165,7 +172,9 @@ def _format_table(rows, counts, macs):
 
 
 def format_macs(macs):
-    """``1234567`` → ``'1.23 M'``."""
+    """``1234567`` → ``'1.23 M'``; None (unknown) → ``'?'``."""
+    if macs is None:
+        return "?"
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if macs >= scale:
             return f"{macs / scale:.2f} {unit}"

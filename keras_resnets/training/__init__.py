@@ -1,6 +1,7 @@
 """Training: a `Recipe` (how to train, as data), the one training loop that records a run
-(`train`, `resume`), its subscribers (`Callback`, `ProgressBar`), Ctrl-C and SIGTERM between
-steps (`interrupts`) and the engines for several devices (`distribution`).
+(`train`, `resume`) on the epoch loop the experiments share (`fit_epochs`), its subscribers
+(`Callback`, `ProgressBar`), Ctrl-C and SIGTERM (`interrupts`, the one signal handler) and
+the engines for several devices (`distribution`).
 
 The names load on first use (PEP 562): ``recipe`` and ``choices`` need no Keras, so the
 command line imports them before a backend starts.
@@ -17,8 +18,10 @@ import importlib
 _EXPORTS = {
     "Callback": "callbacks", "ProgressBar": "callbacks", "format_epoch": "callbacks",
     "check_distribution": "distribution", "distribution_scope": "distribution",
-    "scaled_learning_rate": "distribution", "deferred_interrupts": "interrupts",
-    "check_data": "loop", "check_train": "loop", "check_fits": "loop", "open_run": "loop", "resume": "loop",
+    "scaled_learning_rate": "distribution", "fit_epochs": "epochs",
+    "deferred_interrupts": "interrupts", "stop_on_sigterm": "interrupts",
+    "check_data": "loop", "check_train": "loop", "check_fits": "loop", "open_run": "loop",
+    "resume": "loop",
     "train": "loop", "compile_model": "optimization", "make_schedule": "optimization",
     "StepSchedule": "optimization", "CosineSchedule": "optimization",
     "FIRST_MINUTE_SUBSET": "recipe", "Recipe": "recipe", "VALIDATION_SPLIT": "recipe",

@@ -18,6 +18,7 @@ Example:
 """
 
 import dataclasses
+import functools
 import importlib.metadata
 import os
 import platform
@@ -44,6 +45,7 @@ from keras_resnets.runs.processes import identity, process_command
 from keras_resnets.runs.store import PeerRun, Run, RunStore
 from keras_resnets.training.callbacks import Callback, ProgressBar, format_epoch
 from keras_resnets.training.distribution import check_distribution, distribution_scope
+from keras_resnets.training.epochs import fit_epochs
 from keras_resnets.training.interrupts import deferred_interrupts
 from keras_resnets.training.optimization import compile_model
 from keras_resnets.training.probe import HeldOutProbe, probe_images
@@ -343,11 +345,8 @@ def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
                     "dtype_policy": policy}
             for callback in callbacks:
                 callback.on_begin(run, info)
-            fit = _epoch_fitter(model, cluster, [recorder, probe])
-            for epoch in range(initial_epoch, recipe.epochs):
-                if epoch:
-                    data = _epoch_data(config, recipe, arch, epoch, cluster)
-                fit(data, epoch)
+            epoch_data = functools.partial(_epoch_data_from, config, recipe, arch, data, cluster)
+            _fit_epochs(model, cluster, recipe.epochs, epoch_data, initial_epoch, [recorder, probe])
             _save_model(run, arch, model)
             if cluster is not None:
                 print(f"process {cluster.index} of {cluster.count}: weights sha256 "
@@ -420,24 +419,33 @@ def _epoch_data(config, recipe, arch, epoch, cluster=None):
         None if data.validation is None else own(lambda _: data.validation)))
 
 
-def _epoch_fitter(model, cluster, callbacks):
-    """``fit(data, epoch)``: trains ``model`` one epoch with ``callbacks``: ``model.fit``, or
-    on PyTorch with several processes the DistributedDataParallel loop
-    (`keras_resnets.training.ddp`)."""
+def _epoch_data_from(config, recipe, arch, first, cluster, epoch):
+    """Epoch ``epoch``'s data: ``first`` is epoch 0's, loaded already."""
+    return first if epoch == 0 else _epoch_data(config, recipe, arch, epoch, cluster)
+
+
+def _fit_epochs(model, cluster, epochs, epoch_data, initial_epoch, callbacks):
+    """Trains ``model`` from ``initial_epoch`` to ``epochs`` on ``epoch_data(epoch)`` with
+    ``callbacks``: `fit_epochs`, or on PyTorch with several processes the
+    DistributedDataParallel loop (`keras_resnets.training.ddp`); with several processes on
+    TensorFlow or PyTorch, the moving statistics are averaged after every epoch."""
     if cluster is not None and cluster.backend != "jax":
         callbacks = [average_statistics(cluster), *callbacks]
     if cluster is not None and cluster.backend == "torch":
         from keras_resnets.training import ddp
 
         wrapped = ddp.wrap(model)
-        return lambda data, epoch: ddp.fit_epoch(model, wrapped, data, epoch, callbacks)
+        for epoch in range(initial_epoch, epochs):
+            ddp.fit_epoch(model, wrapped, epoch_data(epoch), epoch, callbacks)
+        return
 
-    def fit(data, epoch):
-        model.fit(data.train, validation_data=data.validation, initial_epoch=epoch,
-                  epochs=epoch + 1, callbacks=callbacks, shuffle=False, verbose=0,
-                  steps_per_epoch=data.steps_per_epoch if cluster else None)
+    def inputs(epoch):
+        data = epoch_data(epoch)
+        return {"x": data.train, "validation_data": data.validation,
+                "steps_per_epoch": data.steps_per_epoch if cluster else None}
 
-    return fit
+    fit_epochs(model, epochs, inputs, initial_epoch=initial_epoch, callbacks=callbacks,
+               shuffle=False)
 
 
 def _restore(run, model, steps_per_epoch):

@@ -93,9 +93,14 @@ def make_schedule(recipe, steps_per_epoch):
                         recipe.gradual_warmup_start())
 
 
-def compile_model(model, recipe, steps_per_epoch, from_logits=True):
-    """Compiles ``model`` for ``recipe`` (loss, accuracy, optimizer, weight decay) and builds
-    it all, so that a checkpoint can be loaded into it; returns the learning-rate schedule."""
+def compile_model(model, recipe, steps_per_epoch, from_logits=True, build=True):
+    """Compiles ``model`` for ``recipe`` (loss, accuracy, optimizer, weight decay) and, if
+    ``build``, builds it all, so that a checkpoint can be loaded into it; returns the
+    learning-rate schedule.
+
+    The experiments pass ``build=False``: they load no checkpoint, and the build's evaluation
+    of a batch moves the random state that ``fit`` then shuffles their arrays with.
+    """
     schedule = make_schedule(recipe, steps_per_epoch)
     if recipe.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=recipe.momentum)
@@ -111,6 +116,8 @@ def compile_model(model, recipe, steps_per_epoch, from_logits=True):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    if not build:
+        return schedule
     optimizer.build(model.trainable_variables)
     # Build loss and metrics on a batch of zeros, so that `fit` need not take a batch of the
     # data to build them (that would start a pass of the pipeline, and shift its shuffling).
