@@ -441,13 +441,16 @@ def lost_peer(error):
 def _supervise(children, received, logs=None):
     """Waits for ``children``; stops the rest once one fails or a signal comes, and those
     still running `GRACE` seconds after process 0 ended well. Returns the exit status:
-    process 0's when it ended well, else the first failure's (1 for a signal)."""
+    process 0's when it ended well, else the failure's (1 for a process killed by a signal,
+    which is named first when others ended with it)."""
     while True:
         codes = [c.poll() for c in children]
         if received:
             _stop(children)
             return 130
-        failed = [(i, code) for i, code in enumerate(codes) if code]
+        # A process killed by a signal is the cause; the others' exits follow from it.
+        failed = sorted(((i, code) for i, code in enumerate(codes) if code),
+                        key=lambda failure: (failure[1] > 0, failure[0]))
         if failed and codes[0] != 0:  # once process 0 ended well, the run is its
             where = f" (logs: {logs})" if logs else ""
             print(f"error: {_ended(*failed[0], len(children))}{where}", file=sys.stderr,
