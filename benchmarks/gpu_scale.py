@@ -6,8 +6,8 @@ For each backend, each row in its own process(es):
   transforms: random-resized crop 224 and flip, normalise, batch), on the host's CPUs;
 - ``1 process``: ``python -m keras_resnets train --preset resnet50 --dataset FOLDER
   --transforms imagenet`` in mixed precision (``KERAS_RESNETS_DTYPE_POLICY=mixed_float16``);
-  images/s is the median of the run's recorded batch speeds after the first ``--skip`` of
-  them (compilation);
+  images/s is the median of the run's recorded batch speeds after the first 30% of them
+  (compilation);
 - ``N processes``: the same with ``--processes N``, N the GPUs visible (one per process;
   skipped with fewer than two).
 The table gives per-GPU images/s, the scaling efficiency of N processes (per-GPU images/s over
