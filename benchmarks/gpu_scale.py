@@ -16,7 +16,7 @@ the one-process figure) and how many times the pipeline outruns what one GPU con
     python benchmarks/gpu_scale.py                       # on a GPU machine: writes RESULTS.md
     python benchmarks/gpu_scale.py --tiny --output -     # seconds, on a CPU: the smoke test
 
-The section "ResNet-50 from an image folder, GPU" of RESULTS.md is replaced by each run.
+Its section of RESULTS.md (between the "GPU image folder" markers) is replaced by each run.
 """
 
 import argparse
@@ -32,12 +32,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import resnet_benchmark as rb  # noqa: E402
 from data_pipeline import make_folder, run as run_worker  # noqa: E402
 
 from keras_resnets.training.processes import gpu_count  # noqa: E402
 
 BACKENDS = ("jax", "tensorflow", "torch")
 TITLE = "## ResNet-50 from an image folder, GPU"
+TAG = "GPU image folder"  # its section's markers in RESULTS.md
 FULL = {"images": 4096, "shape": [375, 500], "batch": 256, "epochs": 1, "skip": 0.3,
         "preset": ["--preset", "resnet50"], "policy": "mixed_float16", "timeout": 420,
         "speed_batches": 20, "warmup": 3}
@@ -113,16 +115,6 @@ def report(rows, size, meta):
     return "\n".join(lines + [""])
 
 
-def write_section(path, text):
-    """Replaces (or appends) the section that starts with `TITLE` in the Markdown file ``path``."""
-    old = open(path).read() if os.path.exists(path) else ""
-    start = old.find(TITLE)
-    end = old.find("\n## ", start + 1) if start >= 0 else -1
-    new = old + "\n" + text if start < 0 else old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -143,7 +135,7 @@ def main(argv=None):
     text = report(rows, size, meta)
     print(text)
     if args.output != "-":
-        write_section(args.output, text)
+        rb._write_section(args.output, text, tag=TAG)
     return 0 if all("error" not in r for r in rows) else 1
 
 

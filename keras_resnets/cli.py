@@ -234,7 +234,7 @@ def _train(args):
 
 def _resume(args):
     from keras_resnets.training import open_run, resume
-    from keras_resnets.training.loop import _check_resumable
+    from keras_resnets.training.loop import check_resumable
 
     cluster = _join(args)
     if cluster is None:
@@ -245,7 +245,7 @@ def _resume(args):
                 raise ValueError(f"--processes={processes} is not allowed: run {run.id} was "
                                  f"trained by {run.config.processes} processes; resume it "
                                  "with as many.")
-            _check_resumable(run, args.force)
+            check_resumable(run, args.force)
             extra = [] if args.processes else ["--processes", str(processes)]
             return _launch(args, processes, extra, run.path / "logs")
     run = resume(args.run_id, runs_dir=args.runs_dir, verbose=0 if args.quiet else 1,
@@ -290,8 +290,6 @@ def _join(args):
 
 
 def _check_new_run(runs_dir, run_id):
-    from keras_resnets.runs.store import RunStore
-
     if RunStore(runs_dir).path(run_id).exists():
         raise ValueError(f"--run-id={run_id!r} is not allowed: {runs_dir}/{run_id} exists.")
 

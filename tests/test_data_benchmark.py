@@ -59,6 +59,6 @@ def test_the_gpu_scale_script_trains_from_a_folder_and_reports(tmp_path):
     assert f"| {backend} | 2 | " in text and "| 0.75 |" in text and "failed: timed out" in text
     results = tmp_path / "RESULTS.md"
     results.write_text("# R\n\n## Other\nkept\n")
-    gpu_scale.write_section(results, text)
-    gpu_scale.write_section(results, text)
+    gpu_scale.rb._write_section(results, text, tag=gpu_scale.TAG)
+    gpu_scale.rb._write_section(results, text, tag=gpu_scale.TAG)
     assert results.read_text().count(gpu_scale.TITLE) == 1 and "kept" in results.read_text()

@@ -246,7 +246,7 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=Fa
         run = PeerRun(run.path)
     with run.lock():
         if cluster is None or cluster.index == 0:
-            _check_resumable(run, force)
+            check_resumable(run, force)
         if cluster is not None:
             cluster.barrier("the run is resumable")
             keep_log(run, cluster)
@@ -254,7 +254,8 @@ def resume(run_id_or_path, *, runs_dir="runs", callbacks=(), verbose=0, force=Fa
         return _fit(run, resuming=True, callbacks=callbacks, cluster=cluster)
 
 
-def _check_resumable(run, force):
+def check_resumable(run, force):
+    """Raises a `ValueError` unless ``run`` can be resumed (``force``: as for `resume`)."""
     status = run.status
     if status["state"] == "damaged":
         fail("run", run.id, f"a run whose files can be read ({status['message']})")
