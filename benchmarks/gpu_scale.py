@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 import resnet_benchmark as rb  # noqa: E402
 from data_pipeline import make_folder, run as run_worker  # noqa: E402
 
-from keras_resnets.training.processes import gpu_count  # noqa: E402
+from keras_resnets.training.launcher import gpu_count  # noqa: E402
 
 BACKENDS = ("jax", "tensorflow", "torch")
 TITLE = "## ResNet-50 from an image folder, GPU"

@@ -295,10 +295,10 @@ def _check_new_run(runs_dir, run_id):
 
 
 def _launch(args, processes, extra, logs):
-    """Runs this command as ``processes`` local processes (`processes.launch`)."""
+    """Runs this command as ``processes`` local processes (`launcher.launch`)."""
     import keras
 
-    from keras_resnets.training.processes import launch
+    from keras_resnets.training.launcher import launch
 
     return launch([*args.argv, *extra], processes, keras.backend.backend(), args.port, logs)
 
@@ -376,7 +376,7 @@ def main(argv=None):
         if command in (_train, _resume, _summary):
             launcher = _launches(args)
             if launcher and args.port is not None:
-                from keras_resnets.training.processes import check_port
+                from keras_resnets.training.launcher import check_port
 
                 check_port(args.port)  # before the backend starts: a clear answer at once
             # tf.data is read by the processes a launcher starts, not by the launcher

@@ -25,7 +25,8 @@ from keras_resnets.cli import main
 from keras_resnets.design.presets import mnist_resnet
 from keras_resnets.runs.processes import process_alive
 from keras_resnets.training import train
-from keras_resnets.training.processes import ENGINES, cluster_size, free_ports
+from keras_resnets.training.launcher import free_ports
+from keras_resnets.training.processes import ENGINES, cluster_size
 
 BACKEND = keras.backend.backend()
 ROOT = Path(__file__).resolve().parents[1]
