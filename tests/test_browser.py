@@ -251,8 +251,14 @@ def test_explorer_in_a_real_browser(server, browser):
     page.get_by_text(runs[0].name).first.wait_for(timeout=60_000)
     assert "preset=mnist_resnet" in page.url
 
-    # Take apart the run just trained: delete its first block
+    # Take apart: first the shipped pretrained pair, whose claims are told with their numbers
     go(page, "Take apart")
+    page.get_by_text("plain twin: held-out accuracy").wait_for(timeout=120_000)
+    page.get_by_text("Holds for").first.wait_for(timeout=60_000)
+    page.get_by_text("points at the median").first.wait_for(timeout=60_000)
+    no_exception(page, "Take apart, the shipped networks")
+    shot(page, "07-take-apart-shipped")
+    # then the run just trained: delete its first block
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Network").click()
     page.get_by_role("option", name=f"Run {runs[0].name}").click()
     settle(page)
