@@ -34,7 +34,7 @@ RECIPE = "recipe"  # selectboxes hold strings: None would read as "nothing selec
 SOURCES = {"named": "A named dataset", "folder": "An image folder on this computer",
            "upload": "Upload a zip of an image folder"}
 """Where the Train page's data comes from."""
-SETTINGS = ("source", "dataset", "folder", "validation_folder", "subset", "epochs", "batch_size",
+SETTINGS = ("source", "dataset", "folder", "validation_folder", "transforms", "subset", "epochs", "batch_size",
             "validation_split", "recipe", "optimizer", "schedule", "learning_rate", "seed", "backend",
             "distribution", "processes")
 """The Train page's settings, each a widget."""
@@ -48,7 +48,8 @@ RATE_PHRASES = {None: "", "constant": " at a constant rate", "step": " with the 
 def request_of(values) -> TrainRequest:
     """The `TrainRequest` of the settings' values ``{name: value}`` (`SETTINGS` and `UPLOADED`; a
     missing or unset one takes its default; ``RECIPE`` leaves the optimizer or schedule to the
-    recipe). A validation folder, given with a folder, replaces the validation fraction.
+    recipe). A validation folder and the input transforms go with a folder (a named dataset has
+    its own transforms); a validation folder replaces the validation fraction.
 
     >>> request_of({"source": "folder", "folder": "/data/pets", "validation_folder": "/data/val",
     ...             "validation_split": 0.1, "processes": 2}).arguments()[:4]
@@ -57,6 +58,7 @@ def request_of(values) -> TrainRequest:
     value = {name: values.get(name) for name in (*SETTINGS, UPLOADED)}
     source = value["source"] or "named"
     validation = None if source == "named" else folder_path(value["validation_folder"])
+    transforms = None if source == "named" or value["transforms"] == "none" else value["transforms"]
     return TrainRequest(dataset=dataset_of(source, value), subset=int(value["subset"] or 0) or None,
                         validation_split=0.0 if validation else float(value["validation_split"] or 0.0),
                         recipe=value["recipe"] or "quick",
@@ -66,7 +68,8 @@ def request_of(values) -> TrainRequest:
                         learning_rate=value["learning_rate"] or None, seed=int(value["seed"] or 0),
                         backend=value["backend"] or DEFAULTS.backend,
                         distribution=value["distribution"] or DEFAULTS.distribution,
-                        validation_dataset=validation, processes=int(value["processes"] or 1))
+                        validation_dataset=validation, transforms=transforms,
+                        processes=int(value["processes"] or 1))
 
 
 def dataset_of(source: str, value) -> str:
@@ -125,7 +128,7 @@ def data_of(request, reachable=reachable) -> DataFacts:
     try:
         found = describe_data(DataSpec(request.dataset, subset=request.subset,
                                        validation_split=request.validation_split,
-                                       validation_dataset=request.validation_dataset))
+                                       validation_dataset=request.validation_dataset, transforms=request.transforms))
     except ValueError as error:  # the library's message names the folder and what is wrong
         return DataFacts(None, None, None, problem=str(error))
     return DataFacts(found.info.image_shape, found.info.classes, found.num_train, found.num_validation,

@@ -81,6 +81,8 @@ class TrainRequest:
     distribution: str = "none"
     validation_dataset: str | None = None
     """An image folder of held-out images for a training folder (then ``validation_split`` is 0)."""
+    transforms: str | None = None
+    """The input transforms' name (``--transforms``); None for the dataset's default."""
     processes: int = 1
     """Processes that train the run together on this machine (``--processes``)."""
     extra: dict = field(default_factory=dict)
@@ -111,6 +113,8 @@ class TrainRequest:
             args += [f"--{name.replace('_', '-')}", str(value)]
         if self.validation_dataset:
             args += ["--validation-dataset", self.validation_dataset]
+        if self.transforms:
+            args += ["--transforms", self.transforms]
         if self.processes > 1:
             args += ["--processes", str(int(self.processes))]
         return args

@@ -93,6 +93,7 @@ def replica_request(config: RunConfig, seed: int) -> TrainRequest:
         learning_rate=recipe["learning_rate"], schedule=recipe["schedule"], seed=seed,
         backend=config.backend, distribution=config.distribution,
         validation_dataset=dataset.validation_dataset, processes=config.processes,
+        transforms=dataset.transforms or ("cifar" if dataset.augment else None),  # a config names cifar "augment"
         extra={"momentum": recipe["momentum"], "weight_decay": recipe["weight_decay"],
                "warmup_epochs": recipe["warmup_epochs"]},
     )

@@ -657,6 +657,9 @@ def test_an_image_folder_is_described_and_the_design_fitted_to_it(tmp_path):
     at.text_input(key="train.validation_folder").input(str(folder)).run()
     assert at.number_input(key="train.validation_split").disabled is True
     assert any("**12** to train on, **12** held out" in s.value for s in at.success)
+    at.selectbox(key="train.transforms").set_value("imagenet").run()
+    assert any("of 224×224×3 images" in s.value for s in at.success)
+    assert at.button(key="start_training").disabled is True and at.button(key="fit_design")
 
 
 def test_a_bad_folder_shows_the_librarys_message_and_cannot_start(tmp_path, monkeypatch):

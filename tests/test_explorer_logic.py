@@ -176,18 +176,22 @@ def test_the_request_of_a_folder_an_upload_and_processes():
     assert (upload.dataset, upload.validation_dataset, upload.validation_split) == (
         "/runs/.uploads/ab/pets", "/held-out", 0.0)  # the validation folder replaces the fraction
     assert launch.request_of({"source": "upload", "folder": "/typed"}).dataset == ""
-    named = launch.request_of({"source": "named", "dataset": "cifar10", "folder": "/typed", "validation_folder": "/v"})
-    assert (named.dataset, named.validation_dataset, named.processes) == ("cifar10", None, 1)
+    named = launch.request_of({"source": "named", "dataset": "cifar10", "folder": "/typed", "validation_folder": "/v",
+                               "transforms": "imagenet"})
+    assert (named.dataset, named.validation_dataset, named.transforms, named.processes) == ("cifar10", None, None, 1)
+    assert launch.request_of({"source": "folder", "folder": "/f", "transforms": "imagenet"}).transforms == "imagenet"
+    assert launch.request_of({"source": "folder", "folder": "/f", "transforms": "none"}).transforms is None
 
 
 def test_the_workers_arguments_name_the_folders_and_the_processes():
     request = TrainRequest(dataset="/data/pets", subset=None, validation_split=0.0, validation_dataset="/data/val",
-                           processes=2, backend="torch")
+                           transforms="imagenet", processes=2, backend="torch")
     args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet", *request.arguments()])
     assert (args.dataset, args.validation_dataset, args.validation_split, args.processes, args.subset) == (
         "/data/pets", "/data/val", 0.0, 2, None)
+    assert args.transforms == "imagenet"
     default = TrainRequest().arguments()
-    assert "--processes" not in default and "--validation-dataset" not in default
+    assert not {"--processes", "--validation-dataset", "--transforms"} & set(default)
 
 
 def test_the_backends_offered():
@@ -254,6 +258,10 @@ def test_what_a_folder_holds_and_why_it_cannot_train(tmp_path):
     held_out = launch.request_of({"source": "folder", "folder": str(tmp_path / "other"),
                                   "validation_folder": str(folder)})
     assert "a folder with the training folder's classes ['cat', 'fox']" in launch.data_of(held_out).problem
+    numbered_folder(folder, classes=("dog",), per_class=1, size=(10, 12))  # dog/00.png, now of another size
+    assert "the images differ in size (" in launch.data_of(request).problem
+    resized = launch.data_of(launch.request_of({"source": "folder", "folder": str(folder), "transforms": "imagenet"}))
+    assert (resized.image_shape, resized.train_images, resized.problem) == ((224, 224, 3), 12, None)
     missing = launch.request_of({"source": "folder", "folder": str(tmp_path / "nope")})
     assert launch.data_of(missing).problem.endswith("is not allowed: a dataset name or the path of an existing folder.")
     assert launch.data_of(launch.request_of({"source": "folder"})).problem.startswith("no image folder is chosen")

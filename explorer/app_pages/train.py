@@ -10,6 +10,7 @@ from explorer import charts, launch, models, progress, run_rows, runner, state, 
 from explorer.launch import DEFAULTS, RECIPE
 from explorer.runner import BACKENDS
 from keras_resnets.data.datasets import DATASETS
+from keras_resnets.data.transforms import TRANSFORMS
 from keras_resnets.runs.store import Run
 from keras_resnets.training.probe import PROBE_IMAGES
 from keras_resnets.training.recipe import Recipe, default_subset
@@ -55,8 +56,8 @@ def settings(architecture):
 
 def data_fields():
     """The widgets of the data: where it comes from, then the dataset, or the folder (typed or
-    an uploaded zip) and a validation folder. Returns whether a validation folder is given and,
-    for a folder, the place that shows what it holds."""
+    an uploaded zip), a validation folder and the input transforms. Returns whether a validation
+    folder is given and, for a folder, the place that shows what it holds."""
     source = st.radio("Data", list(launch.SOURCES), key=bind("source", "named"), horizontal=True,
                       format_func=launch.SOURCES.get, on_change=source_changed)
     if source == "named":
@@ -68,18 +69,25 @@ def data_fields():
                            "the subfolders' names are the classes.")
     else:
         upload_field()
-    validation = st.text_input("Validation folder (optional)", key=bind("validation_folder", ""),
-                               placeholder="/path/to/held-out images",
-                               help="Held-out images in subfolders named as the training folder's classes; "
-                                    "they replace the validation fraction.")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        validation = st.text_input("Validation folder (optional)", key=bind("validation_folder", ""),
+                                   placeholder="/path/to/held-out images",
+                                   help="Held-out images in subfolders named as the training folder's classes; "
+                                        "they replace the validation fraction.")
+    with c2:
+        st.selectbox("Input transforms", list(TRANSFORMS), key=bind("transforms", "none"),
+                     format_func=lambda name: TRANSFORMS[name].description,
+                     help="none and the augmentations keep the images' size, so they must all have one; imagenet "
+                          "crops and resizes any size to 224×224 (torchvision's ImageNet recipe).")
     return bool(validation.strip()), st.container()
 
 
 def source_changed():
     """Sets the subset to the new data's default, as the command line does (`default_subset`):
     the first minute's for the embedded sample, all images of a folder, however few."""
-    named = st.session_state["train.source"] == "named"
-    st.session_state["train.subset"] = named and default_subset(st.session_state.get("train.dataset")) or 0
+    dataset = st.session_state.get("train.dataset") if st.session_state["train.source"] == "named" else None
+    st.session_state["train.subset"] = default_subset(dataset) or 0
 
 
 def upload_field():
