@@ -63,7 +63,8 @@ def default_backend() -> str:
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What the Train page asks for: data, recipe, seed and backend (the design comes apart)."""
+    """What the Train page asks for: data, recipe, seed, backend and processes (the design comes
+    apart)."""
 
     # The defaults are the first minute (keras_resnets.training.recipe, where its measured accuracy
     # and time are written down).
