@@ -8,6 +8,7 @@ worker is started with it). Designs are kept small so the whole file takes well 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from explorer import charts, designs, diagram, launch, runner, uploads  # noqa: E402
 from keras_resnets import Architecture, build_resnet, count_params, get_preset  # noqa: E402
+from keras_resnets.runs.processes import process_alive  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
 from keras_resnets.training.processes import ENGINES  # noqa: E402
 from test_data_folders import numbered_folder  # noqa: E402
@@ -743,3 +745,32 @@ def test_two_processes_train_an_image_folder_and_the_page_follows_them(runs_dir,
     at.run()
     assert not at.exception and any("completed" in m.value and "in 2 processes" in m.value for m in at.markdown)
     assert at.get("vega_lite_chart"), "process 0 wrote the curves"
+    assert any("several processes make no probes" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_cancel_stops_every_process_of_a_run(runs_dir, tmp_path):
+    """Cancel asks process 0 to stop after its batch; the launcher then stops the others and ends."""
+    folder = numbered_folder(tmp_path / "pets", per_class=8)
+    design = get_preset("mnist_resnet", nb_blocks=1, nb_channels=4, input_shape=(8, 6, 3), classes=3)
+    request = runner.TrainRequest(dataset=str(folder), subset=None, validation_split=0.25, epochs=500, batch_size=4,
+                                  processes=2, backend=BACKEND)
+    store = runner.Runner(runs_dir)
+    run_id = store.launch(design, request)
+    launcher = runner.LaunchRecord.read(runs_dir / runner.LAUNCH_DIR / f"{run_id}.json").pid
+
+    def pids():
+        """The processes that train the run, as each wrote at the top of its log."""
+        text = "".join(log.read_text() for log in (runs_dir / run_id / "logs").glob("process-*.log"))
+        return [int(pid) for pid in re.findall(r"^process \d+ of 2: pid (\d+)", text, re.MULTILINE)]
+
+    def training():
+        return len(pids()) == 2 and any(e["event"] == "epoch" for e in store.get(run_id).metrics())
+
+    assert wait_for(training, 120, step=0.2), (store.pending(), store.log_tail(run_id))
+    store.cancel(run_id)
+    asked = time.monotonic()
+    assert wait_for(lambda: not store.pending() and not process_alive(launcher), 60, step=0.2)
+    assert store.get(run_id).status["state"] == "cancelled"
+    assert not [pid for pid in pids() if process_alive(pid)]
+    assert time.monotonic() - asked < 30  # the launcher's grace for the others, then SIGTERM and SIGKILL

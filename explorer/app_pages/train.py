@@ -272,9 +272,12 @@ def run_panel(run):
         with c2:
             st.altair_chart(charts.learning_curves(frame, "accuracy", epochs=epochs), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
+        held_out = (f"a fixed {PROBE_IMAGES} images a few times a run, and all of them at each epoch's end"
+                    if run.config.processes == 1 else "all of them at each epoch's end (several processes make "
+                    "no probes between)")
         st.caption("Thin line: training, every few batches (running mean over the epoch so far). Bold "
-                   f"points: held out, a fixed {PROBE_IMAGES} images a few times a run, and all of them at each "
-                   "epoch's end; training, the whole epoch's mean. Drag to pan, scroll to zoom, hover for values.")
+                   f"points: held out, {held_out}; training, the whole epoch's mean. Drag to pan, scroll to zoom, "
+                   "hover for values.")
     if run.model_path.exists():
         try_model(run)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
