@@ -50,9 +50,10 @@ class Progress:
     """About how long it needs still, at its current speed (None before it has one)."""
 
 
-def run_progress(status, recipe, events, steps_per_epoch, backend="the backend") -> Progress:
-    """The `Progress` of a run from its ``status``, ``recipe`` (dict), metric ``events`` and
-    ``steps_per_epoch`` (None when unknown)."""
+def run_progress(status, recipe, events, steps_per_epoch, backend="the backend", processes=1) -> Progress:
+    """The `Progress` of a run from its ``status``, ``recipe`` (dict), metric ``events``,
+    ``steps_per_epoch`` (None when unknown) and the ``processes`` that train it (several make no
+    held-out probes: `keras_resnets.training.loop` leaves them out)."""
     epochs = status.get("epochs") or recipe.get("epochs") or 1
     done_epochs = status.get("epoch", 0)
     state = status.get("state")
@@ -73,7 +74,8 @@ def run_progress(status, recipe, events, steps_per_epoch, backend="the backend")
     if phase_key == "saving":
         step, done_epochs = epochs * steps_per_epoch, epochs
     saving = SAVING_SECONDS * (speed or 0)
-    total = epochs * steps_per_epoch * per_step + epochs * evaluation + PROBES * probe + saving
+    probes = PROBES if processes == 1 else 0
+    total = epochs * steps_per_epoch * per_step + epochs * evaluation + probes * probe + saving
     done = (step * per_step + done_epochs * evaluation
             + len(records.probes(events)) * probe)
     fraction = min(done / total, 1.0)

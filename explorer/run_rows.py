@@ -168,10 +168,12 @@ def comparison_table(groups, grouped, parameters) -> pd.DataFrame:
 
 
 def run_line(run) -> str:
-    """What the Train page says a run trains: its design, its data and its backend."""
+    """What the Train page says a run trains: its design, its data, its backend and, when
+    several train it, its processes."""
     config = run.config
     backend = BACKENDS.get(config.backend, config.backend or "?")
-    return f"`{config.architecture.get('name', '?')}` on {config.dataset.name or '?'} with {backend}"
+    processes = f" in {config.processes} processes" if config.processes > 1 else ""
+    return f"`{config.architecture.get('name', '?')}` on {config.dataset.name or '?'} with {backend}{processes}"
 
 
 def runs_table(runs) -> pd.DataFrame:

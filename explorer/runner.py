@@ -63,7 +63,8 @@ def default_backend() -> str:
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What the Train page asks for: data, recipe, seed and backend (the design comes apart)."""
+    """What the Train page asks for: data, recipe, seed, backend and processes (the design comes
+    apart)."""
 
     # The defaults are the first minute (keras_resnets.training.recipe, where its measured accuracy
     # and time are written down).
@@ -79,11 +80,23 @@ class TrainRequest:
     seed: int = 0
     backend: str = field(default_factory=default_backend)
     distribution: str = "none"
+    validation_dataset: str | None = None
+    """An image folder of held-out images for a training folder (then ``validation_split`` is 0)."""
+    transforms: str | None = None
+    """The input transforms' name (``--transforms``); None for the dataset's default."""
+    processes: int = 1
+    """Processes that train the run together on this machine (``--processes``)."""
     extra: dict = field(default_factory=dict)
     """Other recipe fields, by name (``momentum``, ``weight_decay``, ``warmup_epochs``): each
     becomes the worker's ``--momentum``-style option."""
 
     def arguments(self) -> list[str]:
+        """The worker's command-line options (``python -m keras_resnets train ...``).
+
+        >>> TrainRequest(dataset="/data/pets", validation_split=0.0, validation_dataset="/data/val",
+        ...              processes=2, backend="jax").arguments()[-4:]
+        ['--validation-dataset', '/data/val', '--processes', '2']
+        """
         args = ["--dataset", self.dataset, "--validation-split", repr(float(self.validation_split)),
                 "--recipe", self.recipe, "--epochs", str(int(self.epochs)),
                 "--batch-size", str(int(self.batch_size)), "--seed", str(int(self.seed))]
@@ -99,6 +112,12 @@ class TrainRequest:
             args += ["--distribution", self.distribution]
         for name, value in self.extra.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
+        if self.validation_dataset:
+            args += ["--validation-dataset", self.validation_dataset]
+        if self.transforms:
+            args += ["--transforms", self.transforms]
+        if self.processes > 1:
+            args += ["--processes", str(int(self.processes))]
         return args
 
 
@@ -150,7 +169,8 @@ class Runner:
     # -- starting ---------------------------------------------------------------------------
     def launch(self, architecture, request: TrainRequest, starting: int = 1) -> str:
         """Starts a worker training ``architecture`` as a new run; returns the run id at once.
-        ``starting``: the workers being started together, this one and those after it."""
+        ``starting``: the workers being started together, this one and those after it. A
+        request of several processes starts one that launches them (`keras_resnets.training.processes`)."""
         check_choice("backend", request.backend, sorted(BACKENDS))
         run_id = new_run_id(architecture.name)
         launch_dir = self.root / LAUNCH_DIR
@@ -161,7 +181,7 @@ class Runner:
         command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
                    *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
         process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent,
-                                starting=starting)
+                                starting=starting + request.processes - 1)  # its processes share the cores too
         write_json(launch_dir / f"{run_id}.json", dataclasses.asdict(LaunchRecord(
             run_id=run_id, pid=process.pid, backend=request.backend, started=time.time(),
             command=command[1:])))

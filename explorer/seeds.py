@@ -84,7 +84,7 @@ def bands(frame: pd.DataFrame, batches: bool = False) -> pd.DataFrame:
 
 def replica_request(config: RunConfig, seed: int) -> TrainRequest:
     """The `TrainRequest` that trains a run of ``config`` again, with ``seed``: its data, every
-    recipe field and its backend, so that the new run falls in the same group."""
+    recipe field, its backend and its processes, so that the new run falls in the same group."""
     dataset, recipe = config.dataset, config.recipe
     return TrainRequest(
         dataset=dataset.name or "mnist_sample", subset=dataset.subset,
@@ -92,6 +92,8 @@ def replica_request(config: RunConfig, seed: int) -> TrainRequest:
         epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=recipe["optimizer"],
         learning_rate=recipe["learning_rate"], schedule=recipe["schedule"], seed=seed,
         backend=config.backend, distribution=config.distribution,
+        validation_dataset=dataset.validation_dataset, processes=config.processes,
+        transforms=dataset.transforms or ("cifar" if dataset.augment else None),  # a config names cifar "augment"
         extra={"momentum": recipe["momentum"], "weight_decay": recipe["weight_decay"],
                "warmup_epochs": recipe["warmup_epochs"]},
     )

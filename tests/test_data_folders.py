@@ -22,9 +22,9 @@ def _save(path, array, mode=None):
     (image.quantize() if mode == "P" else image).save(path, quality=100)
 
 
-def _numbered(root, classes=("cat", "dog", "emu"), per_class=8, size=(8, 6)):
+def numbered_folder(root, classes=("cat", "dog", "emu"), per_class=8, size=(8, 6)):
     """A folder whose image ``i`` (by class, then name) is lossless PNG noise with ``i`` in its
-    first pixel: images can be told apart after the pipeline."""
+    first pixel: images can be told apart after the pipeline (the explorer's tests use it too)."""
     rng = np.random.default_rng(0)
     for k, name in enumerate(classes):
         for j in range(per_class):
@@ -36,7 +36,7 @@ def _numbered(root, classes=("cat", "dog", "emu"), per_class=8, size=(8, 6)):
 
 @pytest.fixture(scope="module")
 def numbered(tmp_path_factory):
-    return _numbered(tmp_path_factory.mktemp("numbered"))
+    return numbered_folder(tmp_path_factory.mktemp("numbered"))
 
 
 def _ids(batches):
@@ -91,7 +91,7 @@ def test_channels_first_and_drop_remainder(numbered):
 
 
 def test_a_validation_folder(numbered, tmp_path):
-    other = _numbered(tmp_path / "other", per_class=2)
+    other = numbered_folder(tmp_path / "other", per_class=2)
     data = load_data(numbered, validation_split=0, validation_dataset=other, batch_size=8,
                      data_format="channels_last")
     assert (data.num_train, data.num_validation) == (24, 6)
@@ -99,7 +99,7 @@ def test_a_validation_folder(numbered, tmp_path):
     assert describe(numbered, validation_split=0, validation_dataset=other).num_validation == 6
     with pytest.raises(ValueError, match=r"^validation_split=0.1 is not allowed: 0 when"):
         load_data(numbered, validation_dataset=other)
-    _numbered(tmp_path / "birds", classes=("cat", "owl"), per_class=1)
+    numbered_folder(tmp_path / "birds", classes=("cat", "owl"), per_class=1)
     with pytest.raises(ValueError, match=r"classes \['cat', 'dog', 'emu'\]; it has \['cat', 'owl'\]"):
         describe(numbered, validation_split=0, validation_dataset=tmp_path / "birds")
     with pytest.raises(ValueError, match="^validation_dataset="):
@@ -161,17 +161,17 @@ def test_greyscale_palette_and_rgba_images(tmp_path):
 
 @pytest.mark.parametrize(("build", "message"), [
     (lambda root: None, r"it has no class subfolders"),
-    (lambda root: _numbered(root, classes=("cat",), per_class=2), r"it has only the class 'cat'"),
-    (lambda root: (_numbered(root, per_class=1), (root / "fox").mkdir()),
+    (lambda root: numbered_folder(root, classes=("cat",), per_class=2), r"it has only the class 'cat'"),
+    (lambda root: (numbered_folder(root, per_class=1), (root / "fox").mkdir()),
      r"'fox' holds none \(add images or remove it\)"),
-    (lambda root: (_numbered(root, per_class=1), (root / "cat" / "x.png").write_text("hello")),
+    (lambda root: (numbered_folder(root, per_class=1), (root / "cat" / "x.png").write_text("hello")),
      r"1 files are not \(remove or re-save them\): cat[/\\]x.png \(cannot identify"),
-    (lambda root: (_numbered(root, per_class=1), _truncate(root / "dog" / "00.png", 60)),
+    (lambda root: (numbered_folder(root, per_class=1), _truncate(root / "dog" / "00.png", 60)),
      r"dog[/\\]00.png \(a truncated or damaged PNG"),
-    (lambda root: (_numbered(root, per_class=1), _save(root / "dog" / "j.jpg", np.zeros((8, 6, 3), np.uint8)),
+    (lambda root: (numbered_folder(root, per_class=1), _save(root / "dog" / "j.jpg", np.zeros((8, 6, 3), np.uint8)),
                    _truncate(root / "dog" / "j.jpg", -10)),
      r"dog[/\\]j.jpg \(a truncated or damaged JPEG"),
-    (lambda root: (_numbered(root, per_class=1),
+    (lambda root: (numbered_folder(root, per_class=1),
                    PIL.Image.new("RGB", (8, 6)).save(root / "emu" / "g.png", format="GIF")),
      r"emu[/\\]g.png \(a GIF image, not JPEG or PNG\)"),
 ])
@@ -187,7 +187,7 @@ def _truncate(path, keep):
 
 def test_data_after_an_image_is_no_damage(tmp_path):
     """A phone's motion photo is a JPEG with a video after it: decoders read the image."""
-    _numbered(tmp_path, per_class=1)
+    numbered_folder(tmp_path, per_class=1)
     _save(tmp_path / "dog" / "motion.jpg", np.full((8, 6, 3), 200, np.uint8))
     with open(tmp_path / "dog" / "motion.jpg", "ab") as f:
         f.write(b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 16)
@@ -196,7 +196,7 @@ def test_data_after_an_image_is_no_damage(tmp_path):
 
 
 def test_other_files_are_skipped_with_a_warning_and_hidden_ones_ignored(tmp_path):
-    _numbered(tmp_path, per_class=2)
+    numbered_folder(tmp_path, per_class=2)
     (tmp_path / "cat" / "notes.txt").write_text("not an image")
     (tmp_path / "dog" / ".DS_Store").write_bytes(b"\0")
     (tmp_path / ".cache").mkdir()
@@ -205,7 +205,7 @@ def test_other_files_are_skipped_with_a_warning_and_hidden_ones_ignored(tmp_path
 
 
 def test_the_scan_sees_new_files_and_nested_folders(tmp_path):
-    _numbered(tmp_path, per_class=2)
+    numbered_folder(tmp_path, per_class=2)
     assert len(scan(tmp_path).files) == 6
     _save(tmp_path / "dog" / "more" / "x.png", np.zeros((8, 6, 3), np.uint8))
     folder = scan(tmp_path)
@@ -243,7 +243,7 @@ def test_train_takes_a_folder_and_fits_a_preset_to_it(numbered, tmp_path):
 def test_the_command_line_trains_on_a_folder_with_a_validation_folder(numbered, tmp_path, capsys):
     from keras_resnets.cli import main
 
-    held_out = _numbered(tmp_path / "held_out", per_class=2)
+    held_out = numbered_folder(tmp_path / "held_out", per_class=2)
     args = ["train", "--preset", "mnist_resnet", "--set", "nb_blocks=1", "--dataset", str(numbered),
             "--validation-dataset", str(held_out), "--validation-split", "0", "--epochs", "1",
             "--batch-size", "8", "--runs-dir", str(tmp_path / "runs"), "--run-id", "cli"]

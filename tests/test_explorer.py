@@ -8,6 +8,7 @@ worker is started with it). Designs are kept small so the whole file takes well 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,9 +26,13 @@ APP = ROOT / "explorer" / "app.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from explorer import charts, designs, diagram, runner  # noqa: E402
+from explorer import charts, designs, diagram, launch, runner, uploads  # noqa: E402
 from keras_resnets import Architecture, build_resnet, count_params, get_preset  # noqa: E402
+from keras_resnets.runs.processes import process_alive  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
+from keras_resnets.training.processes import ENGINES  # noqa: E402
+from test_data_folders import numbered_folder  # noqa: E402
+from test_explorer_logic import zipped  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 TINY = {"stages": "1x4", "stem.filters": "4"}  # the lecture's network with one block of 4 channels
@@ -521,6 +526,7 @@ def test_streamlit_config_is_local_and_private():
     config = tomllib.loads((ROOT / "explorer" / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["maxUploadSize"] == uploads.MAX_ZIP_MB  # the server takes the Train page's zips
 
 
 @pytest.mark.slow
@@ -625,3 +631,146 @@ def test_data_parallelism_on_pytorch_is_explained_before_it_starts():
     at.radio(key="train.distribution").set_value("data_parallel").run()
     assert not at.exception and any("torchrun" in w.value for w in at.warning)
     assert at.button(key="start_training").disabled is True
+
+
+# -- the Train page's image folders and processes ------------------------------------------------
+def folder_page(folder):
+    """The Train page with ``folder`` typed as its data."""
+    at = app(TINY, page="train")
+    at.radio(key="train.source").set_value("folder").run()
+    at.text_input(key="train.folder").input(str(folder)).run()
+    return at
+
+
+def test_an_image_folder_is_described_and_the_design_fitted_to_it(tmp_path):
+    at = app(TINY, page="train")
+    at.radio(key="train.source").set_value("folder").run()
+    assert any(i.value.startswith("No image folder is chosen yet") for i in at.info)
+    assert at.button(key="start_training").disabled is True
+    folder = numbered_folder(tmp_path / "pets", per_class=4)
+    at.text_input(key="train.folder").input(str(folder)).run()
+    assert [s.value for s in at.success] == [
+        "Found **3 classes** (cat, dog, emu) of 8×6×3 images: **11** to train on, **1** held out."]
+    assert at.button(key="start_training").disabled is True  # the design takes 28×28×1 digits
+    at.button(key="fit_design").click().run()
+    assert (at.session_state["design"]["input_shape"], at.session_state["design"]["classes"]) == ([8, 6, 3], 3)
+    assert at.button(key="start_training").disabled is False and not errors(at)
+    assert any(f"on the image folder `{folder}`" in m.value for m in at.markdown)
+    at.text_input(key="train.validation_folder").input(str(folder)).run()
+    assert at.number_input(key="train.validation_split").disabled is True
+    assert any("**12** to train on, **12** held out" in s.value for s in at.success)
+    at.selectbox(key="train.transforms").set_value("imagenet").run()
+    assert any("of 224×224×3 images" in s.value for s in at.success)
+    assert at.button(key="start_training").disabled is True and at.button(key="fit_design")
+
+
+def test_a_bad_folder_shows_the_librarys_message_and_cannot_start(tmp_path, monkeypatch):
+    folder = numbered_folder(tmp_path / "pets", per_class=2)
+    (folder / "dog" / "notes.png").write_text("not an image")
+    at = folder_page(folder)
+    assert any(e.startswith(f"dataset={str(folder)!r} is not allowed: a folder of readable JPEG and PNG images; "
+                            "1 files are not") for e in errors(at)), errors(at)
+    assert at.button(key="start_training").disabled is True
+    assert not any("Cannot train yet" in w.value for w in at.warning)  # said once, under the folder
+    at.text_input(key="train.folder").input(str(tmp_path / "nope")).run()
+    assert any("a dataset name or the path of an existing folder" in e for e in errors(at))
+    assert at.button(key="start_training").disabled is True
+    # a folder typed in the interaction that clicks Start (the button was drawn before) is checked too
+    launched = []
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    (folder / "dog" / "notes.png").unlink()
+    at.text_input(key="train.folder").input(str(folder)).run()
+    at.button(key="fit_design").click().run()
+    at.text_input(key="train.folder").input(str(tmp_path / "nope"))
+    at.button(key="start_training").click().run()
+    assert not launched and any(e.startswith("Cannot start: dataset=") for e in errors(at))
+
+
+def test_an_uploaded_zip_is_extracted_into_the_run_store_and_described(runs_dir, tmp_path):
+    folder = numbered_folder(tmp_path / "pets", per_class=2)
+    data = zipped({str(p.relative_to(tmp_path)): p.read_bytes() for p in folder.rglob("*.png")})
+    at = app(TINY, page="train")
+    at.radio(key="train.source").set_value("upload").run()
+    at.file_uploader(key="train.zip").upload("pets.zip", data, "application/zip").run()
+    extracted = Path(at.session_state["train.uploaded"])
+    assert extracted.name == "pets" and extracted.parent.parent == runs_dir / uploads.UPLOADS
+    assert any(s.value.startswith("Found **3 classes** (cat, dog, emu)") for s in at.success)
+    at.file_uploader(key="train.zip").upload("evil.zip", zipped({"../evil.png": b"x"}), "application/zip").run()
+    assert any(e.startswith("evil.zip is refused: it holds '../evil.png', a path that leads out") for e in errors(at))
+    assert "train.uploaded" not in at.session_state and at.button(key="start_training").disabled is True
+
+
+def test_processes_are_asked_for_and_checked_by_the_library(monkeypatch):
+    launched = []
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    at = app(TINY, page="train")
+    assert at.number_input(key="train.processes").value == 1
+    at.number_input(key="train.processes").set_value(2)
+    at.number_input(key="train.batch_size").set_value(15).run()
+    assert any("--batch-size=15 is the global batch and must be a multiple of --processes=2" in w.value
+               for w in at.warning)
+    assert at.button(key="start_training").disabled is True
+    at.number_input(key="train.batch_size").set_value(16).run()
+    at.button(key="start_training").click().run()
+    assert not at.exception and not errors(at)
+    request, = launched
+    assert request.processes == 2 and request.arguments()[-2:] == ["--processes", "2"]
+    assert any("in 2 worker processes that train together" in m.value for m in at.markdown)
+
+
+@pytest.mark.slow
+def test_two_processes_train_an_image_folder_and_the_page_follows_them(runs_dir, tmp_path):
+    """A real 2-process run, started from the page, of the lecture's tiny network on 24 images of 8×6."""
+    folder = numbered_folder(tmp_path / "pets", per_class=8)
+    at = folder_page(folder)
+    at.button(key="fit_design").click().run()
+    at.number_input(key="train.epochs").set_value(1)
+    at.number_input(key="train.batch_size").set_value(4)
+    at.number_input(key="train.validation_split").set_value(0.25)
+    at.number_input(key="train.processes").set_value(2)
+    at.button_group(key="train.backend").set_value(BACKEND)
+    at.button(key="start_training").click().run()
+    assert not errors(at), errors(at)
+    store = RunStore(runs_dir)
+
+    def done():
+        runs = store.list()
+        return bool(runs) and runs[0].status["state"] not in ("created", "running")
+
+    assert wait_for(done, 120), runner.Runner(runs_dir).pending()
+    run = store.list()[0]
+    assert run.status["state"] == "completed", (run.status, (run.path / "logs" / "process-1.log").read_text())
+    assert (run.config.processes, run.config.engine, run.config.dataset.name) == (2, ENGINES[BACKEND], str(folder))
+    assert (run.path / "logs" / "process-1.log").exists()
+    at.run()
+    assert not at.exception and any("completed" in m.value and "in 2 processes" in m.value for m in at.markdown)
+    assert at.get("vega_lite_chart"), "process 0 wrote the curves"
+    assert any("several processes make no probes" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_cancel_stops_every_process_of_a_run(runs_dir, tmp_path):
+    """Cancel asks process 0 to stop after its batch; the launcher then stops the others and ends."""
+    folder = numbered_folder(tmp_path / "pets", per_class=8)
+    design = get_preset("mnist_resnet", nb_blocks=1, nb_channels=4, input_shape=(8, 6, 3), classes=3)
+    request = runner.TrainRequest(dataset=str(folder), subset=None, validation_split=0.25, epochs=500, batch_size=4,
+                                  processes=2, backend=BACKEND)
+    store = runner.Runner(runs_dir)
+    run_id = store.launch(design, request)
+    launcher = runner.LaunchRecord.read(runs_dir / runner.LAUNCH_DIR / f"{run_id}.json").pid
+
+    def pids():
+        """The processes that train the run, as each wrote at the top of its log."""
+        text = "".join(log.read_text() for log in (runs_dir / run_id / "logs").glob("process-*.log"))
+        return [int(pid) for pid in re.findall(r"^process \d+ of 2: pid (\d+)", text, re.MULTILINE)]
+
+    def training():
+        return len(pids()) == 2 and any(e["event"] == "epoch" for e in store.get(run_id).metrics())
+
+    assert wait_for(training, 120, step=0.2), (store.pending(), store.log_tail(run_id))
+    store.cancel(run_id)
+    asked = time.monotonic()
+    assert wait_for(lambda: not store.pending() and not process_alive(launcher), 60, step=0.2)
+    assert store.get(run_id).status["state"] == "cancelled"
+    assert not [pid for pid in pids() if process_alive(pid)]
+    assert time.monotonic() - asked < 30  # the launcher's grace for the others, then SIGTERM and SIGKILL

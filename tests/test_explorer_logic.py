@@ -2,18 +2,22 @@
 (their AppTests are in test_explorer*.py)."""
 
 import ast
+import io
 import json
+import os
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from explorer import charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds
+from explorer import charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds, uploads
 from explorer.runner import TrainRequest
-from keras_resnets import Architecture, get_preset
+from keras_resnets import Architecture, cli, get_preset
 from keras_resnets.runs.records import RunConfig
 from keras_resnets.runs.store import Run, RunStore
+from test_data_folders import numbered_folder
 
 EXPLORER = Path(__file__).resolve().parent.parent / "explorer"
 STREAMLIT_MODULES = {"app", "models", "state", "ui"}
@@ -118,6 +122,9 @@ def test_the_train_pages_table_and_line(runs_dir):
                                            "best val. accuracy": 0.9}
     assert table["state"].tolist() == ["completed", "damaged"]
     assert run_rows.run_line(run) == "`mnist_resnet` on mnist_sample with JAX"
+    several = RunConfig.from_dict({"architecture": {"name": "n"}, "dataset": {"name": "/data/pets"}, "backend": "torch",
+                                   "processes": 2})
+    assert run_rows.run_line(SimpleNamespace(config=several)) == "`n` on /data/pets with PyTorch in 2 processes"
     assert run_rows.best_accuracy([]) is None
 
 
@@ -159,6 +166,34 @@ def test_the_request_of_the_settings():
     assert launch.request_of({"optimizer": "sgd", "schedule": "step"}).optimizer == "sgd"
 
 
+def test_the_request_of_a_folder_an_upload_and_processes():
+    folder = launch.request_of({"source": "folder", "folder": " pets ", "validation_folder": " ", "dataset": "cifar10",
+                                "validation_split": 0.2, "processes": 2})
+    assert (folder.dataset, folder.validation_dataset) == (os.path.abspath("pets"), None)  # the worker starts elsewhere
+    assert (folder.validation_split, folder.processes) == (0.2, 2)
+    upload = launch.request_of({"source": "upload", "uploaded": "/runs/.uploads/ab/pets", "folder": "/typed",
+                                "validation_folder": "/held-out", "validation_split": 0.2})
+    assert (upload.dataset, upload.validation_dataset, upload.validation_split) == (
+        "/runs/.uploads/ab/pets", "/held-out", 0.0)  # the validation folder replaces the fraction
+    assert launch.request_of({"source": "upload", "folder": "/typed"}).dataset == ""
+    named = launch.request_of({"source": "named", "dataset": "cifar10", "folder": "/typed", "validation_folder": "/v",
+                               "transforms": "imagenet"})
+    assert (named.dataset, named.validation_dataset, named.transforms, named.processes) == ("cifar10", None, None, 1)
+    assert launch.request_of({"source": "folder", "folder": "/f", "transforms": "imagenet"}).transforms == "imagenet"
+    assert launch.request_of({"source": "folder", "folder": "/f", "transforms": "none"}).transforms is None
+
+
+def test_the_workers_arguments_name_the_folders_and_the_processes():
+    request = TrainRequest(dataset="/data/pets", subset=None, validation_split=0.0, validation_dataset="/data/val",
+                           transforms="imagenet", processes=2, backend="torch")
+    args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet", *request.arguments()])
+    assert (args.dataset, args.validation_dataset, args.validation_split, args.processes, args.subset) == (
+        "/data/pets", "/data/val", 0.0, 2, None)
+    assert args.transforms == "imagenet"
+    default = TrainRequest().arguments()
+    assert not {"--processes", "--validation-dataset", "--transforms"} & set(default)
+
+
 def test_the_backends_offered():
     assert runner.backend_choices({"tensorflow": True, "jax": False, "torch": True}) == ["tensorflow", "torch"]
     assert runner.backend_choices({"tensorflow": False, "jax": False, "torch": False}) == ["tensorflow"]
@@ -166,35 +201,89 @@ def test_the_backends_offered():
 
 def test_why_a_design_cannot_train():
     lecture = Architecture.from_dict(DESIGN)
-    request = TrainRequest(backend="jax")
 
-    def problem(architecture=lecture, request=request, dataset="mnist_sample", available=True):
-        return launch.training_problem(architecture, request, dataset, available)
+    def problem(architecture=lecture, available=True, **changes):
+        request = TrainRequest(**{"backend": "jax", **changes})
+        return launch.training_problem(architecture, request, launch.data_of(request, lambda name: available))
 
+    cifar = launch.data_of(TrainRequest(dataset="cifar10"), lambda name: True)
     assert problem() is None
     assert "vectors of 784 features" in problem(SimpleNamespace(input_shape=(784,)))
     assert "no classifier" in problem(Architecture.from_dict({**DESIGN, "include_top": False}))
     assert problem(dataset="cifar10") == ("the design takes 28×28×1 images and 10 classes; cifar10 has "
                                           "32×32×3 images and 10 classes.")
-    assert problem(Architecture.from_dict(launch.fitted(DESIGN, "cifar10")), dataset="cifar10",
+    assert problem(Architecture.from_dict(launch.fitted(DESIGN, cifar)), dataset="cifar10",
                    available=False) == "cifar10 cannot be loaded here (offline)."
     assert problem(available=False, dataset="mnist") is None  # it falls back to the embedded sample
-    assert "torchrun" in problem(request=TrainRequest(backend="torch", distribution="data_parallel"))
+    assert problem(subset=9001) == ("subset=9001 is not allowed: at most 9,000, the training examples left after "
+                                    "validation_split=0.1.")
+
+
+def test_devices_and_processes_are_checked_before_a_run_starts():
+    lecture = Architecture.from_dict(DESIGN)
+
+    def problem(**changes):
+        request = TrainRequest(**changes)
+        return launch.training_problem(lecture, request, launch.data_of(request, lambda name: True))
+
+    assert problem(processes=2, batch_size=16, backend="torch") is None  # DDP under torchrun
+    assert "with PyTorch, train with several processes instead" in problem(distribution="data_parallel",
+                                                                          backend="torch")
+    assert "do not go together" in problem(distribution="data_parallel", processes=2, backend="jax")
+    # the library's own checks, with its words
+    assert problem(processes=2, batch_size=15, backend="jax") == (
+        "--batch-size=15 is the global batch and must be a multiple of --processes=2.")
+    assert "cannot share dataset 'mnist'" in problem(dataset="mnist", processes=2, batch_size=16, backend="tensorflow")
+
+
+def test_what_a_folder_holds_and_why_it_cannot_train(tmp_path):
+    folder = numbered_folder(tmp_path / "pets", per_class=4)
+    request = launch.request_of({"source": "folder", "folder": str(folder), "validation_split": 0.25,
+                                 "batch_size": 4, "backend": "jax"})
+    data = launch.data_of(request)
+    assert (data.image_shape, data.classes, data.train_images, data.validation_images) == ((8, 6, 3), 3, 9, 3)
+    assert launch.data_text(data) == ("Found **3 classes** (cat, dog, emu) of 8×6×3 images: **9** to train on, "
+                                      "**3** held out.")
+    lecture = Architecture.from_dict(DESIGN)
+    assert launch.training_problem(lecture, request, data) == ("the design takes 28×28×1 images and 10 classes; "
+                                                               "the image folder has 8×6×3 images and 3 classes.")
+    fitted = Architecture.from_dict(launch.fitted(DESIGN, data))
+    assert launch.training_problem(fitted, request, data) is None
+    (folder / "cat" / "notes.png").write_text("not an image")
+    bad = launch.data_of(request)
+    assert bad.problem.startswith(f"dataset={str(folder)!r} is not allowed: a folder of readable JPEG and PNG")
+    assert "cat/notes.png" in bad.problem and launch.training_problem(fitted, request, bad) == bad.problem
+    (folder / "cat" / "notes.png").unlink()
+    numbered_folder(tmp_path / "other", classes=("cat", "fox"), per_class=1)
+    held_out = launch.request_of({"source": "folder", "folder": str(tmp_path / "other"),
+                                  "validation_folder": str(folder)})
+    assert "a folder with the training folder's classes ['cat', 'fox']" in launch.data_of(held_out).problem
+    numbered_folder(folder, classes=("dog",), per_class=1, size=(10, 12))  # dog/00.png, now of another size
+    assert "the images differ in size (" in launch.data_of(request).problem
+    resized = launch.data_of(launch.request_of({"source": "folder", "folder": str(folder), "transforms": "imagenet"}))
+    assert (resized.image_shape, resized.train_images, resized.problem) == ((224, 224, 3), 12, None)
+    missing = launch.request_of({"source": "folder", "folder": str(tmp_path / "nope")})
+    assert launch.data_of(missing).problem.endswith("is not allowed: a dataset name or the path of an existing folder.")
+    assert launch.data_of(launch.request_of({"source": "folder"})).problem.startswith("no image folder is chosen")
 
 
 def test_the_estimate_reads_the_speed_of_the_last_run_of_the_design():
     lecture = Architecture.from_dict(DESIGN)
 
-    def run(design, speeds):
-        return SimpleNamespace(config=SimpleNamespace(architecture=design),
+    def run(design, speeds, processes=1):
+        return SimpleNamespace(config=SimpleNamespace(architecture=design, processes=processes),
                                batches=lambda: [{"images_per_second": s} for s in speeds])
 
+    def estimate(request, runs):
+        return launch.estimate(lecture, request, launch.data_of(request, lambda name: True), runs)
+
     runs = [run({**DESIGN, "residual": False}, [1.0]), run(lecture.to_dict(), []),
-            run(lecture.to_dict(), [90.0, 100.0, 200.0])]
-    assert launch.estimate(lecture, TrainRequest(subset=1000, epochs=2), runs) == (20.0, 100.0)
-    assert launch.estimate(lecture, TrainRequest(subset=None, validation_split=0.2), runs) == (80.0, 100.0)
-    assert launch.estimate(lecture, TrainRequest(subset=None, dataset="cifar10"), runs) is None
-    assert launch.estimate(lecture, TrainRequest(), runs[:2]) is None
+            run(lecture.to_dict(), [90.0, 100.0, 200.0]), run(lecture.to_dict(), [10.0], processes=2)]
+    assert estimate(TrainRequest(subset=1000, epochs=2), runs) == (20.0, 100.0)
+    assert estimate(TrainRequest(subset=None, validation_split=0.2), runs) == (80.0, 100.0)
+    assert estimate(TrainRequest(subset=None, dataset="cifar10"), runs) is None
+    assert estimate(TrainRequest(), runs[:2]) is None
+    assert estimate(TrainRequest(subset=1000, processes=2), runs) == (100.0, 10.0)  # as many processes
 
 
 def test_what_the_request_will_train():
@@ -203,6 +292,11 @@ def test_what_the_request_will_train():
     assert text.startswith("**Will train** `mnist_resnet` (117,802 trainable parameters) on **mnist_sample** "
                            "(2,048 training images, ")
     assert "1 epoch of batches of 64, quick recipe with the rate ÷10 at 50% and 75%, with **JAX**" in text
+    folder = TrainRequest(dataset="/data/pets", subset=None, validation_split=0.0, validation_dataset="/data/val",
+                          processes=2, backend="torch")
+    text = launch.plan_text(Architecture.from_dict(DESIGN), folder, 117_802)
+    assert " on the image folder `/data/pets` (all training images, validation images from `/data/val`), " in text
+    assert text.endswith("with **PyTorch** in 2 worker processes that train together.")
 
 
 def test_the_numbers_of_a_run_say_what_they_are():
@@ -218,12 +312,69 @@ def test_the_numbers_of_a_run_say_what_they_are():
     assert [value for _, value, _ in cards] == ["–"] * 4
 
 
+def test_the_bar_of_several_processes_counts_no_probes():
+    """Several processes make no held-out probes: after the last step, only the epoch's evaluation and the saving
+    are left."""
+    status = {"state": "running", "phase": "evaluating", "epoch": 0, "epochs": 1, "num_validation": 1000}
+    events = [{"event": "batch", "epoch": 0, "step": 256, "images_per_second": 100.0}]
+    two = progress.run_progress(status, {"batch_size": 16}, events, 256, processes=2)
+    assert two.fraction == pytest.approx(4096 / (4096 + 1000 / 3 + 2 * 100))
+    assert progress.run_progress(status, {"batch_size": 16}, events, 256).fraction < two.fraction
+
+
 def test_the_words_on_the_progress_bars():
     status = {"epoch": 0, "data_source": "the embedded sample"}
     assert progress.bar_text(status, progress.Progress(0.25, None, None), 3) == (
         "epoch 0 of 3 done · 25% · data: the embedded sample")
     assert progress.experiment_fraction({"fraction": 1.5}) == 1.0
     assert progress.experiment_fraction({"fraction": None}) == 0.0
+
+
+# -- zips of image folders ------------------------------------------------------------------------
+def zipped(members) -> bytes:
+    """A zip of ``{name: bytes}``."""
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return data.getvalue()
+
+
+def test_a_zip_is_extracted_once_into_the_run_store(tmp_path):
+    data = zipped({"pets/cat/1.png": b"1", "pets/dog/2.png": b"2", "pets/.DS_Store": b"", "__MACOSX/pets/._x": b""})
+    folder = uploads.extract_zip(data, tmp_path)
+    assert folder.name == "pets" and folder.parent.parent == tmp_path / uploads.UPLOADS
+    assert sorted(str(p.relative_to(folder.parent)) for p in folder.parent.rglob("*")) == [
+        "pets", "pets/.DS_Store", "pets/cat", "pets/cat/1.png", "pets/dog", "pets/dog/2.png"]
+    (folder / "cat" / "1.png").write_bytes(b"kept")
+    assert uploads.extract_zip(data, tmp_path) == folder and (folder / "cat" / "1.png").read_bytes() == b"kept"
+    flat = uploads.extract_zip(zipped({"cat/1.png": b"1", "dog/2.png": b"2"}), tmp_path)
+    assert flat.parent == tmp_path / uploads.UPLOADS and sorted(p.name for p in flat.iterdir()) == ["cat", "dog"]
+    one_class = uploads.extract_zip(zipped({"cat/1.png": b"1", "cat/2.png": b"2"}), tmp_path)
+    assert one_class.parent == tmp_path / uploads.UPLOADS  # the library will say it has one class only
+    assert len(list((tmp_path / uploads.UPLOADS).iterdir())) == 3  # no partial extraction is left
+
+
+@pytest.mark.parametrize("name", ["../evil.png", "pets/../../evil.png", "/tmp/evil.png", "pets\\..\\..\\evil.png"])
+def test_a_zip_that_would_write_outside_its_folder_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="a path that leads out of its folder"):
+        uploads.extract_zip(zipped({"pets/cat/1.png": b"1", name: b"x"}), tmp_path / "runs")
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_a_zip_over_the_limits_or_not_a_zip_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_BYTES", 2**20)
+    bomb = zipped({"cat/zeros.png": bytes(3 * 2**20), "dog/1.png": b"1"})  # 3 MB of zeros compress to 3 kB
+    assert len(bomb) < 10_000
+    with pytest.raises(ValueError, match="^it holds 3 MB once extracted, more than the 1 MB a zip may hold here: "
+                                         "extract it yourself and choose \"An image folder on this computer\"."):
+        uploads.extract_zip(bomb, tmp_path)
+    monkeypatch.setattr(uploads, "MAX_FILES", 2)
+    with pytest.raises(ValueError, match="^it holds 3 files, more than the 2 a zip may hold here"):
+        uploads.extract_zip(zipped({"cat/1.png": b"1", "cat/2.png": b"2", "dog/3.png": b"3"}), tmp_path)
+    with pytest.raises(ValueError, match="^it cannot be read as a zip"):
+        uploads.extract_zip(b"PK\x03\x04 not really", tmp_path)
+    assert not list(tmp_path.rglob("*.png"))
 
 
 # -- the Experiments page -----------------------------------------------------------------------

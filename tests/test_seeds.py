@@ -94,6 +94,12 @@ def test_a_replica_trains_the_same_recipe_and_data_with_a_new_seed():
     recipe = Recipe().replace(**{n: getattr(args, n) for n in cli.RECIPE_OPTIONS if getattr(args, n) is not None})
     assert recipe.to_dict() == CONFIG["recipe"]
     assert (args.subset, args.validation_split, args.seed, request.backend) == (256, 0.2, 7, "jax")
+    folder = {**CONFIG, "dataset": {"name": "/data/pets", "validation_split": 0.0, "validation_dataset": "/data/val",
+                                    "augment": True}, "processes": 2, "engine": "jax.distributed"}
+    args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet",
+                                          *seeds.replica_request(RunConfig.from_dict(folder), seed=7).arguments()])
+    assert (args.dataset, args.validation_dataset, args.processes, args.transforms) == (
+        "/data/pets", "/data/val", 2, "cifar")  # a config names the cifar transforms "augment"
     assert seeds.next_seeds([fake_run("a", 0, []), fake_run("b", 4, [])], 2) == [5, 6]
 
 

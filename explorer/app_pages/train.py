@@ -1,18 +1,27 @@
-"""Train: pick data, recipe and backend, start a worker, watch its curves live, cancel it."""
+"""Train: pick data (a named dataset, an image folder, an uploaded zip), recipe, backend and
+processes, start a worker, watch its curves live, cancel it."""
 
+import contextlib
 import functools
 
 import streamlit as st
 
-from explorer import charts, launch, models, progress, run_rows, runner, state, ui
+from explorer import charts, launch, models, progress, run_rows, runner, state, ui, uploads
 from explorer.launch import DEFAULTS, RECIPE
 from explorer.runner import BACKENDS
 from keras_resnets.data.datasets import DATASETS
+from keras_resnets.data.transforms import TRANSFORMS
 from keras_resnets.runs.store import Run
 from keras_resnets.training.probe import PROBE_IMAGES
-from keras_resnets.training.recipe import Recipe
+from keras_resnets.training.recipe import Recipe, default_subset
 
 DISTRIBUTIONS = {"none": "One device", "data_parallel": "Data parallel over all devices"}
+PROCESSES_HELP = ("Trains the run with this many processes on this machine, each backend on its own engine: "
+                  "jax.distributed, MultiWorkerMirroredStrategy, torch.distributed DDP (started by torchrun). The "
+                  "batch size is global: each process trains its share, so it must divide by the processes, and "
+                  "an epoch's last partial batch is left out. The embedded sample and image folders can be shared, "
+                  "tensorflow-datasets streams cannot. Process 0 writes the run and its curves; every process keeps "
+                  "its output in logs/process-<i>.log of the run. Cancel stops them all.")
 
 
 @st.cache_data(ttl=120, show_spinner=False)
@@ -26,22 +35,101 @@ SCHEDULES = {RECIPE: "the recipe's", "constant": "constant", "step": "÷10 at 50
 
 
 def fit_design():
-    state.set_design(launch.fitted(state.design(), st.session_state.get("train.dataset") or DEFAULTS.dataset))
+    state.set_design(launch.fitted(state.design(), current_data(current_request())))
 
 
 def settings(architecture):
-    """The settings widgets; returns ``(TrainRequest, problem or None)``."""
-    dataset, available = dataset_fields()
-    size_fields()
+    """The settings widgets; returns ``(TrainRequest, its DataFacts, problem or None)``."""
+    validation_folder, found = data_fields()
+    size_fields(validation_folder)
     recipe_fields()
     backend_fields()
     ui.keep_settings("train.", launch.SETTINGS)
     request = current_request()
-    return request, launch.training_problem(architecture, request, dataset, available)
+    with st.spinner("Reading the folder's images…") if found is not None else contextlib.nullcontext():
+        data = current_data(request)
+    if found is not None:
+        with found:
+            show_found(request, data)
+    return request, data, launch.training_problem(architecture, request, data)
+
+
+def data_fields():
+    """The widgets of the data: where it comes from, then the dataset, or the folder (typed or
+    an uploaded zip), a validation folder and the input transforms. Returns whether a validation
+    folder is given and, for a folder, the place that shows what it holds."""
+    source = st.radio("Data", list(launch.SOURCES), key=bind("source", "named"), horizontal=True,
+                      format_func=launch.SOURCES.get, on_change=source_changed)
+    if source == "named":
+        dataset_fields()
+        return False, None
+    if source == "folder":
+        st.text_input("Image folder", key=bind("folder", ""), placeholder="/path/to/images",
+                      help="A folder with one subfolder of JPEG or PNG images per class (cats/1.jpg, dogs/2.png): "
+                           "the subfolders' names are the classes.")
+    else:
+        upload_field()
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        validation = st.text_input("Validation folder (optional)", key=bind("validation_folder", ""),
+                                   placeholder="/path/to/held-out images",
+                                   help="Held-out images in subfolders named as the training folder's classes; "
+                                        "they replace the validation fraction.")
+    with c2:
+        st.selectbox("Input transforms", list(TRANSFORMS), key=bind("transforms", "none"),
+                     format_func=lambda name: TRANSFORMS[name].description,
+                     help="none and the augmentations keep the images' size, so they must all have one; imagenet "
+                          "crops and resizes any size to 224×224 (torchvision's ImageNet recipe).")
+    return bool(validation.strip()), st.container()
+
+
+def source_changed():
+    """Sets the subset to the new data's default, as the command line does (`default_subset`):
+    the first minute's for the embedded sample, all images of a folder, however few."""
+    dataset = st.session_state.get("train.dataset") if st.session_state["train.source"] == "named" else None
+    st.session_state["train.subset"] = default_subset(dataset) or 0
+
+
+def upload_field():
+    """The zip's uploader, and where it was extracted or why it was refused."""
+    st.file_uploader("A zip of an image folder", type=["zip"], key="train.zip", on_change=extract_upload,
+                     max_upload_size=uploads.MAX_ZIP_MB,
+                     help=f"The class subfolders at its top, or in its one top folder. It is extracted once into "
+                          f"`{ui.runs_root()}/{uploads.UPLOADS}/` (at most {uploads.MAX_BYTES / 2**20:,.0f} MB, "
+                          f"{uploads.MAX_FILES:,} files); the same zip again reuses that folder.")
+    if "train.upload_error" in st.session_state:
+        st.error(st.session_state["train.upload_error"], icon=":material/folder_zip:")
+    elif st.session_state.get("train." + launch.UPLOADED):
+        st.caption(f"Extracted into `{st.session_state['train.' + launch.UPLOADED]}`.")
+
+
+def extract_upload():
+    """Extracts the uploaded zip (`uploads.extract_zip`) and keeps its folder, or why it is refused."""
+    upload = st.session_state.get("train.zip")
+    for key in ("train." + launch.UPLOADED, "train.upload_error"):
+        st.session_state.pop(key, None)
+    if upload is None:
+        return
+    try:
+        st.session_state["train." + launch.UPLOADED] = str(uploads.extract_zip(upload.getvalue(), ui.runs_root()))
+    except ValueError as error:
+        st.session_state["train.upload_error"] = f"{upload.name} is refused: {error}"
+    except OSError as error:
+        st.session_state["train.upload_error"] = f"{upload.name} could not be extracted: {error}"
+
+
+def show_found(request, data):
+    """What the folder holds, or why it cannot be used (the library's message)."""
+    if not request.dataset:
+        st.info(data.problem.capitalize(), icon=":material/folder_open:")
+    elif data.problem:
+        st.error(data.problem, icon=":material/folder_off:")
+    else:
+        st.success(launch.data_text(data), icon=":material/folder:")
 
 
 def dataset_fields():
-    """The dataset's selectbox and whether it can be loaded here; returns ``(name, available)``."""
+    """The dataset's selectbox, and whether it can be loaded here."""
     names = list(DATASETS)
     c1, c2 = st.columns([3, 2])
     with c1:
@@ -58,11 +146,11 @@ def dataset_fields():
             fallback = " (it would fall back to the embedded sample)" if dataset == "mnist" else ""
             st.warning(f"{dataset} is not prepared here and its download host does not answer{fallback}.",
                        icon=":material/cloud_off:")
-    return dataset, available
 
 
-def size_fields():
-    """The widgets of how much to train: images, epochs, batch size and the validation fraction."""
+def size_fields(validation_folder):
+    """The widgets of how much to train: images, epochs, batch size and the validation fraction
+    (none with a ``validation_folder``)."""
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.number_input("Training images (subset)", min_value=0, max_value=100_000, step=256,
@@ -73,8 +161,9 @@ def size_fields():
         st.number_input("Batch size", min_value=1, max_value=4096, key=bind("batch_size", DEFAULTS.batch_size))
     with c4:
         st.number_input("Validation fraction", min_value=0.0, max_value=0.5, step=0.01, format="%.2f",
-                        key=bind("validation_split", DEFAULTS.validation_split),
-                        help="Held out of the training data, evaluated after each epoch.")
+                        key=bind("validation_split", DEFAULTS.validation_split), disabled=validation_folder,
+                        help="Held out of the training data, evaluated after each epoch; none when a validation "
+                             "folder is given (its images are held out instead).")
 
 
 def recipe_fields():
@@ -104,7 +193,8 @@ def recipe_fields():
 
 
 def backend_fields():
-    """The widgets of where the worker trains: the backend (of those installed) and the devices."""
+    """The widgets of where the worker trains: the backend (of those installed), the devices and
+    the processes."""
     installed = runner.available_backends()
     st.segmented_control("Backend (each run trains in its own worker process with KERAS_BACKEND set)",
                          runner.backend_choices(installed), format_func=BACKENDS.get,
@@ -112,11 +202,16 @@ def backend_fields():
     missing = [BACKENDS[b] for b in BACKENDS if not installed[b]]
     if missing:
         st.caption(f"Not installed here: {', '.join(missing)}.")
-    st.radio("Devices", list(DISTRIBUTIONS), key=bind("distribution", DEFAULTS.distribution), horizontal=True,
-             format_func=DISTRIBUTIONS.get,
-             help="Data parallelism splits each batch (the global batch) over all devices the worker sees: "
-                  "keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow. "
-                  "The learning rate is not rescaled.")
+    c1, c2 = st.columns([3, 1])
+    with c1:
+        st.radio("Devices", list(DISTRIBUTIONS), key=bind("distribution", DEFAULTS.distribution), horizontal=True,
+                 format_func=DISTRIBUTIONS.get,
+                 help="Data parallelism splits each batch (the global batch) over all devices of the worker "
+                      "process: keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on "
+                      "TensorFlow (with PyTorch, use several processes). The learning rate is not rescaled.")
+    with c2:
+        st.number_input("Processes", min_value=1, max_value=launch.MAX_PROCESSES, step=1,
+                        key=bind("processes", DEFAULTS.processes), help=PROCESSES_HELP)
 
 
 def numbers(events, status):
@@ -155,7 +250,8 @@ def run_panel(run):
     state_name = status.get("state", "?")
     epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
     now = progress.run_progress(status, run.config.recipe, events, charts.steps_per_epoch(events, run.config),
-                                backend=BACKENDS.get(run.config.backend, "its backend"))
+                                backend=BACKENDS.get(run.config.backend, "its backend"),
+                                processes=run.config.processes)
     st.markdown(f"{ui.STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {run_rows.run_line(run)}")
     st.progress(now.fraction, text=progress.bar_text(status, now, epochs))
     numbers(events, status)
@@ -176,9 +272,12 @@ def run_panel(run):
         with c2:
             st.altair_chart(charts.learning_curves(frame, "accuracy", epochs=epochs), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
+        held_out = (f"a fixed {PROBE_IMAGES} images a few times a run, and all of them at each epoch's end"
+                    if run.config.processes == 1 else "all of them at each epoch's end (several processes make "
+                    "no probes between)")
         st.caption("Thin line: training, every few batches (running mean over the epoch so far). Bold "
-                   f"points: held out, a fixed {PROBE_IMAGES} images a few times a run, and all of them at each "
-                   "epoch's end; training, the whole epoch's mean. Drag to pan, scroll to zoom, hover for values.")
+                   f"points: held out, {held_out}; training, the whole epoch's mean. Drag to pan, scroll to zoom, "
+                   "hover for values.")
     if run.model_path.exists():
         try_model(run)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
@@ -224,7 +323,13 @@ def runner_instance():
 def current_request():
     """The `TrainRequest` of the settings widgets, read from the session state (so that a
     button's callback sees values changed in the same interaction)."""
-    return launch.request_of({name: st.session_state.get("train." + name) for name in launch.SETTINGS})
+    names = (*launch.SETTINGS, launch.UPLOADED)
+    return launch.request_of({name: st.session_state.get("train." + name) for name in names})
+
+
+def current_data(request):
+    """`launch.data_of` with the cached `reachable`."""
+    return launch.data_of(request, reachable)
 
 
 def start():
@@ -233,6 +338,11 @@ def start():
         st.session_state["train.error"] = "The design is not valid: fix it on the Design page."
         return
     request = current_request()
+    # The button was drawn before this interaction: a folder typed in it may not do.
+    problem = launch.training_problem(architecture, request, current_data(request))
+    if problem:
+        st.session_state["train.error"] = f"Cannot start: {problem}"
+        return
     try:
         run_id = runner_instance().launch(architecture, request)
     except (OSError, ValueError) as error:
@@ -259,16 +369,16 @@ def page():
 def launch_panel(architecture):
     """The settings, what they will train, how long it may take, and the button that starts it."""
     summary, _ = ui.summary_of(architecture)
-    request, problem = settings(architecture)
+    request, data, problem = settings(architecture)
     st.markdown(launch.plan_text(architecture, request, summary["counts"]["trainable"]))
-    guess = launch.estimate(architecture, request, runner_instance().runs())
+    guess = launch.estimate(architecture, request, data, runner_instance().runs())
     if guess:
         st.caption(f"The last run of this design trained at {guess[1]:.0f} images/s: about {guess[0]:.0f} s of "
                    "training, plus the time to start the worker and compile the model.")
-    if problem:
+    if problem and (problem != data.problem or request.dataset in DATASETS):  # a folder's is shown by its fields
         st.warning(f"Cannot train yet: {problem}", icon=":material/warning:")
         if problem.startswith("the design takes") and len(architecture.input_shape) == 3:
-            st.button(f"Fit the design to {request.dataset}", on_click=fit_design,
+            st.button(f"Fit the design to {launch.data_name(request)}", on_click=fit_design,
                       icon=":material/fit_screen:", key="fit_design")
     st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=problem is not None,
               on_click=start, key="start_training")
