@@ -119,6 +119,7 @@ def block_anatomy(kind, in_channels, channels, kernel_size=3, strides=1, *, grou
     Args:
         kind: ``"basic"``, ``"bottleneck"``, ``"dense"`` (fully connected) or ``"highway"``.
         in_channels: the width of its input; ``channels``: its ``nb_channels``.
+        kernel_size: 1 on vectors.
         preactivate: ``False`` leaves out a pre-activation block's first BN-σ (after a stem
             that ends with its own, He et al. 2016, appendix).
 
@@ -139,7 +140,7 @@ def block_anatomy(kind, in_channels, channels, kernel_size=3, strides=1, *, grou
     if not needs_shortcut_layer(shortcut, in_channels, out, stride):
         return Anatomy(branch, 0, (), (), post)
     # A projection sees what the first convolution sees (He et al. 2016); option A sees x.
-    shares = 0 if shortcut == "A" else next(i for i, l in enumerate(branch) if l.kind == "conv")
+    shares = 0 if shortcut == "A" else [layer.kind for layer in branch].index("conv")
     source = branch[shares - 1].filters if shares else in_channels
     layers = shortcut_layers(shortcut, source, out, stride,
                              batch_norm=batch_norm and shortcut_batch_norm, avg_down=avg_down)
@@ -174,8 +175,7 @@ def _linear_maps(kind, channels, kernel_size, strides, groups, width_per_group, 
         width = bottleneck_width(channels, groups, width_per_group)
         return ((width, 1, 1, 1), (width, kernel_size, strides, groups),
                 (channels * expansion, 1, 1, 1))
-    k = 1 if kind == "dense" else kernel_size
-    return ((channels, k, strides, 1), (channels, k, 1, 1))
+    return ((channels, kernel_size, strides, 1), (channels, kernel_size, 1, 1))
 
 
 def _branch(maps, in_channels, preactivation, preactivate, activation, batch_norm, use_bias,

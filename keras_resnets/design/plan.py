@@ -13,6 +13,8 @@ Example:
 >>> block = plan.blocks[3]
 >>> block.name, block.in_channels, block.width, block.out_channels, block.strides, block.shortcut
 ('stage2_block1', 256, 128, 512, 2, 'projection')
+>>> [layer.name for layer in block.anatomy.branch]
+['conv1', 'bn1', 'act1', 'conv2', 'bn2', 'act2', 'conv3', 'bn3']
 >>> plan.count_params()
 {'trainable': 25557032, 'non_trainable': 53120, 'total': 25610152}
 """
