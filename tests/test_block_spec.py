@@ -1,9 +1,10 @@
 """One block spec behind every face: each block's `Anatomy` (its plan's) is what the Keras
 model runs, what the diagrams draw and what the PyTorch export runs, layer by layer.
 
-Every preset is checked with at most two blocks per stage (a first, strided block and a later
-one: every kind of block it has) on a small input, and presets that come out the same are
-checked once; the designs below add what no preset has at its defaults.
+Every preset is checked in a small form: its first two stages of at most two blocks (a first
+block, strided or projecting, and a later one: every kind of block it has) on a small input;
+presets whose small forms are the same are checked once. The designs below add what no preset
+has at its defaults.
 """
 
 import dataclasses
@@ -58,15 +59,17 @@ DRAWN_KINDS = {"#fde9c9": "conv", "#dbeafe": "norm", "#dcfce7": "act", "#ede9fe"
 
 
 def _small(arch):
-    """``arch`` with at most two blocks per stage, on an image of at most 32x32."""
-    stages = tuple(dataclasses.replace(stage, blocks=min(stage.blocks, 2)) for stage in arch.stages)
+    """``arch`` with its first two stages (later ones repeat the second, wider) of at most two
+    blocks, on an image of at most 32x32."""
+    stages = tuple(dataclasses.replace(stage, blocks=min(stage.blocks, 2)) for stage in arch.stages[:2])
     large = len(arch.input_shape) == 3 and arch.input_shape[0] > SMALL_IMAGE[0]
     return arch.replace(stages=stages, input_shape=SMALL_IMAGE if large else arch.input_shape)
 
 
 def _cases():
+    """Each preset whose small form no earlier one has, and the designs."""
     cases, seen = {}, set()
-    for name in sorted(PRESETS):
+    for name in PRESETS:
         arch = _small(PRESETS[name]())
         if arch.replace(name="x") not in seen:
             seen.add(arch.replace(name="x"))
