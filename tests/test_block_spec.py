@@ -74,7 +74,7 @@ def _cases():
         if arch.replace(name="x") not in seen:
             seen.add(arch.replace(name="x"))
             cases[name] = arch
-    return {**cases, **DESIGNS}
+    return {**cases, **{name: _small(arch) for name, arch in DESIGNS.items()}}
 
 
 CASES = _cases()
