@@ -1,4 +1,5 @@
-"""Graphviz DOT pictures of a design, drawn from the `Architecture` alone (no model needed).
+"""Graphviz DOT pictures of a design, drawn from the `Architecture` alone (no model needed):
+each block as its plan's `keras_resnets.design.anatomy.Anatomy` says.
 
 - `block_dot`: the lecture's block picture, ``x → conv1 → bn1 → relu → conv2 → bn2 → + → relu``
   with the skip arrow, and its variants (pre-activation, bottleneck, dense, highway, plain,
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 from keras_resnets import Architecture
-from keras_resnets.design.plan import branch_specs
 
 _FONT = 'fontname="Helvetica,Arial,sans-serif"'
 _COLORS = {
@@ -40,9 +40,9 @@ def _node(name, label, kind, shape="box", extra=""):
     return f'  {name} [label={_q(label)}, shape={shape}, {style}{", " + extra if extra else ""}];'
 
 
-def _act_name(arch):
+def _act_name(activation):
     return {"relu": "ReLU", "crelu": "CReLU", "elu": "ELU", "gelu": "GELU", "swish": "swish",
-            "tanh": "tanh", "linear": "linear"}.get(arch.activation, arch.activation)
+            "tanh": "tanh", "linear": "linear"}.get(activation, activation)
 
 
 def _spec(arch, stage_index, first):
@@ -58,57 +58,47 @@ def _conv_text(filters, kernel_size, strides, groups):
     return text + (f", /{strides}" if strides != 1 else "")
 
 
-def _branch_layers(arch, stage, first):
-    """``[(kind, label), ...]`` of a residual branch, in order."""
-    strides = stage.strides if first else 1
-    specs = branch_specs(arch, stage, strides)
-    if arch.block == "dense" or len(arch.input_shape) == 1:
-        linears = [f"dense, {filters}" for filters, *_ in specs]
-    else:
-        linears = [_conv_text(*spec) for spec in specs]
-    act = _act_name(arch)
-    layers = []
-    n = len(linears)
-    for i, text in enumerate(linears, start=1):
-        if arch.preactivation:
-            if arch.batch_norm:
-                layers.append(("bn", f"bn{i}"))
-            layers.append(("act", act))
-        if i == 2 and arch.dropout > 0:
-            layers.append(("drop", f"dropout {arch.dropout:g}"))
-        layers.append(("conv", f"conv{i}\n{text}"))
-        if not arch.preactivation:
-            if arch.batch_norm:
-                layers.append(("bn", f"bn{i}"))
-            if i < n:
-                layers.append(("act", act))
-    return layers
+def _linear_text(arch, layer, strides=None):
+    """A convolution of a block's anatomy (a dense layer on vectors); ``strides`` overrides its
+    own."""
+    if len(arch.input_shape) == 1:
+        return f"dense, {layer.filters}"
+    strides = layer.strides if strides is None else strides
+    return _conv_text(layer.filters, layer.kernel_size, strides, layer.groups)
 
 
-def _needs_projection(arch, stage_index, first):
-    """Whether the block has a shortcut layer (a projection or option A's zero padding)."""
-    return _spec(arch, stage_index, first).shortcut in ("A", "projection")
+def _layer_node(arch, layer, conv_symbol=None):
+    """``(label, kind)`` of the node of a `keras_resnets.design.anatomy.Layer` of a branch; a
+    convolution is labelled with its name, or ``conv_symbol`` (a highway layer's ``H``)."""
+    if layer.kind == "conv":
+        text = _linear_text(arch, layer)
+        return (f"{conv_symbol}: {text}" if conv_symbol else f"{layer.name}\n{text}"), "conv"
+    if layer.kind == "norm":
+        return layer.name, "bn"
+    if layer.kind == "act":
+        return _act_name(layer.activation), "act"
+    return f"dropout {layer.rate:g}", "drop"
 
 
-def _shortcut_label(arch, stage_index):
-    spec = _spec(arch, stage_index, True)
-    strides, out = spec.strides, spec.out_channels
-    if arch.shortcut == "A":
-        parts = []
-        if strides != 1:
-            parts.append(f"keep 1 in {strides}")
-        parts.append(f"zero-pad to {out}")
-        return "option A\n" + ", ".join(parts)
-    bn = " + bn" if arch.batch_norm and arch.shortcut_batch_norm else ""
-    if spec.avg_down:
-        return f"option {arch.shortcut}\n{strides}x{strides} avg pool, /{strides}\n1x1 conv, {out}{bn}"
-    stride_text = f", /{strides}" if strides != 1 else ""
-    return f"option {arch.shortcut}\n1x1 conv, {out}{stride_text}{bn}"
+def _shortcut_label(arch, anatomy):
+    """The shortcut's box: option A's subsampling and padding, or the projection's layers."""
+    lines = [f"option {arch.shortcut}"]
+    for layer in anatomy.shortcut:
+        if layer.kind == "zero_pad":
+            keep = [f"keep 1 in {layer.strides}"] if layer.strides != 1 else []
+            lines.append(", ".join([*keep, f"zero-pad to {layer.filters}"]))
+        elif layer.kind == "pool":
+            lines.append(f"{layer.kernel_size}x{layer.kernel_size} avg pool, /{layer.strides}")
+        elif layer.kind == "conv":
+            lines.append(_linear_text(arch, layer))
+        else:
+            lines[-1] += f" + {layer.name}"
+    return "\n".join(lines)
 
 
 def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> str:
-    """The picture of one block: block 1 of stage ``stage_index + 1`` when ``first``, else a
-    later block of that stage."""
+    """The picture of one block, from its anatomy: block 1 of stage ``stage_index + 1`` when
+    ``first``, else a later block of that stage."""
     stage_index = max(0, min(stage_index, len(arch.stages) - 1))
     stage = arch.stages[stage_index]
     block_number = 1 if first else min(2, stage.blocks)
@@ -117,69 +107,69 @@ def block_dot(arch: Architecture, stage_index: int = 0, first: bool = True) -> s
              f"  node [{_FONT}, fontsize=11, width=1.7, margin=\"0.08,0.03\"]; edge [{_FONT}, fontsize=10, arrowsize=0.6];",
              f"  label={_q(title)}; labelloc=t; fontsize=12; {_FONT};",
              _node("x", "x", "io", shape="plaintext")]
+    spec = _spec(arch, stage_index, first)
     if arch.block == "highway":
-        return _highway_block(arch, stage, lines)
-    layers = _branch_layers(arch, stage, first)
-    previous = "x"
-    for i, (kind, label) in enumerate(layers):
-        name = f"l{i}"
-        lines.append(_node(name, label, kind))
-        lines.append(f"  {previous} -> {name};")
-        previous = name
-    p = _spec(arch, stage_index, first).survival_probability
-    if arch.residual and p < 1.0:
-        mode = "one draw per batch" if arch.drop_mode == "batch" else "one draw per example"
-        lines.append(_node("drop", f"keep with\np_l = {p:.2f}\n({mode})", "drop"))
-        lines.append(f"  {previous} -> drop;")
-        previous = "drop"
-    if arch.residual:
-        lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))
-        lines.append(f"  {previous} -> sum;")
-        if _needs_projection(arch, stage_index, first):
-            lines.append(_node("short", _shortcut_label(arch, stage_index), "short"))
-            source = "x"
-            if arch.preactivation and arch.shortcut != "A":
-                # He et al. (2016): a projection sees the pre-activated input
-                source = next((f"l{i}" for i, (kind, _) in enumerate(layers) if kind == "act"), "x")
-            lines.append(f"  {source} -> short [color=\"#b45309\"];")
-            lines.append("  short -> sum [color=\"#b45309\"];")
-            lines.append("  { rank=same; short; l1; }" if len(layers) > 1 else "")
-        else:
-            lines.append('  x:e -> sum:e [constraint=false, color="#b45309", penwidth=1.6, label="  identity"];')
-        previous = "sum"
-    if not arch.preactivation:
-        lines.append(_node("post", _act_name(arch), "act"))
-        lines.append(f"  {previous} -> post;")
-        previous = "post"
+        return _highway_block(arch, spec.anatomy, lines)
+    previous = _draw_branch(arch, spec.anatomy.branch, lines)
+    if spec.anatomy.shortcut is not None:
+        previous = _draw_merge(arch, spec, previous, lines)
+    for i, layer in enumerate(spec.anatomy.post):
+        lines.append(_node(f"post{i}", _act_name(layer.activation), "act"))
+        lines.append(f"  {previous} -> post{i};")
+        previous = f"post{i}"
     lines.append(_node("y", "y", "io", shape="plaintext"))
     lines.append(f"  {previous} -> y;")
     lines.append("}")
     return "\n".join(line for line in lines if line)
 
 
-def _highway_block(arch, stage, lines):
-    k = stage.kernel_size
-    vectors = len(arch.input_shape) == 1
-    linear = f"dense, {stage.channels}" if vectors else f"{k}x{k} conv, {stage.channels}"
-    lines.append(_node("h", f"H: {linear}", "conv"))
-    lines.append("  x -> h;")
-    previous = "h"
-    if arch.batch_norm:
-        lines.append(_node("bn", "bn", "bn"))
-        lines.append(f"  {previous} -> bn;")
-        previous = "bn"
-    lines.append(_node("act", _act_name(arch), "act"))
-    lines.append(f"  {previous} -> act;")
-    if not arch.residual:
+def _draw_branch(arch, branch, lines, conv_symbol=None):
+    """Appends the branch's nodes ``l0, l1, ...`` from ``x``; returns the last one's name."""
+    previous = "x"
+    for i, layer in enumerate(branch):
+        lines.append(_node(f"l{i}", *_layer_node(arch, layer, conv_symbol)))
+        lines.append(f"  {previous} -> l{i};")
+        previous = f"l{i}"
+    return previous
+
+
+def _draw_merge(arch, spec, previous, lines):
+    """Appends stochastic depth, the sum and the shortcut after node ``previous``; returns the
+    sum's name."""
+    p = spec.survival_probability
+    if p < 1.0:
+        mode = "one draw per batch" if arch.drop_mode == "batch" else "one draw per example"
+        lines.append(_node("drop", f"keep with\np_l = {p:.2f}\n({mode})", "drop"))
+        lines.append(f"  {previous} -> drop;")
+        previous = "drop"
+    lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))
+    lines.append(f"  {previous} -> sum;")
+    anatomy = spec.anatomy
+    if anatomy.shortcut:
+        lines.append(_node("short", _shortcut_label(arch, anatomy), "short"))
+        # x̂: what the first convolution sees, σ(BN(x)) in pre-activation (He et al. 2016)
+        source = f"l{anatomy.shares - 1}" if anatomy.shares else "x"
+        lines.append(f"  {source} -> short [color=\"#b45309\"];")
+        lines.append("  short -> sum [color=\"#b45309\"];")
+        lines.append("  { rank=same; short; l1; }" if len(anatomy.branch) > 1 else "")
+    else:
+        lines.append('  x:e -> sum:e [constraint=false, color="#b45309", penwidth=1.6, label="  identity"];')
+    return "sum"
+
+
+def _highway_block(arch, anatomy, lines):
+    previous = _draw_branch(arch, anatomy.branch, lines, conv_symbol="H")
+    if not anatomy.gate:
         lines.append(_node("y", "y = H(x)", "io", shape="plaintext"))
-        lines.append("  act -> y;")
+        lines.append(f"  {previous} -> y;")
         lines.append("}")
         return "\n".join(lines)
-    lines.append(_node("t", f"T: {linear}\nsigmoid, bias {arch.transform_gate_bias:g}", "gate"))
+    (gate,) = anatomy.gate
+    lines.append(_node("t", f"T: {_linear_text(arch, gate)}\nsigmoid, bias {arch.transform_gate_bias:g}", "gate"))
     lines.append("  x -> t;")
     lines.append(_node("mul", "×", "sum", shape="circle", extra="width=0.35, fixedsize=true"))
     lines.append(_node("carry", "(1 - T) · x", "gate"))
-    lines.append("  act -> mul; t -> mul [label=\"T\"]; t -> carry; x -> carry [constraint=false];")
+    lines.append(f"  {previous} -> mul; t -> mul [label=\"T\"]; t -> carry; x -> carry [constraint=false];")
     lines.append(_node("sum", "+", "sum", shape="circle", extra="width=0.35, fixedsize=true, fontsize=16"))
     lines.append("  mul -> sum; carry -> sum;")
     lines.append(_node("y", "y = T·H(x) + (1 - T)·x", "io", shape="plaintext"))
@@ -197,13 +187,13 @@ def _stem_layers(arch):
         layers = [f"dense, {stem.filters}"]
     else:
         layers = [_conv_text(*conv, 1) for conv in spec.convs]
-        between = " + ".join((["bn"] if stem.batch_norm else []) + [_act_name(arch)])
+        between = " + ".join((["bn"] if stem.batch_norm else []) + [_act_name(arch.activation)])
         layers = [f"{text}\n+ {between}" for text in layers[:-1]] + layers[-1:]
     extras = []
     if stem.batch_norm:
         extras.append("bn")
     if stem.activation:
-        extras.append(_act_name(arch))
+        extras.append(_act_name(arch.activation))
     if extras:
         layers[-1] += "\n+ " + " + ".join(extras)
     if stem.pool:
@@ -216,7 +206,7 @@ def _head_layers(arch):
     if arch.pooling:
         name = {"avg": "avg pool", "max": "max pool", "flatten": "flatten"}[arch.pooling]
         if arch.pool_activation:
-            name += f" + {_act_name(arch)}"
+            name += f" + {_act_name(arch.activation)}"
         out.append(name)
     if arch.include_top:
         out.append(f"fc {arch.classes}" + (", softmax" if arch.classifier_activation == "softmax" else ""))
@@ -228,11 +218,9 @@ def _stage_summary(arch, stage_index):
     k = stage.kernel_size
     if arch.block == "highway":
         inner = [f"{k}x{k} highway {stage.channels}"]
-    elif arch.block == "dense" or len(arch.input_shape) == 1:
-        inner = [f"dense {stage.channels}"] * 2
-    else:
-        inner = [_conv_text(filters, k, 1, groups).replace(",", "", 1)
-                 for filters, k, _, groups in branch_specs(arch, stage, 1)]
+    else:  # the convolutions of a block that keeps the size
+        inner = [_linear_text(arch, conv, strides=1).replace(",", "", 1)
+                 for conv in arch.plan().stage(stage_index + 1)[-1].anatomy.convs]
     text = f"stage{stage_index + 1}: {stage.blocks} x [{', '.join(inner)}]"
     if stage.strides != 1:
         text += f", /{stage.strides}"
@@ -277,17 +265,16 @@ def network_dot(arch: Architecture, expand: bool | None = None) -> str:
             current_shape = out_shape
             continue
         for b, spec in enumerate(plan.stage(s + 1)):
-            first = b == 0
             block_input = previous
             if arch.block == "highway":
                 previous = add(f"{stage.kernel_size}x{stage.kernel_size} highway, {stage.channels}",
                                "gate" if arch.residual else "conv")
                 continue
-            convs = [label.split("\n", 1)[1] for kind, label in _branch_layers(arch, stage, first) if kind == "conv"]
-            for c, text in enumerate(convs):
-                previous = add(text, "conv", edge_label=current_shape if (b == 0 and c == 0) else None)
-            if arch.residual:
-                projection = _needs_projection(arch, s, first)
+            for c, conv in enumerate(spec.anatomy.convs):
+                previous = add(_linear_text(arch, conv), "conv",
+                               edge_label=current_shape if (b == 0 and c == 0) else None)
+            if spec.anatomy.shortcut is not None:
+                projection = bool(spec.anatomy.shortcut)
                 style = 'style=dashed, color="#b45309"' if projection else 'color="#b45309"'
                 p = spec.survival_probability
                 label = f', xlabel="p={p:.2f}"' if p < 1.0 else ""

@@ -5,9 +5,9 @@ import functools
 import streamlit as st
 
 from explorer import count_tables, designs, diagram, state, ui
+from keras_resnets.design.anatomy import EXPANSION
 from keras_resnets.design.choices import ACTIVATIONS, BLOCKS, DTYPE_POLICIES, STEMS
 from keras_resnets.design.limits import limits
-from keras_resnets.design.plan import EXPANSION
 from keras_resnets.design.validation import MAX_SEED
 from keras_resnets.models.summary import format_macs
 

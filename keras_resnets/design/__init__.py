@@ -4,6 +4,7 @@
   option, pre-activation, stochastic depth, head) and its validation;
 - `plan`: an architecture resolved into one spec per block, with every derived number
   (widths, strides, sizes, parameters, multiply-adds);
+- `anatomy`: what a block is: its layers in order, its shortcut's, where they meet;
 - `presets`: the papers' networks as descriptions; `limits`: the size limits of a design;
 - `names`: the blocks' names (``stage{s}_block{b}``), made and parsed;
 - `choices`: the names each field accepts; `validation`: the one home of the message that

@@ -2,8 +2,10 @@
 
 Every derived number lives here: widths, strides, spatial sizes, a bottleneck's inner width and
 groups, survival probabilities, which shortcut a block actually uses, and each part's
-parameter counts and multiply-adds. `build_resnet` builds from it; validation, the explorer's
-diagram and estimates, and anyone who needs a size before building read it.
+parameter counts and multiply-adds. Each block's layers are its `Anatomy`
+(`keras_resnets.design.anatomy`), which the counts walk. `build_resnet` builds from the plan;
+validation, the explorer's diagram and estimates, the PyTorch export and anyone who needs a
+size before building read it.
 
 Example:
 >>> from keras_resnets import presets
@@ -11,6 +13,8 @@ Example:
 >>> block = plan.blocks[3]
 >>> block.name, block.in_channels, block.width, block.out_channels, block.strides, block.shortcut
 ('stage2_block1', 256, 128, 512, 2, 'projection')
+>>> [layer.name for layer in block.anatomy.branch]
+['conv1', 'bn1', 'act1', 'conv2', 'bn2', 'act2', 'conv3', 'bn3']
 >>> plan.count_params()
 {'trainable': 25557032, 'non_trainable': 53120, 'total': 25610152}
 """
@@ -18,33 +22,12 @@ Example:
 import functools
 from dataclasses import dataclass
 
-from keras_resnets.design.choices import SHORTCUT_OPTIONS
+from keras_resnets.design.anatomy import Anatomy, block_anatomy, width_factor
 from keras_resnets.design.names import block_name
-from keras_resnets.design.validation import check_choice, check_int, check_probability
+from keras_resnets.design.validation import check_int, check_probability
 
 BRANCH_LAYERS = {"basic": 2, "bottleneck": 3, "dense": 2, "highway": 1}
 """Weighted layers of a block's branch, as the papers count depth."""
-
-EXPANSION = 4
-"""Output width over ``nb_channels`` of a bottleneck block (He et al. 2015, Table 1)."""
-
-
-def bottleneck_width(nb_channels, groups=1, width_per_group=64):
-    """The inner width of a bottleneck block, as torchvision computes it:
-    ``int(nb_channels * width_per_group / 64) * groups``.
-
-    Example:
-    >>> bottleneck_width(64), bottleneck_width(64, groups=32, width_per_group=4)
-    (64, 128)
-    >>> bottleneck_width(64, width_per_group=128)  # Wide ResNet-50-2
-    128
-    """
-    return int(nb_channels * (width_per_group / 64.0)) * groups
-
-
-def width_factor(activation):
-    """How many channels an activation returns per input channel (2 for CReLU)."""
-    return 2 if activation == "crelu" else 1
 
 
 def conv_output_size(size, kernel_size, strides):
@@ -65,15 +48,6 @@ def linear_macs(kernel_params, output_size):
     (1806336, 160)
     """
     return kernel_params * _product(output_size)
-
-
-def needs_shortcut_layer(option, in_channels, out_channels, strides):
-    """Whether a block needs a `Shortcut` layer rather than the bare identity.
-
-    Option C projects in every block; options A and B only where the shape changes.
-    """
-    check_choice("shortcut", option, SHORTCUT_OPTIONS)
-    return option == "C" or strides != 1 or in_channels != out_channels
 
 
 def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
@@ -126,11 +100,12 @@ class StemSpec:
 class BlockSpec:
     """One block, named ``stage{stage}_block{index}``; ``number`` counts from 1 over all stages.
 
-    ``width`` is the inner width of the branch (a bottleneck's ``bottleneck_width``, else
-    ``channels``) and ``groups`` the groups of its kxk convolution. ``shortcut`` is what the
-    block uses: ``"identity"``, ``"A"`` (subsample and zero-pad), ``"projection"`` (1x1
-    convolution, average-pooled first when ``avg_down``), ``"none"`` for a plain block or
-    ``"gate"`` for a highway layer. ``preactivate`` is ``None`` for post-activation blocks.
+    ``anatomy`` lists its layers (`keras_resnets.design.anatomy.Anatomy`). ``width`` is the
+    inner width of the branch (a bottleneck's ``bottleneck_width``, else ``channels``) and
+    ``groups`` the groups of its kxk convolution. ``shortcut`` is what the block uses:
+    ``"identity"``, ``"A"`` (subsample and zero-pad), ``"projection"`` (1x1 convolution,
+    average-pooled first when ``avg_down``), ``"none"`` for a plain block or ``"gate"`` for a
+    highway layer. ``preactivate`` is ``None`` for post-activation blocks.
     """
 
     name: str
@@ -153,6 +128,7 @@ class BlockSpec:
     input_size: tuple
     output_size: tuple
     cost: Cost
+    anatomy: Anatomy
 
 
 @dataclass(frozen=True)
@@ -220,10 +196,9 @@ class _Tally:
             n *= s
         return n
 
-    def linear(self, filters, kernel_size=1, strides=1, groups=1, use_bias=False, source=None):
-        """A convolution (a `Dense` layer for vectors) from ``source`` (default: the current
-        width) channels."""
-        source = self.channels if source is None else source
+    def linear(self, filters, kernel_size=1, strides=1, groups=1, use_bias=False):
+        """A convolution (a `Dense` layer for vectors)."""
+        source = self.channels
         self.size = tuple(conv_output_size(s, kernel_size, strides) for s in self.size)
         kernel = kernel_size ** len(self.size) * source // groups * filters
         self.trainable += kernel + (filters if use_bias else 0)
@@ -239,6 +214,26 @@ class _Tally:
     def activation(self):
         self.channels *= width_factor(self.arch.activation)
         self.activations += self._elements()
+
+    def layer(self, layer):
+        """One `keras_resnets.design.anatomy.Layer` of a block."""
+        if layer.kind == "conv":
+            self.linear(layer.filters, layer.kernel_size, layer.strides, layer.groups, layer.use_bias)
+        elif layer.kind == "norm":
+            self.batch_norm()
+        elif layer.kind in ("act", "dropout"):
+            self.channels = layer.filters
+            self.activations += self._elements()
+        else:  # a shortcut's pooling or zero padding: sizes only, left out of the estimate
+            self.size = tuple(conv_output_size(s, 1, layer.strides) for s in self.size)
+            self.channels = layer.filters
+
+    def add(self, other):
+        """Adds the counts of a side path (a shortcut, a gate)."""
+        self.trainable += other.trainable
+        self.non_trainable += other.non_trainable
+        self.macs += other.macs
+        self.activations += other.activations
 
     def cost(self):
         return Cost(self.trainable, self.non_trainable, self.macs, self.activations)
@@ -290,103 +285,67 @@ def _stem(arch, channels, size):
     return StemSpec(stem.kind, convs, channels, tally.channels, tally.size, tally.cost())
 
 
-def branch_specs(arch, stage, strides):
-    """``(filters, kernel_size, strides, groups)`` of each linear layer of a block's branch
-    (a dense block's layers have kernel size 1, whatever the stage says)."""
-    k = 1 if arch.block == "dense" else stage.kernel_size
-    if arch.block == "bottleneck":
-        width = bottleneck_width(stage.channels, arch.groups, arch.width_per_group)
-        return ((width, 1, 1, 1), (width, k, strides, arch.groups),
-                (stage.channels * EXPANSION, 1, 1, 1))
-    if arch.block == "highway":
-        return ((stage.channels, k, 1, 1),)
-    return ((stage.channels, k, strides, 1), (stage.channels, k, 1, 1))
-
-
 def _block(arch, stage, s, b, number, channels, size):
     strides = stage.strides if b == 1 else 1
-    specs = branch_specs(arch, stage, strides)
     preactivate = None
     if arch.preactivation:
         stem_activates = arch.stem.kind != "none" and arch.stem.activation
         preactivate = not (number == 1 and stem_activates)
+    anatomy = _anatomy(arch, stage, channels, strides, preactivate is not False)
     tally = _Tally(arch, channels, size)
-    if arch.block == "highway":
-        shortcut = _highway(arch, tally, stage.kernel_size)
-    else:
-        shortcut = _branch(arch, tally, specs, preactivate)
+    shortcut = _tally_block(tally, anatomy)
     survival = 1.0
     if arch.final_survival_probability < 1.0:
         survival = linear_decay(number, arch.num_blocks, arch.final_survival_probability)
     return BlockSpec(
         name=block_name(s, b), stage=s, index=b, number=number, kind=arch.block,
         channels=stage.channels, in_channels=channels, out_channels=tally.channels,
-        width=specs[0][0], groups=max(spec[3] for spec in specs), kernel_size=stage.kernel_size,
-        strides=strides, survival_probability=survival, shortcut=shortcut,
-        avg_down=arch.avg_down and shortcut == "projection" and strides != 1,
+        width=anatomy.convs[0].filters, groups=max(conv.groups for conv in anatomy.convs),
+        kernel_size=stage.kernel_size, strides=strides, survival_probability=survival,
+        shortcut=shortcut, avg_down=any(layer.kind == "pool" for layer in anatomy.shortcut or ()),
         preactivate=preactivate, dropout=arch.dropout, input_size=size,
-        output_size=tally.size, cost=tally.cost(),
+        output_size=tally.size, cost=tally.cost(), anatomy=anatomy,
     )
 
 
-def _branch(arch, tally, specs, preactivate):
-    """Tallies a block's branch and shortcut; returns the shortcut kind."""
-    in_channels, in_size = tally.channels, tally.size
-    source = in_channels  # what a projection sees: the pre-activated input
-    for i, (filters, kernel_size, strides, groups) in enumerate(specs):
-        if arch.preactivation and (i > 0 or preactivate):
-            if arch.batch_norm:
-                tally.batch_norm()
-            tally.activation()
-        if i == 0:
-            source = tally.channels
-        if i == 1 and arch.dropout > 0:
-            tally.activations += tally._elements()
-        tally.linear(filters, kernel_size, strides, groups, arch.use_bias)
-        if not arch.preactivation:
-            if arch.batch_norm:
-                tally.batch_norm()
-            if i < len(specs) - 1:
-                tally.activation()
-    if not arch.residual:
-        shortcut = "none"
-    elif not needs_shortcut_layer(arch.shortcut, in_channels, specs[-1][0],
-                                  _product(s[2] for s in specs)):
-        shortcut = "identity"
-    elif arch.shortcut == "A":
-        shortcut = "A"
-    else:
-        shortcut = "projection"
-        projection = _Tally(arch, source, in_size)
-        projection.linear(specs[-1][0], 1, _product(s[2] for s in specs), source=source)
-        if arch.batch_norm and arch.shortcut_batch_norm:
-            projection.batch_norm()
-        tally.trainable += projection.trainable
-        tally.non_trainable += projection.non_trainable
-        tally.macs += projection.macs
-        tally.activations += projection.activations
-    if arch.residual:
-        tally.activations += tally._elements()  # the sum
-    if not arch.preactivation:
-        tally.activation()
-    return shortcut
+def _anatomy(arch, stage, in_channels, strides, preactivate):
+    """The `Anatomy` of a block of ``stage`` (kernels of size 1 on vectors)."""
+    return block_anatomy(
+        arch.block, in_channels, stage.channels,
+        1 if len(arch.input_shape) == 1 else stage.kernel_size, strides, groups=arch.groups,
+        width_per_group=arch.width_per_group, preactivation=arch.preactivation,
+        preactivate=preactivate, activation=arch.activation, batch_norm=arch.batch_norm,
+        use_bias=arch.use_bias, dropout=arch.dropout, shortcut=arch.shortcut,
+        shortcut_batch_norm=arch.shortcut_batch_norm, avg_down=arch.avg_down,
+        residual=arch.residual,
+    )
 
 
-def _highway(arch, tally, kernel_size):
-    """Tallies a highway layer ``T(x) H(x) + (1 - T(x)) x``; returns the shortcut kind."""
-    width, size = tally.channels, tally.size
-    tally.linear(width, kernel_size, use_bias=arch.use_bias)
-    if arch.batch_norm:
-        tally.batch_norm()
-    tally.activation()
-    if not arch.residual:
+def _tally_block(tally, anatomy):
+    """Tallies a block's layers, its shortcut's or gate's and its merge; returns
+    `BlockSpec.shortcut`."""
+    for i, layer in enumerate(anatomy.branch):
+        if i == anatomy.shares:
+            side = _Tally(tally.arch, tally.channels, tally.size)  # from x̂, as the shortcut
+        tally.layer(layer)
+    for layer in (anatomy.shortcut or ()) + anatomy.gate:
+        side.layer(layer)
+    tally.add(side)
+    if anatomy.shortcut is not None:  # the sum; a gate's sigmoid and mix
+        tally.activations += (2 if anatomy.gate else 1) * tally._elements()
+    for layer in anatomy.post:
+        tally.layer(layer)
+    return _shortcut_kind(anatomy)
+
+
+def _shortcut_kind(anatomy):
+    if anatomy.shortcut is None:
         return "none"
-    gate = _Tally(arch, width, size)
-    gate.linear(width, kernel_size, use_bias=True)
-    tally.trainable += gate.trainable
-    tally.macs += gate.macs
-    tally.activations += 3 * gate.activations  # the gate, its sigmoid and the mix
-    return "gate"
+    if anatomy.gate:
+        return "gate"
+    if not anatomy.shortcut:
+        return "identity"
+    return "A" if anatomy.shortcut[0].kind == "zero_pad" else "projection"
 
 
 def _head(arch, channels, size):

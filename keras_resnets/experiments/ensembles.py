@@ -127,7 +127,7 @@ def path_gradients(model, x, y, paths):
         through_block = input_gradient(
             lambda h, b=blocks[i], g=upstream: b(h, training=False) * g, inputs
         ).reshape(grad.shape)
-        skip = grad if blocks[i].preactivation else grad * (states[i + 1] > 0)
+        skip = grad * (states[i + 1] > 0) if blocks[i].anatomy.post else grad
         crosses = paths[:, i].reshape((samples,) + (1,) * (grad.ndim - 1))
         grad = np.where(crosses, through_block - skip, skip)
     return grad

@@ -19,7 +19,6 @@ import keras
 import numpy as np
 
 from keras_resnets.design.architecture import coerce_architecture
-from keras_resnets.design.plan import branch_specs
 
 KERAS_TO_TORCH = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias",
                   "moving_mean": "running_mean", "moving_variance": "running_var"}
@@ -55,7 +54,7 @@ def norm(channels, eps, momentum, vectors):
     return (nn.BatchNorm1d if vectors else nn.BatchNorm2d)(channels, eps=eps, momentum=momentum)
 
 
-class ShortcutA(nn.Module):
+class ZeroPad(nn.Module):
     """Option A: subsample by `stride` and append zero channels up to `filters`."""
 
     def __init__(self, filters, stride):
@@ -68,16 +67,18 @@ class ShortcutA(nn.Module):
         return F.pad(x, [0, 0] * (x.dim() - 2) + [0, self.filters - x.shape[1]])
 
 
-class Projection(nn.Module):
-    """Options B and C: a 1x1 convolution (Linear for vectors), then batch norm."""
+class Layers(nn.Module):
+    """Named modules, run in order (a shortcut's)."""
 
-    def __init__(self, in_channels, filters, stride, batch_norm, eps, momentum, vectors):
+    def __init__(self, layers):
         super().__init__()
-        self.projection = linear(in_channels, filters, 1, stride, False, vectors)
-        self.bn = norm(filters, eps, momentum, vectors) if batch_norm else nn.Identity()
+        for name, module in layers:
+            self.add_module(name, module)
 
     def forward(self, x):
-        return self.bn(self.projection(x))
+        for module in self.children():
+            x = module(x)
+        return x
 
 
 class StochasticDepth(nn.Module):
@@ -97,54 +98,34 @@ class StochasticDepth(nn.Module):
 
 
 class Block(nn.Module):
-    """y = post(shortcut(x) + drop(branch(x))); `specs` = (filters, kernel, stride) per layer."""
+    """y = post(shortcut(x_hat) + drop(branch(x))), its (name, module) pairs in the order of
+    keras_resnets.design.anatomy; x_hat is x after the first `shares` layers of the branch
+    (the pre-activation a projection shares with it). `shortcut`: None for no skip, [] for the
+    identity."""
 
-    def __init__(self, in_channels, specs, *, preactivation, residual, shortcut, activation_name, use_bias,
-                 batch_norm, eps, momentum, drop_mode, vectors, preactivate=True, survival_probability=1.0):
+    def __init__(self, branch, shortcut=None, shares=0, post=(), survival_probability=1.0,
+                 drop_mode="batch"):
         super().__init__()
-        self.order = []
-        channels, factor, stride = in_channels, 2 if activation_name == "crelu" else 1, 1
-        for i, (filters, kernel_size, layer_stride) in enumerate(specs, start=1):
-            last = i == len(specs)
-            if preactivation and (i > 1 or preactivate):
-                if batch_norm:
-                    self._add(f"bn{i}", norm(channels, eps, momentum, vectors))
-                self._add(f"act{i}", activation(activation_name))
-                channels *= factor
-            if i == 1:
-                preactivated_channels = channels
-            self._add(f"conv{i}", linear(channels, filters, kernel_size, layer_stride, use_bias, vectors))
-            channels, stride = filters, stride * layer_stride
-            if not preactivation:
-                if batch_norm:
-                    self._add(f"bn{i}", norm(filters, eps, momentum, vectors))
-                if not last:
-                    self._add(f"act{i}", activation(activation_name))
-                    channels *= factor
-        self.residual, self.option = residual, shortcut
-        self.shortcut = None
-        if residual and (shortcut == "C" or stride != 1 or in_channels != filters):
-            self.shortcut = (ShortcutA(filters, stride) if shortcut == "A" else
-                             Projection(preactivated_channels, filters, stride, batch_norm, eps, momentum,
-                                        vectors))
+        self.order, self.post = [name for name, _ in branch], [name for name, _ in post]
+        for name, module in [*branch, *post]:
+            self.add_module(name, module)
+        self.residual, self.shares = shortcut is not None, shares
+        self.shortcut = Layers(shortcut) if shortcut else None
         self.drop = StochasticDepth(survival_probability, drop_mode) if survival_probability < 1 else None
-        self.post_act = None if preactivation else activation(activation_name)
-
-    def _add(self, name, module):
-        setattr(self, name, module)
-        self.order.append(name)
 
     def forward(self, x):
-        h = preactivated = x
-        for name in self.order:
-            if name == "conv1":
-                preactivated = h
+        h = x_hat = x
+        for i, name in enumerate(self.order):
+            if i == self.shares:
+                x_hat = h
             h = getattr(self, name)(h)
         if self.drop is not None:
             h = self.drop(h)
         if self.residual:
-            h = h + (x if self.shortcut is None else self.shortcut(x if self.option == "A" else preactivated))
-        return h if self.post_act is None else self.post_act(h)
+            h = h + (x if self.shortcut is None else self.shortcut(x_hat))
+        for name in self.post:
+            h = getattr(self, name)(h)
+        return h
 
 
 class MaxPool3x3(nn.Module):
@@ -236,16 +217,48 @@ def _layers(arch):
         if stem.pool:
             layers.append(("stem_pool", "MaxPool3x3()"))
     for block in plan.blocks:
-        specs = [spec[:3] for spec in branch_specs(arch, arch.stages[block.stage - 1], block.strides)]
-        extra = ", preactivate=False" if block.preactivate is False else ""
-        if block.survival_probability < 1.0:
-            extra += f", survival_probability={block.survival_probability!r}"
-        layers.append((block.name, f"Block({block.in_channels}, {specs}{extra}, **blocks)"))
+        layers.append((block.name, _block(arch, block)))
     if plan.head.post_norm:
         if arch.batch_norm:
             layers.append(("post_bn", f"norm({plan.head.in_channels}, **bn)"))
         layers.append(("post_act", f"activation({arch.activation!r})"))
     return layers + _head(arch, plan.head)
+
+
+def _block(arch, block):
+    """The constructor source of a block: its anatomy's layers, one list per argument."""
+    anatomy, vectors = block.anatomy, len(arch.input_shape) == 1
+    x_hat = anatomy.branch[anatomy.shares - 1].filters if anatomy.shares else block.in_channels
+    args = [_modules(anatomy.branch, block.in_channels, vectors)]
+    if anatomy.shortcut is not None:
+        args.append(f"shortcut={_modules(anatomy.shortcut, x_hat, vectors)}")
+    if anatomy.shares:
+        args.append(f"shares={anatomy.shares}")
+    if anatomy.post:
+        args.append(f"post={_modules(anatomy.post, anatomy.branch[-1].filters, vectors)}")
+    if block.survival_probability < 1.0:
+        args.append(f"survival_probability={block.survival_probability!r}, drop_mode={arch.drop_mode!r}")
+    return "Block(\n            " + ",\n            ".join(args) + ")"
+
+
+def _modules(layers, channels, vectors):
+    """``[(name, module), ...]`` of anatomy layers from inputs ``channels`` wide, as source."""
+    pairs = []
+    for layer in layers:
+        pairs.append(f"({layer.name!r}, {_module(layer, channels, vectors)})")
+        channels = layer.filters
+    return "[" + ", ".join(pairs) + "]"
+
+
+def _module(layer, in_channels, vectors):
+    if layer.kind == "conv":
+        return (f"linear({in_channels}, {layer.filters}, {layer.kernel_size}, {layer.strides}, "
+                f"{layer.use_bias}, {vectors})")
+    if layer.kind == "norm":
+        return f"norm({layer.filters}, **bn)"
+    if layer.kind == "act":
+        return f"activation({layer.activation!r})"
+    return f"ZeroPad({layer.filters}, {layer.strides})"  # pools and dropout are not exported
 
 
 def _head(arch, head):
@@ -307,10 +320,6 @@ def torch_source(architecture=None, /, **fields):
         "        super().__init__()",
         f"        bn = dict(eps={arch.bn_epsilon!r}, momentum={round(1 - arch.bn_momentum, 9)!r}, "
         f"vectors={len(arch.input_shape) == 1})",
-        f"        blocks = dict(preactivation={arch.preactivation}, residual={arch.residual}, "
-        f"shortcut={arch.shortcut!r}, activation_name={arch.activation!r},",
-        f"                      use_bias={arch.use_bias}, batch_norm={arch.batch_norm}, "
-        f"drop_mode={arch.drop_mode!r}, **bn)",
         *(f"        self.{layer} = {source}" for layer, source in layers),
         "",
         "    def forward(self, x):",

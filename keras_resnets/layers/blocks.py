@@ -6,23 +6,17 @@ chain of linear maps ``W_i`` (convolutions, or `Dense` for vectors), each with a
 an activation ``σ``: ``F(x) = BN(W_2 σ(BN(W_1 x)))`` after He et al. (2015), whose blocks end
 with ``post = σ``; ``F(x) = W_2 σ(BN(W_1 σ(BN(x))))`` after He et al. (2016), whose
 pre-activation blocks have no ``post`` and feed their projection shortcut ``σ(BN(x))`` too.
-``drop`` is optional stochastic depth (Huang et al. 2016). ``_ResidualBlock.call`` reads in that
-order; sub-layers are called through `call_sublayer` (PyTorch's fast path, see
+``drop`` is optional stochastic depth (Huang et al. 2016). Which layers a block holds, and in
+which order, is its `keras_resnets.design.anatomy.Anatomy`; ``_ResidualBlock.call`` walks it.
+Sub-layers are called through `call_sublayer` (PyTorch's fast path, see
 `keras_resnets.layers.fast`).
 """
 
-import math
-
 import keras
 
+from keras_resnets.design.anatomy import EXPANSION, block_anatomy, needs_shortcut_layer
 from keras_resnets.design.choices import DROP_MODES
-from keras_resnets.design.plan import (
-    EXPANSION,
-    bottleneck_width,
-    conv_output_size,
-    needs_shortcut_layer,
-    width_factor,
-)
+from keras_resnets.design.plan import conv_output_size
 from keras_resnets.design.validation import check_choice, check_int, check_number, check_probability
 from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
@@ -38,8 +32,12 @@ from keras_resnets.layers.shortcut import Shortcut
 from keras_resnets.layers.stochastic_depth import StochasticDepth
 
 
+_UNIT_KEYS = {"conv": "linear", "norm": "bn", "act": "act"}
+"""The keys of a linear map's layers in `_ResidualBlock.units`."""
+
+
 class _ResidualBlock(keras.layers.Layer):
-    """Shared machinery; subclasses say which linear layers the branch holds (`_specs`)."""
+    """Shared machinery; subclasses name their ``kind`` of block (`block_anatomy`)."""
 
     preactivation = False
 
@@ -127,16 +125,24 @@ class _ResidualBlock(keras.layers.Layer):
             )
         return survival_probability
 
-    # -- what subclasses define -------------------------------------------------------------
-    def _specs(self):
-        """``(filters, kernel_size, strides, groups)`` of each linear layer of the branch."""
-        raise NotImplementedError
+    # -- the layers ----------------------------------------------------------------------
+    def _anatomy(self, in_channels):
+        """The block's `keras_resnets.design.anatomy.Anatomy` on inputs ``in_channels`` wide."""
+        return block_anatomy(self.kind, in_channels, self.nb_channels, self.kernel_size,
+                             self.strides, **self._anatomy_arguments())
 
-    def _linear(self, filters, kernel_size, strides, groups, name):
-        """The layers of one linear map of the branch (a padded convolution by default)."""
+    def _anatomy_arguments(self):
+        return {"preactivation": self.preactivation, "activation": self.activation,
+                "batch_norm": self.batch_norm, "use_bias": self.use_bias, "dropout": self.dropout,
+                "shortcut": self.shortcut, "shortcut_batch_norm": self.shortcut_batch_norm,
+                "avg_down": self.avg_down, "residual": self.residual}
+
+    def _linear(self, layer):
+        """The layers of a convolution of the anatomy (padded as in the paper)."""
         return conv_layers(
-            filters, kernel_size, strides, use_bias=self.use_bias, groups=groups,
-            kernel_initializer=self._fresh_initializer(), data_format=self.data_format, name=name,
+            layer.filters, layer.kernel_size, layer.strides, use_bias=layer.use_bias,
+            groups=layer.groups, kernel_initializer=self._fresh_initializer(),
+            data_format=self.data_format, name=layer.name,
         )
 
     def _fresh_initializer(self):
@@ -148,80 +154,54 @@ class _ResidualBlock(keras.layers.Layer):
         init = self.kernel_initializer
         return type(init).from_config(init.get_config())
 
-    # -- shared ------------------------------------------------------------------------------
-    @property
-    def out_channels(self):
-        """Width of the block's output."""
-        last = self._specs()[-1][0]
-        return last if self.preactivation else last * width_factor(self.activation)
+    def _make(self, layer, zero_scale=False):
+        """The Keras layers of one `keras_resnets.design.anatomy.Layer`."""
+        if layer.kind == "conv":
+            return self._linear(layer)
+        if layer.kind == "norm":
+            return [batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, layer.name, zero_scale)]
+        if layer.kind == "act":
+            return [make_activation(layer.activation, self._axis, name=layer.name)]
+        return [self.dropout_layer]
 
     @builds_in_its_dtype_policy
     def build(self, input_shape):
         self._axis = channel_axis(len(input_shape), self.data_format)
-        specs = self._specs()
-        self.units = [self._make_unit(i, spec, last=i == len(specs)) for i, spec in enumerate(specs, start=1)]
-        strides = math.prod(spec[2] for spec in specs)
+        self.anatomy = anatomy = self._anatomy(input_shape[self._axis])
+        norms = [layer for layer in anatomy.branch if layer.kind == "norm"]
+        zero = norms[-1] if norms and self.zero_init_last_bn else None
+        made = {layer.name: self._make(layer, zero_scale=layer == zero) for layer in anatomy.branch}
+        self.units = _units(anatomy.branch, made)
         self.shortcut_layer = None
-        if self.residual and needs_shortcut_layer(self.shortcut, input_shape[self._axis], specs[-1][0], strides):
+        if anatomy.shortcut:
             self.shortcut_layer = Shortcut(
-                self.shortcut, specs[-1][0], strides,
+                self.shortcut, anatomy.shortcut[-1].filters, anatomy.strides,
                 batch_norm=self.batch_norm and self.shortcut_batch_norm,
                 bn_momentum=self.bn_momentum, bn_epsilon=self.bn_epsilon,
                 kernel_initializer=self._fresh_initializer(), data_format=self.data_format,
                 avg_down=self.avg_down, name="shortcut",
             )
-        self.post_activation = (
-            None if self.preactivation else make_activation(self.activation, self._axis, name="post_act")
-        )
+        self.post_activation = self._make(anatomy.post[0])[0] if anatomy.post else None
+        # The branch in call order, private: the weight files hold these layers under `units`.
+        self._steps = tuple((layer.kind in ("norm", "dropout"), made[layer.name])
+                           for layer in anatomy.branch)
         self._build_sublayers(tuple(input_shape))
         self.built = True
 
-    def _make_unit(self, i, spec, last):
-        """The sub-layers of the branch's ``i``-th linear map (from 1): ``{"linear": [...]}``
-        with the batch norm and activation that follow it (post-activation; no activation after
-        the last) or precede it (pre-activation, where `_preactivates`)."""
-        filters, kernel_size, strides, groups = spec
-        zero_scale = self.zero_init_last_bn and last
-        norm_act = {}
-        if self.batch_norm:
-            norm_act["bn"] = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, f"bn{i}", zero_scale)
-        if self.preactivation or not last:
-            norm_act["act"] = make_activation(self.activation, self._axis, name=f"act{i}")
-        linear = self._linear(filters, kernel_size, strides, groups, f"conv{i}")
-        if not self.preactivation:
-            return {"linear": linear, **norm_act}
-        return {**(norm_act if self._preactivates(i) else {}), "linear": linear}
-
-    def _preactivates(self, index):
-        return True
-
     def _build_sublayers(self, input_shape):
         """Builds every sub-layer on the shape it sees in `call`, in `call`'s order."""
-        x_hat = self._build_norm_act(self.units[0], input_shape) if self.preactivation else input_shape
-        shape = x_hat
-        for i, unit in enumerate(self.units):
-            if self.preactivation and i > 0:
-                shape = self._build_norm_act(unit, shape)
-            if i == 1 and self.dropout_layer is not None:
-                self.dropout_layer.build(shape)
-            for layer in unit["linear"]:
+        shape = x_hat = input_shape
+        for i, (_, layers) in enumerate(self._steps):
+            if i == self.anatomy.shares:
+                x_hat = shape
+            for layer in layers:
                 layer.build(shape)
                 shape = layer.compute_output_shape(shape)
-            if not self.preactivation:
-                shape = self._build_norm_act(unit, shape)
         for layer in (self.drop, self.post_activation):  # they see the branch's output
             if layer is not None:
                 layer.build(shape)
         if self.shortcut_layer is not None:
-            self.shortcut_layer.build(input_shape if self.shortcut == "A" else x_hat)
-
-    @staticmethod
-    def _build_norm_act(unit, shape):
-        for key in ("bn", "act"):
-            if key in unit:
-                unit[key].build(shape)
-                shape = unit[key].compute_output_shape(shape)
-        return shape
+            self.shortcut_layer.build(x_hat)
 
     # -- the equations ---------------------------------------------------------------------
     def call(self, inputs, training=False):
@@ -237,40 +217,27 @@ class _ResidualBlock(keras.layers.Layer):
         return self._activate_sum(h)
 
     def _preactivate(self, x, training):
-        """``σ(BN(x))``: a pre-activation block's first batch norm and activation, which its
-        branch and its projection shortcut share (He et al. 2016); ``x`` itself otherwise."""
-        return self._norm_act(self.units[0], x, training) if self.preactivation else x
+        """``x̂``: ``x`` through the layers the branch shares with the shortcut: ``σ(BN(x))``
+        before a pre-activation block's projection (He et al. 2016), else none (``x``)."""
+        return self._walk(self._steps[:self.anatomy.shares], x, training)
 
     def _residual_function(self, x_hat, training):
-        """``F``: linear maps ``W_i``, each followed by ``σ(BN(·))`` (post-activation, no σ
-        after the last) or preceded by it (pre-activation; the first one is in ``x_hat``)."""
-        h = x_hat
-        for i, unit in enumerate(self.units):
-            if self.preactivation and i > 0:
-                h = self._norm_act(unit, h, training)
-            if i == 1 and self.dropout_layer is not None:  # Zagoruyko & Komodakis (2016)
-                h = call_sublayer(self, self.dropout_layer, h, training=training)
-            for layer in unit["linear"]:
-                h = call_sublayer(self, layer, h)
-            if not self.preactivation:
-                h = self._norm_act(unit, h, training)
-        return h
+        """``F``, from where ``x̂`` leaves it: its layers in the anatomy's order."""
+        return self._walk(self._steps[self.anatomy.shares:], x_hat, training)
 
-    def _norm_act(self, unit, h, training):
-        """``σ(BN(h))`` with the unit's batch norm and activation, where it has them."""
-        if "bn" in unit:
-            h = call_sublayer(self, unit["bn"], h, training=training)
-        if "act" in unit:
-            h = call_sublayer(self, unit["act"], h)
+    def _walk(self, steps, h, training):
+        """``h`` through ``steps`` of `_steps`."""
+        for takes_training, layers in steps:
+            for layer in layers:
+                h = (call_sublayer(self, layer, h, training=training) if takes_training
+                     else call_sublayer(self, layer, h))
         return h
 
     def _shortcut(self, inputs, x_hat, training):
-        """The identity, or the shortcut layer: option A on the raw input, a projection on the
-        pre-activated one (He et al. 2016)."""
+        """The identity, or the shortcut layer on ``x̂`` (``x`` itself for option A)."""
         if self.shortcut_layer is None:
             return inputs
-        return call_sublayer(self, self.shortcut_layer, inputs if self.shortcut == "A" else x_hat,
-                             training=training)
+        return call_sublayer(self, self.shortcut_layer, x_hat, training=training)
 
     def _activate_sum(self, h):
         """A post-activation block's ``σ`` after the sum (He et al. 2015); none in pre-activation."""
@@ -293,13 +260,12 @@ class _ResidualBlock(keras.layers.Layer):
         the side that ran leave the conditional (``jax.lax.cond`` cannot assign variables)."""
         seeds = {id(v) for v in self.drop.variables}
         state = [v for v in self.variables if not v.trainable and id(v) not in seeds]
-        shortcut_sees_x_hat = self.shortcut_layer is not None and self.shortcut != "A"
 
         def side(keep):
             def run():
                 mapping = [(v, v.value) for v in self.variables]
                 with keras.StatelessScope(state_mapping=mapping) as scope:
-                    x_hat = self._preactivate(inputs, training) if keep or shortcut_sees_x_hat else inputs
+                    x_hat = self._preactivate(inputs, training)  # the shortcut's input
                     branch = self._residual_function(x_hat, training) if keep else self._zero()
                     out = self._shortcut(inputs, x_hat, training) + branch
                 return out, [scope.get_current_value(v) for v in state]
@@ -313,11 +279,12 @@ class _ResidualBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
         axis = channel_axis(len(shape), self.data_format)
-        for _, kernel_size, strides, _ in self._specs():
+        anatomy = self._anatomy(shape[axis])
+        for conv in anatomy.convs:
             for i in range(1, len(shape)):
                 if i != axis:
-                    shape[i] = conv_output_size(shape[i], kernel_size, strides)
-        shape[axis] = self.out_channels
+                    shape[i] = conv_output_size(shape[i], conv.kernel_size, conv.strides)
+        shape[axis] = anatomy.out_channels
         return tuple(shape)
 
     def get_config(self):
@@ -343,6 +310,19 @@ class _ResidualBlock(keras.layers.Layer):
             "avg_down": self.avg_down,
             "shortcut_batch_norm": self.shortcut_batch_norm,
         }
+
+
+def _units(branch, made):
+    """``[{"linear": [...], "bn": ..., "act": ...}, ...]``: the layers ``made`` for each linear
+    map ``W_i`` (``conv{i}`` with its ``bn{i}`` and ``act{i}``), in the branch's order: how
+    earlier versions held them, and so where weight files keep their variables."""
+    units = {}
+    for layer in branch:
+        if layer.kind in _UNIT_KEYS:
+            layers = made[layer.name]
+            units.setdefault(layer.name[-1], {})[_UNIT_KEYS[layer.kind]] = (
+                layers if layer.kind == "conv" else layers[0])
+    return list(units.values())
 
 
 _BLOCK_ARGS = """
@@ -389,11 +369,7 @@ class ResBlock(_ResidualBlock):
         + _BLOCK_ARGS.format(width="")
     )
 
-    def _specs(self):
-        return [
-            (self.nb_channels, self.kernel_size, self.strides, 1),
-            (self.nb_channels, self.kernel_size, 1, 1),
-        ]
+    kind = "basic"
 
 
 _BOTTLENECK_ARGS = (
@@ -410,7 +386,7 @@ class BottleneckBlock(_ResidualBlock):
         """The bottleneck block of ResNet-50/101/152: 1x1 reduce, kxk (strided), 1x1 expand.
 
     The stride sits on the kxk convolution, as in torchvision ("ResNet v1.5"). The inner
-    width is `bottleneck_width` (``nb_channels`` by default); with ``groups > 1`` the kxk
+    width is `keras_resnets.design.anatomy.bottleneck_width` (``nb_channels`` by default); with ``groups > 1`` the kxk
     convolution is grouped: ResNeXt's aggregated transformations (Xie et al. 2017).
 
     Example:
@@ -438,13 +414,11 @@ class BottleneckBlock(_ResidualBlock):
         self.width_per_group = width_per_group
         super().__init__(nb_channels, kernel_size, strides, **kwargs)
 
-    def _specs(self):
-        width = bottleneck_width(self.nb_channels, self.groups, self.width_per_group)
-        return [
-            (width, 1, 1, 1),
-            (width, self.kernel_size, self.strides, self.groups),
-            (self.nb_channels * self.expansion, 1, 1, 1),
-        ]
+    kind = "bottleneck"
+
+    def _anatomy_arguments(self):
+        return {**super()._anatomy_arguments(), "groups": self.groups,
+                "width_per_group": self.width_per_group, "expansion": self.expansion}
 
     def get_config(self):
         return {**super().get_config(), "expansion": self.expansion, "groups": self.groups,
@@ -460,9 +434,8 @@ class _PreActivation:
         self.preactivate = preactivate
         super().__init__(*args, **kwargs)
 
-    def _preactivates(self, index):
-        # The first block after the stem uses the stem's BN-ReLU (He et al. 2016, appendix).
-        return index > 1 or self.preactivate
+    def _anatomy_arguments(self):
+        return {**super()._anatomy_arguments(), "preactivate": self.preactivate}
 
     def get_config(self):
         return {**super().get_config(), "preactivate": self.preactivate}
@@ -527,10 +500,12 @@ class DenseResBlock(ResBlock):
             )
         super().__init__(nb_channels, kernel_size, strides, **kwargs)
 
-    def _linear(self, filters, kernel_size, strides, groups, name):
+    kind = "dense"
+
+    def _linear(self, layer):
         return [
             keras.layers.Dense(
-                filters, use_bias=self.use_bias, kernel_initializer=self._fresh_initializer(),
-                name=name,
+                layer.filters, use_bias=layer.use_bias,
+                kernel_initializer=self._fresh_initializer(), name=layer.name,
             )
         ]

@@ -1,8 +1,10 @@
-"""Highway layers (Srivastava et al. 2015): ``y = T(x) · H(x) + (1 - T(x)) · x``."""
+"""Highway layers (Srivastava et al. 2015): ``y = T(x) · H(x) + (1 - T(x)) · x``, with the
+layers of their `keras_resnets.design.anatomy.Anatomy`."""
 
 import keras
 from keras import ops
 
+from keras_resnets.design.anatomy import block_anatomy
 from keras_resnets.design.validation import check_number
 from keras_resnets.layers.activations import check_activation, make_activation
 from keras_resnets.layers.common import (
@@ -16,7 +18,10 @@ from keras_resnets.layers.fast import Conv2D, call_sublayer
 
 
 class _Highway(keras.layers.Layer):
-    """Shared gating; subclasses create the linear maps of ``H`` and ``T`` (`_linear`)."""
+    """Shared gating; subclasses create the linear maps of ``H`` and ``T`` (`_linear`) and
+    say their ``kernel_size``."""
+
+    kernel_size = 1
 
     def __init__(
         self,
@@ -49,25 +54,36 @@ class _Highway(keras.layers.Layer):
     def build(self, input_shape):
         axis = channel_axis(len(input_shape), self.data_format)
         width = input_shape[axis]
-        self.transform = self._linear(width, "he_normal", "zeros", self.use_bias, "transform")
-        self.transform.build(input_shape)
-        self.bn = None
-        if self.batch_norm:
-            self.bn = batch_norm(axis, self.bn_momentum, self.bn_epsilon, "bn")
-            self.bn.build(input_shape)
-        self.act = make_activation(self.activation, axis, name="act")
-        self.gate = None
-        if self.residual:
-            bias = keras.initializers.Constant(self.transform_gate_bias)
-            self.gate = self._linear(width, self.kernel_initializer, bias, True, "transform_gate")
+        anatomy = block_anatomy(
+            "highway", width, width, self.kernel_size, activation=self.activation,
+            batch_norm=self.batch_norm, use_bias=self.use_bias, residual=self.residual)
+        made = {layer.name: self._make(layer, axis, "he_normal", "zeros") for layer in anatomy.branch}
+        bias = keras.initializers.Constant(self.transform_gate_bias)
+        gates = [self._make(layer, axis, self.kernel_initializer, bias) for layer in anatomy.gate]
+        # Attributes as earlier versions named them: weight files keep the variables there.
+        self.transform, self.bn, self.act = made["transform"], made.get("bn"), made["act"]
+        self.gate = gates[0] if gates else None
+        self._steps = tuple((layer.kind == "norm", made[layer.name]) for layer in anatomy.branch)
+        for _, layer in self._steps:  # each keeps the width and size
+            layer.build(input_shape)
+        if self.gate is not None:
             self.gate.build(input_shape)
         self.built = True
 
+    def _make(self, layer, axis, kernel_initializer, bias_initializer):
+        """The Keras layer of one `keras_resnets.design.anatomy.Layer`."""
+        if layer.kind == "conv":
+            return self._linear(layer.filters, kernel_initializer, bias_initializer,
+                                layer.use_bias, layer.name)
+        if layer.kind == "norm":
+            return batch_norm(axis, self.bn_momentum, self.bn_epsilon, layer.name)
+        return make_activation(layer.activation, axis, name=layer.name)
+
     def call(self, inputs, training=False):
-        h = call_sublayer(self, self.transform, inputs)
-        if self.bn is not None:
-            h = call_sublayer(self, self.bn, h, training=training)
-        h = call_sublayer(self, self.act, h)
+        h = inputs
+        for takes_training, layer in self._steps:
+            h = (call_sublayer(self, layer, h, training=training) if takes_training
+                 else call_sublayer(self, layer, h))
         if self.gate is None:
             return h
         t = ops.sigmoid(call_sublayer(self, self.gate, inputs))

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_resnets.design.anatomy import shortcut_layers
 from keras_resnets.design.choices import SHORTCUT_OPTIONS
 from keras_resnets.design.validation import check_int, fail
 from keras_resnets.layers.common import (
@@ -24,7 +25,8 @@ class Shortcut(keras.layers.Layer):
       vectors) followed by batch normalisation. With ``avg_down`` (ResNet-D, He et al. 2019)
       a strided projection first averages each ``strides x strides`` window (partial windows
       at the edge over their pixels only) and then convolves with stride 1, so that no
-      activation is skipped.
+      activation is skipped. The layers are those of
+      `keras_resnets.design.anatomy.shortcut_layers`.
 
     Args:
         option: ``"A"``, ``"B"`` or ``"C"``.
@@ -79,47 +81,55 @@ class Shortcut(keras.layers.Layer):
         rank = len(input_shape)
         self._axis = channel_axis(rank, self.data_format)
         in_channels = input_shape[self._axis]
-        self.pool = None
         if rank == 2 and self.strides != 1:
             fail("strides", self.strides, "1 for a shortcut on vectors")
-        if self.option == "A":
-            if in_channels > self.filters:
-                raise ValueError(
-                    f"shortcut option 'A' can only add channels: input has {in_channels}, "
-                    f"filters={self.filters}. Use option 'B' or 'C'."
-                )
-            self.built = True
-            return
-        if rank == 2:
-            self.projection = keras.layers.Dense(
-                self.filters, use_bias=False, kernel_initializer=self.kernel_initializer,
-                name="projection",
+        if self.option == "A" and in_channels > self.filters:
+            raise ValueError(
+                f"shortcut option 'A' can only add channels: input has {in_channels}, "
+                f"filters={self.filters}. Use option 'B' or 'C'."
             )
-        else:
-            strides = self.strides
-            if self.avg_down and strides != 1:
-                # 'same' pooling averages a partial edge window over its pixels only: PyTorch's
-                # AvgPool2d(ceil_mode=True, count_include_pad=False), as in timm's avg_down.
-                self.pool = keras.layers.AveragePooling2D(
-                    strides, strides, padding="same", data_format=self.data_format, name="pool")
-                self.pool.build(input_shape)
-                input_shape, strides = self.pool.compute_output_shape(input_shape), 1
-            self.projection = Conv2D(
-                self.filters, 1, strides=strides, use_bias=False,
-                kernel_initializer=self.kernel_initializer, data_format=self.data_format,
-                name="projection",
-            )
-        self.projection.build(input_shape)
-        if self.batch_norm:
-            self.bn = batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, name="bn")
-            self.bn.build(self.projection.compute_output_shape(input_shape))
+        self.pool = None
+        steps = []
+        for layer in shortcut_layers(self.option, in_channels, self.filters, self.strides,
+                                     batch_norm=self.batch_norm, avg_down=self.avg_down):
+            if layer.kind != "zero_pad":  # option A's, which `_zero_pad` computes
+                made = self._make(layer, rank)
+                setattr(self, layer.name, made)  # weight files keep its variables there
+                made.build(input_shape)
+                input_shape = made.compute_output_shape(input_shape)
+                steps.append((layer.kind == "norm", made))
+        self._steps = tuple(steps)  # in call order
         self.built = True
 
+    def _make(self, layer, rank):
+        """The Keras layer of one `keras_resnets.design.anatomy.Layer`: ``pool``,
+        ``projection`` or ``bn``."""
+        if layer.kind == "norm":
+            return batch_norm(self._axis, self.bn_momentum, self.bn_epsilon, name=layer.name)
+        if layer.kind == "pool":
+            # 'same' pooling averages a partial edge window over its pixels only: PyTorch's
+            # AvgPool2d(ceil_mode=True, count_include_pad=False), as in timm's avg_down.
+            return keras.layers.AveragePooling2D(
+                layer.kernel_size, layer.strides, padding="same", data_format=self.data_format,
+                name=layer.name)
+        if rank == 2:
+            return keras.layers.Dense(layer.filters, use_bias=layer.use_bias,
+                                      kernel_initializer=self.kernel_initializer, name=layer.name)
+        return Conv2D(layer.filters, 1, strides=layer.strides, use_bias=layer.use_bias,
+                      kernel_initializer=self.kernel_initializer, data_format=self.data_format,
+                      name=layer.name)
+
     def call(self, inputs, training=False):
-        if self.option != "A":
-            x = inputs if self.pool is None else call_sublayer(self, self.pool, inputs)
-            x = call_sublayer(self, self.projection, x)
-            return call_sublayer(self, self.bn, x, training=training) if self.batch_norm else x
+        if self.option == "A":
+            return self._zero_pad(inputs)
+        x = inputs
+        for takes_training, layer in self._steps:
+            x = (call_sublayer(self, layer, x, training=training) if takes_training
+                 else call_sublayer(self, layer, x))
+        return x
+
+    def _zero_pad(self, inputs):
+        """Option A: one position in ``strides`` kept, zero channels appended."""
         x = inputs
         s = self.strides
         if s != 1:
