@@ -4,8 +4,9 @@
 - TensorFlow: `tf.distribute.MirroredStrategy` over the GPUs, or the logical CPUs when there
   is no GPU; `tf.distribute.MultiWorkerMirroredStrategy` across machines (set ``TF_CONFIG``
   on each worker, see the README).
-- PyTorch: Keras' distribution API does not cover it; the runner says so. Launch a DDP
-  script of your own with ``torchrun`` to train on several GPUs.
+- PyTorch: Keras' distribution API does not cover it; the runner says so. Train with
+  several processes instead (``--processes N``: DDP under torchrun, one GPU each,
+  `keras_resnets.training.processes`).
 
 The batch size is always global: each of ``n`` devices sees ``batch_size / n`` examples per
 step. The learning rate is not rescaled behind your back: with the linear scaling rule of
@@ -62,7 +63,7 @@ def check_distribution(distribution, batch_size, backend=None):
         raise ValueError(
             f"distribution='data_parallel' is not supported on the {backend!r} backend: Keras' "
             "distribution API covers JAX and TensorFlow. Use KERAS_BACKEND=jax or tensorflow, "
-            "or launch your own DistributedDataParallel script with torchrun."
+            "or train with several processes (--processes N: DDP under torchrun, one GPU each)."
         )
     count = len(devices(backend))
     if batch_size % count:
