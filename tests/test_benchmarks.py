@@ -27,6 +27,7 @@ import resnet_benchmark as rb  # noqa: E402
 import user_script  # noqa: E402
 import settings  # noqa: E402
 import time_to_accuracy as tta  # noqa: E402
+import traced_step  # noqa: E402
 
 BACKEND = keras.backend.backend()
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -466,3 +467,13 @@ def test_gpu_suite_plans_resnet50_and_the_lecture_net_on_jax_and_torch():
                 if r["scale"]["model"] == "mnist" and r["framework"] == "keras")
     result = rb.run_keras(spec)
     assert result["params"] == _trainable(keras_resnets.mnist_resnet(nb_blocks=2))
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch runs eagerly: there is no traced step")
+def test_the_traced_step_names_the_program_the_backend_compiles():
+    small = keras_resnets.presets.mnist_resnet(nb_blocks=2, nb_channels=4)
+    ops = traced_step.step_ops(small, batch=2)
+    assert any(op.startswith(("conv", "Conv2D")) or " x Conv2D" in op for op in ops)
+    assert traced_step.digest(traced_step.step_ops(small, batch=2)) == traced_step.digest(ops)
+    deeper = keras_resnets.presets.mnist_resnet(nb_blocks=3, nb_channels=4)
+    assert traced_step.digest(traced_step.step_ops(deeper, batch=2)) != traced_step.digest(ops)
