@@ -41,6 +41,12 @@ DESIGNS = {
     "dropout_option_c": presets.cifar_wide_resnet(10, 1, dropout=0.3, shortcut="C"),
     "stochastic_depth_no_batch_norm": presets.cifar_resnet(
         20, shortcut="B", batch_norm=False, final_survival_probability=0.5, input_shape=(16, 16, 3)),
+    "dropout_basic": presets.cifar_resnet(8, dropout=0.3, shortcut="B", input_shape=(16, 16, 3)),
+    **{f"dropout_bottleneck{'_preact' * pre}": presets.cifar_resnet(
+        8, block="bottleneck", dropout=0.3, preactivation=pre, input_shape=(16, 16, 3))
+       for pre in (False, True)},
+    "preact_no_batch_norm_plain_twin": presets.cifar_resnet(
+        8, preactivation=True, batch_norm=False, residual=False, input_shape=(16, 16, 3)),
     "highway_plain": presets.highway_net(2, residual=False),
     "highway_vectors": Architecture(
         name="highway_vectors", input_shape=(20,), block="highway", pooling=None, batch_norm=True,

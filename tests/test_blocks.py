@@ -344,8 +344,7 @@ def test_a_dropped_branch_is_not_computed(cls, shortcut, run, rng):
             np.testing.assert_array_equal(value, before[path], err_msg=path)
     source = x
     if projects_preactivated:
-        first = full.units[0]
-        source = first["act"](first["bn"](x, training=True))
+        source = full.act1(full.bn1(x, training=True))
     expected = full.shortcut_layer(source, training=True)
     if full.post_activation is not None:
         expected = full.post_activation(expected)

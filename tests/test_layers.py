@@ -705,7 +705,7 @@ def test_direct_sublayer_calls_leave_to_keras_what_keras_call_does(rng, monkeypa
     x = keras.ops.convert_to_tensor(rng.standard_normal((2, 6, 6, 4)).astype("float32"))
     block = ResBlock(4)
     block(x)
-    conv = block.units[0]["linear"][0]
+    conv = block.conv1
     assert fast.calls_directly(block, conv, x)
     seen = []
     handle = conv.register_forward_hook(lambda module, args, output: seen.append(output.shape))

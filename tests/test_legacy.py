@@ -1,11 +1,15 @@
 """Files that earlier versions wrote (tests/data/legacy/<commit>/, made by make.py at that
 commit) still load, on every backend, to the same numbers."""
 
+import io
 import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -31,6 +35,40 @@ def test_keras_file_loads_to_the_same_outputs(version, name, run):
     model = keras.saving.load_model(LEGACY / version / name)  # safe_mode: no Lambda, all registered
     y = run(model, outputs[f"{name}.input"])
     np.testing.assert_allclose(y, outputs[f"{name}.output"], rtol=1e-4, atol=1e-5)
+
+
+def _block_arrays(weights_h5):
+    """``{block: sorted bytes of its arrays}`` of a ``model.weights.h5``, blocks being the
+    top-level layers with sub-layers (their paths are what changed)."""
+    blocks = {}
+
+    def visit(path, item):
+        parts = path.split("/")
+        if isinstance(item, h5py.Dataset) and parts[0] == "layers" and len(parts) > 4:
+            blocks.setdefault(parts[1], []).append(item[()].tobytes())
+
+    with h5py.File(weights_h5, "r") as f:
+        f.visititems(visit)
+    return {block: sorted(arrays) for block, arrays in blocks.items()}
+
+
+def _weights_of(keras_file):
+    return io.BytesIO(zipfile.ZipFile(keras_file).read("model.weights.h5"))
+
+
+@pytest.mark.parametrize(("version", "name"), MODELS)
+def test_block_weights_load_from_their_earlier_paths_bit_for_bit(version, name, tmp_path):
+    """Blocks keep their sub-layers as attributes now (``conv1``, ``bn1``, ...), where files
+    of earlier versions have them under ``units``: each loads from there, unchanged, without a
+    warning, and saves under its attribute, once."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = keras.saving.load_model(LEGACY / version / name)
+    model.save(tmp_path / name)
+    old, new = _block_arrays(_weights_of(LEGACY / version / name)), _block_arrays(_weights_of(tmp_path / name))
+    assert new == old
+    with h5py.File(_weights_of(tmp_path / name), "r") as f:
+        assert not [path for path in f["layers"] if "units" in f["layers"][path]]
 
 
 @pytest.fixture(params=VERSIONS)

@@ -6,10 +6,11 @@ chain of linear maps ``W_i`` (convolutions, or `Dense` for vectors), each with a
 an activation ``σ``: ``F(x) = BN(W_2 σ(BN(W_1 x)))`` after He et al. (2015), whose blocks end
 with ``post = σ``; ``F(x) = W_2 σ(BN(W_1 σ(BN(x))))`` after He et al. (2016), whose
 pre-activation blocks have no ``post`` and feed their projection shortcut ``σ(BN(x))`` too.
-``drop`` is optional stochastic depth (Huang et al. 2016). Which layers a block holds, and in
-which order, is its `keras_resnets.design.anatomy.Anatomy`; ``_ResidualBlock.call`` walks it.
-Sub-layers are called through `call_sublayer` (PyTorch's fast path, see
-`keras_resnets.layers.fast`).
+``drop`` is optional stochastic depth (Huang et al. 2016). Which layers a block holds is its
+`keras_resnets.design.anatomy.Anatomy`, named there as here (``self.conv1``, ``self.bn1``, ...);
+each kind writes its ``residual_function`` out in the anatomy's order (tests/test_block_spec.py
+checks the two agree). Sub-layers are called through `_ResidualBlock._apply` (PyTorch's fast
+path, see `keras_resnets.layers.fast`).
 """
 
 import keras
@@ -171,7 +172,7 @@ class _ResidualBlock(keras.layers.Layer):
         norms = [layer for layer in anatomy.branch if layer.kind == "norm"]
         zero = norms[-1] if norms and self.zero_init_last_bn else None
         made = {layer.name: self._make(layer, zero_scale=layer == zero) for layer in anatomy.branch}
-        self.units = _units(anatomy.branch, made)
+        self._name_sublayers(anatomy, made)
         self.shortcut_layer = None
         if anatomy.shortcut:
             self.shortcut_layer = Shortcut(
@@ -182,16 +183,47 @@ class _ResidualBlock(keras.layers.Layer):
                 avg_down=self.avg_down, name="shortcut",
             )
         self.post_activation = self._make(anatomy.post[0])[0] if anatomy.post else None
-        # The branch in call order, private: the weight files hold these layers under `units`.
-        self._steps = tuple((layer.kind in ("norm", "dropout"), made[layer.name])
-                           for layer in anatomy.branch)
-        self._build_sublayers(tuple(input_shape))
+        self._build_sublayers(tuple(input_shape), [made[layer.name] for layer in anatomy.branch])
         self.built = True
 
-    def _build_sublayers(self, input_shape):
+    def _name_sublayers(self, anatomy, made):
+        """The branch's layers as attributes named as in the anatomy (``conv1``, ``bn1``,
+        ``act1``, ...; ``conv1_pad`` pads a strided ``conv1``); ``None`` for those this block
+        leaves out, which `_apply` passes over."""
+        for i in range(1, len(anatomy.convs) + 1):
+            for name in (f"conv{i}_pad", f"conv{i}", f"bn{i}", f"act{i}"):
+                setattr(self, name, None)
+        for layer in anatomy.branch:
+            if layer.kind == "conv":
+                *pad, conv = made[layer.name]
+                setattr(self, layer.name, conv)
+                setattr(self, f"{layer.name}_pad", pad[0] if pad else None)
+            elif layer.kind != "dropout":  # `dropout` is the rate: the layer is `dropout_layer`
+                setattr(self, layer.name, made[layer.name][0])
+
+    @property
+    def units(self):
+        """The branch's layers as earlier versions held them, ``[{"linear": [...], "bn": ...,
+        "act": ...}, ...]``: the path of their variables in those versions' weight files.
+
+        Keras' loader looks for each sub-layer first under its attribute (``conv1``, ...);
+        in an earlier file it finds none there, and loads it from here instead. A property:
+        Keras tracks no layer twice, and saves each under its attribute.
+        """
+        units = {}
+        for layer in self.anatomy.branch:
+            if layer.kind in _UNIT_KEYS:
+                sub = getattr(self, layer.name)
+                if layer.kind == "conv":
+                    pad = getattr(self, f"{layer.name}_pad")
+                    sub = [pad, sub] if pad is not None else [sub]
+                units.setdefault(layer.name[-1], {})[_UNIT_KEYS[layer.kind]] = sub
+        return list(units.values())
+
+    def _build_sublayers(self, input_shape, branch):
         """Builds every sub-layer on the shape it sees in `call`, in `call`'s order."""
         shape = x_hat = input_shape
-        for i, (_, layers) in enumerate(self._steps):
+        for i, layers in enumerate(branch):
             if i == self.anatomy.shares:
                 x_hat = shape
             for layer in layers:
@@ -204,44 +236,37 @@ class _ResidualBlock(keras.layers.Layer):
             self.shortcut_layer.build(x_hat)
 
     # -- the equations ---------------------------------------------------------------------
-    def call(self, inputs, training=False):
-        """``y = post(shortcut(x) + drop(F(x)))`` (see the module's docstring)."""
-        if training and self.drop is not None and self.drop.mode == "batch":
-            return self._call_stochastic_depth(inputs, training)
-        x_hat = self._preactivate(inputs, training)
-        h = self._residual_function(x_hat, training)
-        if self.drop is not None:
-            h = call_sublayer(self, self.drop, h, training=training)
-        if self.residual:
-            h = h + self._shortcut(inputs, x_hat, training)
-        return self._activate_sum(h)
+    def call(self, x, training=False):
+        """``y = σ(x + F(x))`` (He et al. 2015); ``y = σ(F(x))`` in the plain twin."""
+        if self._drops_per_batch(training):
+            return self._call_stochastic_depth(x, training)
+        h = self.residual_function(x, training)
+        if self.residual:  # the plain twin has no x
+            h = self._apply(self.drop, h, training)  # stochastic depth (Huang et al. 2016)
+            h = self._apply(self.shortcut_layer, x, training) + h
+        return self._apply(self.post_activation, h)
 
-    def _preactivate(self, x, training):
-        """``x̂``: ``x`` through the layers the branch shares with the shortcut: ``σ(BN(x))``
-        before a pre-activation block's projection (He et al. 2016), else none (``x``)."""
-        return self._walk(self._steps[:self.anatomy.shares], x, training)
+    def preactivated(self, x, training):
+        """``x̂``, what ``F`` (and a projection) sees: ``x`` in a post-activation block."""
+        return x
 
-    def _residual_function(self, x_hat, training):
-        """``F``, from where ``x̂`` leaves it: its layers in the anatomy's order."""
-        return self._walk(self._steps[self.anatomy.shares:], x_hat, training)
+    def _shortcut(self, x, x_hat, training):
+        """The identity, or the shortcut layer: on ``x̂`` where it projects the branch's input
+        (He et al. 2016), on ``x`` for option A."""
+        return self._apply(self.shortcut_layer, x_hat if self.anatomy.shares else x, training)
 
-    def _walk(self, steps, h, training):
-        """``h`` through ``steps`` of `_steps`."""
-        for takes_training, layers in steps:
-            for layer in layers:
-                h = (call_sublayer(self, layer, h, training=training) if takes_training
-                     else call_sublayer(self, layer, h))
-        return h
+    def _drops_per_batch(self, training):
+        """Whether this call draws Huang et al.'s one keep-or-drop for the whole mini-batch."""
+        return bool(training) and self.drop is not None and self.drop.mode == "batch"
 
-    def _shortcut(self, inputs, x_hat, training):
-        """The identity, or the shortcut layer on ``x̂`` (``x`` itself for option A)."""
-        if self.shortcut_layer is None:
-            return inputs
-        return call_sublayer(self, self.shortcut_layer, x_hat, training=training)
-
-    def _activate_sum(self, h):
-        """A post-activation block's ``σ`` after the sum (He et al. 2015); none in pre-activation."""
-        return h if self.post_activation is None else call_sublayer(self, self.post_activation, h)
+    def _apply(self, layer, h, training=None):
+        """``layer(h)``, through `call_sublayer` (PyTorch's fast path); ``None`` is a layer the
+        block leaves out (no batch norm, no dropout, no projection: the identity)."""
+        if layer is None:
+            return h
+        if training is None:
+            return call_sublayer(self, layer, h)
+        return call_sublayer(self, layer, h, training=training)
 
     def _zero(self):
         """0, with a zero gradient for every weight of the block. A skipped branch's weights
@@ -265,8 +290,10 @@ class _ResidualBlock(keras.layers.Layer):
             def run():
                 mapping = [(v, v.value) for v in self.variables]
                 with keras.StatelessScope(state_mapping=mapping) as scope:
-                    x_hat = self._preactivate(inputs, training)  # the shortcut's input
-                    branch = self._residual_function(x_hat, training) if keep else self._zero()
+                    # x̂ is F's input, and a projection's in a pre-activation block
+                    sees_x_hat = keep or self.anatomy.shares
+                    x_hat = self.preactivated(inputs, training) if sees_x_hat else inputs
+                    branch = self.residual_function(x_hat, training) if keep else self._zero()
                     out = self._shortcut(inputs, x_hat, training) + branch
                 return out, [scope.get_current_value(v) for v in state]
             return run
@@ -274,7 +301,7 @@ class _ResidualBlock(keras.layers.Layer):
         h, values = keras.ops.cond(self.drop.draw(), side(True), side(False))
         for variable, value in zip(state, values):
             variable.assign(value)
-        return self._activate_sum(h)
+        return self._apply(self.post_activation, h)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -310,19 +337,6 @@ class _ResidualBlock(keras.layers.Layer):
             "avg_down": self.avg_down,
             "shortcut_batch_norm": self.shortcut_batch_norm,
         }
-
-
-def _units(branch, made):
-    """``[{"linear": [...], "bn": ..., "act": ...}, ...]``: the layers ``made`` for each linear
-    map ``W_i`` (``conv{i}`` with its ``bn{i}`` and ``act{i}``), in the branch's order: how
-    earlier versions held them, and so where weight files keep their variables."""
-    units = {}
-    for layer in branch:
-        if layer.kind in _UNIT_KEYS:
-            layers = made[layer.name]
-            units.setdefault(layer.name[-1], {})[_UNIT_KEYS[layer.kind]] = (
-                layers if layer.kind == "conv" else layers[0])
-    return list(units.values())
 
 
 _BLOCK_ARGS = """
@@ -371,6 +385,14 @@ class ResBlock(_ResidualBlock):
 
     kind = "basic"
 
+    def residual_function(self, x, training=False):
+        """``F(x) = BN(W_2 σ(BN(W_1 x)))`` (He et al. 2015, Fig. 2)."""
+        run = self._apply
+        h = run(self.conv1, run(self.conv1_pad, x))
+        h = run(self.act1, run(self.bn1, h, training))
+        h = run(self.dropout_layer, h, training)  # Wide ResNet's, between the convolutions
+        return run(self.bn2, run(self.conv2, h), training)
+
 
 _BOTTLENECK_ARGS = (
     "        expansion: output width over ``nb_channels`` (4 in the paper).\n"
@@ -416,6 +438,15 @@ class BottleneckBlock(_ResidualBlock):
 
     kind = "bottleneck"
 
+    def residual_function(self, x, training=False):
+        """``F(x) = BN(W_3 σ(BN(W_2 σ(BN(W_1 x)))))``: 1x1 reduce, kxk, 1x1 expand (He et al.
+        2015, Fig. 5)."""
+        run = self._apply
+        h = run(self.act1, run(self.bn1, run(self.conv1, x), training))
+        h = run(self.dropout_layer, h, training)  # Wide ResNet's, before the kxk convolution
+        h = run(self.act2, run(self.bn2, run(self.conv2, run(self.conv2_pad, h)), training))
+        return run(self.bn3, run(self.conv3, h), training)
+
     def _anatomy_arguments(self):
         return {**super()._anatomy_arguments(), "groups": self.groups,
                 "width_per_group": self.width_per_group, "expansion": self.expansion}
@@ -436,6 +467,21 @@ class _PreActivation:
 
     def _anatomy_arguments(self):
         return {**super()._anatomy_arguments(), "preactivate": self.preactivate}
+
+    def call(self, x, training=False):
+        """``y = x + F(x̂)``, ``x̂ = σ(BN(x))`` (He et al. 2016); ``y = F(x̂)`` in the plain twin."""
+        if self._drops_per_batch(training):
+            return self._call_stochastic_depth(x, training)
+        x_hat = self.preactivated(x, training)
+        h = self.residual_function(x_hat, training)
+        if self.residual:  # the plain twin has no x
+            h = self._apply(self.drop, h, training)  # stochastic depth (Huang et al. 2016)
+            h = self._shortcut(x, x_hat, training) + h
+        return h
+
+    def preactivated(self, x, training):
+        """``x̂ = σ(BN(x))``; ``x`` with ``preactivate=False`` (no ``bn1``, ``act1``)."""
+        return self._apply(self.act1, self._apply(self.bn1, x, training))
 
     def get_config(self):
         return {**super().get_config(), "preactivate": self.preactivate}
@@ -460,6 +506,14 @@ class PreActResBlock(_PreActivation, ResBlock):
         + _PREACT_ARGS
     )
 
+    def residual_function(self, x_hat, training=False):
+        """``F(x̂) = W_2 σ(BN(W_1 x̂))`` (He et al. 2016, Fig. 1b)."""
+        run = self._apply
+        h = run(self.conv1, run(self.conv1_pad, x_hat))
+        h = run(self.act2, run(self.bn2, h, training))
+        h = run(self.dropout_layer, h, training)  # Wide ResNet's, between the convolutions
+        return run(self.conv2, h)
+
 
 @keras.saving.register_keras_serializable(package="keras_resnets")
 class PreActBottleneckBlock(_PreActivation, BottleneckBlock):
@@ -475,6 +529,14 @@ class PreActBottleneckBlock(_PreActivation, BottleneckBlock):
         + _BOTTLENECK_ARGS
         + _PREACT_ARGS
     )
+
+    def residual_function(self, x_hat, training=False):
+        """``F(x̂) = W_3 σ(BN(W_2 σ(BN(W_1 x̂))))`` (He et al. 2016)."""
+        run = self._apply
+        h = run(self.act2, run(self.bn2, run(self.conv1, x_hat), training))
+        h = run(self.dropout_layer, h, training)  # Wide ResNet's, before the kxk convolution
+        h = run(self.act3, run(self.bn3, run(self.conv2, run(self.conv2_pad, h)), training))
+        return run(self.conv3, h)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnets")

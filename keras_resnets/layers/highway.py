@@ -63,11 +63,9 @@ class _Highway(keras.layers.Layer):
         # Attributes as earlier versions named them: weight files keep the variables there.
         self.transform, self.bn, self.act = made["transform"], made.get("bn"), made["act"]
         self.gate = gates[0] if gates else None
-        self._steps = tuple((layer.kind == "norm", made[layer.name]) for layer in anatomy.branch)
-        for _, layer in self._steps:  # each keeps the width and size
-            layer.build(input_shape)
-        if self.gate is not None:
-            self.gate.build(input_shape)
+        for layer in (self.transform, self.bn, self.act, self.gate):  # each keeps the shape
+            if layer is not None:
+                layer.build(input_shape)
         self.built = True
 
     def _make(self, layer, axis, kernel_initializer, bias_initializer):
@@ -79,15 +77,17 @@ class _Highway(keras.layers.Layer):
             return batch_norm(axis, self.bn_momentum, self.bn_epsilon, layer.name)
         return make_activation(layer.activation, axis, name=layer.name)
 
-    def call(self, inputs, training=False):
-        h = inputs
-        for takes_training, layer in self._steps:
-            h = (call_sublayer(self, layer, h, training=training) if takes_training
-                 else call_sublayer(self, layer, h))
-        if self.gate is None:
+    def call(self, x, training=False):
+        """``y = T·H(x) + (1 - T)·x``, ``T = sigmoid(W_T x + b_T)`` (Srivastava et al. 2015);
+        ``y = H(x)`` in the plain twin."""
+        h = call_sublayer(self, self.transform, x)
+        if self.bn is not None:
+            h = call_sublayer(self, self.bn, h, training=training)
+        h = call_sublayer(self, self.act, h)
+        if self.gate is None:  # the plain twin
             return h
-        t = ops.sigmoid(call_sublayer(self, self.gate, inputs))
-        return t * h + (1.0 - t) * inputs
+        t = ops.sigmoid(call_sublayer(self, self.gate, x))
+        return t * h + (1.0 - t) * x
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -88,8 +88,7 @@ class Shortcut(keras.layers.Layer):
                 f"shortcut option 'A' can only add channels: input has {in_channels}, "
                 f"filters={self.filters}. Use option 'B' or 'C'."
             )
-        self.pool = None
-        steps = []
+        self.pool = self.projection = self.bn = None
         for layer in shortcut_layers(self.option, in_channels, self.filters, self.strides,
                                      batch_norm=self.batch_norm, avg_down=self.avg_down):
             if layer.kind != "zero_pad":  # option A's, which `_zero_pad` computes
@@ -97,8 +96,6 @@ class Shortcut(keras.layers.Layer):
                 setattr(self, layer.name, made)  # weight files keep its variables there
                 made.build(input_shape)
                 input_shape = made.compute_output_shape(input_shape)
-                steps.append((layer.kind == "norm", made))
-        self._steps = tuple(steps)  # in call order
         self.built = True
 
     def _make(self, layer, rank):
@@ -119,13 +116,16 @@ class Shortcut(keras.layers.Layer):
                       kernel_initializer=self.kernel_initializer, data_format=self.data_format,
                       name=layer.name)
 
-    def call(self, inputs, training=False):
+    def call(self, x, training=False):
+        """Option A's zero padding, else the projection ``BN(W_s x)`` (He et al. 2015, eq. 2),
+        average-pooled first with ``avg_down`` (ResNet-D)."""
         if self.option == "A":
-            return self._zero_pad(inputs)
-        x = inputs
-        for takes_training, layer in self._steps:
-            x = (call_sublayer(self, layer, x, training=training) if takes_training
-                 else call_sublayer(self, layer, x))
+            return self._zero_pad(x)
+        if self.pool is not None:
+            x = call_sublayer(self, self.pool, x)
+        x = call_sublayer(self, self.projection, x)
+        if self.bn is not None:
+            x = call_sublayer(self, self.bn, x, training=training)
         return x
 
     def _zero_pad(self, inputs):
