@@ -4,13 +4,13 @@ import functools
 
 import streamlit as st
 
-from explorer import charts, launch, models, progress, run_rows, runner, state, ui
+from explorer import charts, designs, launch, models, progress, run_rows, runner, state, ui
 from explorer.launch import DEFAULTS, RECIPE
 from explorer.runner import BACKENDS
 from keras_resnets.data.datasets import DATASETS
 from keras_resnets.runs.store import Run
+from keras_resnets.training import Recipe, TrainingRequest
 from keras_resnets.training.probe import PROBE_IMAGES
-from keras_resnets.training.recipe import Recipe
 
 DISTRIBUTIONS = {"none": "One device", "data_parallel": "Data parallel over all devices"}
 
@@ -153,8 +153,9 @@ def run_panel(run):
     status = run.status
     events = run.metrics()
     state_name = status.get("state", "?")
-    epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
-    now = progress.run_progress(status, run.config.recipe, events, charts.steps_per_epoch(events, run.config),
+    request = TrainingRequest.from_config(run.config)
+    epochs = status.get("epochs") or request.recipe.epochs
+    now = progress.run_progress(status, request.recipe, events, charts.steps_per_epoch(events, run.config),
                                 backend=BACKENDS.get(run.config.backend, "its backend"))
     st.markdown(f"{ui.STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {run_rows.run_line(run)}")
     st.progress(now.fraction, text=progress.bar_text(status, now, epochs))
@@ -180,24 +181,23 @@ def run_panel(run):
                    f"points: held out, a fixed {PROBE_IMAGES} images a few times a run, and all of them at each "
                    "epoch's end; training, the whole epoch's mean. Drag to pan, scroll to zoom, hover for values.")
     if run.model_path.exists():
-        try_model(run)
+        try_model(run, request.architecture)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
                            file_name=f"{run.id}.keras", mime="application/zip", icon=":material/download:",
                            key=f"download_{run.id}", on_click="ignore")
     return state_name in runner.ACTIVE_STATES
 
 
-def try_model(run):
+def try_model(run, architecture):
     """Predictions of a trained MNIST-shaped model on a few embedded digits."""
-    arch = run.config.architecture
-    if list(arch.get("input_shape") or []) != [28, 28, 1] or arch.get("classes") != 10:
+    if not designs.takes_sample_digits(architecture):
         return
     if not st.toggle("Try the trained model on 16 digits of the embedded MNIST sample", key=f"try_{run.id}",
                      help="Loads model.keras (with safe_mode) in this app. Some of these digits may have been "
                           "among its training images."):
         return
     try:
-        images, labels, predictions = models.predict_sample(run.model_path, arch.get("data_format"))
+        images, labels, predictions = models.predict_sample(run.model_path, architecture.data_format)
     except Exception as error:  # a damaged or foreign file must not break the page
         st.warning(f"Could not load or run {run.model_path.name}: {type(error).__name__}: {error}")
         return
