@@ -60,6 +60,10 @@ def training_problem(architecture, request, dataset, available) -> str | None:
     if request.distribution != "none" and request.backend == "torch":
         return ("data parallelism runs on JAX and TensorFlow here; with PyTorch, launch your own "
                 "DistributedDataParallel script with torchrun.")
+    try:
+        request.training_request(architecture)
+    except ValueError as error:  # the library's check of the request its worker would get
+        return str(error)
     return None
 
 

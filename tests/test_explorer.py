@@ -580,8 +580,8 @@ def test_a_vector_design_is_drawn_and_explained():
 def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     launched = []
 
-    def launch(self, architecture, request):
-        launched.append((architecture, request))
+    def launch(self, request, backend):
+        launched.append((request, backend))
         return "recorded-run"
 
     monkeypatch.setattr(runner.Runner, "launch", launch)
@@ -592,31 +592,28 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     at.radio(key="train.distribution").set_value("data_parallel")
     at.button(key="start_training").click().run()
     assert not at.exception
-    (architecture, request), = launched
-    assert (request.epochs, request.subset, request.backend) == (5, 64, "jax")
+    (request, backend), = launched  # the library's request, handed to the worker whole
+    assert (request.recipe.epochs, request.dataset.subset, backend) == (5, 64, "jax")
     assert request.distribution == "data_parallel"
-    assert request.arguments()[-2:] == ["--distribution", "data_parallel"]
-    assert architecture == Architecture.from_dict(at.session_state["design"])
+    assert request.architecture == Architecture.from_dict(at.session_state["design"])
 
 
 def test_the_default_run_is_the_first_minute_and_a_schedule_can_be_chosen(monkeypatch):
     """The first run uses the library's first-minute defaults (one home: keras_resnets.training.recipe);
-    "the recipe's" schedule passes no --schedule, so the recipe decides."""
+    with "the recipe's" schedule, the recipe decides."""
     from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
     launched = []
-    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, request, backend: launched.append(request) or "r")
     at = app(TINY, page="train")
     at.button(key="start_training").click().run()
-    at.selectbox(key="train.schedule").set_value("step")
+    at.selectbox(key="train.schedule").set_value("constant")
     at.button(key="start_training").click().run()
     assert not at.exception
-    default, stepped = launched
-    assert (default.subset, default.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
-    assert (default.epochs, default.batch_size) == (Recipe().epochs, Recipe().batch_size)
-    assert default.schedule is None and "--schedule" not in default.arguments()
-    args = stepped.arguments()
-    assert args[args.index("--schedule") + 1] == "step"
+    default, constant = launched
+    assert (default.dataset.subset, default.dataset.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
+    assert default.recipe == Recipe()
+    assert constant.recipe == Recipe(schedule="constant")
 
 
 def test_data_parallelism_on_pytorch_is_explained_before_it_starts():

@@ -3,16 +3,20 @@
 
 import ast
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import keras
 import pandas as pd
 import pytest
 
-from explorer import charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds
+from explorer import charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds, workers
 from explorer.runner import TrainRequest
-from keras_resnets import Architecture, get_preset
+from keras_resnets import Architecture, cli, get_preset
+from keras_resnets.data.spec import DataSpec
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import Recipe, TrainingRequest
 from keras_resnets.runs.store import Run, RunStore
 
 EXPLORER = Path(__file__).resolve().parent.parent / "explorer"
@@ -180,6 +184,38 @@ def test_why_a_design_cannot_train():
                    available=False) == "cifar10 cannot be loaded here (offline)."
     assert problem(available=False, dataset="mnist") is None  # it falls back to the embedded sample
     assert "torchrun" in problem(request=TrainRequest(backend="torch", distribution="data_parallel"))
+    assert problem(request=TrainRequest(validation_split=1.5, backend="jax")) == (  # the library's words
+        "validation_split=1.5 is not allowed: a finite number in [0, 1).")
+
+
+def test_the_settings_make_the_librarys_request():
+    lecture = Architecture.from_dict(DESIGN)
+    settings = TrainRequest(subset=None, recipe="paper", epochs=2, batch_size=32, learning_rate=0.05, seed=3,
+                            backend="jax", distribution="data_parallel")
+    assert settings.training_request(lecture) == TrainingRequest(
+        lecture, DataSpec(subset=None), Recipe.paper(epochs=2, batch_size=32, learning_rate=0.05), seed=3,
+        distribution="data_parallel")  # subset 0 on the page: all the images, as its help says
+    assert TrainRequest(backend="jax").training_request(lecture).recipe == Recipe()  # the recipe's own
+    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+        TrainRequest(optimizer="rmsprop", backend="jax").training_request(lecture)
+
+
+def test_a_launch_hands_the_worker_its_request_whole(runs_dir, monkeypatch):
+    """What the explorer serialises is what the worker trains: the worker's command, run here."""
+    started = []
+    monkeypatch.setattr(workers, "start", lambda key, command, backend, *args, **kwargs: started.append(
+        (command, backend)) or SimpleNamespace(pid=os.getpid()))
+    request = TrainingRequest(get_preset("mnist_resnet", nb_blocks=1, nb_channels=4),
+                              DataSpec(subset=64, validation_split=0.0064), Recipe.paper(epochs=1, batch_size=32),
+                              seed=4)
+    run_id = runner.Runner(runs_dir).launch(request, keras.backend.backend())
+    (command, backend), = started
+    assert command[1:5] == ["-m", "keras_resnets", "train", "--request"] and backend == keras.backend.backend()
+    assert TrainingRequest.from_dict(json.loads(Path(command[5]).read_text())) == request
+    assert cli.main(command[3:]) == 0  # the worker's arguments
+    assert TrainingRequest.from_config(RunStore(runs_dir).get(run_id).config) == request
+    runner.Runner(runs_dir).dismiss(run_id)
+    assert not Path(command[5]).exists()
 
 
 def test_the_estimate_reads_the_speed_of_the_last_run_of_the_design():

@@ -234,7 +234,7 @@ def start():
         return
     request = current_request()
     try:
-        run_id = runner_instance().launch(architecture, request)
+        run_id = runner_instance().launch(request.training_request(architecture), request.backend)
     except (OSError, ValueError) as error:
         st.session_state["train.error"] = f"Could not start the worker: {error}"
         return
