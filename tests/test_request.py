@@ -61,7 +61,7 @@ def test_build_fits_a_preset_to_the_data_and_changes_recipe_fields():
     ({"dataset": {"subset": 0}}, "dataset: subset=0 is not allowed"),
     ({"dataset": "cifar10"}, "dataset: dataset='cifar10' is not allowed"),
     ({"architecture": {"name": "x", "classes": "ten"}}, "architecture: classes='ten' is not allowed"),
-    ({"architecture": None}, "architecture: architecture=None is not allowed"),
+    ({"architecture": None}, "architecture: architecture=None is not allowed: a dict"),
     ({"seed": "3"}, "seed='3' is not allowed"),
     ({"distribution": "model_parallel"}, "distribution='model_parallel' is not allowed"),
     ({"processes": 0}, "--processes=0 is not allowed"),
@@ -75,9 +75,12 @@ def test_a_wrong_request_is_one_line_that_names_the_field(change, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_a_request_needs_an_architecture_and_is_an_object():
-    with pytest.raises(ValueError, match="architecture=None is not allowed"):
-        TrainingRequest.from_dict({"recipe": {}})
+def test_a_request_needs_its_three_parts_and_is_an_object():
+    for part in ("architecture", "dataset", "recipe"):
+        with pytest.raises(ValueError, match=f"^{part}=None is not allowed: the request's {part}"):
+            TrainingRequest.from_dict({k: v for k, v in REQUESTS[0].to_dict().items() if k != part})
+    older = {k: v for k, v in REQUESTS[1].to_dict().items() if k not in ("seed", "distribution")}
+    assert TrainingRequest.from_dict(older) == REQUESTS[1].replace(seed=0, distribution="none")
     with pytest.raises(ValueError, match="request=.* is not allowed"):
         TrainingRequest.from_dict([1])
 

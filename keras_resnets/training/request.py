@@ -106,20 +106,20 @@ class TrainingRequest:
 
     @classmethod
     def from_dict(cls, data):
-        """The inverse of `to_dict`: ``architecture`` is needed, the other keys take their
-        defaults; an unknown key or a wrong value raises a one-line `ValueError` that names
-        it (``"recipe: epochs=0 is not allowed: ..."``)."""
+        """The inverse of `to_dict`: ``architecture``, ``dataset`` and ``recipe`` are needed
+        (every config has them), ``seed``, ``distribution`` and ``processes`` take their
+        defaults; a missing part, an unknown key or a wrong value raises a one-line
+        `ValueError` that names it (``"recipe: epochs=0 is not allowed: ..."``)."""
         if not isinstance(data, dict):
             fail("request", data, "a JSON object of TrainingRequest fields")
         _known(data)
-        if "architecture" not in data:
-            fail("architecture", None, "an architecture description (Architecture.to_dict())")
         parts = {}
         for key, read in (("architecture", Architecture.from_dict), ("dataset", DataSpec.from_dict),
                           ("recipe", Recipe.from_dict)):
-            if key in data:
-                with _naming(key):
-                    parts[key] = read(data[key])
+            if key not in data:
+                fail(key, None, f"the request's {key} (its JSON object, as to_dict() writes it)")
+            with _naming(key):
+                parts[key] = read(data[key])
         scalars = {key: data[key] for key in ("seed", "distribution", "processes") if key in data}
         return cls(**parts, **scalars)
 
@@ -130,8 +130,9 @@ class TrainingRequest:
 
         Example:
         >>> from keras_resnets.design.presets import mnist_resnet
-        >>> config = {"architecture": mnist_resnet(4, 1).to_dict(), "seed": 2, "backend": "jax",
-        ...           "dataset": {"name": "/data/deleted/folder", "validation_split": 0.0}}
+        >>> config = {"architecture": mnist_resnet(4, 1).to_dict(), "recipe": {"epochs": 2},
+        ...           "dataset": {"name": "/data/deleted/folder", "validation_split": 0.0},
+        ...           "seed": 2, "backend": "jax", "versions": {}}
         >>> TrainingRequest.from_config(config).dataset.name
         '/data/deleted/folder'
         """
