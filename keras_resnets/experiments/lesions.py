@@ -31,7 +31,7 @@ from keras_resnets.experiments.ensembles import (
     path_length_counts,
     random_paths,
 )
-from keras_resnets.training.request import TrainingRequest
+from keras_resnets.runs.records import RunConfig
 
 
 def blocks_of(model):
@@ -185,14 +185,14 @@ def lesion_study(model, x, y, *, paths=True, samples=3, ks=None, gradient_digits
 
 
 def held_out(config, limit=None):
-    """The validation digits of a run's ``config`` (a `RunConfig` or its JSON object: the data
-    and seed of its `TrainingRequest`), which it never trained on, as normalised NumPy arrays ``(x, y)`` (the
+    """The validation digits of a run's ``config`` (a `RunConfig` or its JSON object: its
+    dataset and seed), which it never trained on, as normalised NumPy arrays ``(x, y)`` (the
     first ``limit`` of them); `ValueError` if the run held none out."""
-    request = TrainingRequest.from_config(config)
-    dataset = request.dataset
+    config = RunConfig.from_dict(config)
+    dataset = config.dataset
     data = load_data(dataset.name, batch_size=500, validation_split=dataset.validation_split,
-                     subset=dataset.subset, data_dir=dataset.data_dir, seed=request.seed,
-                     data_format=request.architecture.data_format)
+                     subset=dataset.subset, data_dir=dataset.data_dir, seed=config.seed,
+                     data_format=config.design().data_format)
     if data.validation is None:
         fail("validation_split", dataset.validation_split,
              "above 0: the run held no digits out, so there are none it has not seen")
