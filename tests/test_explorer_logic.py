@@ -348,3 +348,10 @@ def test_a_run_config_without_residual_is_a_resnet():
     config = RunConfig.from_dict({"architecture": {"name": "x"}, "dataset": {"name": "mnist_sample"}})
     found = {"Run a": (config, {"state": "completed"}, "run:a", 0.0)}
     assert dissect.networks("Run a", found)[0] == "resnet"
+
+
+def test_a_run_whose_request_cannot_be_read_is_not_taken_apart():
+    config = RunConfig.from_dict({"architecture": DESIGN, "dataset": {"name": "mnist_sample", "validation_split": 0.1},
+                                  "recipe": {"batch_size": "32"}})
+    assert dissect.problem(config, {"state": "completed"}) == (
+        "its config.json cannot be read: recipe: batch_size='32' is not allowed: an integer in [1, 2,147,483,647].")
