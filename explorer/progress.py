@@ -51,7 +51,7 @@ class Progress:
     """About how long it needs still, at its current speed (None before it has one)."""
 
 
-def run_progress(status, recipe, events, steps_per_epoch, backend="the backend") -> Progress:
+def run_progress(status, recipe: Recipe, events, steps_per_epoch, backend="the backend") -> Progress:
     """The `Progress` of a run from its ``status``, `Recipe`, metric ``events`` and
     ``steps_per_epoch`` (None when unknown)."""
     epochs = status.get("epochs") or recipe.epochs
