@@ -22,6 +22,7 @@ from explorer import run_rows, seeds
 from keras_resnets.design.validation import check_choice
 from keras_resnets.runs import records
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import TrainingRequest
 
 METRICS = {"loss": "loss", "accuracy": "accuracy"}
 PADDING = 10
@@ -33,14 +34,14 @@ COLUMNS = ["run", "label", "metric", "split", "granularity", "epoch", "step", "v
 
 
 def steps_per_epoch(events, config: RunConfig | None = None) -> float | None:
-    """Steps of one epoch: from an epoch event if there is one, else from the run's config."""
+    """Steps of one epoch: from an epoch event if there is one, else from the request of the
+    run's config (a `ValueError` if it cannot be read)."""
     for event in records.epochs(events):
         if event.get("step"):
             return event["step"] / (event["epoch"] + 1)
-    subset = config and config.dataset.subset
-    batch = config and config.recipe.get("batch_size")
-    if subset and batch:
-        return math.ceil(subset / batch)
+    request = config and TrainingRequest.from_config(config)
+    if request and request.dataset.subset:
+        return math.ceil(request.dataset.subset / request.recipe.batch_size)
     return None
 
 

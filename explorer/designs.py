@@ -160,6 +160,16 @@ def shape_text(shape) -> str:
     return "×".join("?" if s is None else str(s) for s in shape)
 
 
+def takes_sample_digits(architecture: Architecture) -> bool:
+    """Whether ``architecture`` classifies the embedded sample's digits: 28x28x1 images, 10
+    classes (the Train page then offers to try a trained model on a few).
+
+    >>> takes_sample_digits(get_preset("mnist_resnet")), takes_sample_digits(get_preset("resnet18"))
+    (True, False)
+    """
+    return tuple(architecture.input_shape) == (28, 28, 1) and architecture.classes == 10
+
+
 def file_stem(name: str) -> str:
     """A design's name as a file name: letters, digits, ``-_.``; others become ``_``.
 

@@ -19,6 +19,7 @@ import pandas as pd
 from keras_resnets.experiments import lesions
 from keras_resnets.runs.pretrained import pretrained_config, shipped, weights_path
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import TrainingRequest
 
 PRETRAINED = "pretrained"
 SHIPPED = "Pretrained lecture ResNet (shipped in the package)"
@@ -28,7 +29,8 @@ DIGITS = ("mnist_sample", "mnist")
 
 
 def problem(config: RunConfig, status: dict) -> str | None:
-    """Why a run with ``config`` and ``status`` cannot be taken apart, or None."""
+    """Why a run with ``config`` and ``status`` cannot be taken apart, or None (then its
+    `TrainingRequest` reads)."""
     state = status.get("state")
     if state != "completed":
         return (f"the run is {state or 'unknown'}: only a completed run has a trained model to "
@@ -40,6 +42,10 @@ def problem(config: RunConfig, status: dict) -> str | None:
     if not config.dataset.validation_split:
         return ("the run held no digits out (validation fraction 0), so every digit is one it "
                 "has seen.")
+    try:
+        TrainingRequest.from_config(config)
+    except ValueError as error:
+        return f"its config.json cannot be read: {error}"
     return None
 
 
@@ -94,7 +100,7 @@ def networks(label, found) -> tuple[str, dict]:
     """``(kind, {kind: (config, source key, stamp)})``: the source ``label`` of ``found`` under
     its kind (``resnet`` or ``plain``), with its twin under the other kind when there is one."""
     config, _, source, stamp = found[label]
-    kind = "resnet" if config.architecture.get("residual", True) else "plain"
+    kind = "resnet" if config.design().residual else "plain"
     picked = {kind: (config, source, stamp)}
     other = twin(label, config, found)
     if other is not None:

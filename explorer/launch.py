@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from explorer import designs
 from explorer.runner import BACKENDS, TrainRequest
 from keras_resnets.data.datasets import DATASETS, SAMPLE_NAME, is_available
-from keras_resnets.data.spec import DataSpec
 from keras_resnets.training.loop import describe_data
-from keras_resnets.training.processes import check_processes
 
 DEFAULTS = TrainRequest()
 RECIPE = "recipe"  # selectboxes hold strings: None would read as "nothing selected"
@@ -51,9 +49,10 @@ def request_of(values) -> TrainRequest:
     recipe). A validation folder and the input transforms go with a folder (a named dataset has
     its own transforms); a validation folder replaces the validation fraction.
 
-    >>> request_of({"source": "folder", "folder": "/data/pets", "validation_folder": "/data/val",
-    ...             "validation_split": 0.1, "processes": 2}).arguments()[:4]
-    ['--dataset', '/data/pets', '--validation-split', '0.0']
+    >>> request = request_of({"source": "folder", "folder": "/data/pets", "validation_folder": "/data/val",
+    ...                       "validation_split": 0.1, "processes": 2})
+    >>> request.dataset, request.validation_split, request.validation_dataset, request.processes
+    ('/data/pets', 0.0, '/data/val', 2)
     """
     value = {name: values.get(name) for name in (*SETTINGS, UPLOADED)}
     source = value["source"] or "named"
@@ -117,7 +116,7 @@ def reachable(name: str) -> bool:
 def data_of(request, reachable=reachable) -> DataFacts:
     """The `DataFacts` of ``request``'s data: a named dataset's published facts (``reachable``
     tells whether it can be loaded here), the embedded sample's and a folder's as the library
-    describes them."""
+    describes them: the `DataSpec` its worker would be handed (`TrainRequest.data_spec`)."""
     if request.dataset in DATASETS and request.dataset != SAMPLE_NAME:
         info = DATASETS[request.dataset]
         offline = request.dataset != "mnist" and not reachable(request.dataset)  # mnist falls back to the sample
@@ -126,9 +125,7 @@ def data_of(request, reachable=reachable) -> DataFacts:
     if not request.dataset:
         return DataFacts(None, None, None, problem="no image folder is chosen yet: type its path, or upload a zip.")
     try:
-        found = describe_data(DataSpec(request.dataset, subset=request.subset,
-                                       validation_split=request.validation_split,
-                                       validation_dataset=request.validation_dataset, transforms=request.transforms))
+        found = describe_data(request.data_spec())
     except ValueError as error:  # the library's message names the folder and what is wrong
         return DataFacts(None, None, None, problem=str(error))
     return DataFacts(found.info.image_shape, found.info.classes, found.num_train, found.num_validation,
@@ -165,23 +162,27 @@ def training_problem(architecture, request, data: DataFacts) -> str | None:
         return (f"the design takes {designs.shape_text(architecture.input_shape)} images and {architecture.classes} "
                 f"classes; {data_name(request)} has {designs.shape_text(data.image_shape)} images and {data.classes} "
                 "classes.")
-    return parallel_problem(request)
+    problem = parallel_problem(request)
+    if problem:
+        return problem
+    try:
+        request.training_request(architecture)
+    except ValueError as error:  # the library's check of the request its worker would get (its processes too)
+        return str(error)
+    return None
 
 
 def parallel_problem(request) -> str | None:
-    """Why ``request``'s devices and processes cannot go together, or None: data parallelism
-    spans one process' devices (JAX and TensorFlow); several processes (every backend) are the
-    library's to check (`check_processes`: the batch divides among them, the data can be shared)."""
+    """Why ``request``'s devices and processes cannot go together on the page's backend, or
+    None: data parallelism spans one process' devices (JAX and TensorFlow), and several
+    processes span every device already. How many processes can train the data and the batch
+    is the library's to say (`TrainRequest.training_request`)."""
     if request.distribution != "none" and request.backend == "torch":
         return ("data parallelism over one process' devices runs on JAX and TensorFlow; with PyTorch, train "
                 "with several processes instead (Processes: DistributedDataParallel, started by torchrun).")
     if request.distribution != "none" and request.processes > 1:
         return ("data parallelism over one process' devices and several processes do not go together: with "
                 "several, each engine spans the devices of every process already. Choose one device, or 1 process.")
-    try:
-        check_processes(request.processes, request.backend, request.dataset, request.batch_size)
-    except ValueError as error:
-        return str(error)
     return None
 
 

@@ -11,7 +11,7 @@ Example:
 ...           "num_train": 4096, "num_validation": 1000}
 >>> events = [{"event": "batch", "epoch": 0, "step": 128, "loss": 0.9, "accuracy": 0.7,
 ...            "images_per_second": 100.0}]
->>> p = run_progress(status, {"batch_size": 16}, events, steps_per_epoch=256)
+>>> p = run_progress(status, Recipe(batch_size=16), events, steps_per_epoch=256)
 >>> round(p.fraction, 2), p.phase, round(p.seconds_left)
 (0.39, 'Training', 33)
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from keras_resnets.runs import records
 from keras_resnets.training.probe import PROBE_IMAGES, PROBES
+from keras_resnets.training.recipe import Recipe
 
 EVALUATION_COST = 1 / 3
 """The cost of evaluating one image, in images trained (one forward pass of three)."""
@@ -50,11 +51,11 @@ class Progress:
     """About how long it needs still, at its current speed (None before it has one)."""
 
 
-def run_progress(status, recipe, events, steps_per_epoch, backend="the backend", processes=1) -> Progress:
-    """The `Progress` of a run from its ``status``, ``recipe`` (dict), metric ``events``,
+def run_progress(status, recipe: Recipe, events, steps_per_epoch, backend="the backend", processes=1) -> Progress:
+    """The `Progress` of a run from its ``status``, `Recipe`, metric ``events``,
     ``steps_per_epoch`` (None when unknown) and the ``processes`` that train it (several make no
     held-out probes: `keras_resnets.training.loop` leaves them out)."""
-    epochs = status.get("epochs") or recipe.get("epochs") or 1
+    epochs = status.get("epochs") or recipe.epochs
     done_epochs = status.get("epoch", 0)
     state = status.get("state")
     if state not in ("created", "running"):
@@ -66,7 +67,7 @@ def run_progress(status, recipe, events, steps_per_epoch, backend="the backend",
     batches = records.batches(events)
     if not (steps_per_epoch and batches):
         return Progress(done_epochs / epochs, phase, None)
-    per_step = recipe.get("batch_size") or 1  # images trained per step
+    per_step = recipe.batch_size  # images trained per step
     probe = min(PROBE_IMAGES, validation) * EVALUATION_COST
     evaluation = validation * EVALUATION_COST
     speed = batches[-1].get("images_per_second")

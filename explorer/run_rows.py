@@ -18,6 +18,7 @@ from explorer import designs, seeds
 from explorer.runner import BACKENDS
 from keras_resnets.experiments import EXPERIMENTS
 from keras_resnets.runs.status import DAMAGED
+from keras_resnets.training import TrainingRequest
 
 VERDICT_ICONS = {"agrees": "✓", "does not agree": "✗", "cannot be judged": "?", "not yet run": "·"}
 READ_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError,
@@ -123,30 +124,24 @@ def comparison_row(run, parameters) -> dict:
 
 
 def _comparison_row(run, parameters) -> dict:
-    config = run.config
+    request = TrainingRequest.from_config(run.config)  # a run whose request cannot be read is damaged
     status = run.status
     epochs = run.epochs()
     seconds = [e["seconds"] for e in epochs if e.get("seconds")]
-    try:
-        arch = config.design()
-        params = parameters(arch.to_json())
-        depth = arch.depth
-    except (TypeError, ValueError):
-        params, depth = None, None
-    recipe, dataset = config.recipe, config.dataset
+    recipe, dataset = request.recipe, request.dataset
     return {
         "run": _describe(run),
-        "parameters": params,
+        "parameters": parameters(request.architecture.to_json()),
         "best val. accuracy": best_accuracy(epochs),
         "time per epoch (s)": sum(seconds) / len(seconds) if seconds else None,
-        "backend": BACKENDS.get(config.backend, config.backend),
+        "backend": BACKENDS.get(run.config.backend, run.config.backend),
         "final train loss": epochs[-1].get("loss") if epochs else None,
-        "depth": depth,
+        "depth": request.architecture.depth,
         "state": status.get("state"),
-        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.get('epochs', '?'))}",
+        "epochs": f"{status.get('epoch', 0)}/{status.get('epochs', recipe.epochs)}",
         "dataset": dataset.name,
         "images": dataset.subset or "all",
-        "optimizer": f"{recipe.get('optimizer', '?')} {recipe.get('learning_rate', '')}",
+        "optimizer": f"{recipe.optimizer} {recipe.learning_rate}",
         "id": run.id,
     }
 

@@ -5,8 +5,10 @@ A run is trained by ``python -m keras_resnets train ...`` in its own process, wi
 tab, reloading or restarting the app does not stop it. Everything the pages show is read back
 from the run store (``runs/<id>/``), so any tab sees every run, finished or still training.
 
-Before its run directory exists, a worker is known by a launch record in
-``<runs>/.launch/<run id>.json`` (`LaunchRecord`; its output in ``<run id>.log``): that is
+A worker is handed its `TrainingRequest` whole, as JSON (``train --request``): what the page
+asked for is what the run's ``config.json`` holds. Before its run directory exists, a worker
+is known by a launch record in ``<runs>/.launch/<run id>.json`` (`LaunchRecord`; its output in
+``<run id>.log``, its request in ``<run id>.request.json``): that is
 how a worker that dies while starting (an import error, a bad argument) is reported instead
 of forgotten. A record that cannot be read is reported as a failed launch, with the reason.
 """
@@ -27,10 +29,14 @@ from keras_resnets.runs.files import read_json, tail_text, write_json
 from keras_resnets.runs.processes import MAX_PID, process_alive
 from keras_resnets.runs.status import check_fields
 from keras_resnets.runs.store import ACTIVE_STATES, CONFIG, RunStore, check_run_id, new_run_id
-from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+from keras_resnets.data.spec import DataSpec
+from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe, TrainingRequest
 
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 LAUNCH_DIR = ".launch"
+REQUEST = ".request"
+"""``<run id>.request.json`` beside a launch record: the request its worker reads."""
+ATTACHMENTS = (REQUEST, ".architecture")  # older explorers handed the worker its design alone
 START_GRACE_SECONDS = 300
 """How long a worker may take to create its run directory before it is reported as stuck."""
 
@@ -63,8 +69,9 @@ def default_backend() -> str:
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """What the Train page asks for: data, recipe, seed, backend and processes (the design comes
-    apart)."""
+    """What the Train page asks for: its settings (data, recipe, seed, backend, processes; the
+    design comes apart), as the widgets hold them. `training_request` makes the library's
+    `TrainingRequest` of them, which the worker is handed whole (`Runner.launch`)."""
 
     # The defaults are the first minute (keras_resnets.training.recipe, where its measured accuracy
     # and time are written down).
@@ -77,48 +84,46 @@ class TrainRequest:
     optimizer: str | None = None
     learning_rate: float | None = None
     schedule: str | None = None
+    """None: the recipe's (as ``optimizer`` and ``learning_rate``)."""
     seed: int = 0
     backend: str = field(default_factory=default_backend)
     distribution: str = "none"
     validation_dataset: str | None = None
     """An image folder of held-out images for a training folder (then ``validation_split`` is 0)."""
     transforms: str | None = None
-    """The input transforms' name (``--transforms``); None for the dataset's default."""
+    """The input transforms' name; None for the dataset's default."""
     processes: int = 1
-    """Processes that train the run together on this machine (``--processes``)."""
-    extra: dict = field(default_factory=dict)
-    """Other recipe fields, by name (``momentum``, ``weight_decay``, ``warmup_epochs``): each
-    becomes the worker's ``--momentum``-style option."""
+    """Processes that train the run together on this machine."""
 
-    def arguments(self) -> list[str]:
-        """The worker's command-line options (``python -m keras_resnets train ...``).
+    def training_request(self, architecture) -> TrainingRequest:
+        """The library's request of these settings for ``architecture``; a `ValueError` names
+        the first wrong one.
+
+        >>> from keras_resnets.design.presets import mnist_resnet
+        >>> TrainRequest(recipe="paper", epochs=2, backend="jax").training_request(mnist_resnet()).recipe.optimizer
+        'sgd'
+        >>> request = TrainRequest(dataset="/data/pets", validation_split=0.0, validation_dataset="/data/val",
+        ...                        transforms="cifar", processes=2, backend="jax").training_request(mnist_resnet())
+        >>> request.dataset.validation_dataset, request.dataset.transforms, request.processes
+        ('/data/val', 'cifar', 2)
+        """
+        changes = {"optimizer": self.optimizer, "learning_rate": self.learning_rate, "schedule": self.schedule}
+        recipe = Recipe.named(self.recipe, epochs=self.epochs, batch_size=self.batch_size,
+                              **{name: value for name, value in changes.items() if value is not None})
+        return TrainingRequest(architecture, self.data_spec(), recipe, seed=self.seed,
+                               distribution=self.distribution, processes=self.processes)
+
+    def data_spec(self) -> DataSpec:
+        """The library's `DataSpec` of the data settings (what `training_request` hands the
+        worker, and what the page describes before it starts); a `ValueError` names the first
+        wrong one.
 
         >>> TrainRequest(dataset="/data/pets", validation_split=0.0, validation_dataset="/data/val",
-        ...              processes=2, backend="jax").arguments()[-4:]
-        ['--validation-dataset', '/data/val', '--processes', '2']
+        ...              transforms="cifar", backend="jax").data_spec().validation_dataset
+        '/data/val'
         """
-        args = ["--dataset", self.dataset, "--validation-split", repr(float(self.validation_split)),
-                "--recipe", self.recipe, "--epochs", str(int(self.epochs)),
-                "--batch-size", str(int(self.batch_size)), "--seed", str(int(self.seed))]
-        if self.subset:
-            args += ["--subset", str(int(self.subset))]
-        if self.optimizer:
-            args += ["--optimizer", self.optimizer]
-        if self.learning_rate:
-            args += ["--learning-rate", repr(float(self.learning_rate))]
-        if self.schedule:
-            args += ["--schedule", self.schedule]
-        if self.distribution != "none":
-            args += ["--distribution", self.distribution]
-        for name, value in self.extra.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
-        if self.validation_dataset:
-            args += ["--validation-dataset", self.validation_dataset]
-        if self.transforms:
-            args += ["--transforms", self.transforms]
-        if self.processes > 1:
-            args += ["--processes", str(int(self.processes))]
-        return args
+        return DataSpec(self.dataset, subset=self.subset, validation_split=self.validation_split,
+                        validation_dataset=self.validation_dataset, transforms=self.transforms)
 
 
 def _strings(name, value):
@@ -167,23 +172,25 @@ class Runner:
         self.store = RunStore(self.root)
 
     # -- starting ---------------------------------------------------------------------------
-    def launch(self, architecture, request: TrainRequest, starting: int = 1) -> str:
-        """Starts a worker training ``architecture`` as a new run; returns the run id at once.
-        ``starting``: the workers being started together, this one and those after it. A
-        request of several processes starts one that launches them (`keras_resnets.training.processes`)."""
-        check_choice("backend", request.backend, sorted(BACKENDS))
-        run_id = new_run_id(architecture.name)
+    def launch(self, request: TrainingRequest, backend: str, starting: int = 1) -> str:
+        """Starts a worker training ``request`` with ``backend`` as a new run; returns the run id
+        at once. The worker reads the request whole (``train --request``), as it is written in
+        ``.launch/<run id>.request.json``. ``starting``: the workers being started together,
+        this one and those after it. A request of several processes starts one that launches
+        them (`keras_resnets.training.processes`)."""
+        check_choice("backend", backend, sorted(BACKENDS))
+        run_id = new_run_id(request.architecture.name)
         launch_dir = self.root / LAUNCH_DIR
         launch_dir.mkdir(parents=True, exist_ok=True)
-        arch_path = launch_dir / f"{run_id}.architecture.json"
-        arch_path.write_text(architecture.to_json(indent=2))
+        request_path = launch_dir / f"{run_id}{REQUEST}.json"
+        write_json(request_path, request.to_dict())
         log_path = launch_dir / f"{run_id}.log"
-        command = [sys.executable, "-m", "keras_resnets", "train", "--architecture", str(arch_path.resolve()),
-                   *request.arguments(), "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
-        process = workers.start(run_id, command, request.backend, log_path, cwd=self.root.resolve().parent,
+        command = [sys.executable, "-m", "keras_resnets", "train", "--request", str(request_path.resolve()),
+                   "--runs-dir", str(self.root.resolve()), "--run-id", run_id, "--quiet"]
+        process = workers.start(run_id, command, backend, log_path, cwd=self.root.resolve().parent,
                                 starting=starting + request.processes - 1)  # its processes share the cores too
         write_json(launch_dir / f"{run_id}.json", dataclasses.asdict(LaunchRecord(
-            run_id=run_id, pid=process.pid, backend=request.backend, started=time.time(),
+            run_id=run_id, pid=process.pid, backend=backend, started=time.time(),
             command=command[1:])))
         return run_id
 
@@ -199,7 +206,7 @@ class Runner:
         out = []
         for record_path in sorted(launch_dir.glob("*.json")):
             run_id = record_path.name.removesuffix(".json")
-            if run_id.endswith(".architecture"):
+            if run_id.endswith(ATTACHMENTS):
                 continue
             try:
                 check_run_id(run_id)
@@ -233,7 +240,7 @@ class Runner:
     def dismiss(self, run_id: str) -> None:
         """Forgets a failed launch."""
         check_run_id(run_id)
-        for suffix in (".json", ".log", ".architecture.json"):
+        for suffix in (".json", ".log", *(f"{attachment}.json" for attachment in ATTACHMENTS)):
             (self.root / LAUNCH_DIR / f"{run_id}{suffix}").unlink(missing_ok=True)
 
     def runs(self):

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from explorer.runner import TrainRequest
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import TrainingRequest
 
 IGNORED = ("seed", "created", "versions", "run_id")
 """Fields of ``config.json`` that do not shape what a run learns (or change with every run)."""
@@ -82,21 +82,10 @@ def bands(frame: pd.DataFrame, batches: bool = False) -> pd.DataFrame:
     return out
 
 
-def replica_request(config: RunConfig, seed: int) -> TrainRequest:
-    """The `TrainRequest` that trains a run of ``config`` again, with ``seed``: its data, every
-    recipe field, its backend and its processes, so that the new run falls in the same group."""
-    dataset, recipe = config.dataset, config.recipe
-    return TrainRequest(
-        dataset=dataset.name or "mnist_sample", subset=dataset.subset,
-        validation_split=0.1 if dataset.validation_split is None else dataset.validation_split,
-        epochs=recipe["epochs"], batch_size=recipe["batch_size"], optimizer=recipe["optimizer"],
-        learning_rate=recipe["learning_rate"], schedule=recipe["schedule"], seed=seed,
-        backend=config.backend, distribution=config.distribution,
-        validation_dataset=dataset.validation_dataset, processes=config.processes,
-        transforms=dataset.transforms or ("cifar" if dataset.augment else None),  # a config names cifar "augment"
-        extra={"momentum": recipe["momentum"], "weight_decay": recipe["weight_decay"],
-               "warmup_epochs": recipe["warmup_epochs"]},
-    )
+def replica_request(config: RunConfig, seed: int) -> TrainingRequest:
+    """The `TrainingRequest` that trains a run of ``config`` again with ``seed``: the run's own,
+    read back, so that the new run (on the run's backend) falls in the same group."""
+    return TrainingRequest.from_config(config).replace(seed=seed)
 
 
 def next_seeds(runs, n: int) -> list[int]:

@@ -5,6 +5,7 @@ Examples::
 
     python -m keras_resnets train --preset mnist_resnet --dataset mnist --epochs 1
     python -m keras_resnets train --architecture arch.json --recipe paper --epochs 2 --seed 1
+    python -m keras_resnets train --request request.json   # a TrainingRequest, whole
     KERAS_BACKEND=jax python -m keras_resnets train --preset mnist_resnet --distribution data_parallel
     python -m keras_resnets train --preset mnist_resnet --processes 2
     python -m keras_resnets summary --preset resnet50
@@ -19,6 +20,7 @@ be resumed. A failed run exits with 1.
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -29,12 +31,10 @@ from keras_resnets.runs.files import read_json
 from keras_resnets.runs.status import DAMAGED
 from keras_resnets.runs.store import RunStore
 from keras_resnets.runtime.environment import QUIET_BACKEND, quiet_backend_start
-from keras_resnets.training.choices import DISTRIBUTIONS, OPTIMIZERS, SCHEDULES
+from keras_resnets.training.choices import DISTRIBUTIONS
 from keras_resnets.training.interrupts import stop_on_sigterm
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "failed": 1}
-RECIPE_OPTIONS = ("optimizer", "learning_rate", "momentum", "weight_decay", "epochs",
-                  "batch_size", "warmup_epochs", "schedule")
 
 
 def _field(text):
@@ -49,11 +49,16 @@ def _field(text):
         return key, value
 
 
-def _add_architecture(parser, required=True):
-    group = parser.add_mutually_exclusive_group(required=required)
+def _add_architecture(parser, request=False):
+    group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--preset", help="a preset name, e.g. mnist_resnet, cifar_resnet20, resnet50")
     group.add_argument("--architecture", metavar="FILE.json",
                        help="an architecture description (Architecture.to_json())")
+    if request:
+        group.add_argument("--request", metavar="FILE.json",
+                           help="a whole request (TrainingRequest.to_dict()): architecture, "
+                                "data, recipe, seed, distribution and processes; the options "
+                                "that say them are refused with it")
     parser.add_argument("--set", dest="fields", metavar="KEY=VALUE", type=_field, action="append",
                         default=[], help="a preset argument or architecture field (repeatable), "
                                          "e.g. --set nb_blocks=3 --set shortcut=A")
@@ -82,15 +87,17 @@ def build_parser():
 
 
 def _add_train_command(commands):
-    """``train``: the architecture, the data, the recipe and its overrides, and where the run goes."""
+    """``train``: the architecture, the data, the recipe and its overrides, and where the run
+    goes. The options that say the request default to None, so that ``--request`` knows which
+    were given (`_REQUEST_OPTIONS`); `TrainingRequest.build` holds their defaults."""
     from keras_resnets.data.datasets import DATASETS
     from keras_resnets.data.transforms import TRANSFORMS
-    from keras_resnets.training.recipe import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
+    from keras_resnets.training.recipe import FIRST_MINUTE_SUBSET, RECIPES, VALIDATION_SPLIT, Recipe
 
     quick = Recipe()
     train = commands.add_parser("train", help="train an architecture as a new run")
-    _add_architecture(train)
-    train.add_argument("--dataset", default="mnist_sample", type=_dataset, metavar="NAME|PATH",
+    _add_architecture(train, request=True)
+    train.add_argument("--dataset", type=_dataset, metavar="NAME|PATH",
                        help=f"one of {', '.join(sorted(DATASETS))}, or an image folder: one "
                             "subfolder of JPEG/PNG images per class (default: mnist_sample)")
     train.add_argument("--validation-dataset", metavar="PATH",
@@ -99,32 +106,37 @@ def _add_train_command(commands):
     train.add_argument("--subset", type=int,
                        help=f"training images used; 0: all (default: {FIRST_MINUTE_SUBSET} for "
                             "mnist_sample, the first minute's run, all for other datasets)")
-    train.add_argument("--validation-split", type=float, default=VALIDATION_SPLIT)
+    train.add_argument("--validation-split", type=float,
+                       help=f"the fraction held out (default: {VALIDATION_SPLIT})")
     train.add_argument("--data-dir", help="tensorflow-datasets directory")
-    train.add_argument("--augment", action="store_true", help="the paper's crop-and-flip")
+    train.add_argument("--augment", action="store_true", default=None,
+                       help="the paper's crop-and-flip")
     train.add_argument("--transforms", choices=tuple(TRANSFORMS),
                        help="the input transforms (default: the dataset's; --augment is 'cifar')")
-    train.add_argument("--recipe", choices=("quick", "paper", "goyal"), default="quick",
+    train.add_argument("--recipe", choices=RECIPES,
                        help=f"quick: {quick.optimizer} {quick.learning_rate:g} ({quick.schedule} "
                             f"rate), {quick.epochs} epochs of {quick.batch_size}; "
                             "paper: He et al.'s SGD; goyal: Goyal et al.'s ImageNet SGD, its "
                             "rate scaled to --batch-size (default: quick)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS)
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--momentum", type=float)
-    train.add_argument("--weight-decay", type=float)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--warmup-epochs", type=int)
-    train.add_argument("--schedule", choices=SCHEDULES)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--distribution", choices=DISTRIBUTIONS, default="none",
+    for field in dataclasses.fields(Recipe):  # --optimizer, --learning-rate, ...: one home
+        train.add_argument(f"--{field.name.replace('_', '-')}", type=field.type,
+                           choices=field.metadata.get("choices"))
+    train.add_argument("--seed", type=int, help="(default: 0)")
+    train.add_argument("--distribution", choices=DISTRIBUTIONS,
                        help="data_parallel: split each (global) batch over all visible devices; "
                             "JAX and TensorFlow (default: none)")
     _add_store(train)
     train.add_argument("--run-id", help="the run's id (default: time, name and random hex)")
     _add_processes(train, "1")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+_DATA_OPTIONS = ("subset", "validation_split", "data_dir", "augment", "transforms",
+                 "validation_dataset")
+"""The options of ``train`` that go to the `DataSpec` (`TrainingRequest.build`'s names)."""
+_REQUEST_OPTIONS = ("fields", "dataset", *_DATA_OPTIONS, "recipe", "seed", "distribution",
+                    "processes")
+"""The options of ``train`` (besides the recipe's fields) that say what the request says."""
 
 
 def _add_processes(parser, default):
@@ -195,7 +207,7 @@ def _architecture(args, dataset):
                                    **fields)
     if dataset:
         info = describe(dataset, validation_split=0, transforms=getattr(args, "transforms", None),
-                        augment=getattr(args, "augment", False)).info
+                        augment=bool(getattr(args, "augment", False))).info
         fields = {"input_shape": tuple(info.image_shape), "classes": info.classes, **fields}
     try:
         return get_preset(args.preset, **fields)
@@ -206,30 +218,51 @@ def _architecture(args, dataset):
 
 def _train(args):
     from keras_resnets.runs.store import new_run_id
-    from keras_resnets.training import Recipe, check_train, default_subset, train
+    from keras_resnets.training import check_train, train
 
     cluster = _join(args)
-    recipes = {"quick": Recipe, "paper": Recipe.paper, "goyal": Recipe.goyal}
-    changes = {name: getattr(args, name) for name in RECIPE_OPTIONS
-               if getattr(args, name) is not None}
-    recipe = recipes[args.recipe](**changes)
-    subset = default_subset(args.dataset) if args.subset is None else (args.subset or None)
-    arch = _architecture(args, args.dataset)
-    options = dict(subset=subset, validation_split=args.validation_split,
-                   data_dir=args.data_dir, augment=args.augment, transforms=args.transforms,
-                   validation_dataset=args.validation_dataset, seed=args.seed,
-                   distribution=args.distribution)
-    processes = args.processes or 1
-    if cluster is None and processes > 1:  # this process launches the others
-        check_train(arch, args.dataset, recipe, processes=processes, **options)
-        run_id = args.run_id or new_run_id(arch.name)
+    request = _request(args, cluster)
+    if cluster is None and request.processes > 1:  # this process launches the others
+        check_train(request)
+        run_id = args.run_id or new_run_id(request.architecture.name)
         _check_new_run(args.runs_dir, run_id)
-        return _launch(args, processes, [] if args.run_id else ["--run-id", run_id],
+        return _launch(args, request.processes, [] if args.run_id else ["--run-id", run_id],
                        Path(args.runs_dir) / run_id / "logs")
-    run = train(arch, args.dataset, recipe, runs_dir=args.runs_dir, run_id=args.run_id,
-                cluster=cluster, verbose=0 if args.quiet else 1, **options)
+    run = train(request, runs_dir=args.runs_dir, run_id=args.run_id, cluster=cluster,
+                verbose=0 if args.quiet else 1)
     args.completed = run.status["state"] == "completed"
     return EXIT_CODES[run.status["state"]]
+
+
+def _request(args, cluster):
+    """The `TrainingRequest` of ``--request FILE.json``, or of the options (several processes:
+    those of ``cluster``, else ``--processes``)."""
+    from keras_resnets.data.datasets import SAMPLE_NAME
+    from keras_resnets.training import Recipe, TrainingRequest, default_subset
+
+    recipe_fields = [field.name for field in dataclasses.fields(Recipe)]
+    if args.request:
+        given = [name for name in (*_REQUEST_OPTIONS, *recipe_fields)
+                 if getattr(args, name) not in (None, [])]
+        if given:
+            flags = ", ".join("--set" if name == "fields" else f"--{name.replace('_', '-')}"
+                              for name in given)
+            raise ValueError(f"{flags} cannot go with --request: the request file says it all.")
+        where = f"--request={args.request!r}"
+        raw = read_json(args.request, where)
+        try:
+            return TrainingRequest.from_dict(raw)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+    dataset = args.dataset or SAMPLE_NAME
+    recipe = Recipe.named(args.recipe or "quick", **{
+        name: getattr(args, name) for name in recipe_fields if getattr(args, name) is not None})
+    options = {name: getattr(args, name) for name in (*_DATA_OPTIONS, "seed", "distribution")
+               if getattr(args, name) is not None}
+    options["subset"] = default_subset(dataset) if args.subset is None else (args.subset or None)
+    processes = cluster.count if cluster else args.processes or 1
+    return TrainingRequest.build(_architecture(args, dataset), dataset, recipe,
+                                 processes=processes, **options)
 
 
 def _resume(args):

@@ -1,6 +1,7 @@
 """Tests of the command line (keras_resnets.cli), in process and as worker subprocesses that
 are cancelled, terminated and killed."""
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 from keras_resnets import presets
 from keras_resnets.cli import main
 from keras_resnets.runs.store import RunStore
+from keras_resnets.training import Recipe, TrainingRequest
 
 ARCH = presets.mnist_resnet(nb_channels=4, nb_blocks=1)
 TINY = ["--dataset", "mnist_sample", "--subset", "64", "--validation-split", "0.0064",
@@ -112,9 +114,59 @@ def test_train_shows_progress_and_records_the_run(capsys, arch_file, store):
     assert config["recipe"]["optimizer"] == "sgd" and config["recipe"]["learning_rate"] == 0.05
     assert config["recipe"]["schedule"] == "cosine" and config.dataset.transforms == "shift"
     assert config["seed"] == 3 and config["architecture"] == ARCH.to_dict()
+    assert TrainingRequest.from_config(config) == TrainingRequest.build(  # as train()'s keywords
+        ARCH, "mnist_sample", subset=64, validation_split=0.0064, batch_size=32, epochs=1,
+        optimizer="sgd", learning_rate=0.05, schedule="cosine", transforms="shift", seed=3)
     assert main(["runs", "--runs-dir", str(store.root)]) == 0
     listing = capsys.readouterr().out
     assert "cli" in listing and "completed" in listing and "1/1" in listing
+
+
+def test_a_request_file_trains_exactly_its_request(tmp_path, store):
+    request = TrainingRequest.build(ARCH, subset=64, validation_split=0.0064, seed=5,
+                                    recipe=Recipe.paper(epochs=1, batch_size=32))
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request.to_dict()))
+    assert main(["train", "--request", str(path), "--runs-dir", str(store.root),
+                 "--run-id", "from-file", "--quiet"]) == 0
+    assert TrainingRequest.from_config(store.get("from-file").config) == request
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--epochs", "2"], "--epochs"), (["--seed", "0"], "--seed"),  # even a default's value
+    (["--dataset", "mnist_sample", "--set", "nb_blocks=2"], "--set, --dataset"),
+    (["--augment", "--recipe", "paper", "--processes", "1"], "--augment, --recipe, --processes"),
+])
+def test_options_that_say_the_request_cannot_go_with_request(capsys, tmp_path, options, named):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(TrainingRequest(ARCH).to_dict()))
+    assert main(["train", "--request", str(path), *options, "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err == f"error: {named} cannot go with --request: the request file says it all.\n"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"recipe": {"epochs": 0}}, "recipe: epochs=0 is not allowed"),
+    ({"dataset": {"name": "mnist_sample", "subset": -1}}, "dataset: subset=-1 is not allowed"),
+    ({"backend": "jax"}, "request has unknown field(s) ['backend']"),
+    ({"architecture": ARCH.replace(classes=3).to_dict()}, "architecture.classes=3 is not allowed"),
+])
+def test_a_wrong_request_file_is_one_line_naming_the_field(capsys, tmp_path, change, message):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({**TrainingRequest(ARCH).to_dict(), **change}))
+    assert main(["train", "--request", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_recipe_options_are_the_recipes_fields(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(Recipe):
+        assert f"--{field.name.replace('_', '-')}" in text
+    assert "{adam,sgd}" in text and "{constant,step,cosine,goyal}" in text
 
 
 def test_goyal_recipe_scales_its_rate_to_the_batch_size(arch_file, store):

@@ -26,7 +26,7 @@ APP = ROOT / "explorer" / "app.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from explorer import charts, designs, diagram, launch, runner, uploads  # noqa: E402
+from explorer import charts, designs, diagram, runner, uploads  # noqa: E402
 from keras_resnets import Architecture, build_resnet, count_params, get_preset  # noqa: E402
 from keras_resnets.runs.processes import process_alive  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
@@ -586,8 +586,8 @@ def test_a_vector_design_is_drawn_and_explained():
 def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     launched = []
 
-    def launch(self, architecture, request):
-        launched.append((architecture, request))
+    def launch(self, request, backend):
+        launched.append((request, backend))
         return "recorded-run"
 
     monkeypatch.setattr(runner.Runner, "launch", launch)
@@ -598,31 +598,28 @@ def test_start_uses_the_settings_changed_in_the_same_interaction(monkeypatch):
     at.radio(key="train.distribution").set_value("data_parallel")
     at.button(key="start_training").click().run()
     assert not at.exception
-    (architecture, request), = launched
-    assert (request.epochs, request.subset, request.backend) == (5, 64, "jax")
+    (request, backend), = launched  # the library's request, handed to the worker whole
+    assert (request.recipe.epochs, request.dataset.subset, backend) == (5, 64, "jax")
     assert request.distribution == "data_parallel"
-    assert request.arguments()[-2:] == ["--distribution", "data_parallel"]
-    assert architecture == Architecture.from_dict(at.session_state["design"])
+    assert request.architecture == Architecture.from_dict(at.session_state["design"])
 
 
 def test_the_default_run_is_the_first_minute_and_a_schedule_can_be_chosen(monkeypatch):
     """The first run uses the library's first-minute defaults (one home: keras_resnets.training.recipe);
-    "the recipe's" schedule passes no --schedule, so the recipe decides."""
+    with "the recipe's" schedule, the recipe decides."""
     from keras_resnets.training import FIRST_MINUTE_SUBSET, VALIDATION_SPLIT, Recipe
 
     launched = []
-    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, request, backend: launched.append(request) or "r")
     at = app(TINY, page="train")
     at.button(key="start_training").click().run()
-    at.selectbox(key="train.schedule").set_value("step")
+    at.selectbox(key="train.schedule").set_value("constant")
     at.button(key="start_training").click().run()
     assert not at.exception
-    default, stepped = launched
-    assert (default.subset, default.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
-    assert (default.epochs, default.batch_size) == (Recipe().epochs, Recipe().batch_size)
-    assert default.schedule is None and "--schedule" not in default.arguments()
-    args = stepped.arguments()
-    assert args[args.index("--schedule") + 1] == "step"
+    default, constant = launched
+    assert (default.dataset.subset, default.dataset.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
+    assert default.recipe == Recipe()
+    assert constant.recipe == Recipe(schedule="constant")
 
 
 def test_data_parallelism_on_pytorch_is_explained_before_it_starts():
@@ -677,7 +674,7 @@ def test_a_bad_folder_shows_the_librarys_message_and_cannot_start(tmp_path, monk
     assert at.button(key="start_training").disabled is True
     # a folder typed in the interaction that clicks Start (the button was drawn before) is checked too
     launched = []
-    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, request, backend: launched.append(request) or "r")
     (folder / "dog" / "notes.png").unlink()
     at.text_input(key="train.folder").input(str(folder)).run()
     at.button(key="fit_design").click().run()
@@ -702,7 +699,7 @@ def test_an_uploaded_zip_is_extracted_into_the_run_store_and_described(runs_dir,
 
 def test_processes_are_asked_for_and_checked_by_the_library(monkeypatch):
     launched = []
-    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(request) or "r")
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, request, backend: launched.append(request) or "r")
     at = app(TINY, page="train")
     assert at.number_input(key="train.processes").value == 1
     at.number_input(key="train.processes").set_value(2)
@@ -714,7 +711,7 @@ def test_processes_are_asked_for_and_checked_by_the_library(monkeypatch):
     at.button(key="start_training").click().run()
     assert not at.exception and not errors(at)
     request, = launched
-    assert request.processes == 2 and request.arguments()[-2:] == ["--processes", "2"]
+    assert (request.processes, request.recipe.batch_size) == (2, 16)  # the library's request
     assert any("in 2 worker processes that train together" in m.value for m in at.markdown)
 
 
@@ -756,7 +753,7 @@ def test_cancel_stops_every_process_of_a_run(runs_dir, tmp_path):
     request = runner.TrainRequest(dataset=str(folder), subset=None, validation_split=0.25, epochs=500, batch_size=4,
                                   processes=2, backend=BACKEND)
     store = runner.Runner(runs_dir)
-    run_id = store.launch(design, request)
+    run_id = store.launch(request.training_request(design), request.backend)
     launcher = runner.LaunchRecord.read(runs_dir / runner.LAUNCH_DIR / f"{run_id}.json").pid
 
     def pids():

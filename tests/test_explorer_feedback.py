@@ -16,6 +16,7 @@ from test_explorer import TINY, app, new_app_test  # noqa: E402
 from explorer import charts, designs, progress, runner  # noqa: E402
 from keras_resnets import get_preset  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
+from keras_resnets.training import Recipe  # noqa: E402
 from keras_resnets.training.probe import PROBES, probe_steps  # noqa: E402
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -87,7 +88,7 @@ def test_the_bar_counts_evaluation_and_saving_and_names_the_phase():
     status = {"state": "running", "epoch": 0, "epochs": 1, "num_train": 4096, "num_validation": 1000}
     events = [{"event": "batch", "epoch": 0, "step": 252, "images_per_second": 100.0}]
     events += [{"event": "probe", "epoch": 0, "step": s} for s in probe_steps(256, 1)]
-    recipe = {"batch_size": 16}
+    recipe = Recipe(batch_size=16)
     evaluating = progress.run_progress({**status, "phase": "evaluating"}, recipe, events, 256)
     saving = progress.run_progress({**status, "phase": "saving", "epoch": 1}, recipe, events, 256)
     assert evaluating.fraction < 0.95 and evaluating.phase == "Evaluating on the 1,000 held-out images"
@@ -125,7 +126,7 @@ def test_a_running_run_shows_its_latest_probe_as_held_out(runs_dir):
 # -- 4. Designs keep their own names ----------------------------------------------------------------
 def test_an_edited_design_is_named_by_what_changed_on_every_page(monkeypatch, runs_dir):
     launched = []
-    monkeypatch.setattr(runner.Runner, "launch", lambda self, arch, request: launched.append(arch) or "r")
+    monkeypatch.setattr(runner.Runner, "launch", lambda self, request, backend: launched.append(request) or "r")
     at = app(TINY)
     at.toggle(key="design.preactivation").set_value(True).run()
     name = at.session_state["design"]["name"]
@@ -136,7 +137,7 @@ def test_an_edited_design_is_named_by_what_changed_on_every_page(monkeypatch, ru
     at.switch_page("app_pages/train.py").run()
     assert any(f"`{name}`" in m.value for m in at.markdown if m.value.startswith("**Will train**"))
     at.button(key="start_training").click().run()
-    assert launched[0].name == name  # the run store's config records it
+    assert launched[0].architecture.name == name  # the run store's config records it
     linked = app({"preset": "mnist_resnet", "stages": "1x4", "stem.filters": "4", "preactivation": "true"})
     assert linked.session_state["design"]["name"] == name
 

@@ -9,13 +9,17 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import keras
 import pandas as pd
 import pytest
 
-from explorer import charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds, uploads
+from explorer import (charts, count_tables, designs, dissect, launch, progress, run_rows, runner, seeds, uploads,
+                      workers)
 from explorer.runner import TrainRequest
 from keras_resnets import Architecture, cli, get_preset
+from keras_resnets.data.spec import DataSpec
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import Recipe, TrainingRequest
 from keras_resnets.runs.store import Run, RunStore
 from test_data_folders import numbered_folder
 
@@ -183,15 +187,17 @@ def test_the_request_of_a_folder_an_upload_and_processes():
     assert launch.request_of({"source": "folder", "folder": "/f", "transforms": "none"}).transforms is None
 
 
-def test_the_workers_arguments_name_the_folders_and_the_processes():
-    request = TrainRequest(dataset="/data/pets", subset=None, validation_split=0.0, validation_dataset="/data/val",
-                           transforms="imagenet", processes=2, backend="torch")
-    args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet", *request.arguments()])
-    assert (args.dataset, args.validation_dataset, args.validation_split, args.processes, args.subset) == (
-        "/data/pets", "/data/val", 0.0, 2, None)
-    assert args.transforms == "imagenet"
-    default = TrainRequest().arguments()
-    assert not {"--processes", "--validation-dataset", "--transforms"} & set(default)
+def test_the_librarys_request_names_the_folders_and_the_processes():
+    lecture = Architecture.from_dict(DESIGN)
+    settings = TrainRequest(dataset="/data/pets", subset=None, validation_split=0.0, validation_dataset="/data/val",
+                            transforms="imagenet", batch_size=16, processes=2, backend="torch")
+    request = settings.training_request(lecture)
+    assert request.dataset == DataSpec("/data/pets", subset=None, validation_split=0.0,
+                                       validation_dataset="/data/val", transforms="imagenet")
+    assert request.processes == 2 and request.to_dict()["processes"] == 2  # what the worker's file holds
+    default = TrainRequest(backend="jax").training_request(lecture)
+    assert (default.dataset.validation_dataset, default.dataset.transforms, default.processes) == (None, None, 1)
+    assert "processes" not in default.to_dict()
 
 
 def test_the_backends_offered():
@@ -217,6 +223,8 @@ def test_why_a_design_cannot_train():
     assert problem(available=False, dataset="mnist") is None  # it falls back to the embedded sample
     assert problem(subset=9001) == ("subset=9001 is not allowed: at most 9,000, the training examples left after "
                                     "validation_split=0.1.")
+    assert problem(validation_split=1.5) == "validation_split=1.5 is not allowed: a finite number in [0, 1)."
+    assert problem(optimizer="rmsprop").startswith("optimizer='rmsprop' is not allowed")  # the library's words
 
 
 def test_devices_and_processes_are_checked_before_a_run_starts():
@@ -265,6 +273,48 @@ def test_what_a_folder_holds_and_why_it_cannot_train(tmp_path):
     missing = launch.request_of({"source": "folder", "folder": str(tmp_path / "nope")})
     assert launch.data_of(missing).problem.endswith("is not allowed: a dataset name or the path of an existing folder.")
     assert launch.data_of(launch.request_of({"source": "folder"})).problem.startswith("no image folder is chosen")
+
+
+def test_the_settings_make_the_librarys_request():
+    lecture = Architecture.from_dict(DESIGN)
+    settings = TrainRequest(subset=None, recipe="paper", epochs=2, batch_size=32, learning_rate=0.05, seed=3,
+                            backend="jax", distribution="data_parallel")
+    assert settings.training_request(lecture) == TrainingRequest(
+        lecture, DataSpec(subset=None), Recipe.paper(epochs=2, batch_size=32, learning_rate=0.05), seed=3,
+        distribution="data_parallel")  # subset 0 on the page: all the images, as its help says
+    assert TrainRequest(backend="jax").training_request(lecture).recipe == Recipe()  # the recipe's own
+    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+        TrainRequest(optimizer="rmsprop", backend="jax").training_request(lecture)
+
+
+def test_a_launch_hands_the_worker_its_request_whole(runs_dir, monkeypatch):
+    """What the explorer serialises is what the worker trains: the worker's command, run here."""
+    started = []
+    monkeypatch.setattr(workers, "start", lambda key, command, backend, *args, **kwargs: started.append(
+        (command, backend)) or SimpleNamespace(pid=os.getpid()))
+    request = TrainingRequest(get_preset("mnist_resnet", nb_blocks=1, nb_channels=4),
+                              DataSpec(subset=64, validation_split=0.0064), Recipe.paper(epochs=1, batch_size=32),
+                              seed=4)
+    run_id = runner.Runner(runs_dir).launch(request, keras.backend.backend())
+    (command, backend), = started
+    assert command[1:5] == ["-m", "keras_resnets", "train", "--request"] and backend == keras.backend.backend()
+    assert TrainingRequest.from_dict(json.loads(Path(command[5]).read_text())) == request
+    assert cli.main(command[3:]) == 0  # the worker's arguments
+    assert TrainingRequest.from_config(RunStore(runs_dir).get(run_id).config) == request
+    runner.Runner(runs_dir).dismiss(run_id)
+    assert not Path(command[5]).exists()
+
+
+def test_a_launch_of_several_processes_counts_them_among_the_workers_starting(runs_dir, monkeypatch):
+    started = []
+    monkeypatch.setattr(workers, "start", lambda key, command, backend, *args, starting, **kwargs: started.append(
+        (command, starting)) or SimpleNamespace(pid=os.getpid()))
+    request = TrainingRequest(get_preset("mnist_resnet", nb_blocks=1, nb_channels=4), DataSpec(subset=64),
+                              Recipe(batch_size=16), processes=2)
+    runner.Runner(runs_dir).launch(request, "jax", starting=3)
+    (command, starting), = started
+    assert starting == 4  # its two processes share the cores with the two workers after it
+    assert TrainingRequest.from_dict(json.loads(Path(command[5]).read_text())).processes == 2
 
 
 def test_the_estimate_reads_the_speed_of_the_last_run_of_the_design():
@@ -317,9 +367,9 @@ def test_the_bar_of_several_processes_counts_no_probes():
     are left."""
     status = {"state": "running", "phase": "evaluating", "epoch": 0, "epochs": 1, "num_validation": 1000}
     events = [{"event": "batch", "epoch": 0, "step": 256, "images_per_second": 100.0}]
-    two = progress.run_progress(status, {"batch_size": 16}, events, 256, processes=2)
+    two = progress.run_progress(status, Recipe(batch_size=16), events, 256, processes=2)
     assert two.fraction == pytest.approx(4096 / (4096 + 1000 / 3 + 2 * 100))
-    assert progress.run_progress(status, {"batch_size": 16}, events, 256).fraction < two.fraction
+    assert progress.run_progress(status, Recipe(batch_size=16), events, 256).fraction < two.fraction
 
 
 def test_the_words_on_the_progress_bars():
@@ -463,3 +513,10 @@ def test_a_run_config_without_residual_is_a_resnet():
     config = RunConfig.from_dict({"architecture": {"name": "x"}, "dataset": {"name": "mnist_sample"}})
     found = {"Run a": (config, {"state": "completed"}, "run:a", 0.0)}
     assert dissect.networks("Run a", found)[0] == "resnet"
+
+
+def test_a_run_whose_request_cannot_be_read_is_not_taken_apart():
+    config = RunConfig.from_dict({"architecture": DESIGN, "dataset": {"name": "mnist_sample", "validation_split": 0.1},
+                                  "recipe": {"batch_size": "32"}})
+    assert dissect.problem(config, {"state": "completed"}) == (
+        "its config.json cannot be read: recipe: batch_size='32' is not allowed: an integer in [1, 2,147,483,647].")

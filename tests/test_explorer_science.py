@@ -13,6 +13,7 @@ from test_explorer import TINY, app  # noqa: E402
 from explorer.experiment_runner import EXPERIMENTS_DIR, ExperimentRunner  # noqa: E402
 from keras_resnets.experiments import EXPERIMENTS, Result  # noqa: E402
 from keras_resnets.experiments.store import ExperimentStore  # noqa: E402
+from keras_resnets.training import TrainingRequest  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("runs_dir")
 
@@ -129,7 +130,7 @@ def test_run_seeds_launches_new_seeds_of_the_chosen_run(seed_runs, monkeypatch):
 
     launched = []
     monkeypatch.setattr(runner.Runner, "launch",
-                        lambda self, arch, request, starting: launched.append((arch, request, starting))
+                        lambda self, request, backend, starting: launched.append((request, backend, starting))
                         or f"new{len(launched)}")
     at = app(page="compare")
     at.multiselect(key="compare.runs").set_value([seed_runs[0].id]).run()
@@ -137,6 +138,7 @@ def test_run_seeds_launches_new_seeds_of_the_chosen_run(seed_runs, monkeypatch):
     at.number_input(key="compare.seed_count").set_value(2)
     at.button(key="compare.seed_button").click().run()
     assert not at.exception and not at.error
-    assert [(request.seed, starting) for _, request, starting in launched] == [(3, 2), (4, 1)]  # share the cores
-    assert all(arch.to_dict() == seed_runs[0].config["architecture"] for arch, _, _ in launched)
-    assert {(r.backend, r.subset, r.epochs, r.schedule) for _, r, _ in launched} == {("jax", 64, 2, "constant")}
+    assert [(request.seed, starting) for request, _, starting in launched] == [(3, 2), (4, 1)]  # share the cores
+    source = TrainingRequest.from_config(seed_runs[0].config)  # the run's own request, a new seed
+    assert [request.replace(seed=source.seed) for request, _, _ in launched] == [source] * 2
+    assert {backend for _, backend, _ in launched} == {"jax"}

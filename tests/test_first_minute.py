@@ -23,10 +23,11 @@ def test_the_command_line_defaults_are_the_first_minute(monkeypatch):
     assert cli.main(["train", "--preset", "mnist_resnet", "--dataset", "mnist_sample"]) == 0
     assert cli.main(["train", "--preset", "mnist_resnet", "--dataset", "mnist_sample",
                      "--subset", "0"]) == 0
-    (args, kwargs), (_, everything) = calls
-    assert args[2] == Recipe()
-    assert (kwargs["subset"], kwargs["validation_split"]) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
-    assert everything["subset"] is None
+    (first, _), (everything, _) = calls  # the command line trains a TrainingRequest
+    request, everything = first[0], everything[0]
+    assert request.recipe == Recipe()
+    assert (request.dataset.subset, request.dataset.validation_split) == (FIRST_MINUTE_SUBSET, VALIDATION_SPLIT)
+    assert everything.dataset.subset is None
     assert training.default_subset("cifar10") is None
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from keras_resnets import Architecture, RunStore, build_resnet, count_params
+from keras_resnets.training import TrainingRequest
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 VERSIONS = sorted(p.name for p in LEGACY.iterdir() if (p / "VERSION").exists())
@@ -85,6 +86,9 @@ def test_run_store_reads(legacy_store):
     assert len(epochs) == 1 and np.isfinite(epochs[0]["loss"])
     assert run.config.design() == Architecture.from_dict(run.config["architecture"])
     assert run.config.design().num_blocks == 2
+    request = TrainingRequest.from_config(run.config)  # the typed request of an older config
+    assert request.architecture == run.config.design() and request.seed == 0
+    assert request.recipe.to_dict() == run.config["recipe"] and request.dataset.subset == 96
 
 
 def test_run_checkpoint_and_model_agree(legacy_store, run):

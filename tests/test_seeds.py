@@ -10,12 +10,14 @@ import pytest
 pytest.importorskip("altair")
 
 from explorer import charts, seeds  # noqa: E402
-from keras_resnets import cli, presets  # noqa: E402
+from keras_resnets import presets  # noqa: E402
+from keras_resnets.data.spec import DataSpec  # noqa: E402
 from keras_resnets.runs.records import RunConfig  # noqa: E402
-from keras_resnets.training import Recipe  # noqa: E402
+from keras_resnets.training import Recipe, TrainingRequest  # noqa: E402
 
-CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(), "dataset": {"name": "mnist_sample",
-          "subset": 256, "validation_split": 0.2}, "recipe": Recipe.paper().replace(epochs=2).to_dict(),
+CONFIG = {"architecture": presets.mnist_resnet(4, 3, 1).to_dict(),
+          "dataset": DataSpec("mnist_sample", subset=256, validation_split=0.2).to_dict(),
+          "recipe": Recipe.paper().replace(epochs=2).to_dict(),
           "backend": "jax", "distribution": "none", "seed": 0, "created": "t", "versions": {"keras": "3"}}
 
 
@@ -88,18 +90,17 @@ def test_batch_bands_follow_the_logged_steps_of_the_seeds():
     assert ["!== 'batch'" in str(f) for f in filters] == [False, False, True, True]
 
 
-def test_a_replica_trains_the_same_recipe_and_data_with_a_new_seed():
+def test_a_replica_trains_the_same_request_with_a_new_seed():
     request = seeds.replica_request(RunConfig.from_dict(CONFIG), seed=7)
-    args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet", *request.arguments()])
-    recipe = Recipe().replace(**{n: getattr(args, n) for n in cli.RECIPE_OPTIONS if getattr(args, n) is not None})
-    assert recipe.to_dict() == CONFIG["recipe"]
-    assert (args.subset, args.validation_split, args.seed, request.backend) == (256, 0.2, 7, "jax")
+    assert request.to_dict() == {**TrainingRequest.from_config(CONFIG).to_dict(), "seed": 7}
+    assert request.recipe.to_dict() == CONFIG["recipe"] and request.dataset.subset == 256
+    replica = {**CONFIG, **request.to_dict(), "created": "t2"}  # what its worker writes
+    assert seeds.group_key(replica) == seeds.group_key(CONFIG)
     folder = {**CONFIG, "dataset": {"name": "/data/pets", "validation_split": 0.0, "validation_dataset": "/data/val",
                                     "augment": True}, "processes": 2, "engine": "jax.distributed"}
-    args = cli.build_parser().parse_args(["train", "--preset", "mnist_resnet",
-                                          *seeds.replica_request(RunConfig.from_dict(folder), seed=7).arguments()])
-    assert (args.dataset, args.validation_dataset, args.processes, args.transforms) == (
-        "/data/pets", "/data/val", 2, "cifar")  # a config names the cifar transforms "augment"
+    replica = seeds.replica_request(RunConfig.from_dict(folder), seed=7)
+    assert (replica.dataset.name, replica.dataset.validation_dataset, replica.dataset.transforms, replica.processes,
+            replica.seed) == ("/data/pets", "/data/val", "cifar", 2, 7)  # a config names cifar "augment"
     assert seeds.next_seeds([fake_run("a", 0, []), fake_run("b", 4, [])], 2) == [5, 6]
 
 

@@ -20,6 +20,7 @@ from explorer import claims, dissect  # noqa: E402
 from keras_resnets import build_resnet, presets  # noqa: E402
 from keras_resnets.runs.records import RunConfig  # noqa: E402
 from keras_resnets.runs.store import RunStore  # noqa: E402
+from keras_resnets.training import Recipe  # noqa: E402
 
 DIGITS = {"name": "mnist_sample", "validation_split": 0.1, "subset": None, "data_dir": None,
           "augment": False}
@@ -35,7 +36,7 @@ def store(tmp_path, monkeypatch):
 def add_run(store, run_id, residual=True, state="completed", dataset=DIGITS, blocks=3, **fields):
     arch = presets.mnist_resnet(nb_channels=4, nb_blocks=blocks, residual=residual, **fields)
     run = store.create({"architecture": arch.to_dict(), "dataset": dataset, "seed": 0,
-                        "recipe": {}, "backend": os.environ.get("KERAS_BACKEND")}, run_id=run_id)
+                        "recipe": Recipe().to_dict(), "backend": os.environ.get("KERAS_BACKEND")}, run_id=run_id)
     if state == "completed":
         build_resnet(arch).save(run.model_path)
     run.write_status(state=state, pid=os.getpid())
@@ -63,7 +64,7 @@ def test_a_run_and_its_plain_twin_lose_blocks(store):
     add_run(store, "tiny-resnet")
     at = page("Run tiny-resnet", digits=40)
     assert [w.split(":")[0] for w in warnings(at)] == ["This network reaches "
-                                                        f"{at.metric[0].value} on held-out digits"]
+                                                        f"{at.metric[0].value} on held-out digits after 1 epoch"]
     assert any("with its twin" in c.value for c in at.caption)
     labels = [m.label for m in at.metric]
     assert labels == ["ResNet: held-out accuracy", "plain twin: held-out accuracy"]
@@ -110,7 +111,7 @@ def shipped(tmp_path, monkeypatch):
     for name, residual in (("mnist_resnet", True), ("mnist_plain", False)):
         arch = presets.mnist_resnet(nb_channels=4, nb_blocks=3, residual=residual)
         build_resnet(arch).save_weights(pretrained.weights_path(name))
-        config = {"architecture": arch.to_dict(), "dataset": DIGITS, "seed": 0}
+        config = {"architecture": arch.to_dict(), "dataset": DIGITS, "recipe": Recipe().to_dict(), "seed": 0}
         (pretrained.FOLDER / f"{name}.json").write_text(json.dumps(config))
     return pretrained
 

@@ -18,6 +18,7 @@ from keras_resnets.training import (
     Recipe,
     CosineSchedule,
     StepSchedule,
+    TrainingRequest,
     compile_model,
     make_schedule,
     resume,
@@ -138,6 +139,19 @@ def test_run_files(baseline):
     model = baseline.load_model()
     images = np.zeros((2, *ARCH.input_shape), "float32")
     assert keras.ops.convert_to_numpy(model(images)).shape == (2, 10)
+
+
+def test_a_request_trains_as_the_keyword_arguments_do_and_reads_back_equal(store, baseline):
+    """`train`'s keywords build a `TrainingRequest`; config.json holds it and reads back equal."""
+    request = TrainingRequest.build(ARCH, **RUN)
+    assert TrainingRequest.from_config(baseline.config) == request
+    typed = train(request, runs_dir=store.root, run_id="typed")
+    assert TrainingRequest.from_config(store.get("typed").config) == request
+    assert {k: v for k, v in typed.config.items() if k != "created"} == {
+        k: v for k, v in baseline.config.items() if k != "created"}
+    assert _values(typed) == _values(baseline)
+    with pytest.raises(ValueError, match="epochs, subset cannot go with a TrainingRequest"):
+        train(request, runs_dir=store.root, epochs=3, subset=64)
 
 
 def test_same_seed_same_metrics(baseline, cancelled):

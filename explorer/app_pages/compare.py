@@ -104,10 +104,9 @@ def run_seeds():
     try:
         source = store.get(st.session_state.get("compare.seed_source"))
         group = seeds.group_of(store.runs(), source.id)
-        architecture = source.config.design()
         new_seeds = seeds.next_seeds(group, int(st.session_state.get("compare.seed_count", 3)))
         for i, seed in enumerate(new_seeds):
-            run_id = store.launch(architecture, seeds.replica_request(source.config, seed),
+            run_id = store.launch(seeds.replica_request(source.config, seed), source.config.backend,
                                   starting=len(new_seeds) - i)
             st.session_state["compare.starting"] = [*st.session_state.get("compare.starting", []), run_id]
     except (OSError, ValueError, KeyError, TypeError) as error:

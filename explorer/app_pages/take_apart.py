@@ -9,6 +9,7 @@ from explorer.dissect import NETWORKS
 from keras_resnets.experiments import lesions
 from keras_resnets.runs.pretrained import load_pretrained
 from keras_resnets.runs.records import RunConfig
+from keras_resnets.training import TrainingRequest
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -33,7 +34,7 @@ def lesion_accuracy(source: str, stamp: float, config_json: str, limit: int, del
 def study(source: str, stamp: float, config_json: str, limit: int) -> dict:
     """`dissect.study` of a source, cached."""
     x, y = digits(config_json, limit)
-    residual = RunConfig.from_dict(json.loads(config_json)).architecture.get("residual", True)
+    residual = RunConfig.from_dict(json.loads(config_json)).design().residual
     return dissect.study(load(source, stamp), x, y, residual)
 
 
@@ -104,9 +105,9 @@ def page():
     except ValueError as error:  # blocks that change the stream's shape cannot be deleted
         st.warning(f"Cannot take this network apart: {error}", icon=":material/warning:")
         return
-    epochs = config.recipe.get("epochs")
+    epochs = TrainingRequest.from_config(config).recipe.epochs  # it reads: dissect.problem said so
     st.caption(f"{len(y):,} held-out digits · {n} blocks · "
-               + (f"trained {epochs} epoch{'s' if epochs != 1 else ''} · " if epochs else "")
+               + f"trained {epochs} epoch{'s' if epochs != 1 else ''} · "
                + ("with its twin" if len(loaded) == 2 else "no twin of this run (residual flipped) in the store"))
     intact = lesion_accuracy(source, stamp, json.dumps(config.raw), limit, ())
     briefly = claims.training_warning(intact, epochs)

@@ -6,14 +6,15 @@ import functools
 
 import streamlit as st
 
-from explorer import charts, launch, models, progress, run_rows, runner, state, ui, uploads
+from explorer import charts, designs, launch, models, progress, run_rows, runner, state, ui, uploads
 from explorer.launch import DEFAULTS, RECIPE
 from explorer.runner import BACKENDS
 from keras_resnets.data.datasets import DATASETS
 from keras_resnets.data.transforms import TRANSFORMS
 from keras_resnets.runs.store import Run
+from keras_resnets.training import Recipe, TrainingRequest
 from keras_resnets.training.probe import PROBE_IMAGES
-from keras_resnets.training.recipe import Recipe, default_subset
+from keras_resnets.training.recipe import default_subset
 
 DISTRIBUTIONS = {"none": "One device", "data_parallel": "Data parallel over all devices"}
 PROCESSES_HELP = ("Trains the run with this many processes on this machine, each backend on its own engine: "
@@ -248,10 +249,11 @@ def run_panel(run):
     status = run.status
     events = run.metrics()
     state_name = status.get("state", "?")
-    epochs = status.get("epochs") or run.config.recipe.get("epochs") or 1
-    now = progress.run_progress(status, run.config.recipe, events, charts.steps_per_epoch(events, run.config),
+    request = TrainingRequest.from_config(run.config)
+    epochs = status.get("epochs") or request.recipe.epochs
+    now = progress.run_progress(status, request.recipe, events, charts.steps_per_epoch(events, run.config),
                                 backend=BACKENDS.get(run.config.backend, "its backend"),
-                                processes=run.config.processes)
+                                processes=request.processes)
     st.markdown(f"{ui.STATE_ICONS.get(state_name, '')} **{run.id}** — {state_name}: {run_rows.run_line(run)}")
     st.progress(now.fraction, text=progress.bar_text(status, now, epochs))
     numbers(events, status)
@@ -273,30 +275,29 @@ def run_panel(run):
             st.altair_chart(charts.learning_curves(frame, "accuracy", epochs=epochs), width="stretch", height=300,
                             key=f"accuracy_chart_{run.id}")
         held_out = (f"a fixed {PROBE_IMAGES} images a few times a run, and all of them at each epoch's end"
-                    if run.config.processes == 1 else "all of them at each epoch's end (several processes make "
+                    if request.processes == 1 else "all of them at each epoch's end (several processes make "
                     "no probes between)")
         st.caption("Thin line: training, every few batches (running mean over the epoch so far). Bold "
                    f"points: held out, {held_out}; training, the whole epoch's mean. Drag to pan, scroll to zoom, "
                    "hover for values.")
     if run.model_path.exists():
-        try_model(run)
+        try_model(run, request.architecture)
         st.download_button("Download the trained model (.keras)", data=run.model_path.read_bytes,
                            file_name=f"{run.id}.keras", mime="application/zip", icon=":material/download:",
                            key=f"download_{run.id}", on_click="ignore")
     return state_name in runner.ACTIVE_STATES
 
 
-def try_model(run):
+def try_model(run, architecture):
     """Predictions of a trained MNIST-shaped model on a few embedded digits."""
-    arch = run.config.architecture
-    if list(arch.get("input_shape") or []) != [28, 28, 1] or arch.get("classes") != 10:
+    if not designs.takes_sample_digits(architecture):
         return
     if not st.toggle("Try the trained model on 16 digits of the embedded MNIST sample", key=f"try_{run.id}",
                      help="Loads model.keras (with safe_mode) in this app. Some of these digits may have been "
                           "among its training images."):
         return
     try:
-        images, labels, predictions = models.predict_sample(run.model_path, arch.get("data_format"))
+        images, labels, predictions = models.predict_sample(run.model_path, architecture.data_format)
     except Exception as error:  # a damaged or foreign file must not break the page
         st.warning(f"Could not load or run {run.model_path.name}: {type(error).__name__}: {error}")
         return
@@ -344,7 +345,7 @@ def start():
         st.session_state["train.error"] = f"Cannot start: {problem}"
         return
     try:
-        run_id = runner_instance().launch(architecture, request)
+        run_id = runner_instance().launch(request.training_request(architecture), request.backend)
     except (OSError, ValueError) as error:
         st.session_state["train.error"] = f"Could not start the worker: {error}"
         return

@@ -192,7 +192,7 @@ def held_out(config, limit=None):
     dataset = config.dataset
     data = load_data(dataset.name, batch_size=500, validation_split=dataset.validation_split,
                      subset=dataset.subset, data_dir=dataset.data_dir, seed=config.seed,
-                     data_format=config.architecture.get("data_format"))
+                     data_format=config.design().data_format)
     if data.validation is None:
         fail("validation_split", dataset.validation_split,
              "above 0: the run held no digits out, so there are none it has not seen")

@@ -2,7 +2,10 @@
 (the lines of ``metrics.jsonl``).
 
 `RunConfig` gives each part of a configuration a typed field and reads as the JSON object
-too (``config["seed"]``), so code written against the dict keeps working. Events stay the
+too (``config["seed"]``), so code written against the dict keeps working. It reads whatever a
+run holds, of any version, so that listing a store never fails on one run; the checked request
+the run was trained with is `keras_resnets.training.request.TrainingRequest.from_config(config)`
+(training's: this room cannot import it). Events stay the
 dicts the file holds; `EpochEvent`, `BatchEvent` and `ProbeEvent` say which fields each kind
 has, and `epochs`, `batches` and `probes` pick them out. Readers skip kinds they do not know,
 so a run written before probes existed reads as it always did.
@@ -78,7 +81,15 @@ def probes(events) -> list[ProbeEvent]:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """The data a run trains on (``config["dataset"]``); None where an older run did not say."""
+    """The data a run trains on (``config["dataset"]``), as recorded: None where a run did not
+    say, other keys (a newer version's) left out, nothing checked.
+
+    `keras_resnets.data.spec.DataSpec` has the same fields, checked: a new run's data, and the
+    data of `TrainingRequest.from_config`. Both exist because a listing must read every run:
+    a DataSpec fills a missing name with the default dataset (a damaged run would seem to have
+    trained on it) and refuses a dataset the catalogue no longer has, which would make the
+    whole run unreadable; the fields are the same (tests/test_request.py checks it).
+    """
 
     name: str | None = None
     subset: int | None = None
@@ -106,8 +117,8 @@ class RunConfig(Mapping):
     Attributes:
         architecture: the description, as `Architecture.to_dict` writes it
             (`Architecture.from_dict` reads it back).
-        dataset: a `DataConfig`.
-        recipe: the recipe, as `Recipe.to_dict` writes it.
+        dataset: a `DataConfig`, as recorded.
+        recipe: the recipe, as `Recipe.to_dict` writes it (`Recipe.from_dict` reads it back).
         seed: the seed of the weights and of the data's order.
         backend: the Keras backend that trained it (None if unknown).
         distribution: ``"none"`` or ``"data_parallel"``.

@@ -1,4 +1,5 @@
-"""Training: a `Recipe` (how to train, as data), the one training loop that records a run
+"""Training: a `Recipe` (how to train, as data), a `TrainingRequest` (what one run trains:
+architecture, data, recipe, seed, devices and processes), the one training loop that records a run
 (`train`, `resume`) on the epoch loop the experiments share (`fit_epochs`), its subscribers
 (`Callback`, `ProgressBar`), Ctrl-C and SIGTERM (`interrupts`, the one signal handler) and
 the engines for several devices (`distribution`).
@@ -25,7 +26,7 @@ _EXPORTS = {
     "train": "loop", "compile_model": "optimization", "make_schedule": "optimization",
     "StepSchedule": "optimization", "CosineSchedule": "optimization",
     "FIRST_MINUTE_SUBSET": "recipe", "Recipe": "recipe", "VALIDATION_SPLIT": "recipe",
-    "default_subset": "recipe",
+    "default_subset": "recipe", "RECIPES": "recipe", "TrainingRequest": "request",
 }
 __all__ = sorted(_EXPORTS)
 

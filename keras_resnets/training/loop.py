@@ -1,6 +1,8 @@
-"""The training loop: train an architecture description on a dataset with a recipe, as a run.
+"""The training loop: train a `TrainingRequest` (an architecture description, its data, a recipe,
+a seed) as a run.
 
-`train` records everything in a run directory (see `keras_resnets.runs.store`): the config first,
+`check_train` says whether a request can run here before anything is written. `train` records
+everything in a run directory (see `keras_resnets.runs.store`): the config first,
 then metrics as they come, a checkpoint after every epoch and the final ``model.keras``.
 `resume` continues an interrupted run to the result it would have reached: the checkpoint
 holds the model and the optimizer (with its step count, hence the learning rate), and the
@@ -35,10 +37,7 @@ from keras_resnets.data.datasets import (
     is_available,
     load_data,
 )
-from keras_resnets.data.spec import DataSpec
-from keras_resnets.design.architecture import coerce_architecture
 from keras_resnets.design.limits import check_training_memory
-from keras_resnets.design.presets import PRESETS, get_preset
 from keras_resnets.design.validation import fail
 from keras_resnets.models.builder import build_resnet
 from keras_resnets.runs.processes import identity, process_command
@@ -57,8 +56,8 @@ from keras_resnets.training.processes import (
     lost_peer,
     weights_digest,
 )
-from keras_resnets.training.recipe import VALIDATION_SPLIT, Recipe
 from keras_resnets.training.recorder import Recorder, Stop
+from keras_resnets.training.request import TrainingRequest
 
 
 def versions():
@@ -85,42 +84,26 @@ def check_fits(architecture, info):
               f"{info.classes}, the number of classes of dataset {info.name!r}")
 
 
-def resolve_architecture(architecture, info):
-    """An `Architecture` from an instance, dict, JSON string or preset name; a preset is
-    fitted to the image shape and classes of ``info`` (a `DatasetInfo`)."""
-    if isinstance(architecture, str) and architecture in PRESETS:
-        return get_preset(architecture, input_shape=tuple(info.image_shape), classes=info.classes)
-    return coerce_architecture(architecture)
-
-
-def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs", run_id=None,
-          subset=None, validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-          distribution="none", callbacks=(), verbose=0, transforms=None,
-          validation_dataset=None, cluster=None, **recipe_fields):
-    """Trains ``architecture`` on ``dataset`` as a new run and returns the `Run`.
+def train(request, dataset=None, recipe=None, *, runs_dir="runs", run_id=None, callbacks=(),
+          verbose=0, cluster=None, **fields):
+    """Trains ``request`` as a new run and returns the `Run`.
 
     Args:
-        architecture: an `Architecture`, its dict or JSON, or a preset name (fitted to the
-            dataset).
-        dataset: a key of `keras_resnets.data.datasets.DATASETS`, or the path of an image
-            folder (one subfolder of JPEG or PNG images per class).
-        recipe: a `Recipe`, a dict of its fields or None for the default; ``recipe_fields``
-            change single fields (``epochs=1``).
+        request: a `TrainingRequest`; or what `TrainingRequest.build` makes one of: an
+            architecture (an `Architecture`, its dict or JSON, or a preset's name, fitted to
+            the data) with ``dataset`` (a key of `keras_resnets.data.datasets.DATASETS` or the
+            path of an image folder: one subfolder of JPEG or PNG images per class; default
+            ``"mnist_sample"``), ``recipe`` (a `Recipe`, its dict or None for the default) and
+            ``fields``: the data's (``subset``, ``validation_split``, ``data_dir``,
+            ``augment``, ``transforms``, ``validation_dataset``), ``seed``, ``distribution``
+            and single recipe fields (``epochs=1``).
         runs_dir: the run store's root directory.
         run_id: the run's id; None makes a fresh one.
-        subset, validation_split, data_dir, augment, transforms, validation_dataset: passed to
-            `keras_resnets.data.datasets.load_data` (``transforms``: the input transforms' name,
-            `keras_resnets.data.transforms.TRANSFORMS`; None for the dataset's default;
-            ``validation_dataset``: a folder of held-out images for a training folder).
-        seed: seeds the weights, the validation split and the data order.
-        distribution: ``"none"`` or ``"data_parallel"`` over all visible devices (JAX and
-            TensorFlow; see `keras_resnets.training.distribution`). The recipe's batch size is the
-            global batch and its learning rate is used as it is.
         callbacks: `Callback` instances that receive the progress.
         verbose: 0 silent, 1 a progress bar and a line per epoch, 2 only the lines.
         cluster: the `keras_resnets.training.processes.Cluster` that `processes.join`
             returned when several processes train this run together (each calls `train`
-            with the same arguments and ``run_id``); None for one process.
+            with the same request and ``run_id``); None for one process.
 
     Returns:
         The `Run`; ``run.status["state"]`` is ``completed``, ``cancelled`` or ``failed``
@@ -128,9 +111,10 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
         ``interrupted`` and raises `KeyboardInterrupt` (a second one raises at once).
 
     Raises:
-        ValueError: for an unknown dataset, a bad recipe or seed, an architecture that does not
-            fit the dataset's images or classes, a distribution this backend cannot run
-            (or a batch size the devices do not divide), or a run id that is taken or unsafe.
+        ValueError: for a wrong request (`TrainingRequest`), one that cannot run here
+            (`check_train`: its data, an architecture that does not fit the images or
+            classes, a distribution this backend cannot run), or a run id that is taken or
+            unsafe.
 
     Example:
     >>> import tempfile
@@ -140,40 +124,53 @@ def train(architecture, dataset="mnist_sample", recipe=None, *, runs_dir="runs",
     ('completed', 'lecture')
     """
     callbacks = _with_progress(callbacks, verbose)
-    config = check_train(architecture, dataset, recipe, subset=subset,
-                         validation_split=validation_split, data_dir=data_dir, augment=augment,
-                         seed=seed, distribution=distribution, transforms=transforms,
-                         validation_dataset=validation_dataset,
-                         processes=cluster.count if cluster else 1, **recipe_fields)
+    count = cluster.count if cluster else 1
+    if not isinstance(request, TrainingRequest):
+        fields = {"processes": count, **fields}
+    request = as_request(request, dataset, recipe, **fields)
+    if request.processes != count:
+        fail("processes", request.processes, f"{count}, the processes that train the run")
+    config = check_train(request)
     run = _create_run(RunStore(runs_dir), config, run_id, cluster)
     with run.lock():
         return _fit(run, resuming=False, callbacks=callbacks, cluster=cluster)
 
 
-def check_train(architecture, dataset="mnist_sample", recipe=None, *, subset=None,
-                validation_split=VALIDATION_SPLIT, data_dir=None, augment=False, seed=0,
-                distribution="none", transforms=None, validation_dataset=None, processes=1,
-                **recipe_fields):
-    """The ``config.json`` that `train` would write with these arguments, every one checked
-    as `train` checks it, and nothing written; ``processes`` > 1 adds ``processes`` and the
-    backend's ``engine`` (`keras_resnets.training.processes`)."""
-    recipe = Recipe.coerce(recipe, **recipe_fields)
+def as_request(request, dataset=None, recipe=None, **fields):
+    """``request`` if it is a `TrainingRequest` (then with no other argument), else
+    `TrainingRequest.build` of the arguments (``dataset`` None: the default)."""
+    if not isinstance(request, TrainingRequest):
+        data = {} if dataset is None else {"dataset": dataset}
+        return TrainingRequest.build(request, recipe=recipe, **data, **fields)
+    given = sorted([*fields, *(["dataset"] if dataset is not None else []),
+                    *(["recipe"] if recipe is not None else [])])
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot go with a TrainingRequest: change the "
+                         "request instead (request.replace(...)).")
+    return request
+
+
+def check_train(request, dataset=None, recipe=None, **fields):
+    """The ``config.json`` that `train` would write for ``request`` (or for these arguments,
+    as `train` takes them), after checking that it can run here, and nothing written: its data
+    can be had and fits the recipe's batches and steps, the architecture fits its images and
+    classes and the memory limit, and this backend runs its processes and distribution. The
+    config is the request's `TrainingRequest.to_dict` and its bookkeeping: the backend, the
+    versions and, with several processes, the backend's ``engine``
+    (`keras_resnets.training.processes`)."""
+    request = as_request(request, dataset, recipe, **fields)
+    data, recipe = request.dataset, request.recipe
     backend = keras.backend.backend()
-    check_processes(processes, backend, dataset, recipe.batch_size)
-    check_data(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
-               batch_size=recipe.batch_size, seed=seed)
-    data = DataSpec(dataset, subset=subset, validation_split=validation_split, data_dir=data_dir,
-                    augment=augment, transforms=transforms, validation_dataset=validation_dataset)
+    check_processes(request.processes, backend, data.name, recipe.batch_size)
+    check_data(data.name, subset=data.subset, validation_split=data.validation_split,
+               data_dir=data.data_dir, batch_size=recipe.batch_size, seed=request.seed)
     found = describe_data(data)
-    arch = resolve_architecture(architecture, found.info)
-    check_fits(arch, found.info)
-    check_runnable(arch, found, recipe)
-    check_distribution(distribution, recipe.batch_size)
-    config = {"architecture": arch.to_dict(), "dataset": data.to_dict(),
-              "recipe": recipe.to_dict(), "backend": backend, "versions": versions(),
-              "seed": seed, "distribution": distribution}
-    if processes > 1:
-        config.update(processes=processes, engine=ENGINES[backend])
+    check_fits(request.architecture, found.info)
+    check_runnable(request.architecture, found, recipe)
+    check_distribution(request.distribution, recipe.batch_size)
+    config = {**request.to_dict(), "backend": backend, "versions": versions()}
+    if request.processes > 1:
+        config["engine"] = ENGINES[backend]
     return config
 
 
@@ -273,7 +270,8 @@ def check_resumable(run, force):
     if backend != keras.backend.backend():
         fail("run", run.id, f"resumed with KERAS_BACKEND={backend}, the backend it was trained "
                              f"with (this process uses {keras.backend.backend()})")
-    check_distribution(run.config.distribution, run.config.recipe["batch_size"])
+    request = TrainingRequest.from_config(run.config)
+    check_distribution(request.distribution, request.recipe.batch_size)
 
 
 def open_run(run_id_or_path, runs_dir="runs"):
@@ -307,9 +305,8 @@ def _fit(run, resuming, callbacks, cluster=None):
 
 def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
     """Trains ``run``, recording its state as it goes."""
-    config = run.config
-    arch = config.design()
-    recipe = Recipe.from_dict(config.recipe)
+    request = TrainingRequest.from_config(run.config)
+    arch, recipe = request.architecture, request.recipe
     recorder = None
     before = run.status
     previous_source = before.get("data_source")
@@ -317,10 +314,10 @@ def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
     run.write_status(state="running", **identity(), epochs=recipe.epochs,
                      phase="preparing the data", message="loading the data and building the model")
     try:
-        with distribution_scope(config.distribution, recipe.batch_size, cluster):
-            keras.utils.set_random_seed(config.seed)
+        with distribution_scope(request.distribution, recipe.batch_size, cluster):
+            keras.utils.set_random_seed(request.seed)
             model = build_resnet(arch)
-            data = _epoch_data(config, recipe, arch, 0, cluster)
+            data = _epoch_data(request, 0, cluster)
             run.write_status(phase="compiling", num_train=data.num_train,
                              num_validation=data.num_validation,
                              message="compiling the model and its training step")
@@ -346,7 +343,7 @@ def _fit_recording(run, resuming, callbacks, interrupts, cluster=None):
                     "dtype_policy": policy}
             for callback in callbacks:
                 callback.on_begin(run, info)
-            epoch_data = functools.partial(_epoch_data_from, config, recipe, arch, data, cluster)
+            epoch_data = functools.partial(_epoch_data_from, request, data, cluster)
             _fit_epochs(model, cluster, recipe.epochs, epoch_data, initial_epoch, [recorder, probe])
             _save_model(run, arch, model)
             if cluster is not None:
@@ -394,7 +391,7 @@ def epoch_seed(seed, epoch):
     return (seed * 1_000_003 + epoch) % 2**32
 
 
-def _epoch_data(config, recipe, arch, epoch, cluster=None):
+def _epoch_data(request, epoch, cluster=None):
     """The run's data, with the training order (and augmentation) of ``epoch``.
 
     The split and the images depend on the run's seed alone, the order on the seed and the
@@ -404,13 +401,14 @@ def _epoch_data(config, recipe, arch, epoch, cluster=None):
 
     With several processes (``cluster``), this process' share of every batch.
     """
-    dataset = config.dataset
-    data = load_data(dataset.name, batch_size=recipe.batch_size,
+    dataset = request.dataset
+    data = load_data(dataset.name, batch_size=request.recipe.batch_size,
                      validation_split=dataset.validation_split, subset=dataset.subset,
                      data_dir=dataset.data_dir, augment=dataset.augment,
                      transforms=dataset.transforms, validation_dataset=dataset.validation_dataset,
-                     seed=config.seed, shuffle_seed=epoch_seed(config.seed, epoch),
-                     data_format=arch.data_format, drop_remainder=config.distribution != "none",
+                     seed=request.seed, shuffle_seed=epoch_seed(request.seed, epoch),
+                     data_format=request.architecture.data_format,
+                     drop_remainder=request.distribution != "none",
                      reshuffle=False, shard=cluster and (cluster.index, cluster.count))
     if cluster is None or cluster.strategy is None:
         return data
@@ -420,9 +418,9 @@ def _epoch_data(config, recipe, arch, epoch, cluster=None):
         None if data.validation is None else own(lambda _: data.validation)))
 
 
-def _epoch_data_from(config, recipe, arch, first, cluster, epoch):
+def _epoch_data_from(request, first, cluster, epoch):
     """Epoch ``epoch``'s data: ``first`` is epoch 0's, loaded already."""
-    return first if epoch == 0 else _epoch_data(config, recipe, arch, epoch, cluster)
+    return first if epoch == 0 else _epoch_data(request, epoch, cluster)
 
 
 def _fit_epochs(model, cluster, epochs, epoch_data, initial_epoch, callbacks):

@@ -97,12 +97,12 @@ def cluster_size(backend, environ=None):
 
 def check_processes(processes, backend, dataset=None, batch_size=None):
     """Raises a one-line `ValueError` unless ``processes`` can train ``dataset`` with
-    ``batch_size`` (global) on ``backend``."""
+    ``batch_size`` (global) on ``backend`` (None: on any backend that has an engine)."""
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"--processes={processes!r} is not allowed: a whole number, 1 or more.")
     if processes == 1:
         return
-    if backend not in ENGINES:
+    if backend is not None and backend not in ENGINES:
         raise ValueError(f"--processes={processes} is not supported on the {backend!r} backend; "
                          f"use KERAS_BACKEND={', '.join(ENGINES)}.")
     from keras_resnets.data.catalog import DATASETS

@@ -11,7 +11,7 @@ Example:
 import dataclasses
 from dataclasses import dataclass
 
-from keras_resnets.design.validation import check_int, check_number, fail
+from keras_resnets.design.validation import check_choice, check_int, check_number, fail
 from keras_resnets.training.choices import OPTIMIZERS, SCHEDULES
 
 MAX_STEPS = 2**31 - 1
@@ -61,14 +61,15 @@ class Recipe:
     ValueError: learning_rate=0 is not allowed: a finite number in (0, inf).
     """
 
-    optimizer: str = "adam"
+    # The command line's flags are these fields (--learning-rate ...), of their type and choices.
+    optimizer: str = dataclasses.field(default="adam", metadata={"choices": OPTIMIZERS})
     learning_rate: float = 3e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
     epochs: int = 1
     batch_size: int = 16
     warmup_epochs: int = 0
-    schedule: str = "step"
+    schedule: str = dataclasses.field(default="step", metadata={"choices": SCHEDULES})
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -108,6 +109,18 @@ class Recipe:
         return cls(**{"optimizer": "sgd", "learning_rate": rate, "momentum": 0.9,
                       "weight_decay": 1e-4, "epochs": 90, "batch_size": batch_size,
                       "warmup_epochs": 5, "schedule": "goyal", **overrides})
+
+    @classmethod
+    def named(cls, name, **overrides):
+        """The recipe called ``name`` (one of `RECIPES`: ``"quick"``, the default; ``"paper"``;
+        ``"goyal"``) with ``overrides``.
+
+        Example:
+        >>> Recipe.named("paper", epochs=2).epochs, Recipe.named("quick") == Recipe()
+        (2, True)
+        """
+        check_choice("recipe", name, RECIPES)
+        return {"quick": cls, "paper": cls.paper, "goyal": cls.goyal}[name](**_known(overrides))
 
     def decay_steps(self, steps_per_epoch):
         """The steps at which the learning rate is divided by 10: `STEP_BOUNDARIES` of all the
@@ -180,6 +193,8 @@ class Recipe:
         return recipe.replace(**fields) if fields else recipe
 
 
+RECIPES = ("quick", "paper", "goyal")
+"""The names of `Recipe.named`: the first minute's, He et al.'s and Goyal et al.'s."""
 FIRST_MINUTE_SUBSET = 4096
 """Training digits of the embedded sample in a default run (the command line's and the
 explorer's): with the default `Recipe` and `VALIDATION_SPLIT` the lecture's MNIST ResNet
