@@ -397,6 +397,21 @@ def wait_for(predicate, timeout, at=None, step=1.0):
     return False
 
 
+def started_run(at, runs_dir, timeout):
+    """Clicks Start on the Train page ``at`` and returns the run once it has ended (within
+    ``timeout`` seconds)."""
+    at.button(key="start_training").click().run()
+    assert not errors(at), errors(at)
+    store = RunStore(runs_dir)
+
+    def ended():
+        runs = store.list()
+        return bool(runs) and runs[0].status["state"] not in ("created", "running")
+
+    assert wait_for(ended, timeout), runner.Runner(runs_dir).pending()
+    return store.list()[0]
+
+
 def test_pages_with_an_empty_run_store():
     at = app(TINY, page="train")
     assert at.button(key="start_training").disabled is False
@@ -421,16 +436,7 @@ def test_a_short_training_run_completes_with_curves(runs_dir):
     at.number_input(key="train.epochs").set_value(1)
     at.number_input(key="train.batch_size").set_value(32)
     at.button_group(key="train.backend").set_value(BACKEND)
-    at.button(key="start_training").click().run()
-    assert not errors(at), errors(at)
-    store = RunStore(runs_dir)
-
-    def done():
-        runs = store.list()
-        return bool(runs) and runs[0].status["state"] not in ("created", "running")
-
-    assert wait_for(done, 240), runner.Runner(runs_dir).pending()
-    run = store.list()[0]
+    run = started_run(at, runs_dir, 240)
     assert run.status["state"] == "completed", run.status
     assert run.config["backend"] == BACKEND
     at.run()
@@ -726,16 +732,7 @@ def test_two_processes_train_an_image_folder_and_the_page_follows_them(runs_dir,
     at.number_input(key="train.validation_split").set_value(0.25)
     at.number_input(key="train.processes").set_value(2)
     at.button_group(key="train.backend").set_value(BACKEND)
-    at.button(key="start_training").click().run()
-    assert not errors(at), errors(at)
-    store = RunStore(runs_dir)
-
-    def done():
-        runs = store.list()
-        return bool(runs) and runs[0].status["state"] not in ("created", "running")
-
-    assert wait_for(done, 120), runner.Runner(runs_dir).pending()
-    run = store.list()[0]
+    run = started_run(at, runs_dir, 120)
     assert run.status["state"] == "completed", (run.status, (run.path / "logs" / "process-1.log").read_text())
     assert (run.config.processes, run.config.engine, run.config.dataset.name) == (2, ENGINES[BACKEND], str(folder))
     assert (run.path / "logs" / "process-1.log").exists()
