@@ -314,7 +314,9 @@ def test_call_overhead_splits_a_call_into_its_fixed_cost_and_steps(tmp_path):
     assert [(r[0], r[1]) for r in rows] == [
         (f"| {BACKEND} {model}", kind) for model in ("ours", "hand")
         for kind in ("fit", "evaluate", "predict")]
-    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # first call s, 1-step call ms
+    # first call s and 1-step call ms: durations, written rounded (a tiny predict's first call
+    # can read 0.00 s on a fast path), so only their form is checked, never a time
+    assert all(float(r[2]) >= 0 and float(r[3]) >= 0 for r in rows)
     assert sorted(os.listdir(tmp_path / "profiles")) == sorted(
         f"{BACKEND}-{model}-{kind}.prof" for model in ("ours", "hand")
         for kind in ("fit", "evaluate", "predict"))
