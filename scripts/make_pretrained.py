@@ -25,7 +25,7 @@ import shutil
 import tempfile
 
 # The shipped networks train and are measured in float32 on every machine (not in bfloat16
-# where the CPU has AMX): their numbers are the lecture's float32 ones.
+# where the CPU has AMX or AVX-512 BF16): their numbers are the lecture's float32 ones.
 os.environ["KERAS_RESNETS_DTYPE_POLICY"] = "float32"
 
 from keras_resnets.design.presets import mnist_resnet  # noqa: E402

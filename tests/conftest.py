@@ -25,8 +25,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # Models compute in float32 in this process, on every CPU: the suite compares them with the
-# lecture's PyTorch code and with exact properties at float32 tolerances. On CPUs with AMX
-# the default would be bfloat16; test_precision checks that choice, and bfloat16 training.
+# lecture's PyTorch code and with exact properties at float32 tolerances. On CPUs with AMX or
+# AVX-512 BF16 the default would be bfloat16; test_precision checks that choice, and bfloat16 training.
 os.environ.setdefault("KERAS_RESNETS_DTYPE_POLICY", "float32")
 
 # Before Keras, as a user's script would: the suite runs with the settings users get.

@@ -57,7 +57,7 @@ def test_the_default_run_learns_on_1000_held_out_digits(tmp_path, user_environme
     batches = [e for e in events if e["event"] == "batch"]
     assert run.status["state"] == "completed" and len(epochs) == Recipe().epochs
     assert run.status["data_source"].startswith("embedded MNIST sample")
-    # The user's precision: bfloat16 on CPUs with AMX (TensorFlow, PyTorch), else float32.
+    # The user's precision: bfloat16 on CPUs with AMX or AVX-512 BF16 (TensorFlow, PyTorch), else float32.
     assert run.status["dtype_policy"] == default_dtype_policy(
         keras.backend.backend(), user_environment, gpu=False)
     assert run.config["dataset"]["subset"] == FIRST_MINUTE_SUBSET

@@ -531,7 +531,7 @@ def test_batch_norm_stateless_call_leaves_its_variables_and_returns_the_moved_st
 
 
 def test_batch_norm_moves_float32_statistics_under_a_mixed_policy(rng):
-    """Under ``mixed_bfloat16`` (the default on CPUs with AMX) the moving statistics stay
+    """Under ``mixed_bfloat16`` (the default on CPUs with AMX or AVX-512 BF16) the moving statistics stay
     float32 and move as in float32, to bfloat16's rounding of the inputs."""
     from keras_resnets.runtime.precision import dtype_policy_scope
 

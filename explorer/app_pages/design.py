@@ -220,7 +220,8 @@ def detail_fields(design, edited):
                 format_func=lambda v: "automatic" if v == NONE else v,
                 key=bind("dtype_policy", _text(design["dtype_policy"])),
                 help="The Keras dtype policy the model computes in; weights stay float32. "
-                     "Automatic: bfloat16 on CPUs with AMX (TensorFlow, PyTorch), else float32."))
+                     "Automatic: bfloat16 on CPUs with AMX or AVX-512 BF16 (TensorFlow, PyTorch), "
+                     "else float32."))
 
 
 def family(design, edited):

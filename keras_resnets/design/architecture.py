@@ -148,7 +148,7 @@ class Architecture:
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None`` (Keras' setting).
         dtype_policy: the Keras dtype policy the model computes in, ``"float32"``,
             ``"mixed_bfloat16"`` or ``"mixed_float16"`` (weights stay float32), or ``None``:
-            bfloat16 on CPUs with AMX, else float32 (`precision.default_dtype_policy`).
+            bfloat16 on CPUs with AMX or AVX-512 BF16, else float32 (`precision.default_dtype_policy`).
         seed: seed of the stochastic-depth draws.
     """
 

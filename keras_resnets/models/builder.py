@@ -39,7 +39,7 @@ def build_resnet(architecture=None, /, **fields):
 
     Returns:
         A functional `keras.Model` whose blocks are named ``stage{s}_block{b}``, computing in
-        the architecture's ``dtype_policy`` (by default bfloat16 on CPUs with AMX, else
+        the architecture's ``dtype_policy`` (by default bfloat16 on CPUs with AMX or AVX-512 BF16, else
         float32: `keras_resnets.runtime.precision`).
 
     Raises:

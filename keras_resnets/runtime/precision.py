@@ -1,14 +1,15 @@
 """The dtype policy a model computes in when its architecture names none.
 
-On a CPU with AMX (Intel's matrix units for bfloat16, since Sapphire Rapids), TensorFlow with
-oneDNN and PyTorch train the lecture's network about 1.5x faster per step in bfloat16 with
-float32 weights (Keras' ``"mixed_bfloat16"``), and it reaches 98% held-out accuracy within
-the same steps as in float32: 1.44x (TensorFlow) and 1.54x (PyTorch) the speed of the
-lecture's PyTorch code to 98%, against 1.01x and 1.03x in float32 (benchmarks/RESULTS.md).
-There it is the default. Everywhere else the default is
+On a CPU with bfloat16 dot products in hardware (AMX, Intel's matrix units since Sapphire
+Rapids; or AVX-512 BF16, as on AMD EPYC since Zen 4), TensorFlow with oneDNN and PyTorch train
+the lecture's network about 1.5x faster per step in bfloat16 with float32 weights (Keras'
+``"mixed_bfloat16"``), and it reaches 98% held-out accuracy within the same steps as in
+float32: on AMX 1.44x (TensorFlow) and 1.54x (PyTorch) the speed of the lecture's PyTorch
+code to 98%, against 1.01x and 1.03x in float32; on AVX-512 BF16 about 1.5x per training step
+on both (benchmarks/RESULTS.md). There it is the default. Everywhere else the default is
 float32: JAX (XLA:CPU has no fast bfloat16 convolution), a GPU (where ``"mixed_float16"`` or
-``"mixed_bfloat16"`` is yours to choose), and CPUs without AMX, which have no bfloat16
-matrix unit to gain from.
+``"mixed_bfloat16"`` is yours to choose), and CPUs without either, where bfloat16 is emulated
+and slower than float32.
 
 What a user chose always wins: an architecture's ``dtype_policy``, then the environment
 variable ``KERAS_RESNETS_DTYPE_POLICY``, then a global policy other than float32
@@ -36,8 +37,9 @@ from keras_resnets.runtime.environment import ONEDNN, OPT_OUT
 VARIABLE = "KERAS_RESNETS_DTYPE_POLICY"
 """The environment variable that names the default policy, one of `DTYPE_POLICIES`."""
 
-AMX_BF16 = "amx_bf16"
-"""The CPU flag (``/proc/cpuinfo``) of AMX's bfloat16 matrix products."""
+BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+"""The CPU flags (``/proc/cpuinfo``) of bfloat16 dot products in hardware: AMX's matrix
+products, AVX-512's ``vdpbf16ps``."""
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -63,7 +65,8 @@ def _uses_gpu(backend):
 
 
 def _onednn(backend, environ):
-    """Whether ``backend``'s CPU convolutions run on oneDNN (its bfloat16 kernels use AMX)."""
+    """Whether ``backend``'s CPU convolutions run on oneDNN (its bfloat16 kernels use AMX or
+    AVX-512 BF16)."""
     return backend == "torch" or (backend == "tensorflow" and environ.get(ONEDNN) != "0")
 
 
@@ -77,7 +80,7 @@ def default_dtype_policy(backend=None, environ=None, flags=None, gpu=None):
     current = keras.config.dtype_policy().name
     backend = backend or keras.backend.backend()
     faster = (current == "float32" and environ.get(OPT_OUT) != "0" and _onednn(backend, environ)
-              and AMX_BF16 in (cpu_flags() if flags is None else flags)
+              and BF16_FLAGS & (cpu_flags() if flags is None else flags)
               and not (_uses_gpu(backend) if gpu is None else gpu))
     return "mixed_bfloat16" if faster else current
 
