@@ -219,6 +219,40 @@ def _summary(rates):
     return {"median": median, "min": ordered[0], "max": ordered[-1], "windows": rates}
 
 
+def merge_rounds(results):
+    """One row per run of the plan (`label` and scale), in the plan's order, from the rows of
+    several interleaved rounds: each figure the median of the rounds' medians, its min-max
+    their range, peak memory the largest; a run that failed in every round keeps its error.
+
+    Example:
+    >>> rows = [{"scale_name": "s", "framework": "native", "variant": "reference",
+    ...          "backend": "torch", "result": {"train": _summary([r])}} for r in (3, 1, 2)]
+    >>> row, = merge_rounds(rows)
+    >>> row["result"]["train"]["median"], row["rounds"]
+    (2, 3)
+    """
+    groups = {}
+    for r in results:
+        groups.setdefault((r["scale_name"], label(r)), []).append(r)
+    merged = []
+    for runs in groups.values():
+        done = [r for r in runs if "result" in r]
+        if not done:
+            merged.append(runs[0])
+            continue
+        result = dict(done[0]["result"])
+        for kind in ("train", "infer", "train_cpu"):
+            if kind in result:
+                result[kind] = _summary([r["result"][kind]["median"] for r in done
+                                         if r["result"][kind]["median"] is not None])
+        for key, combine in (("first_step_s", statistics.median), ("peak_rss_mib", max)):
+            if key in result:
+                result[key] = combine(r["result"][key] for r in done)
+        merged.append({**done[0], "result": result, "rounds": len(done),
+                       "failed_rounds": len(runs) - len(done)})
+    return merged
+
+
 def _scale_spec(scale, tiny):
     spec = dict(SCALES[scale])
     if tiny:
@@ -768,6 +802,8 @@ def table(results, scale_name):
             setting += f"; jit_compile resolved to {res.get('jit_compile')}"
         if res.get("dtype_policy", "float32") != "float32":
             setting += f"; computes in {res['dtype_policy']}"
+        if r.get("failed_rounds"):
+            setting += f"; failed in {r['failed_rounds']} of its rounds"
         lines.append(
             f"| {label(r)} | {_fmt(tr['median'])} ({_fmt(tr['min'])}-{_fmt(tr['max'])}) "
             f"| {_ratio(tr['median'], ref_train)} | {_fmt(inf['median'])} "
@@ -846,6 +882,11 @@ def report(results, meta, scale, title):
             f"windows of {spec['infer_window_steps']} steps. Peak memory: the peak resident set "
             "of the run's process (GPU runs: peak device memory)."
         )
+    if meta.get("rounds", 1) > 1:
+        lines.append(
+            f"The whole plan ran {meta['rounds']} times, one round after another: each figure "
+            "is the median of a row's rounds (each the median of its windows), min-max their "
+            "range; the first and last references are the rounds' first and last runs.")
     refs = _references([r for r in results if r["scale_name"] == scale])
     if len(refs) > 1:
         first, last = (r["result"]["train"]["median"] for r in (refs[0], refs[-1]))
@@ -868,8 +909,8 @@ def main(argv=None):
     parser.add_argument("--backends", help=f"default: {','.join(BACKENDS)}; "
                                            f"with --gpu: {','.join(GPU_BACKENDS)}")
     parser.add_argument("--settings", default="default,best",
-                        help="Keras rows' settings: default, plain, keras-first, best "
-                             "(benchmarks/settings.py)")
+                        help="Keras rows' settings: default, plain, plain-float32, keras-first, "
+                             "best (benchmarks/settings.py)")
     parser.add_argument("--models", default="ours,hand")
     parser.add_argument("--native", default=",".join(NATIVE_DEFAULT),
                         help="native rows: reference (the lecture's code), cl (channels_last), "
@@ -887,11 +928,16 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
     parser.add_argument("--json", help="also write the raw results to this JSON file")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the plan this many times, round after round (interleaved); "
+                             "each row's figures are the medians over the rounds")
     args = parser.parse_args(argv)
 
     if args.worker:
         worker_main(args.worker)
         return 0
+    if args.rounds < 1:
+        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
 
     backends = (args.backends.split(",") if args.backends is not None
                 else GPU_BACKENDS if args.gpu else BACKENDS)
@@ -929,13 +975,14 @@ def main(argv=None):
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "machine": machine_description(), "versions": versions(),
         "command": "python benchmarks/resnet_benchmark.py " + " ".join(argv or sys.argv[1:]),
-        "load_before": _load(),
+        "load_before": _load(), "rounds": args.rounds,
     }
     start = time.perf_counter()
     results = []
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run['scale_name']}: {label(run)} ...", end=" ", flush=True)
-        result = run_one(run, args.timeout)
+    total = len(runs) * args.rounds
+    for i, run in enumerate(runs * args.rounds, 1):
+        print(f"[{i}/{total}] {run['scale_name']}: {label(run)} ...", end=" ", flush=True)
+        result = {**run_one(run, args.timeout), "round": (i - 1) // len(runs)}
         results.append(result)
         if "result" in result:
             tr = result["result"]["train"]["median"]
@@ -946,8 +993,9 @@ def main(argv=None):
             print("FAILED: " + result["error"], flush=True)
     meta["wall_min"] = (time.perf_counter() - start) / 60
     meta["load_after"] = _load()
+    merged = merge_rounds(results)
     for scale in scales:
-        text = report(results, meta, scale, title)
+        text = report(merged, meta, scale, title)
         print()
         print(text)
         if args.output and args.output != "-":

@@ -5,7 +5,9 @@ A setting is a plain dict (JSON, so it can travel to a worker process):
 - ``env``: environment variables set before the backend is imported (``XLA_FLAGS``, ...).
   Every worker imports keras_resnets before Keras, as a user's script does: ``"default"``
   opts out of its fast CPU settings (Keras' defaults), ``"plain"`` takes what that import
-  sets, ``"best"`` sets them explicitly, as the explorer's workers do.
+  sets, ``"best"`` sets them explicitly, as the explorer's workers do; ``"plain-float32"`` is
+  ``"plain"`` in float32 where keras_resnets' default would compute in bfloat16 (the
+  precision default's "without" row).
 - ``keras_first``: the worker imports Keras before keras_resnets (``"keras-first"``: a user's
   script in the other order, where keras_resnets is too late to set anything and warns).
 - ``jit_compile``: passed to ``model.compile`` (``"auto"`` is Keras' default).
@@ -20,6 +22,7 @@ says why each one helps; benchmarks/RESULTS.md, written by the benchmark, has th
 import copy
 
 from keras_resnets.runtime.environment import OPT_OUT, fast_cpu_variables
+from keras_resnets.runtime.precision import VARIABLE as DTYPE_POLICY
 
 DEFAULT = {
     "env": {OPT_OUT: "0"},
@@ -42,19 +45,20 @@ BEST_GPU = {
 }
 
 
-NAMES = ("default", "plain", "keras-first", "best")
+NAMES = ("default", "plain", "plain-float32", "keras-first", "best")
 
 
 def resolve(name, backend, device="cpu"):
-    """The full setting called ``name`` (``"default"``, ``"plain"``, ``"keras-first"`` or
-    ``"best"``) for ``backend``."""
+    """The full setting called ``name`` (one of `NAMES`) for ``backend``."""
     setting = copy.deepcopy(DEFAULT)
     if name == "default":
         return setting
     if name not in NAMES:
         raise ValueError(f"settings={name!r} is not known; choose one of {NAMES}.")
     del setting["env"][OPT_OUT]
-    if name in ("plain", "keras-first"):
+    if name == "plain-float32":
+        setting["env"][DTYPE_POLICY] = "float32"
+    if name in ("plain", "plain-float32", "keras-first"):
         setting["keras_first"] = name == "keras-first"
         return setting
     table = BEST_GPU if device == "gpu" else BEST_CPU

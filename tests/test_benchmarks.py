@@ -81,6 +81,10 @@ def test_settings_resolve_and_describe():
     plain = settings.resolve("plain", "tensorflow")
     assert plain["env"] == {} and settings.describe(plain) == "what import keras_resnets sets"
     assert settings.resolve("best", "tensorflow")["env"] == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    # The precision default's "without" row: the plain path, pinned to float32.
+    plain32 = settings.resolve("plain-float32", "torch")
+    assert plain32 == {**plain, "env": {"KERAS_RESNETS_DTYPE_POLICY": "float32"}}
+    assert settings.describe(plain32) == "KERAS_RESNETS_DTYPE_POLICY=float32"
     with pytest.raises(ValueError, match="settings='fast'"):
         settings.resolve("fast", "jax")
 
@@ -479,3 +483,29 @@ def test_the_traced_step_names_the_program_the_backend_compiles():
     assert traced_step.digest(traced_step.step_ops(small, batch=2)) == traced_step.digest(ops)
     deeper = keras_resnets.presets.mnist_resnet(nb_blocks=3, nb_channels=4)
     assert traced_step.digest(traced_step.step_ops(deeper, batch=2)) != traced_step.digest(ops)
+
+
+def _round_row(round_, label_variant, train=None, error=None):
+    row = {"scale_name": "mnist", "framework": "native", "backend": "torch",
+           "variant": label_variant, "settings": label_variant, "round": round_}
+    if error:
+        return {**row, "error": error}
+    summary = rb._summary([train])
+    return {**row, "result": {"train": summary, "infer": summary, "train_cpu": summary,
+                              "first_step_s": round_, "peak_rss_mib": 100 + round_}}
+
+
+def test_rounds_merge_into_one_row_per_run_with_medians_of_the_rounds():
+    rows = [_round_row(0, "reference", 30.0), _round_row(0, "cl", 50.0),
+            _round_row(1, "reference", 10.0), _round_row(1, "cl", error="exit code 1"),
+            _round_row(2, "reference", 20.0), _round_row(2, "cl", 40.0)]
+    reference, cl = rb.merge_rounds(rows)
+    assert rb.label(reference) == "native PyTorch (lecture code)"
+    assert reference["result"]["train"] == {"median": 20.0, "min": 10.0, "max": 30.0,
+                                            "windows": [30.0, 10.0, 20.0]}
+    assert reference["result"]["first_step_s"] == 1 and reference["result"]["peak_rss_mib"] == 102
+    assert (cl["rounds"], cl["failed_rounds"]) == (2, 1)
+    assert cl["result"]["train"]["median"] == 45.0
+    assert "failed in 1 of its rounds" in rb.table([reference, cl], "mnist")
+    failed = rb.merge_rounds([_round_row(0, "cl", error="timed out")])
+    assert failed[0]["error"] == "timed out" and "result" not in failed[0]
