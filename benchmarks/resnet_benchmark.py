@@ -450,10 +450,13 @@ def build_keras_model(which, scale, data_format):
     if which == "hand":
         import keras_hand
 
-        if scale["model"] == "imagenet":
-            return keras_hand.resnet50(scale["classes"], scale["size"], data_format=data_format)
-        return keras_hand.build(scale["model"], nb_blocks=scale.get("nb_blocks", 25),
-                                depth=scale.get("depth", 56), data_format=data_format)
+        from keras_resnets.runtime.precision import dtype_policy_scope
+
+        with dtype_policy_scope(None):  # the policy ours computes in, for a like comparison
+            if scale["model"] == "imagenet":
+                return keras_hand.resnet50(scale["classes"], scale["size"], data_format=data_format)
+            return keras_hand.build(scale["model"], nb_blocks=scale.get("nb_blocks", 25),
+                                    depth=scale.get("depth", 56), data_format=data_format)
     raise ValueError(f"model={which!r} is not known; choose 'ours' or 'hand'.")
 
 
