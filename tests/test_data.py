@@ -195,6 +195,16 @@ def test_batch_trains_a_tiny_model_on_the_current_backend():
     assert np.isfinite(history.history["loss"][0]) and np.isfinite(history.history["val_loss"][0])
 
 
+
+def test_pipelines_run_without_the_autotuning_model():
+    # tf.data's autotuning thread can hold the deletion of an iterator, at the end of every
+    # fit, evaluate and predict pass, until its next wake-up (up to 10 s later).
+    data = load_data(batch_size=16, subset=64, validation_batch_size=32)
+    for ds in (data.train, data.validation, data.validation.take(1)):
+        assert ds.options().autotune.enabled is False
+    assert len(_collect(data.train)[0]) == data.num_train  # AUTOTUNE parallelism maps them all
+
+
 # tensorflow-datasets, mocked
 
 

@@ -78,7 +78,20 @@ def pipeline(source, *, size, transforms, mean, std, batch_size, image_shape, ch
         ds = ds.map(lambda xy, s: prepare(*xy, s), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def _options():
+    """The pipeline's ``tf.data`` options: no autotuning model. Its thread sleeps between
+    tunings for 10 ms, then twice as long each time, up to 10 s; an iterator's deletion (at the
+    end of every ``fit``, ``evaluate`` or ``predict`` pass) can wait for its next wake-up, which
+    added up to 10 s to an epoch of a few seconds. Without it, ``AUTOTUNE`` parallelism stays
+    at its starting value, one call per core (at most 16)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def shard_order(size, *, seed, shuffle_buffer=None):
