@@ -97,22 +97,20 @@ NATIVE_DEFAULT = ("reference", "cl", "cl-bf16", "compile", "jax", "jax-ynn")
 JAX_SCALES = ("mnist", "cifar")
 # The native framework that a Keras backend's rows are held against ("vs best native").
 NATIVE_OF = {"tensorflow": "torch", "torch": "torch", "jax": "jax"}
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo: bfloat16 dot products in hardware
 
 
 def cpu_has_bf16(flags=None):
     """Whether the CPU computes bfloat16 products natively (``flags``: `cpu_flags`), where a
-    PyTorch user turns on ``torch.autocast("cpu", dtype=torch.bfloat16)``. Without these
-    flags PyTorch emulates bfloat16, slower than float32.
+    PyTorch user turns on ``torch.autocast("cpu", dtype=torch.bfloat16)``: the flags of
+    keras_resnets' own precision default (`precision.BF16_FLAGS`). Without them PyTorch
+    emulates bfloat16, slower than float32.
 
     >>> cpu_has_bf16({"avx512f", "amx_bf16"}), cpu_has_bf16({"avx512f"})
     (True, False)
     """
-    if flags is None:
-        from keras_resnets.runtime.precision import cpu_flags
+    from keras_resnets.runtime.precision import BF16_FLAGS, cpu_flags
 
-        flags = cpu_flags()
-    return any(flag in flags for flag in BF16_FLAGS)
+    return bool(BF16_FLAGS.intersection(cpu_flags() if flags is None else flags))
 
 
 # Seconds: small enough for the smoke test, every code path still runs.
