@@ -24,6 +24,7 @@ is held against (PyTorch's for TensorFlow and PyTorch, plain JAX's for JAX).
 Usage (from the repository root)::
 
     python benchmarks/inference.py                     # writes its section of RESULTS.md
+    python benchmarks/inference.py --rounds 3          # each figure the median of 3 rounds
     python benchmarks/inference.py --backends torch --modes predict
     python benchmarks/inference.py --tiny --output -   # seconds: the smoke test
 """
@@ -185,6 +186,37 @@ def plan(backends, models, modes, natives, scale, tiny, bf16=None):
     return runs
 
 
+def merge_rounds(results):
+    """One row per run of the plan, in the plan's order, from the rows of several interleaved
+    rounds: at each batch size images/s and one call's seconds are the medians of the rounds,
+    ``range`` the rounds' images/s min-max; a run that failed in every round keeps its error.
+
+    Example:
+    >>> rows = [{"framework": "native", "variant": "no_grad", "sizes": {"batches": (1,)},
+    ...          "result": {"1": {"images_per_s": r, "call_s": 1 / r}}} for r in (3, 1, 2)]
+    >>> row, = merge_rounds(rows)
+    >>> row["result"]["1"]["images_per_s"], row["result"]["1"]["range"], row["rounds"]
+    (2, (1, 3), 3)
+    """
+    groups = {}
+    for r in results:
+        groups.setdefault(label(r), []).append(r)
+    merged = []
+    for runs in groups.values():
+        done = [r for r in runs if "result" in r]
+        if not done:
+            merged.append(runs[0])
+            continue
+        result = dict(done[0]["result"])
+        for b in done[0]["sizes"]["batches"]:
+            rates = [r["result"][str(b)]["images_per_s"] for r in done]
+            result[str(b)] = {"images_per_s": statistics.median(rates), "range": (min(rates), max(rates)),
+                              "call_s": statistics.median(r["result"][str(b)]["call_s"] for r in done)}
+        merged.append({**done[0], "result": result, "rounds": len(done),
+                       "failed_rounds": len(runs) - len(done)})
+    return merged
+
+
 def label(run):
     if run["framework"] == "native":
         return NATIVE[run["variant"]]["label"]
@@ -217,8 +249,11 @@ def table(results, b):
             continue
         value = rate(r)
         framework = r["backend"] if r["framework"] == "native" else rb.NATIVE_OF[r["backend"]]
+        failed = f" (failed in {r['failed_rounds']} of its rounds)" if r.get("failed_rounds") else ""
+        spread = r["result"][str(b)]["range"] if r.get("rounds", 1) > 1 else None
+        shown = rb._fmt(value) + (f" ({rb._fmt(spread[0])}-{rb._fmt(spread[1])})" if spread else "")
         lines.append(
-            f"| {label(r)} | {rb._fmt(value)} | {rb._ratio(value, native.get('no_grad'))} "
+            f"| {label(r)}{failed} | {shown} | {rb._ratio(value, native.get('no_grad'))} "
             f"| {rb._ratio(value, native.get('inference_mode'))} "
             f"| {rb._ratio(value, best.get(framework))} "
             f"| {rb._fmt(1000 * r['result'][str(b)]['call_s'], 2)} | {_precision(r)} |")
@@ -236,6 +271,10 @@ def report(results, meta):
                                               sizes.get("images", {}).items())
              + f"; medians of {sizes.get('repeats')} passes after a warm-up pass. "
              "One call: the median time of a call on one batch.", ""]
+    if meta.get("rounds", 1) > 1:
+        lines[-1:-1] = [f"The whole plan ran {meta['rounds']} times, one round after another: "
+                        "each figure is the median of a row's rounds, images/s (min-max) their "
+                        "range."]
     for b in sizes.get("batches", ()):
         lines += [table(results, b), ""]
     return "\n".join(lines)
@@ -259,6 +298,9 @@ def main(argv=None):
                         help=f"native rows, of {', '.join(NATIVE)} ('' for none)")
     parser.add_argument("--scale", default="mnist", choices=("mnist", "cifar"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole plan this many times, interleaved; each figure is "
+                             "the median of the rounds")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
@@ -266,6 +308,8 @@ def main(argv=None):
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
+    if args.rounds < 1:
+        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
     choices = {"backends": rb.BACKENDS, "models": ("ours", "hand"), "modes": MODES,
                "native": tuple(NATIVE)}
     chosen = {}
@@ -276,20 +320,23 @@ def main(argv=None):
                 parser.error(f"--{name}: {value!r} is not one of {allowed}")
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "machine": rb.machine_description(), "load_before": rb._load(), "scale": args.scale,
+            "rounds": args.rounds,
             "command": "python benchmarks/inference.py " + " ".join(argv or sys.argv[1:])}
+    runs = plan(chosen["backends"], chosen["models"], chosen["modes"], chosen["native"],
+                args.scale, args.tiny)
     start, results = time.perf_counter(), []
-    for run in plan(chosen["backends"], chosen["models"], chosen["modes"], chosen["native"],
-                    args.scale, args.tiny):
-        print(f"{label(run)} ...", end=" ", flush=True)
+    for i, run in enumerate(runs * args.rounds, 1):
+        print(f"[{i}/{len(runs) * args.rounds}] {label(run)} ...", end=" ", flush=True)
         results.append(rb.run_one(run, args.timeout, script=__file__))
         print("failed: " + results[-1]["error"] if "error" in results[-1]
               else f"{results[-1]['wall_s']:.0f} s", flush=True)
     meta.update(wall_min=(time.perf_counter() - start) / 60, load_after=rb._load())
+    results = merge_rounds(results)
     text = report(results, meta)
     print("\n" + text)
     if args.output and args.output != "-":
         rb._write_section(args.output, text, tag=f"CPU inference {args.scale}")
-    return 0 if all("result" in r for r in results) else 1
+    return 0 if all("result" in r and not r.get("failed_rounds") for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -509,3 +509,26 @@ def test_rounds_merge_into_one_row_per_run_with_medians_of_the_rounds():
     assert "failed in 1 of its rounds" in rb.table([reference, cl], "mnist")
     failed = rb.merge_rounds([_round_row(0, "cl", error="timed out")])
     assert failed[0]["error"] == "timed out" and "result" not in failed[0]
+
+
+def _inference_row(variant, rate=None, error=None):
+    row = {"framework": "native", "backend": "torch", "variant": variant,
+           "sizes": {"batches": (1, 64)}}
+    if error:
+        return {**row, "error": error}
+    return {**row, "result": {str(b): {"images_per_s": rate * b, "call_s": b / rate} for b in (1, 64)}}
+
+
+def test_inference_rounds_merge_into_one_row_per_run_with_their_range():
+    rows = [_inference_row("no_grad", 30.0), _inference_row("inference_mode", 50.0),
+            _inference_row("no_grad", 10.0), _inference_row("inference_mode", error="exit code 1"),
+            _inference_row("no_grad", 20.0), _inference_row("inference_mode", 40.0)]
+    no_grad, inference_mode = inference.merge_rounds(rows)
+    assert no_grad["result"]["64"] == {"images_per_s": 1280.0, "range": (640.0, 1920.0),
+                                       "call_s": 3.2}
+    assert (inference_mode["rounds"], inference_mode["failed_rounds"]) == (2, 1)
+    table = inference.table([no_grad, inference_mode], 64)
+    assert "| 1280.0 (640.0-1920.0) | 1.00x |" in table
+    assert "inference_mode (failed in 1 of its rounds)" in table
+    failed, = inference.merge_rounds([_inference_row("no_grad", error="timed out")])
+    assert failed["error"] == "timed out" and "result" not in failed

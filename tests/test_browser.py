@@ -19,6 +19,7 @@ test runs once, in the TensorFlow pass of ``tests/run.py`` (``KERAS_BACKEND`` un
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -51,21 +52,47 @@ another backend's test pass held the cores (PyTorch's two threads slow down twen
 
 
 def _wait_for_runs(root, count, timeout=RUN_SECONDS):
-    """Waits until ``count`` runs of the store at ``root`` have completed; fails, saying what
-    each run and worker last wrote, when one fails or the time is up."""
-    from explorer.runner import LAUNCH_DIR
+    """Waits until ``count`` runs of the store at ``root`` have completed; fails at once when a
+    run fails, a worker exits without a run, or more runs than ``count`` appear, and when the
+    time is up, saying where each run is and what each worker last wrote."""
+    from explorer.runner import LAUNCH_DIR, Runner
     from keras_resnets.runs.store import RunStore
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         states = {run.id: run.status for run in RunStore(root).list()}
+        lost = [p["run_id"] for p in Runner(root).pending() if p["state"] == "failed"]
         if len(states) == count and all(s["state"] == "completed" for s in states.values()):
             return
-        if any(s["state"] in ("failed", "cancelled", "interrupted") for s in states.values()):
+        if lost or len(states) > count or any(
+                s["state"] in ("failed", "cancelled", "interrupted") for s in states.values()):
             break
         time.sleep(2)
-    logs = {p.name: p.read_text()[-2000:] for p in (root / LAUNCH_DIR).glob("*.log")}
-    pytest.fail(f"{count} completed runs expected within {timeout} s; run states: {states}; worker logs: {logs}")
+    where = {i: f"{s['state']}, {s.get('message', '')[:100]} (updated {s.get('updated')})"
+             for i, s in states.items()}
+    _dump_worker_stacks(root)
+    logs = {p.name: p.read_text()[-4000:] for p in (root / LAUNCH_DIR).glob("*.log")}
+    pytest.fail(f"{count} completed runs expected within {timeout} s, {time.strftime('%H:%M:%S')}: "
+                f"runs {where}; workers without a run: {lost}; worker logs: {logs}")
+
+
+def _launched(root):
+    """The launch records of the workers the app started for the store at ``root``."""
+    from explorer.runner import ATTACHMENTS, LAUNCH_DIR, LaunchRecord
+
+    return [LaunchRecord.read(path) for path in (root / LAUNCH_DIR).glob("*.json")
+            if not path.name.removesuffix(".json").endswith(ATTACHMENTS)]
+
+
+def _dump_worker_stacks(root):
+    """Has each live worker of the store at ``root`` write its threads' stacks to its log
+    (``python -m keras_resnets`` does on SIGUSR1)."""
+    from keras_resnets.runs.processes import process_alive
+
+    for record in _launched(root):
+        if process_alive(record.pid):
+            os.kill(record.pid, signal.SIGUSR1)
+    time.sleep(2)
 
 
 def _free_port():
@@ -111,6 +138,12 @@ def server(tmp_path_factory, user_environment):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+    from explorer import workers
+    from explorer.runner import LAUNCH_DIR
+
+    if (runs / LAUNCH_DIR).is_dir():  # workers outlive the app, by design: not the test's
+        for record in _launched(runs):
+            workers.stop(record.pid, record.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +319,7 @@ def test_explorer_in_a_real_browser(server, browser):
     seed_count.fill("1")
     seed_count.press("Enter")
     settle(page)
-    page.get_by_role("button", name="Run seeds").click()
+    page.get_by_role("button", name="Run 1 seed", exact=True).click()  # there once the app has the count
     settle(page)
     no_exception(page, "Compare, starting a seed")
 
@@ -296,7 +329,7 @@ def test_explorer_in_a_real_browser(server, browser):
     _wait_for_runs(server["runs"], 2)
     go(page, "Train")
     go(page, "Compare")
-    page.get_by_text("Run seeds").first.wait_for(timeout=60_000)
+    page.get_by_text("Run more seeds").first.wait_for(timeout=60_000)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=60_000)
     # The table's download comes after the charts: on a loaded machine, seconds after them.
     csv = page.get_by_role("button", name="Table (CSV)")

@@ -64,11 +64,18 @@ def _wait_for_epoch(worker, store, run_id, timeout=300):
     pytest.fail(f"worker {run_id} did not finish an epoch in {timeout} s")
 
 
+def _dump_stacks_then_terminate(worker):
+    worker.send_signal(signal.SIGUSR1)  # the stacks, and the run goes on
+    time.sleep(1)
+    assert worker.poll() is None
+    worker.send_signal(signal.SIGTERM)
+
+
 @pytest.fixture(scope="module")
 def workers(arch_file, store):
     """Three workers, started together: one cancelled, one sent SIGTERM, one killed."""
     actions = {"cancelled": lambda w: store.get("cancelled").request_cancel(),
-               "terminated": lambda w: w.send_signal(signal.SIGTERM),
+               "terminated": _dump_stacks_then_terminate,
                "killed": lambda w: w.kill()}
     started = {run_id: _start_worker(arch_file, store, run_id) for run_id in actions}
     results = {}
@@ -259,6 +266,11 @@ def test_sigterm_interrupts_and_keeps_the_checkpoint(workers, store):
     run = store.get("terminated")
     assert run.status["state"] == "interrupted" and "interrupted after" in run.status["message"]
     assert run.status["epoch"] >= 1 and run.checkpoint_path.exists()
+
+
+def test_sigusr1_writes_every_threads_stack_to_the_log(workers, store):
+    log = (store.root / "terminated.log").read_text(errors="replace")
+    assert "Current thread" in log and 'File "' in log and "keras_resnets" in log
 
 
 def test_killed_worker_is_reported_interrupted(workers, store):

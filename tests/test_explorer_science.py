@@ -135,7 +135,8 @@ def test_run_seeds_launches_new_seeds_of_the_chosen_run(seed_runs, monkeypatch):
     at = app(page="compare")
     at.multiselect(key="compare.runs").set_value([seed_runs[0].id]).run()
     assert at.selectbox(key="compare.seed_source").value == seed_runs[0].id
-    at.number_input(key="compare.seed_count").set_value(2)
+    at.number_input(key="compare.seed_count").set_value(2).run()
+    assert at.button(key="compare.seed_button").label == "Run 2 seeds"  # says what a click starts
     at.button(key="compare.seed_button").click().run()
     assert not at.exception and not at.error
     assert [(request.seed, starting) for request, _, starting in launched] == [(3, 2), (4, 1)]  # share the cores

@@ -134,9 +134,9 @@ def seeds_section(selected, by_id):
         st.selectbox("Design, data, recipe and backend of", selected, key="compare.seed_source",
                      format_func=lambda i: f"{run_rows.describe(by_id[i])} — {i}")
     with c2:
-        st.number_input("Seeds", min_value=1, max_value=10, value=3, key="compare.seed_count")
+        count = st.number_input("Seeds", min_value=1, max_value=10, value=3, key="compare.seed_count")
     with c3:
-        st.button("Run seeds", on_click=run_seeds, key="compare.seed_button", icon=":material/casino:",
+        st.button(f"Run {count} seed{'' if count == 1 else 's'}", on_click=run_seeds, key="compare.seed_button", icon=":material/casino:",
                   help="Starts one worker per seed, each with a seed no run of the group has used.")
     if "compare.seed_error" in st.session_state:
         st.error(st.session_state.pop("compare.seed_error"), icon=":material/error:")
