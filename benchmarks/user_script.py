@@ -22,6 +22,7 @@ Usage (from the repository root)::
 
     python benchmarks/user_script.py                    # writes its section of RESULTS.md
     python benchmarks/user_script.py --backends tensorflow --chunks 0,25 --steps 200
+    python benchmarks/user_script.py --rounds 3         # each figure the median of 3 rounds
     python benchmarks/user_script.py --tiny --output -  # seconds: the smoke test
 """
 
@@ -29,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -146,6 +148,36 @@ def plan(backends, orders, chunks, natives, scale, tiny, bf16=None):
     return runs
 
 
+def merge_rounds(results):
+    """One row per run of the plan, in the plan's order, from the rows of several interleaved
+    rounds: seconds and images/s the medians of the rounds, ``range`` the rounds' images/s
+    min-max; a run that failed in every round keeps its error.
+
+    Example:
+    >>> rows = [{"framework": "native", "backend": "jax", "variant": "jax",
+    ...          "result": {"seconds": 60 / r, "images_per_s": r}} for r in (3, 1, 2)]
+    >>> row, = merge_rounds(rows)
+    >>> row["result"]["images_per_s"], row["result"]["range"], row["rounds"]
+    (2, (1, 3), 3)
+    """
+    groups = {}
+    for r in results:
+        groups.setdefault(label(r), []).append(r)
+    merged = []
+    for runs in groups.values():
+        done = [r for r in runs if "result" in r]
+        if not done:
+            merged.append(runs[0])
+            continue
+        rates = [r["result"]["images_per_s"] for r in done]
+        result = {**done[0]["result"], "images_per_s": statistics.median(rates),
+                  "range": (min(rates), max(rates)),
+                  "seconds": statistics.median(r["result"]["seconds"] for r in done)}
+        merged.append({**done[0], "result": result, "rounds": len(done),
+                       "failed_rounds": len(runs) - len(done)})
+    return merged
+
+
 def label(run):
     if run["framework"] == "native":
         return rb.native_label(run)
@@ -168,7 +200,10 @@ def table(results):
         framework = r["backend"] if r["framework"] == "native" else rb.NATIVE_OF[r["backend"]]
         precision = res.get("dtype_policy") or (
             "bfloat16 autocast" if rb.native_options(r)["autocast"] else "float32")
-        lines.append(f"| {label(r)} | {rb._fmt(res['seconds'])} | {rb._fmt(res['images_per_s'])} "
+        failed = f" (failed in {r['failed_rounds']} of its rounds)" if r.get("failed_rounds") else ""
+        spread = (f" ({rb._fmt(res['range'][0])}-{rb._fmt(res['range'][1])})"
+                  if r.get("rounds", 1) > 1 else "")
+        lines.append(f"| {label(r)}{failed} | {rb._fmt(res['seconds'])} | {rb._fmt(res['images_per_s'])}{spread} "
                      f"| {rb._ratio(res['images_per_s'], best.get(framework))} "
                      f"| {res.get('calls', '-')} | {rb._fmt(res.get('import_s'))} | {precision} |")
     return "\n".join(lines)
@@ -183,7 +218,10 @@ def report(results, meta):
         f"{meta['wall_min']:.1f} min.",
         f"Command: `{meta['command']}`.",
         f"{sizes['steps']} SGD steps of batch {sizes['batch']}, from the first step (compilation "
-        "included) to the last.", "", table(results), ""])
+        "included) to the last."
+        + (f" The whole plan ran {meta['rounds']} times, one round after another: each figure is "
+           "the median of a row's rounds, images/s (min-max) their range." if meta.get("rounds", 1) > 1
+           else ""), "", table(results), ""])
 
 
 def main(argv=None):
@@ -197,6 +235,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help=f"steps in all (default {SIZES['steps']})")
     parser.add_argument("--scale", default="mnist", choices=("mnist", "cifar"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole plan this many times, interleaved; each figure is "
+                             "the median of the rounds")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
@@ -204,6 +245,8 @@ def main(argv=None):
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
+    if args.rounds < 1:
+        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
     backends = [b for b in args.backends.split(",") if b]
     orders = [o for o in args.orders.split(",") if o]
     natives = [v for v in args.native.split(",") if v]
@@ -219,19 +262,21 @@ def main(argv=None):
             run["sizes"] = {**run["sizes"], "steps": args.steps}
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "machine": rb.machine_description(), "load_before": rb._load(), "scale": args.scale,
+            "rounds": args.rounds,
             "command": "python benchmarks/user_script.py " + " ".join(argv or sys.argv[1:])}
     start, results = time.perf_counter(), []
-    for run in runs:
-        print(f"{label(run)} ...", end=" ", flush=True)
+    for i, run in enumerate(runs * args.rounds, 1):
+        print(f"[{i}/{len(runs) * args.rounds}] {label(run)} ...", end=" ", flush=True)
         results.append(rb.run_one(run, args.timeout, script=__file__))
         print("failed: " + results[-1]["error"] if "error" in results[-1]
               else f"{results[-1]['wall_s']:.0f} s", flush=True)
     meta.update(wall_min=(time.perf_counter() - start) / 60, load_after=rb._load())
+    results = merge_rounds(results)
     text = report(results, meta)
     print("\n" + text)
     if args.output and args.output != "-":
         rb._write_section(args.output, text, tag=f"CPU user script {args.scale}")
-    return 0 if all("result" in r for r in results) else 1
+    return 0 if all("result" in r and not r.get("failed_rounds") for r in results) else 1
 
 
 if __name__ == "__main__":

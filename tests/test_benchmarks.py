@@ -532,3 +532,20 @@ def test_inference_rounds_merge_into_one_row_per_run_with_their_range():
     assert "inference_mode (failed in 1 of its rounds)" in table
     failed, = inference.merge_rounds([_inference_row("no_grad", error="timed out")])
     assert failed["error"] == "timed out" and "result" not in failed
+
+
+def test_user_script_rounds_merge_into_one_row_per_run_with_their_range():
+    def row(chunk, rate=None, error=None):
+        run = {"framework": "keras", "backend": "jax", "order": "keras-first", "chunk": chunk}
+        return {**run, "error": error} if error else {
+            **run, "result": {"seconds": 600 / rate, "images_per_s": rate, "calls": 1,
+                              "import_s": 2.0, "dtype_policy": "float32"}}
+
+    one, per_25 = user_script.merge_rounds([row(0, 100.0), row(25, error="timed out"),
+                                            row(0, 300.0), row(25, 50.0), row(0, 200.0)])
+    assert (one["result"]["images_per_s"], one["result"]["range"], one["result"]["seconds"]) == \
+        (200.0, (100.0, 300.0), 3.0)
+    assert (per_25["rounds"], per_25["failed_rounds"]) == (1, 1)
+    table = user_script.table([one, per_25])
+    assert "| jax ours, keras-first, one fit call | 3.0 | 200.0 (100.0-300.0) |" in table
+    assert "a fit call per 25 steps (failed in 1 of its rounds) | 12.0 | 50.0 |" in table
