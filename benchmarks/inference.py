@@ -11,6 +11,9 @@ Rows, each in its own process:
 - ``plain JAX``: benchmarks/native_jax.py's jitted forward pass in evaluation mode;
 - ``<backend> ours|hand, predict``: ``model.predict(x, batch_size=b)``, one call over all
   the images (its fixed cost once);
+- ``<backend> ours|hand, predict_on_batch``: ``model.predict_on_batch`` per batch, Keras'
+  compiled forward pass without ``predict``'s data pipeline (what a server or a loop over
+  single images calls);
 - ``<backend> ours|hand, call``: ``model(x, training=False)`` per batch, as
   ``keras_resnets.experiments`` and the explorer call a model (eager on every backend).
 
@@ -47,7 +50,7 @@ BATCHES = (1, 64, 500)
 IMAGES = {1: 32, 64: 512, 500: 1500}  # images of a timed pass at each batch size
 REPEATS = 5
 TINY = {"batches": (1, 4), "images": {1: 4, 4: 8}, "repeats": 2}
-MODES = ("predict", "call")
+MODES = ("predict", "predict_on_batch", "call")
 # Native rows: the lecture's model as it is, or with what a strong PyTorch user adds.
 NATIVE = {
     "no_grad": {"framework": "torch", "label": "native PyTorch (lecture code), no_grad"},
@@ -160,11 +163,15 @@ def run_keras(spec):
     def predict(x, b):
         model.predict(x, batch_size=b, verbose=0)
 
+    def predict_on_batch(x, b):
+        for i in range(0, len(x), b):
+            model.predict_on_batch(x[i:i + b])
+
     def call(x, b):
         for i in range(0, len(x), b):
             keras.ops.convert_to_numpy(model(x[i:i + b], training=False))
 
-    forward = predict if spec["mode"] == "predict" else call
+    forward = {"predict": predict, "predict_on_batch": predict_on_batch, "call": call}[spec["mode"]]
     result = measure(forward, lambda n: rng.standard_normal((n, *shape), dtype=np.float32),
                      spec["sizes"])
     return {**result, "dtype_policy": model.dtype_policy.name}
