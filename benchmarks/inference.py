@@ -205,23 +205,15 @@ def merge_rounds(results):
     >>> row["result"]["1"]["images_per_s"], row["result"]["1"]["range"], row["rounds"]
     (2, (1, 3), 3)
     """
-    groups = {}
-    for r in results:
-        groups.setdefault(label(r), []).append(r)
-    merged = []
-    for runs in groups.values():
-        done = [r for r in runs if "result" in r]
-        if not done:
-            merged.append(runs[0])
-            continue
+    def combine(done):
         result = dict(done[0]["result"])
         for b in done[0]["sizes"]["batches"]:
             rates = [r["result"][str(b)]["images_per_s"] for r in done]
             result[str(b)] = {"images_per_s": statistics.median(rates), "range": (min(rates), max(rates)),
                               "call_s": statistics.median(r["result"][str(b)]["call_s"] for r in done)}
-        merged.append({**done[0], "result": result, "rounds": len(done),
-                       "failed_rounds": len(runs) - len(done)})
-    return merged
+        return result
+
+    return rb.merge_rows(results, label, combine)
 
 
 def label(run):

@@ -229,25 +229,41 @@ def merge_rounds(results):
     >>> row["result"]["train"]["median"], row["rounds"]
     (2, 3)
     """
-    groups = {}
-    for r in results:
-        groups.setdefault((r["scale_name"], label(r)), []).append(r)
-    merged = []
-    for runs in groups.values():
-        done = [r for r in runs if "result" in r]
-        if not done:
-            merged.append(runs[0])
-            continue
+    def combine(done):
         result = dict(done[0]["result"])
         for kind in ("train", "infer", "train_cpu"):
             if kind in result:
                 result[kind] = _summary([r["result"][kind]["median"] for r in done
                                          if r["result"][kind]["median"] is not None])
-        for key, combine in (("first_step_s", statistics.median), ("peak_rss_mib", max)):
+        for key, reduce in (("first_step_s", statistics.median), ("peak_rss_mib", max)):
             if key in result:
-                result[key] = combine(r["result"][key] for r in done)
-        merged.append({**done[0], "result": result, "rounds": len(done),
-                       "failed_rounds": len(runs) - len(done)})
+                result[key] = reduce(r["result"][key] for r in done)
+        return result
+
+    return merge_rows(results, lambda r: (r["scale_name"], label(r)), combine)
+
+
+def merge_rows(results, key, combine):
+    """One row per ``key(row)``, in the order of first appearance, from the rows of several
+    interleaved rounds: its result ``combine(done)`` of the rounds that finished, with
+    ``rounds`` and ``failed_rounds`` counted; a run that failed in every round keeps its
+    first row (and its error).
+
+    Example:
+    >>> rows = [{"name": "a", "result": 1}, {"name": "a", "error": "timed out"},
+    ...         {"name": "a", "result": 3}, {"name": "b", "error": "exit code 1"}]
+    >>> a, b = merge_rows(rows, lambda r: r["name"], lambda done: [r["result"] for r in done])
+    >>> a["result"], a["rounds"], a["failed_rounds"], b["error"]
+    ([1, 3], 2, 1, 'exit code 1')
+    """
+    groups = {}
+    for r in results:
+        groups.setdefault(key(r), []).append(r)
+    merged = []
+    for runs in groups.values():
+        done = [r for r in runs if "result" in r]
+        merged.append({**done[0], "result": combine(done), "rounds": len(done),
+                       "failed_rounds": len(runs) - len(done)} if done else runs[0])
     return merged
 
 

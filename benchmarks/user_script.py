@@ -160,22 +160,13 @@ def merge_rounds(results):
     >>> row["result"]["images_per_s"], row["result"]["range"], row["rounds"]
     (2, (1, 3), 3)
     """
-    groups = {}
-    for r in results:
-        groups.setdefault(label(r), []).append(r)
-    merged = []
-    for runs in groups.values():
-        done = [r for r in runs if "result" in r]
-        if not done:
-            merged.append(runs[0])
-            continue
+    def combine(done):
         rates = [r["result"]["images_per_s"] for r in done]
-        result = {**done[0]["result"], "images_per_s": statistics.median(rates),
-                  "range": (min(rates), max(rates)),
-                  "seconds": statistics.median(r["result"]["seconds"] for r in done)}
-        merged.append({**done[0], "result": result, "rounds": len(done),
-                       "failed_rounds": len(runs) - len(done)})
-    return merged
+        return {**done[0]["result"], "images_per_s": statistics.median(rates),
+                "range": (min(rates), max(rates)),
+                "seconds": statistics.median(r["result"]["seconds"] for r in done)}
+
+    return rb.merge_rows(results, label, combine)
 
 
 def label(run):
