@@ -248,9 +248,7 @@ def table(results, b):
             continue
         value = rate(r)
         framework = r["backend"] if r["framework"] == "native" else rb.NATIVE_OF[r["backend"]]
-        failed = f" (failed in {r['failed_rounds']} of its rounds)" if r.get("failed_rounds") else ""
-        spread = r["result"][str(b)]["range"] if r.get("rounds", 1) > 1 else None
-        shown = rb._fmt(value) + (f" ({rb._fmt(spread[0])}-{rb._fmt(spread[1])})" if spread else "")
+        failed, shown = rb.rate_cells(r, value, r["result"][str(b)].get("range"))
         lines.append(
             f"| {label(r)}{failed} | {shown} | {rb._ratio(value, native.get('no_grad'))} "
             f"| {rb._ratio(value, native.get('inference_mode'))} "
@@ -271,9 +269,7 @@ def report(results, meta):
              + f"; medians of {sizes.get('repeats')} passes after a warm-up pass. "
              "One call: the median time of a call on one batch.", ""]
     if meta.get("rounds", 1) > 1:
-        lines[-1:-1] = [f"The whole plan ran {meta['rounds']} times, one round after another: "
-                        "each figure is the median of a row's rounds, images/s (min-max) their "
-                        "range."]
+        lines[-1:-1] = [rb.rounds_note(meta["rounds"])]
     for b in sizes.get("batches", ()):
         lines += [table(results, b), ""]
     return "\n".join(lines)
@@ -297,9 +293,7 @@ def main(argv=None):
                         help=f"native rows, of {', '.join(NATIVE)} ('' for none)")
     parser.add_argument("--scale", default="mnist", choices=("mnist", "cifar"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the whole plan this many times, interleaved; each figure is "
-                             "the median of the rounds")
+    rb.add_rounds_argument(parser)
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
@@ -307,8 +301,6 @@ def main(argv=None):
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
-    if args.rounds < 1:
-        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
     choices = {"backends": rb.BACKENDS, "models": ("ours", "hand"), "modes": MODES,
                "native": tuple(NATIVE)}
     chosen = {}
@@ -323,12 +315,8 @@ def main(argv=None):
             "command": "python benchmarks/inference.py " + " ".join(argv or sys.argv[1:])}
     runs = plan(chosen["backends"], chosen["models"], chosen["modes"], chosen["native"],
                 args.scale, args.tiny)
-    start, results = time.perf_counter(), []
-    for i, run in enumerate(runs * args.rounds, 1):
-        print(f"[{i}/{len(runs) * args.rounds}] {label(run)} ...", end=" ", flush=True)
-        results.append(rb.run_one(run, args.timeout, script=__file__))
-        print("failed: " + results[-1]["error"] if "error" in results[-1]
-              else f"{results[-1]['wall_s']:.0f} s", flush=True)
+    start = time.perf_counter()
+    results = rb.run_rounds(runs, args.rounds, args.timeout, __file__, label)
     meta.update(wall_min=(time.perf_counter() - start) / 60, load_after=rb._load())
     results = merge_rounds(results)
     text = report(results, meta)

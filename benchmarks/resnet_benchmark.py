@@ -243,6 +243,50 @@ def merge_rounds(results):
     return merge_rows(results, lambda r: (r["scale_name"], label(r)), combine)
 
 
+def add_rounds_argument(parser):
+    """``--rounds N``: the whole plan N times, one round after another, each figure the median
+    of a row's rounds; N below 1 is refused with the option named."""
+    def count(text):
+        n = int(text)
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{n} is not a number of rounds (1 or more)")
+        return n
+
+    parser.add_argument("--rounds", type=count, default=1,
+                        help="run the whole plan this many times, interleaved; each figure is "
+                             "the median of the rounds")
+
+
+def run_rounds(runs, rounds, timeout, script, name):
+    """Each run of the plan in its own process (`run_one`), the plan ``rounds`` times over, a
+    line of progress each; the rows in the order they ran, for ``merge_rows``."""
+    results = []
+    for i, run in enumerate(runs * rounds, 1):
+        print(f"[{i}/{len(runs) * rounds}] {name(run)} ...", end=" ", flush=True)
+        results.append(run_one(run, timeout, script=script))
+        print("failed: " + results[-1]["error"] if "error" in results[-1]
+              else f"{results[-1]['wall_s']:.0f} s", flush=True)
+    return results
+
+
+def rounds_note(rounds):
+    """The report's sentence on a run of several rounds ('' for one)."""
+    return (f"The whole plan ran {rounds} times, one round after another: each figure is the "
+            "median of a row's rounds, images/s (min-max) their range." if rounds > 1 else "")
+
+
+def rate_cells(row, rate, spread):
+    """A merged row's name suffix and its images/s cell: ' (failed in N of its rounds)' where
+    rounds failed, the rounds' ``spread`` (min, max) after the median where there were several.
+
+    >>> rate_cells({"rounds": 3, "failed_rounds": 1}, 2.0, (1.0, 3.0))
+    (' (failed in 1 of its rounds)', '2.0 (1.0-3.0)')
+    """
+    failed = f" (failed in {row['failed_rounds']} of its rounds)" if row.get("failed_rounds") else ""
+    shown = _fmt(rate) + (f" ({_fmt(spread[0])}-{_fmt(spread[1])})" if row.get("rounds", 1) > 1 else "")
+    return failed, shown
+
+
 def merge_rows(results, key, combine):
     """One row per ``key(row)``, in the order of first appearance, from the rows of several
     interleaved rounds: its result ``combine(done)`` of the rounds that finished, with
@@ -945,16 +989,12 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
     parser.add_argument("--json", help="also write the raw results to this JSON file")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the plan this many times, round after round (interleaved); "
-                             "each row's figures are the medians over the rounds")
+    add_rounds_argument(parser)
     args = parser.parse_args(argv)
 
     if args.worker:
         worker_main(args.worker)
         return 0
-    if args.rounds < 1:
-        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
 
     backends = (args.backends.split(",") if args.backends is not None
                 else GPU_BACKENDS if args.gpu else BACKENDS)

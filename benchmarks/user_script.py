@@ -191,10 +191,8 @@ def table(results):
         framework = r["backend"] if r["framework"] == "native" else rb.NATIVE_OF[r["backend"]]
         precision = res.get("dtype_policy") or (
             "bfloat16 autocast" if rb.native_options(r)["autocast"] else "float32")
-        failed = f" (failed in {r['failed_rounds']} of its rounds)" if r.get("failed_rounds") else ""
-        spread = (f" ({rb._fmt(res['range'][0])}-{rb._fmt(res['range'][1])})"
-                  if r.get("rounds", 1) > 1 else "")
-        lines.append(f"| {label(r)}{failed} | {rb._fmt(res['seconds'])} | {rb._fmt(res['images_per_s'])}{spread} "
+        failed, shown = rb.rate_cells(r, res["images_per_s"], res.get("range"))
+        lines.append(f"| {label(r)}{failed} | {rb._fmt(res['seconds'])} | {shown} "
                      f"| {rb._ratio(res['images_per_s'], best.get(framework))} "
                      f"| {res.get('calls', '-')} | {rb._fmt(res.get('import_s'))} | {precision} |")
     return "\n".join(lines)
@@ -208,11 +206,10 @@ def report(results, meta):
         f"load average before: {meta['load_before']}, after: {meta['load_after']}; "
         f"{meta['wall_min']:.1f} min.",
         f"Command: `{meta['command']}`.",
-        f"{sizes['steps']} SGD steps of batch {sizes['batch']}, from the first step (compilation "
-        "included) to the last."
-        + (f" The whole plan ran {meta['rounds']} times, one round after another: each figure is "
-           "the median of a row's rounds, images/s (min-max) their range." if meta.get("rounds", 1) > 1
-           else ""), "", table(results), ""])
+        " ".join(filter(None, [(f"{sizes['steps']} SGD steps of batch {sizes['batch']}, from "
+                                "the first step (compilation included) to the last."),
+                               rb.rounds_note(meta.get("rounds", 1))])),
+        "", table(results), ""])
 
 
 def main(argv=None):
@@ -226,9 +223,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help=f"steps in all (default {SIZES['steps']})")
     parser.add_argument("--scale", default="mnist", choices=("mnist", "cifar"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: the smoke test")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the whole plan this many times, interleaved; each figure is "
-                             "the median of the rounds")
+    rb.add_rounds_argument(parser)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"),
                         help="Markdown file to write ('-': none)")
@@ -236,8 +231,6 @@ def main(argv=None):
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
-    if args.rounds < 1:
-        parser.error(f"--rounds: {args.rounds} is not a number of rounds (1 or more)")
     backends = [b for b in args.backends.split(",") if b]
     orders = [o for o in args.orders.split(",") if o]
     natives = [v for v in args.native.split(",") if v]
@@ -255,12 +248,8 @@ def main(argv=None):
             "machine": rb.machine_description(), "load_before": rb._load(), "scale": args.scale,
             "rounds": args.rounds,
             "command": "python benchmarks/user_script.py " + " ".join(argv or sys.argv[1:])}
-    start, results = time.perf_counter(), []
-    for i, run in enumerate(runs * args.rounds, 1):
-        print(f"[{i}/{len(runs) * args.rounds}] {label(run)} ...", end=" ", flush=True)
-        results.append(rb.run_one(run, args.timeout, script=__file__))
-        print("failed: " + results[-1]["error"] if "error" in results[-1]
-              else f"{results[-1]['wall_s']:.0f} s", flush=True)
+    start = time.perf_counter()
+    results = rb.run_rounds(runs, args.rounds, args.timeout, __file__, label)
     meta.update(wall_min=(time.perf_counter() - start) / 60, load_after=rb._load())
     results = merge_rounds(results)
     text = report(results, meta)
